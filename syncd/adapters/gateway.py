@@ -1,0 +1,381 @@
+"""EditorGateway: the WebSocket server that editors connect to, plus /healthz, /readyz and /metrics.
+
+It translates and makes no decisions about the data: frames are parsed and validated
+(:mod:`syncd.protocol`), tokens checked (:mod:`syncd.auth`), and what remains goes to the daemon
+through the :class:`EditorHandler` port. What the daemon sends back is bytes, serialized once and
+queued on every connection that should get them.
+
+Each connection has its own bounded send queue and one task that writes it out, so a slow editor
+only ever delays itself: when its queue passes the bound (frames or bytes), the backlog is dropped
+and the daemon queues a fresh ``snapshot`` in its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from syncd.auth import TokenVerifier
+from syncd.config import GatewaySettings
+from syncd.errors import EditRejected
+from syncd.protocol import FrameError, Hello, Mutation, Ping, encode, parse_frame
+
+log = logging.getLogger(__name__)
+
+EDITOR_PATH = "/v1/editor"
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_HELLO_TIMEOUT = 4408
+CLOSE_RATE_LIMITED = 4429
+CLOSE_RESTART = 1012
+
+_CLOSE_FOR_CODE = {
+    "unauthorized": CLOSE_UNAUTHORIZED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+}
+
+
+class Refused(Exception):
+    """The daemon will not let this editor open the project.
+
+    Args:
+        code: protocol error code (``unauthorized``, ``forbidden``, ``not_found``, ``unavailable``).
+        message: what is wrong, safe to send to the editor.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class EditorHandler(Protocol):
+    """What the gateway needs from the daemon."""
+
+    async def open(self, conn: EditorConnection, hello: Hello, user_id: str | None) -> None:
+        """Attach an editor that said hello; raise :class:`Refused` to turn it away."""
+
+    def receive(self, conn: EditorConnection, mutation: Mutation) -> None:
+        """Take a validated mutation of an attached editor."""
+
+    def closed(self, conn: EditorConnection) -> None:
+        """The editor's connection is gone."""
+
+    def overflowed(self, conn: EditorConnection) -> None:
+        """The editor's backlog was dropped: queue a fresh snapshot for it."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the backend is connected and subscribed, and why not."""
+
+    def metrics(self) -> bytes:
+        """The Prometheus text exposition."""
+
+
+@dataclass(eq=False)
+class EditorConnection:
+    """One editor's socket and its send queue.
+
+    Args:
+        conn_id: a short id for logs and for the core (``c1``, ``c2``, ...).
+        ws: the WebSocket connection.
+        max_frames: frames the queue may hold before it overflows.
+        max_bytes: bytes the queue may hold before it overflows.
+    """
+
+    conn_id: str
+    ws: ServerConnection
+    max_frames: int
+    max_bytes: int
+    project_id: str | None = None
+    client_id: str | None = None
+    user_id: str | None = None
+    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
+    _queue: deque[bytes] = field(default_factory=deque)
+    _queued_bytes: int = 0
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: tuple[int, str] | None = None
+    overflows: int = 0
+
+    def __post_init__(self) -> None:
+        self.log = logging.LoggerAdapter(log, {"conn": self.conn_id})
+
+    def send(self, data: bytes) -> bool:
+        """Queue ``data``; return False when the queue overflowed and was emptied instead."""
+        if self._closing is not None:
+            return True
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        self._wakeup.set()
+        if len(self._queue) > self.max_frames or self._queued_bytes > self.max_bytes:
+            self.overflows += 1
+            self.log.warning(
+                "editor is not reading: dropping %d queued frames (%d bytes), a snapshot follows",
+                len(self._queue),
+                self._queued_bytes,
+            )
+            self._queue.clear()
+            self._queued_bytes = 0
+            return False
+        return True
+
+    def send_now(self, data: bytes) -> None:
+        """Queue ``data`` even past the bound: a snapshot that replaces a dropped backlog."""
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close once what is queued now has been written."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._wakeup.set()
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Frames and bytes waiting to be written."""
+        return len(self._queue), self._queued_bytes
+
+    async def write_loop(self) -> None:
+        """Write queued frames until the connection closes."""
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    data = self._queue.popleft()
+                    self._queued_bytes -= len(data)
+                    await self.ws.send(data, text=True)
+                if self._closing is not None:
+                    await self.ws.close(*self._closing)
+                    return
+        except ConnectionClosed:
+            return
+
+
+def error_frame(code: str, message: str, mid: int | None = None) -> bytes:
+    """An ``error`` frame."""
+    return encode({"type": "error", "mid": mid, "code": code, "message": message})
+
+
+class _RateLimit:
+    """A token bucket: ``rate`` mutations per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class EditorGateway:
+    """Serves editors over WebSocket at ``/v1/editor`` and health, readiness and metrics over HTTP.
+
+    Args:
+        settings: address, frame and queue limits, rate limit, hello timeout.
+        handler: the daemon side (see :class:`EditorHandler`).
+        verifier: checks editors' tokens.
+    """
+
+    name = "gateway"
+
+    def __init__(self, settings: GatewaySettings, handler: EditorHandler, verifier: TokenVerifier) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._verifier = verifier
+        self._server: Server | None = None
+        self._conns: dict[str, EditorConnection] = {}
+        self._ids = itertools.count(1)
+        self.port = settings.port
+
+    async def __aenter__(self) -> EditorGateway:
+        s = self._settings
+        self._server = await serve(
+            self._serve,
+            s.host,
+            s.port,
+            process_request=self._http,
+            # Frames up to max_frame_bytes get an error frame and the connection stays usable;
+            # far larger ones would cost memory just to refuse, so the library closes with 1009.
+            max_size=s.max_frame_bytes * 4,
+            compression=None,
+            server_header=None,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        log.info("listening on ws://%s:%d%s", s.host, self.port, EDITOR_PATH)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def run(self) -> None:
+        """Wait until the server is closed (closing happens in ``__aexit__``)."""
+        assert self._server is not None
+        await self._server.wait_closed()
+
+    async def close(self) -> None:
+        """Stop accepting editors and close every connection with 1012 (daemon restarting)."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close(close_connections=False)
+        for conn in list(self._conns.values()):
+            conn.close(CLOSE_RESTART, "daemon restarting")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await server.wait_closed()
+
+    @property
+    def connections(self) -> Iterable[EditorConnection]:
+        """The open editor connections."""
+        return self._conns.values()
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == EDITOR_PATH:
+            return None
+        if path == "/healthz":
+            return _response(http.HTTPStatus.OK, b'{"status":"ok"}', "application/json")
+        if path == "/readyz":
+            ready, why = self._handler.readiness()
+            body = json.dumps({"ready": ready, "reason": why}).encode()
+            status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
+            return _response(status, body, "application/json")
+        if path == "/metrics":
+            return _response(http.HTTPStatus.OK, self._handler.metrics(), METRICS_CONTENT_TYPE)
+        return _response(http.HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        s = self._settings
+        conn = EditorConnection(f"c{next(self._ids)}", ws, s.send_queue_frames, s.send_queue_bytes)
+        hello = await self._hello(conn)
+        if hello is None:
+            return
+        writer = asyncio.create_task(conn.write_loop(), name=f"syncd.gateway.write.{conn.conn_id}")
+        self._conns[conn.conn_id] = conn
+        try:
+            try:
+                await self._handler.open(conn, hello, conn.user_id)
+            except Refused as exc:
+                conn.log.info("refused: %s", exc.message)
+                conn.send_now(error_frame(exc.code, exc.message))
+                conn.close(_CLOSE_FOR_CODE.get(exc.code, 1011), exc.message[:120])
+                await writer
+                return
+            conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
+            await self._receive(conn)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._conns.pop(conn.conn_id, None)
+            if conn.project_id is not None:
+                self._handler.closed(conn)
+            if not writer.done():
+                conn.close(1000, "")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1):
+                        await asyncio.shield(writer)
+                writer.cancel()
+            conn.log.info("closed (%s)", ws.close_code)
+
+    async def _hello(self, conn: EditorConnection) -> Hello | None:
+        """Wait for a valid hello with a valid token; close the connection and return None otherwise."""
+        s = self._settings
+        try:
+            async with asyncio.timeout(s.hello_timeout):
+                data = await conn.ws.recv()
+        except TimeoutError:
+            why = f"no hello within {s.hello_timeout:g} s"
+            await _refuse(conn.ws, CLOSE_HELLO_TIMEOUT, "unauthorized", why)
+            return None
+        except ConnectionClosed:
+            return None
+        try:
+            frame = parse_frame(data, max_bytes=s.max_frame_bytes)
+        except FrameError as exc:
+            await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
+            return None
+        if not isinstance(frame, Hello):
+            await _refuse(conn.ws, CLOSE_UNAUTHORIZED, "unauthorized", "the first frame must be hello")
+            return None
+        if frame.token is not None:
+            try:
+                conn.user_id = await self._verifier.verify(frame.token)
+            except EditRejected as exc:
+                await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
+                return None
+        conn.project_id = frame.project_id.lower()
+        conn.client_id = frame.client_id.lower()
+        conn.log = logging.LoggerAdapter(log, {"conn": conn.conn_id, "project": conn.project_id})
+        return frame
+
+    async def _receive(self, conn: EditorConnection) -> None:
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        bucket = _RateLimit(s.mutation_rate, s.mutation_burst, loop.time())
+        async for data in conn.ws:
+            try:
+                frame = parse_frame(data, max_bytes=s.max_frame_bytes)
+            except FrameError as exc:
+                conn.send(error_frame(exc.code, exc.message, exc.mid))
+                continue
+            match frame:
+                case Ping():
+                    conn.send(encode({"type": "pong", "t": frame.t}))
+                case Hello():
+                    conn.send(error_frame("bad_request", "hello: already said; one project per connection"))
+                case _:
+                    if not bucket.take(loop.time()):
+                        conn.log.warning("rate limit exceeded; closing")
+                        conn.send_now(error_frame("rate_limited", "too many mutations per second", frame.mid))
+                        conn.close(CLOSE_RATE_LIMITED, "rate limited")
+                        return
+                    self._handler.receive(conn, frame)
+
+
+def fan_out(
+    conns: Iterable[EditorConnection], data: bytes, on_overflow: Callable[[EditorConnection], None]
+) -> int:
+    """Queue the same bytes on every connection; return how many got them."""
+    sent = 0
+    for conn in conns:
+        if conn.send(data):
+            sent += 1
+        else:
+            on_overflow(conn)
+    return sent
+
+
+async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(error_frame(code, message), text=True)
+        await ws.close(close_code, message[:120])
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return Response(status.value, status.phrase, headers, body)

@@ -1,0 +1,103 @@
+"""Editors' access tokens: Supabase JWTs, checked with the project's JWT secret or its JWKS.
+
+Who may open which project is decided by :func:`may_open`, the rule of the seed's RLS policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import jwt
+from pydantic import SecretStr
+
+from syncd.errors import EditRejected
+
+log = logging.getLogger(__name__)
+
+_ASYMMETRIC = ("RS256", "ES256")
+
+
+class TokenVerifier:
+    """Checks an editor's token and returns its user id (the ``sub`` claim).
+
+    Args:
+        jwt_secret: the Supabase project's JWT secret, for HS256 tokens; None refuses them.
+        jwks_url: the project's JWKS endpoint, for RS256/ES256 tokens; None refuses them.
+        audience: the ``aud`` claim a token must carry; None skips that check.
+    """
+
+    def __init__(self, *, jwt_secret: SecretStr | None, jwks_url: str | None, audience: str | None) -> None:
+        self._secret = jwt_secret
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600) if jwks_url else None
+        self._audience = audience
+
+    async def verify(self, token: str) -> str:
+        """Return the user id of a valid token.
+
+        Raises:
+            EditRejected: code ``unauthorized``; the message says why, never what the token holds.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise EditRejected("unauthorized", "token is not a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm == "HS256":
+            if self._secret is None:
+                raise EditRejected("unauthorized", "HS256 tokens need SUPABASE_JWT_SECRET, which is not set")
+            key: Any = self._secret.get_secret_value()
+        elif algorithm in _ASYMMETRIC:
+            if self._jwks is None:
+                raise EditRejected("unauthorized", f"{algorithm} tokens need auth.jwks_url, which is not set")
+            key = await self._signing_key(token)
+        else:
+            raise EditRejected("unauthorized", f"token algorithm {algorithm!r} is not accepted")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise EditRejected("unauthorized", "token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise EditRejected("unauthorized", f"token refused: {_reason(exc)}") from None
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise EditRejected("unauthorized", "token has no user (sub)")
+        return sub
+
+    async def _signing_key(self, token: str) -> Any:
+        assert self._jwks is not None
+        try:
+            # PyJWKClient fetches with blocking urllib; keep the event loop free.
+            signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWKClientError as exc:
+            log.warning("JWKS lookup failed: %s", exc)
+            raise EditRejected("unauthorized", "token signing key not found in JWKS") from None
+        return signing_key.key
+
+
+def _reason(exc: jwt.InvalidTokenError) -> str:
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "bad signature"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "wrong audience"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing claim {exc.claim}"
+    return "malformed token"
+
+
+def may_open(project_user_id: str | None, user_id: str | None, *, allow_anonymous: bool) -> bool:
+    """Whether a user (None: anonymous) may open a project owned by ``project_user_id``.
+
+    The seed's rule: a user opens their own projects; projects owned by nobody are open to
+    anonymous editors when anonymous access is on, and to nobody else.
+    """
+    if project_user_id is None:
+        return user_id is None and allow_anonymous
+    return user_id is not None and user_id.lower() == project_user_id.lower()

@@ -1,0 +1,341 @@
+"""Settings: a TOML file, then the environment, validated by pydantic-settings.
+
+Where a value comes from, highest priority first:
+
+1. ``SYNCD_<SECTION>__<KEY>`` environment variables (``SYNCD_GATEWAY__PORT=9000``);
+2. the three names the studio already uses: ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` and
+   ``SUPABASE_JWT_SECRET``;
+3. the TOML file: ``--config PATH``, else ``config/syncd.toml`` under the working directory, else
+   ``/etc/syncd/syncd.toml``, else none;
+4. the defaults below (``config/syncd.toml`` lists them all).
+
+Unknown keys are errors, wherever they come from. Secrets are ``SecretStr``: they print as stars.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from syncd.errors import ConfigError
+
+ENV_PREFIX = "SYNCD_"
+DEFAULT_CONFIG_PATHS = (Path("config/syncd.toml"), Path("/etc/syncd/syncd.toml"))
+SEED_ENV = {
+    "SUPABASE_URL": "url",
+    "SUPABASE_SERVICE_KEY": "service_key",
+    "SUPABASE_JWT_SECRET": "jwt_secret",
+}
+"""Environment names of the studio's seed, and the ``[supabase]`` key each one sets."""
+
+Mode = Literal["supabase", "local"]
+"""Which backend the daemon runs on."""
+
+
+def _url(schemes: tuple[str, ...]) -> Any:
+    """An annotation for a URL string whose scheme is one of ``schemes`` and that names a host."""
+
+    def check(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"expected a URL like {schemes[0]}://host[:port], got {value!r}")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in {value!r}") from exc
+        return value.rstrip("/")
+
+    return Annotated[str, AfterValidator(check)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blanks_are_unset(cls, data: Any) -> Any:
+        # An empty string in the TOML file or an empty env var means "not set".
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class DaemonSettings(_Section):
+    """Where the daemon keeps its files and how it stops.
+
+    Args:
+        state_dir: folder of the outbox and of the embedded store (``$STATE_DIRECTORY`` under systemd).
+        shutdown_timeout: seconds that a shutdown may spend writing pending edits.
+        project_idle_timeout: seconds a project stays open after its last editor leaves.
+    """
+
+    state_dir: Path = Path(".syncd")
+    shutdown_timeout: PositiveSeconds = 10.0
+    project_idle_timeout: PositiveSeconds = 30.0
+
+
+class GatewaySettings(_Section):
+    """The editor WebSocket server and its limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    send_queue_frames: int = Field(default=1000, ge=1)
+    send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    mutation_rate: float = Field(default=200.0, gt=0)
+    mutation_burst: int = Field(default=400, ge=1)
+    hello_timeout: PositiveSeconds = 10.0
+
+
+class AuthSettings(_Section):
+    """How editors' tokens are checked.
+
+    Args:
+        jwks_url: a JWKS endpoint for RS256/ES256 tokens; HS256 tokens use ``supabase.jwt_secret``.
+        allow_anonymous: whether editors without a token may open projects whose ``user_id`` is NULL;
+            unset means on in local mode and off in Supabase mode.
+    """
+
+    jwks_url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
+    allow_anonymous: bool | None = None
+    audience: str | None = "authenticated"
+
+
+class DebounceSettings(_Section):
+    """Write pending edits ``quiet`` s after the last edit, at most ``max_wait`` s after the first."""
+
+    quiet: PositiveSeconds = 1.5
+    max_wait: PositiveSeconds = 5.0
+
+    @model_validator(mode="after")
+    def _cap_not_below_quiet(self) -> DebounceSettings:
+        if self.max_wait < self.quiet:
+            raise ValueError("max_wait must not be shorter than quiet")
+        return self
+
+
+class EngineSettings(_Section):
+    """Live state kept per project."""
+
+    history_size: int = Field(default=10_000, ge=0)
+
+
+class WriterSettings(_Section):
+    """Retries of failed writes: exponential backoff with jitter between the two delays (seconds)."""
+
+    retry_initial_delay: PositiveSeconds = 0.5
+    retry_max_delay: PositiveSeconds = 30.0
+    request_timeout: PositiveSeconds = 10.0
+
+
+class SupabaseSettings(_Section):
+    """The Supabase project; with ``url`` and ``service_key`` set, syncd runs in Supabase mode."""
+
+    url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
+    service_key: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    resync_interval: PositiveSeconds = 30.0
+
+    @model_validator(mode="after")
+    def _url_and_key_together(self) -> SupabaseSettings:
+        if (self.url is None) != (self.service_key is None):
+            missing = "url (SUPABASE_URL)"
+            if self.service_key is None:
+                missing = "service_key (SUPABASE_SERVICE_KEY)"
+            raise ValueError(f"{missing} is required when the other of url/service_key is set")
+        return self
+
+
+class MqttSettings(_Section):
+    """The MQTT bridge; off while ``url`` is unset."""
+
+    url: _url(("mqtt", "mqtts")) | None = None  # type: ignore[valid-type]
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    topic_prefix: str = "omegaframe/v1"
+    qos: Literal[0, 1, 2] = 1
+    backlog: int = Field(default=10_000, ge=1)
+    client_id: str | None = None
+
+
+class LogSettings(_Section):
+    """Log lines on stderr: plain (for journald) or JSON."""
+
+    format: Literal["plain", "json"] = "plain"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+_toml_path: ContextVar[Path | None] = ContextVar("syncd_toml_path", default=None)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file chosen by :func:`load_settings`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = _toml_path.get()
+        if path is None:
+            return {}
+        try:
+            with path.open("rb") as f:
+                return tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+class _SeedEnvSource(PydanticBaseSettingsSource):
+    """Reads ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` and ``SUPABASE_JWT_SECRET``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError
+
+    def __call__(self) -> dict[str, Any]:
+        found = {key: os.environ[name] for name, key in SEED_ENV.items() if os.environ.get(name)}
+        return {"supabase": found} if found else {}
+
+
+class SyncdSettings(BaseSettings):
+    """Every setting of the daemon, one section per part."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    daemon: DaemonSettings = DaemonSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    auth: AuthSettings = AuthSettings()
+    debounce: DebounceSettings = DebounceSettings()
+    engine: EngineSettings = EngineSettings()
+    writer: WriterSettings = WriterSettings()
+    supabase: SupabaseSettings = SupabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SeedEnvSource(settings_cls), _TomlSource(settings_cls))
+
+    @property
+    def mode(self) -> Mode:
+        """``supabase`` when a Supabase project is configured, else ``local``."""
+        return "supabase" if self.supabase.url is not None else "local"
+
+    @property
+    def allow_anonymous(self) -> bool:
+        """Whether token-less editors may open anonymous projects."""
+        if self.auth.allow_anonymous is not None:
+            return self.auth.allow_anonymous
+        return self.mode == "local"
+
+
+def find_config_file(explicit: Path | None) -> Path | None:
+    """Return the TOML file to read: ``explicit`` (which must exist), else the first default that exists."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: no such config file")
+        return explicit
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> SyncdSettings:
+    """Read and validate the settings.
+
+    Args:
+        config: the ``--config`` path, or None to look in the default places.
+        **overrides: sections to override, as from command-line options (``daemon={"state_dir": ...}``).
+
+    Raises:
+        ConfigError: a file that cannot be read, or a key that is unknown or wrong; the message names it.
+    """
+    path = find_config_file(config)
+    _check_env_names(os.environ)
+    token = _toml_path.set(path)
+    try:
+        return SyncdSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuse ``SYNCD_*`` variables that name no setting: a typo must not be ignored silently."""
+    sections = SyncdSettings.model_fields
+    for name in environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in sections:
+            known = ", ".join(sections)
+            raise ConfigError(f"environment variable {name}: no section {section!r} (known: {known})")
+        model = sections[section].annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        if key and key not in model.model_fields:
+            raise ConfigError(f"environment variable {name}: unknown key {section}.{key}")
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem, each naming the key as ``section.key``; never the value of a secret."""
+    where = f" (in {path} or the environment)" if path else " (in the environment)"
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in err["loc"]) or "settings"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{key}: {message}")
+    return "invalid configuration" + where + ":\n  " + "\n  ".join(lines)
+
+
+def describe_settings(settings: SyncdSettings) -> Iterator[str]:
+    """Yield ``section.key = value`` lines of the effective settings, secrets masked."""
+    yield f"# mode: {settings.mode}"
+    for section in SyncdSettings.model_fields:
+        values = getattr(settings, section)
+        for key in type(values).model_fields:
+            value = getattr(values, key)
+            yield f"{section}.{key} = {_show(value)}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return '"**********"'
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return f'"{value}"'

@@ -1,0 +1,44 @@
+"""What the core knows of the synced tables: their names and which fields an editor may change.
+
+The database schema (supabase/migrations) and the row models (syncd/models.py) hold the column types;
+tests/test_models.py checks that the three agree.
+"""
+
+from typing import Final, Literal
+
+Table = Literal["projects", "scenes", "clips"]
+"""A table whose rows syncd keeps live."""
+
+TABLES: Final[tuple[Table, ...]] = ("projects", "scenes", "clips")
+
+CHILD_TABLES: Final[tuple[Table, ...]] = ("scenes", "clips")
+"""Tables whose rows editors may insert, delete and reorder; each row has a ``project_id``."""
+
+READ_ONLY_FIELDS: Final[frozenset[str]] = frozenset(
+    {"id", "project_id", "user_id", "created_at", "updated_at", "version"}
+)
+"""Fields that only the database sets."""
+
+EDITABLE_FIELDS: Final[dict[Table, frozenset[str]]] = {
+    "projects": frozenset({"title", "script", "status", "aspect_ratio", "settings"}),
+    "scenes": frozenset({"scene_index", "heading", "body", "duration", "voice_id"}),
+    "clips": frozenset(
+        {
+            "scene_id",
+            "provider",
+            "prompt",
+            "file_url",
+            "thumbnail_url",
+            "status",
+            "duration",
+            "trim_start",
+            "trim_end",
+            "order_index",
+            "metadata",
+        }
+    ),
+}
+"""Fields an editor may set with ``patch`` or ``insert``."""
+
+ORDER_FIELD: Final[dict[Table, str]] = {"scenes": "scene_index", "clips": "order_index"}
+"""The field that ``reorder`` sets to a row's position."""

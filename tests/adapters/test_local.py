@@ -1,0 +1,216 @@
+"""Tests of syncd/adapters/local.py: the embedded store and its apply semantics."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.adapters.local import LocalBackend
+from syncd.errors import WriteError
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def batch(project_id: str, ops: list[dict[str, Any]], mutations: list[list[Any]]) -> dict[str, Any]:
+    return {"project_id": project_id, "ops": ops, "mutations": mutations}
+
+
+async def test_create_and_load(tmp_path: Path) -> None:
+    """A created project loads with its defaults, no scenes and no clips."""
+    async with LocalBackend(tmp_path / "s.db") as store:
+        project = await store.create_project("Film")
+        loaded = await store.load(project["id"])
+    assert loaded["project"]["title"] == "Film"
+    assert loaded["project"]["version"] == 1
+    assert loaded["project"]["settings"] == {}
+    assert loaded["project"]["user_id"] is None
+    assert loaded["scenes"] == []
+    assert loaded["clips"] == []
+
+
+async def test_unknown_project_loads_as_none(tmp_path: Path) -> None:
+    """Loading a project that does not exist gives None, not an empty project."""
+    async with LocalBackend(tmp_path / "s.db") as store:
+        loaded = await store.load(new_id())
+        owner = await store.project_owner(new_id())
+    assert loaded["project"] is None
+    assert owner == (False, None)
+
+
+async def test_apply_insert_update_delete(tmp_path: Path) -> None:
+    """A batch inserts with defaults, patches fields with one version step, and deletes."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p = (await store.create_project("Film"))["id"]
+        s1, s2 = new_id(), new_id()
+        out = await store.apply(
+            batch(
+                p,
+                [
+                    {"op": "insert", "table": "scenes", "id": s1, "row": {"scene_index": 0}, "by": [c, 1]},
+                    {"op": "insert", "table": "scenes", "id": s2, "row": {"scene_index": 1}, "by": [c, 2]},
+                ],
+                [[c, 1], [c, 2]],
+            )
+        )
+        assert sorted(r["row"]["id"] for r in out["rows"]) == sorted([s1, s2])
+        assert all(r["row"]["version"] == 1 and r["row"]["heading"] == "" for r in out["rows"])
+        out = await store.apply(
+            batch(
+                p,
+                [
+                    {
+                        "op": "update",
+                        "table": "scenes",
+                        "id": s1,
+                        "set": {
+                            "heading": {"value": "Dawn", "by": [c, 3]},
+                            "body": {"value": "b", "by": [c, 4]},
+                        },
+                    },
+                    {"op": "delete", "table": "scenes", "id": s2, "by": [c, 5]},
+                    {
+                        "op": "update",
+                        "table": "projects",
+                        "id": p,
+                        "set": {"settings": {"value": {"fps": 24}, "by": [c, 6]}},
+                    },
+                ],
+                [[c, 3], [c, 4], [c, 5], [c, 6]],
+            )
+        )
+        rows = {r["row"]["id"]: r["row"] for r in out["rows"]}
+        assert rows[s1]["heading"] == "Dawn"
+        assert rows[s1]["version"] == 2
+        assert rows[p]["settings"] == {"fps": 24}
+        assert out["missing"] == [{"table": "scenes", "id": s2}]
+        loaded = await store.load(p)
+    assert [s["id"] for s in loaded["scenes"]] == [s1]
+    assert loaded["project"]["version"] == 2
+
+
+async def test_replayed_batch_applies_nothing_twice(tmp_path: Path) -> None:
+    """The same batch applied twice changes nothing the second time: no version step, no lost later write."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p = (await store.create_project("Film"))["id"]
+        s = new_id()
+        insert = batch(p, [{"op": "insert", "table": "scenes", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
+        await store.apply(insert)
+        patch = batch(
+            p,
+            [{"op": "update", "table": "scenes", "id": s, "set": {"heading": {"value": "A", "by": [c, 2]}}}],
+            [[c, 2]],
+        )
+        await store.apply(patch)
+        other = batch(
+            p,
+            [
+                {
+                    "op": "update",
+                    "table": "scenes",
+                    "id": s,
+                    "set": {"heading": {"value": "B", "by": ["o", 1]}},
+                }
+            ],
+            [["o", 1]],
+        )
+        await store.apply(other)
+        again = await store.apply(patch)
+        await store.apply(insert)
+    assert again["rows"][0]["row"]["heading"] == "B"
+    assert again["rows"][0]["row"]["version"] == 3
+
+
+async def test_replayed_delete_does_not_touch_reinserted_row(tmp_path: Path) -> None:
+    """A delete whose mutation is recorded is skipped when the batch is replayed."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p = (await store.create_project("Film"))["id"]
+        s = new_id()
+        await store.apply(
+            batch(p, [{"op": "insert", "table": "clips", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
+        )
+        delete = batch(p, [{"op": "delete", "table": "clips", "id": s, "by": [c, 2]}], [[c, 2]])
+        await store.apply(delete)
+        await store.apply(
+            batch(p, [{"op": "insert", "table": "clips", "id": s, "row": {}, "by": [c, 3]}], [[c, 3]])
+        )
+        await store.apply(delete)
+        loaded = await store.load(p)
+    assert [x["id"] for x in loaded["clips"]] == [s]
+
+
+async def test_rows_of_other_projects_are_untouchable(tmp_path: Path) -> None:
+    """An update naming a row of another project is reported missing and changes nothing."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p1 = (await store.create_project("One"))["id"]
+        p2 = (await store.create_project("Two"))["id"]
+        s = new_id()
+        await store.apply(
+            batch(p1, [{"op": "insert", "table": "scenes", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
+        )
+        out = await store.apply(
+            batch(
+                p2,
+                [
+                    {
+                        "op": "update",
+                        "table": "scenes",
+                        "id": s,
+                        "set": {"heading": {"value": "x", "by": [c, 2]}},
+                    }
+                ],
+                [[c, 2]],
+            )
+        )
+        loaded = await store.load(p1)
+    assert out["missing"] == [{"table": "scenes", "id": s}]
+    assert loaded["scenes"][0]["heading"] == ""
+
+
+async def test_constraint_violation_is_not_retryable_and_rolls_back(tmp_path: Path) -> None:
+    """A batch that breaks a check fails whole, not retryable, and leaves the store as it was."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p = (await store.create_project("Film"))["id"]
+        s = new_id()
+        bad = batch(
+            p,
+            [
+                {"op": "insert", "table": "scenes", "id": s, "row": {}, "by": [c, 1]},
+                {
+                    "op": "update",
+                    "table": "projects",
+                    "id": p,
+                    "set": {"status": {"value": "bogus", "by": [c, 2]}},
+                },
+            ],
+            [[c, 1], [c, 2]],
+        )
+        with pytest.raises(WriteError) as caught:
+            await store.apply(bad)
+        loaded = await store.load(p)
+    assert caught.value.retryable is False
+    assert loaded["scenes"] == []
+    assert loaded["project"]["version"] == 1
+
+
+async def test_store_is_durable_and_in_wal_mode(tmp_path: Path) -> None:
+    """What was applied is in the file after the store is closed, and the file is in WAL mode."""
+    path = tmp_path / "s.db"
+    async with LocalBackend(path) as store:
+        p = (await store.create_project("Kept"))["id"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+        assert db.execute("select title from projects where id = ?", (p,)).fetchone()[0] == "Kept"
+    async with LocalBackend(path) as store:
+        projects = await store.list_projects()
+    assert [x["id"] for x in projects] == [p]

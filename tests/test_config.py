@@ -1,0 +1,160 @@
+"""Tests of syncd/config.py: sources, priorities, validation and masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd.config import describe_settings, load_settings
+from syncd.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run every test in an empty folder with no syncd or Supabase variables set."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SYNCD_", "SUPABASE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file() -> None:
+    """With no file and no variables, the daemon runs on the local backend with the documented defaults."""
+    s = load_settings()
+    assert s.mode == "local"
+    assert s.gateway.port == 8765
+    assert s.debounce.quiet == 1.5
+    assert s.debounce.max_wait == 5.0
+    assert s.engine.history_size == 10_000
+    assert s.allow_anonymous is True
+
+
+def test_shipped_file_holds_every_key_with_its_default() -> None:
+    """config/syncd.toml names every setting, and each value equals the built-in default."""
+    import tomllib
+
+    shipped = Path(__file__).parent.parent / "config" / "syncd.toml"
+    data = tomllib.loads(shipped.read_text())
+    defaults = load_settings()
+    from_file = load_settings(shipped)
+    assert from_file == defaults
+    for section, model in type(defaults).model_fields.items():
+        keys = set(type(getattr(defaults, section)).model_fields)
+        secrets = {"service_key", "jwt_secret", "password"}
+        assert set(data[section]) == keys - secrets, section
+        assert model is not None
+
+
+def test_toml_then_env_then_seed_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SYNCD_ variables beat the seed's names, which beat the file."""
+    cfg = write(
+        tmp_path / "a.toml",
+        '[gateway]\nport = 9000\n[supabase]\nurl = "http://file.example"\nresync_interval = 5\n',
+    )
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "service-secret")
+    s = load_settings(cfg)
+    assert s.gateway.port == 9000
+    assert s.supabase.url == "http://file.example"
+    monkeypatch.setenv("SYNCD_GATEWAY__PORT", "9100")
+    monkeypatch.setenv("SUPABASE_URL", "https://seed.example")
+    s = load_settings(cfg)
+    assert s.gateway.port == 9100
+    assert s.supabase.url == "https://seed.example"
+    assert s.supabase.resync_interval == 5
+    assert s.mode == "supabase"
+    assert s.allow_anonymous is False
+    monkeypatch.setenv("SYNCD_SUPABASE__URL", "https://env.example")
+    assert load_settings(cfg).supabase.url == "https://env.example"
+
+
+def test_default_file_is_found_in_config_folder(tmp_path: Path) -> None:
+    """Without --config, config/syncd.toml under the working directory is read."""
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config" / "syncd.toml", "[gateway]\nport = 9200\n")
+    assert load_settings().gateway.port == 9200
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[gateway]\nprot = 1\n", "gateway.prot: unknown key"),
+        ("[gatway]\nport = 1\n", "gatway: unknown key"),
+        ('[gateway]\nport = "many"\n', "gateway.port: Input should be a valid integer"),
+        ("[gateway]\nport = 70000\n", "gateway.port: Input should be less than or equal to 65535"),
+        ('[supabase]\nurl = "not a url"\n', "supabase.url: Value error, expected a URL"),
+        ('[mqtt]\nurl = "http://broker:1883"\n', "mqtt.url: Value error, expected a URL like mqtt://"),
+        ('[mqtt]\nurl = "mqtt://broker:port"\n', "mqtt.url: Value error, bad port"),
+        ("[debounce]\nquiet = 3\nmax_wait = 2\n", "debounce: Value error, max_wait must not be shorter"),
+        ('[log]\nformat = "xml"\n', "log.format: Input should be 'plain' or 'json'"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    """A wrong file gives a ConfigError whose message names the key and what is wrong."""
+    cfg = write(tmp_path / "bad.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert key in str(caught.value)
+
+
+def test_url_without_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SUPABASE_URL without SUPABASE_SERVICE_KEY is refused rather than silently running locally."""
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
+    with pytest.raises(ConfigError, match=r"service_key \(SUPABASE_SERVICE_KEY\) is required"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("SYNCD_GATEWAY__PROT", "unknown key gateway.prot"),
+        ("SYNCD_NOPE__X", "no section 'nope'"),
+    ],
+)
+def test_unknown_env_names_are_errors(monkeypatch: pytest.MonkeyPatch, name: str, message: str) -> None:
+    """A misspelt SYNCD_ variable is an error, not silently ignored."""
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    """A file that is not TOML is named in the error."""
+    cfg = write(tmp_path / "x.toml", "[gateway\n")
+    with pytest.raises(ConfigError, match=r"x\.toml: not valid TOML"):
+        load_settings(cfg)
+
+
+def test_missing_explicit_file(tmp_path: Path) -> None:
+    """An explicit --config path that does not exist is an error."""
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The effective settings print every secret as stars."""
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sk-very-secret")
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", "jwt-very-secret")
+    monkeypatch.setenv("SYNCD_MQTT__PASSWORD", "mqtt-very-secret")
+    s = load_settings()
+    text = "\n".join(describe_settings(s)) + repr(s) + str(s)
+    assert "very-secret" not in text
+    assert 'supabase.service_key = "**********"' in text
+    assert s.supabase.service_key is not None
+    assert s.supabase.service_key.get_secret_value() == "sk-very-secret"
+
+
+def test_wrong_secret_type_does_not_echo_value(tmp_path: Path) -> None:
+    """A validation error never repeats the value it refused."""
+    cfg = write(tmp_path / "x.toml", '[gateway]\nport = "sk-very-secret"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg)
+    assert "very-secret" not in str(caught.value)

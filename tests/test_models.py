@@ -1,0 +1,79 @@
+"""Tests of syncd/models.py: editor field validation and agreement with the core's schema."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, TABLES
+from syncd.models import FIELDS, ROWS, FieldError, validate_insert, validate_set
+
+
+def test_models_agree_with_core_schema() -> None:
+    """The editable-fields models list exactly the fields the core lets editors change."""
+    for table in TABLES:
+        assert set(FIELDS[table].model_fields) == EDITABLE_FIELDS[table], table
+        row_fields = set(ROWS[table].model_fields)
+        assert EDITABLE_FIELDS[table] <= row_fields
+        assert row_fields - EDITABLE_FIELDS[table] <= READ_ONLY_FIELDS
+
+
+def test_patch_returns_only_given_fields() -> None:
+    """A valid patch comes back as exactly the fields it set."""
+    assert validate_set("scenes", {"heading": "Dawn", "duration": 2}) == {"heading": "Dawn", "duration": 2.0}
+    assert validate_set("clips", {"trim_end": None}) == {"trim_end": None}
+
+
+@pytest.mark.parametrize(
+    ("table", "values", "message"),
+    [
+        ("scenes", {}, "set: must name at least one field"),
+        ("scenes", {"version": 3}, "set.version: read-only"),
+        ("scenes", {"colour": "red"}, "set.colour: no such field in scenes"),
+        ("scenes", {"duration": "2"}, "set.duration: Input should be a valid number"),
+        ("scenes", {"duration": -1}, "set.duration: Input should be greater than or equal to 0"),
+        ("clips", {"status": "done"}, "set.status: Input should be 'pending'"),
+        ("clips", {"scene_id": "nope"}, "set.scene_id: String should match pattern"),
+        ("projects", {"title": 5}, "set.title: Input should be a valid string"),
+        ("projects", {"project_id": str(uuid.uuid4())}, "set.project_id: read-only"),
+    ],
+)
+def test_bad_patch_names_the_field(table: str, values: dict[str, object], message: str) -> None:
+    """A wrong patch raises FieldError naming the field and the problem."""
+    with pytest.raises(FieldError) as caught:
+        validate_set(table, values)  # type: ignore[arg-type]
+    assert message in caught.value.message
+
+
+def test_insert_fills_defaults() -> None:
+    """An insert with only id and index gets every other column's default."""
+    row_id = str(uuid.uuid4())
+    row = validate_insert("scenes", {"id": row_id.upper(), "scene_index": 3})
+    assert row == {
+        "id": row_id,
+        "scene_index": 3,
+        "heading": "",
+        "body": "",
+        "duration": 0.0,
+        "voice_id": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"scene_index": 1}, "row.id: required"),
+        ({"id": 7}, "row.id: must be a UUID"),
+        ({"id": str(uuid.uuid4()), "version": 1}, "row.version: read-only"),
+        (
+            {"id": str(uuid.uuid4()), "order_index": -2},
+            "row.order_index: Input should be greater",
+        ),
+    ],
+)
+def test_bad_insert(row: dict[str, object], message: str) -> None:
+    """A wrong insert raises FieldError naming the field."""
+    with pytest.raises(FieldError) as caught:
+        validate_insert("clips", row)
+    assert message in caught.value.message
