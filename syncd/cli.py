@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from syncd import __version__
-from syncd.config import describe_settings, load_settings
+from syncd import __version__, projects
+from syncd.config import SyncdSettings, describe_settings, load_settings
+from syncd.daemon import Daemon
 from syncd.errors import ConfigError
+from syncd.logs import configure as configure_logging
 
 EX_CONFIG = 78
 """Exit code of a bad configuration (sysexits.h); the systemd unit does not restart after it."""
@@ -22,6 +26,24 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the settings and print them, secrets masked")
     _add_config_option(check)
+
+    run = commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
+    _add_config_option(run)
+    _add_state_dir_option(run)
+    run.add_argument("--host", help="address editors connect to (gateway.host)")
+    run.add_argument("--port", type=int, help="port editors connect to; 0 picks a free one (gateway.port)")
+
+    project = commands.add_parser("project", help="create, list and show projects")
+    actions = project.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a project and print its id")
+    create.add_argument("title")
+    create.add_argument("--user", metavar="UUID", help="owner's user id (default: anonymous)")
+    show = actions.add_parser("show", help="print a project with its scenes and clips, as JSON")
+    show.add_argument("id")
+    listing = actions.add_parser("list", help="print every project, one per line")
+    for sub in (create, show, listing):
+        _add_config_option(sub)
+        _add_state_dir_option(sub)
     return parser
 
 
@@ -34,6 +56,15 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder of the outbox and embedded store (daemon.state_dir)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
@@ -43,10 +74,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.config)
+        settings = load_settings(args.config, **_overrides(args))
+        configure_logging(settings.log, _secrets(settings))
+        if args.command == "run":
+            return asyncio.run(_run(settings))
+        if args.command == "project":
+            return asyncio.run(projects.command(settings, args))
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EX_CONFIG
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as settings sections; they beat the file and the environment."""
+    sections: dict[str, dict[str, Any]] = {}
+    if args.state_dir is not None:
+        sections.setdefault("daemon", {})["state_dir"] = args.state_dir
+    for key in ("host", "port"):
+        value = getattr(args, key, None)
+        if value is not None:
+            sections.setdefault("gateway", {})[key] = value
+    return sections
+
+
+def _secrets(settings: SyncdSettings) -> list[str]:
+    values = (settings.supabase.service_key, settings.supabase.jwt_secret, settings.mqtt.password)
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+async def _run(settings: SyncdSettings) -> int:
+    daemon = Daemon(settings)
+    runner = asyncio.create_task(daemon.run(), name="syncd.daemon")
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait({runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():
+        await projects.announce(settings, daemon.gateway.port)
+    else:
+        ready.cancel()
+    return await runner
 
 
 def _check_config(config: Path | None) -> int:

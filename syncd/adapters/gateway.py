@@ -84,7 +84,7 @@ class EditorHandler(Protocol):
     def readiness(self) -> tuple[bool, str]:
         """Whether the backend is connected and subscribed, and why not."""
 
-    def metrics(self) -> bytes:
+    def metrics_text(self) -> bytes:
         """The Prometheus text exposition."""
 
 
@@ -237,6 +237,11 @@ class EditorGateway:
         assert self._server is not None
         await self._server.wait_closed()
 
+    def stop_accepting(self) -> None:
+        """Refuse new editors; the connected ones stay until :meth:`close`."""
+        if self._server is not None:
+            self._server.close(close_connections=False)
+
     async def close(self) -> None:
         """Stop accepting editors and close every connection with 1012 (daemon restarting)."""
         if self._server is None:
@@ -266,7 +271,7 @@ class EditorGateway:
             status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, body, "application/json")
         if path == "/metrics":
-            return _response(http.HTTPStatus.OK, self._handler.metrics(), METRICS_CONTENT_TYPE)
+            return _response(http.HTTPStatus.OK, self._handler.metrics_text(), METRICS_CONTENT_TYPE)
         return _response(http.HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
 
     async def _serve(self, ws: ServerConnection) -> None:

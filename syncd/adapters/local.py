@@ -71,6 +71,10 @@ class LocalBackend:
             self._db.close()
             self._db = None
 
+    def readiness(self) -> tuple[bool, str]:
+        """Ready while the file is open; there is no change feed to wait for."""
+        return (self._db is not None, "embedded store open" if self._db is not None else "store closed")
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
