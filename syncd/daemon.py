@@ -27,6 +27,7 @@ from syncd import protocol
 from syncd.adapters.gateway import EditorConnection, EditorGateway, Refused, error_frame, fan_out
 from syncd.adapters.local import LocalBackend
 from syncd.adapters.outbox import Outbox
+from syncd.adapters.supabase import SupabaseBackend
 from syncd.adapters.systemd import SystemdNotifier
 from syncd.auth import TokenVerifier, may_open
 from syncd.backend import Backend, project_rows, write_ok
@@ -81,7 +82,13 @@ class Daemon:
     ) -> None:
         self.settings = settings
         state_dir = settings.daemon.state_dir
-        self._backend: Backend = backend or LocalBackend(state_dir / "store.db")
+        if backend is None:
+            if settings.mode == "supabase":
+                backend = SupabaseBackend(settings.supabase, settings.writer, self.receive_remote)
+            else:
+                backend = LocalBackend(state_dir / "store.db")
+        self._backend: Backend = backend
+        self._reread_after_load: set[str] = set()
         self._outbox = Outbox(state_dir / "outbox.db")
         s = settings
         self.engine = SyncEngine(
@@ -195,8 +202,14 @@ class Daemon:
         log.info("replaying %d unsaved edits of %d projects from the outbox", len(entries), len(projects))
         now = asyncio.get_running_loop().time()
         for project_id in projects:
-            self.engine.open_project(project_id, self._new_epoch(project_id), now)
+            self._open_project(project_id, now)
         self._dispatch()
+
+    def _open_project(self, project_id: str, now: float) -> None:
+        """Open a project in the engine and, with a change feed, start following it."""
+        self.engine.open_project(ProjectId(project_id), self._new_epoch(project_id), now)
+        if isinstance(self._backend, SupabaseBackend):
+            self._spawn(self._backend.follow(project_id), f"syncd.follow.{project_id}")
 
     def _new_epoch(self, project_id: str) -> str:
         epoch = uuid.uuid4().hex[:16]
@@ -237,7 +250,7 @@ class Daemon:
         self._by_project.setdefault(project_id, {})[conn.conn_id] = conn
         now = asyncio.get_running_loop().time()
         if project_id not in self.engine.open_projects():
-            self.engine.open_project(ProjectId(project_id), self._new_epoch(project_id), now)
+            self._open_project(project_id, now)
         resume = (hello.resume.epoch, hello.resume.seq) if hello.resume else None
         self.engine.attach(
             ConnId(conn.conn_id),
@@ -306,6 +319,8 @@ class Daemon:
             return
         if self.engine.close_project(ProjectId(project_id)):
             self._epochs.pop(project_id, None)
+            if isinstance(self._backend, SupabaseBackend):
+                self._spawn(self._backend.unfollow(project_id), f"syncd.unfollow.{project_id}")
             log.info("closed idle project %s", project_id)
         else:
             self._schedule_idle_close(project_id)
@@ -466,6 +481,11 @@ class Daemon:
         if ProjectId(project_id) not in self.engine.open_projects():
             return
         if change is None:
+            status = self.engine.status(ProjectId(project_id))
+            if status is not None and not status.loaded:
+                # Realtime listens before the first read came back: read again once it has.
+                self._reread_after_load.add(project_id)
+                return
             self.engine.request_reread(ProjectId(project_id))
         else:
             self.engine.receive_remote_change(
@@ -487,6 +507,9 @@ class Daemon:
                 delay = min(delay * 2, self.settings.writer.retry_max_delay)
                 continue
             self.engine.receive_loaded(project_id, rows, asyncio.get_running_loop().time())
+            if project_id in self._reread_after_load:
+                self._reread_after_load.discard(project_id)
+                self.engine.request_reread(project_id)
             self._dispatch()
             return
 

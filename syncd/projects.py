@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 
 from syncd.adapters.local import LocalBackend
+from syncd.adapters.supabase import SupabaseBackend
 from syncd.config import SyncdSettings
-from syncd.errors import ConfigError
 
 DEMO_TITLE = "Demo: The Lighthouse"
 DEMO_SCENES = (
@@ -21,17 +21,15 @@ DEMO_SCENES = (
 _DEMO_CLIENT = "00000000-0000-4000-8000-000000000001"
 
 
-def _local(settings: SyncdSettings) -> LocalBackend:
-    if settings.mode != "local":
-        raise ConfigError(
-            "project commands in Supabase mode come with the Supabase backend; unset SUPABASE_URL"
-        )
+def _store(settings: SyncdSettings) -> LocalBackend | SupabaseBackend:
+    if settings.mode == "supabase":
+        return SupabaseBackend(settings.supabase, settings.writer)
     return LocalBackend(settings.daemon.state_dir / "store.db")
 
 
 async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
-    """Run one ``project`` action; return the exit code."""
-    async with _local(settings) as store:
+    """Run one ``project`` action on the configured backend; return the exit code."""
+    async with _store(settings) as store:
         if args.action == "create":
             row = await store.create_project(args.title, args.user)
             print(row["id"])

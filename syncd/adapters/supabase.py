@@ -1,0 +1,392 @@
+"""SupabaseBackend: reads and writes through supabase-py, hears changes through realtime-py.
+
+Realtime is a hint, not a log (supabase-realtime.md): it uses a temporary slot, reports SUBSCRIBED
+before it listens, and realtime-py has reconnect traps. So this adapter:
+
+- opens one channel per open project, with bindings on ``projects`` (``id=eq.<id>``), ``scenes`` and
+  ``clips`` (``project_id=eq.<id>``); the callbacks only put the payload on a queue (realtime-py calls
+  them synchronously, inline in its socket loop);
+- asks the daemon to re-read a project after every "Subscribed to PostgreSQL", after every
+  CHANNEL_ERROR→SUBSCRIBED, and every ``resync_interval`` seconds;
+- makes a new channel when realtime-py reports CLOSED without being asked (the stale ``phx_close``
+  after a rejoin kills the channel object), and reconnects a client that gave up retrying;
+- re-reads by primary key a change that comes with ``errors`` set (413) or without its columns.
+
+Writes go out as one ``rpc("syncd_apply")`` per flush; network errors, timeouts and 5xx answers are
+retryable, anything else is not (the core keeps the edits either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from postgrest.exceptions import APIError
+from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
+from realtime.message import SuccessSystemPayload
+from realtime.types import RealtimePostgresChangesListenEvent
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase.types import RealtimeClientOptions
+
+from syncd.backend import RemoteSink
+from syncd.config import SupabaseSettings, WriterSettings
+from syncd.core.ids import ProjectId, RowId
+from syncd.core.model import RemoteDelete, RemoteUpsert
+from syncd.core.schema import TABLES, Table
+from syncd.errors import UpstreamError, WriteError
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+"""Connection trouble, serialization failures, resources, operator intervention, system errors."""
+_RETRYABLE_POSTGREST = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
+"""PostgREST's "cannot reach the database" family (503/504)."""
+
+WATCHDOG_INTERVAL = 5.0
+"""Seconds between checks that the Realtime client is still connected."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed request may succeed if sent again: network trouble, timeouts, 5xx."""
+    if isinstance(exc, httpx.TransportError | TimeoutError):
+        return True
+    if isinstance(exc, APIError):
+        code = exc.code or ""
+        if code.isdigit():
+            return int(code) >= 500 or int(code) in (408, 429)
+        return code in _RETRYABLE_POSTGREST or code[:2] in _RETRYABLE_SQLSTATE_CLASSES
+    return False
+
+
+@dataclass
+class _Follow:
+    """One open project's channel and what the adapter knows of it."""
+
+    project_id: str
+    channel: AsyncRealtimeChannel | None = None
+    subscribed: bool = False
+    errored: bool = False
+    leaving: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class SupabaseBackend:
+    """The Supabase backend of design.md §3.
+
+    Args:
+        settings: URL and service key (required), resync interval.
+        writer: request timeout.
+        sink: where heard changes go (the daemon's ``receive_remote``); set later with :meth:`attach`.
+    """
+
+    name = "supabase"
+
+    def __init__(
+        self, settings: SupabaseSettings, writer: WriterSettings, sink: RemoteSink | None = None
+    ) -> None:
+        if settings.url is None or settings.service_key is None:
+            raise UpstreamError("Supabase mode needs supabase.url and SUPABASE_SERVICE_KEY")
+        self._settings = settings
+        self._timeout = writer.request_timeout
+        self._sink = sink
+        self._client: AsyncClient | None = None
+        self._follows: dict[str, _Follow] = {}
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def attach(self, sink: RemoteSink) -> None:
+        """Send heard changes to ``sink``."""
+        self._sink = sink
+
+    @property
+    def client(self) -> AsyncClient:
+        """The supabase-py client (for the project commands)."""
+        assert self._client is not None, "SupabaseBackend used outside its context"
+        return self._client
+
+    async def __aenter__(self) -> SupabaseBackend:
+        assert self._settings.url is not None
+        assert self._settings.service_key is not None
+        options = AsyncClientOptions(
+            postgrest_client_timeout=self._timeout,
+            realtime=RealtimeClientOptions(auto_reconnect=True, max_retries=10, initial_backoff=1.0),
+        )
+        self._client = await acreate_client(
+            self._settings.url, self._settings.service_key.get_secret_value(), options=options
+        )
+        self._tasks = [
+            asyncio.create_task(self._worker(), name="syncd.supabase.changes"),
+            asyncio.create_task(self._watchdog(), name="syncd.supabase.watchdog"),
+            asyncio.create_task(self._resync_timer(), name="syncd.supabase.resync"),
+        ]
+        log.info("Supabase backend ready: %s", self._settings.url)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for follow in list(self._follows.values()):
+            await self.unfollow(follow.project_id)
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.realtime.close()
+            with contextlib.suppress(Exception):
+                await self._client.postgrest.aclose()
+        self._client = None
+
+    # -- reads and writes ---------------------------------------------------------------------------
+
+    async def load(self, project_id: str) -> dict[str, Any]:
+        """Read a project with its scenes and clips."""
+        c = self.client
+        try:
+            project, scenes, clips = await asyncio.gather(
+                c.table("projects").select("*").eq("id", project_id).execute(),
+                c.table("scenes").select("*").eq("project_id", project_id).order("scene_index").execute(),
+                c.table("clips").select("*").eq("project_id", project_id).order("order_index").execute(),
+            )
+        except (APIError, httpx.HTTPError) as exc:
+            raise UpstreamError(f"reading project {project_id} failed: {_describe(exc)}") from exc
+        return {
+            "project": project.data[0] if project.data else None,
+            "scenes": scenes.data,
+            "clips": clips.data,
+        }
+
+    reread = load
+
+    async def project_owner(self, project_id: str) -> tuple[bool, str | None]:
+        """Whether a project exists, and its ``user_id``."""
+        try:
+            found = await self.client.table("projects").select("user_id").eq("id", project_id).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise UpstreamError(f"reading project {project_id} failed: {_describe(exc)}") from exc
+        rows = _rows(found.data)
+        if not rows:
+            return False, None
+        owner = rows[0].get("user_id")
+        return True, owner if isinstance(owner, str) else None
+
+    async def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one write batch with ``syncd_apply``.
+
+        Raises:
+            WriteError: with ``retryable`` set for network errors, timeouts and 5xx answers.
+        """
+        try:
+            answer = await self.client.rpc("syncd_apply", {"batch": dict(batch)}).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise WriteError(f"syncd_apply failed: {_describe(exc)}", retryable=is_retryable(exc)) from exc
+        data = answer.data
+        if not isinstance(data, dict):
+            raise WriteError(f"syncd_apply answered {type(data).__name__}, not an object", retryable=False)
+        return data
+
+    async def create_project(self, title: str, user_id: str | None = None) -> dict[str, Any]:
+        """Insert a project and return its row."""
+        row: dict[str, Any] = {"title": title, "user_id": user_id}
+        try:
+            created = await self.client.table("projects").insert(row).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise UpstreamError(f"creating the project failed: {_describe(exc)}") from exc
+        return _rows(created.data)[0]
+
+    async def list_projects(self) -> list[dict[str, Any]]:
+        """Every project, newest first."""
+        try:
+            found = await self.client.table("projects").select("*").order("created_at", desc=True).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise UpstreamError(f"listing projects failed: {_describe(exc)}") from exc
+        return _rows(found.data)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when Realtime is connected and every open project's channel is subscribed."""
+        if self._client is None:
+            return False, "not started"
+        if not self._client.realtime.is_connected:
+            return False, "Realtime is not connected"
+        waiting = [f.project_id for f in self._follows.values() if not f.subscribed]
+        if waiting:
+            return False, f"Realtime not yet subscribed for {len(waiting)} project(s)"
+        return True, f"Realtime subscribed for {len(self._follows)} project(s)"
+
+    # -- the change feed ----------------------------------------------------------------------------
+
+    async def follow(self, project_id: str) -> None:
+        """Open a channel for the project; a re-read is requested once Realtime listens."""
+        if project_id in self._follows:
+            return
+        follow = _Follow(project_id)
+        self._follows[project_id] = follow
+        await self._subscribe(follow)
+
+    async def unfollow(self, project_id: str) -> None:
+        """Leave the project's channel."""
+        follow = self._follows.pop(project_id, None)
+        if follow is None or follow.channel is None:
+            return
+        follow.leaving = True
+        with contextlib.suppress(Exception):
+            await follow.channel.unsubscribe()
+
+    async def _subscribe(self, follow: _Follow) -> None:
+        client = self.client
+        pid = follow.project_id
+        channel = client.channel(f"syncd:{pid}:{id(follow)}")
+        follow.channel = channel
+        follow.subscribed = False
+
+        def on_change(payload: Any) -> None:
+            self._queue.put_nowait((pid, payload))
+
+        def on_system(payload: SuccessSystemPayload) -> None:
+            self._on_system(follow, payload)
+
+        def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
+            self._on_state(follow, channel, state, err)
+
+        for table in TABLES:
+            column = "id" if table == "projects" else "project_id"
+            channel.on_postgres_changes(
+                RealtimePostgresChangesListenEvent.All,
+                schema="public",
+                table=table,
+                filter=f"{column}=eq.{pid}",
+                callback=on_change,
+            )
+        channel.on_system(on_system)
+        try:
+            await channel.subscribe(on_state)
+        except Exception as exc:  # realtime-py raises bare exceptions while connecting
+            log.warning("subscribing to project %s failed (%s); the watchdog retries", pid, exc)
+
+    def _on_system(self, follow: _Follow, payload: SuccessSystemPayload) -> None:
+        if payload.message == "Subscribed to PostgreSQL":
+            follow.subscribed = True
+            log.info("Realtime listens for project %s; re-reading it", follow.project_id)
+            self._reread(follow.project_id)
+
+    def _on_state(
+        self,
+        follow: _Follow,
+        channel: AsyncRealtimeChannel,
+        state: RealtimeSubscribeStates,
+        err: Exception | None,
+    ) -> None:
+        if follow.channel is not channel:
+            return
+        if state == RealtimeSubscribeStates.SUBSCRIBED:
+            if follow.errored:
+                follow.errored = False
+                log.info("Realtime channel of project %s rejoined; re-reading it", follow.project_id)
+                self._reread(follow.project_id)
+        elif state in (RealtimeSubscribeStates.CHANNEL_ERROR, RealtimeSubscribeStates.TIMED_OUT):
+            follow.errored = True
+            follow.subscribed = False
+            log.warning("Realtime channel of project %s: %s (%s)", follow.project_id, state.value, err)
+        elif state == RealtimeSubscribeStates.CLOSED and not follow.leaving:
+            # Not asked for: a stale phx_close after a rejoin (supabase-realtime.md §3.4). The channel
+            # object is dead for good, so make a new one.
+            follow.subscribed = False
+            log.warning("Realtime channel of project %s closed unasked; making a new one", follow.project_id)
+            task = asyncio.get_running_loop().create_task(self._resubscribe(follow))
+            follow.tasks.add(task)
+            task.add_done_callback(follow.tasks.discard)
+
+    async def _resubscribe(self, follow: _Follow) -> None:
+        if self._follows.get(follow.project_id) is follow:
+            await self._subscribe(follow)
+
+    def _reread(self, project_id: str) -> None:
+        if self._sink is not None:
+            self._sink(ProjectId(project_id), None)
+
+    async def _worker(self) -> None:
+        while True:
+            project_id, payload = await self._queue.get()
+            try:
+                await self._deliver(project_id, payload)
+            except (UpstreamError, APIError, httpx.HTTPError) as exc:
+                log.warning("a change of project %s could not be read (%s); re-reading it", project_id, exc)
+                self._reread(project_id)
+
+    async def _deliver(self, project_id: str, payload: Mapping[str, Any]) -> None:
+        data = payload.get("data") or {}
+        table = _table(data.get("table"))
+        if table is None or self._sink is None or project_id not in self._follows:
+            return
+        kind = data.get("type")
+        if kind == "DELETE":
+            old = data.get("old_record") or {}
+            row_id = old.get("id")
+            if isinstance(row_id, str):
+                version = old.get("version")
+                self._sink(ProjectId(project_id), RemoteDelete(table, RowId(row_id), version))
+            else:
+                self._reread(project_id)
+            return
+        record = data.get("record") or {}
+        if data.get("errors") or "version" not in record or "id" not in record:
+            # Error 413 (payload too large) or columns left out: read the row itself.
+            row_id = record.get("id")
+            if not isinstance(row_id, str):
+                self._reread(project_id)
+                return
+            found = _rows((await self.client.table(table).select("*").eq("id", row_id).execute()).data)
+            if found:
+                self._sink(ProjectId(project_id), RemoteUpsert(table, found[0]))
+            else:
+                self._sink(ProjectId(project_id), RemoteDelete(table, RowId(row_id)))
+            return
+        self._sink(ProjectId(project_id), RemoteUpsert(table, record))
+
+    async def _watchdog(self) -> None:
+        """Reconnect a Realtime client that gave up (realtime-py stops after ``max_retries``)."""
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            realtime = self.client.realtime
+            if realtime.is_connected or not self._follows:
+                continue
+            log.warning("Realtime is disconnected; reconnecting")
+            try:
+                await realtime.connect()
+            except Exception as exc:  # realtime-py raises bare exceptions after its retries
+                log.warning("Realtime reconnect failed: %s", exc)
+                continue
+            for follow in list(self._follows.values()):
+                if follow.channel is None or follow.channel.topic not in realtime.channels:
+                    await self._subscribe(follow)
+
+    async def _resync_timer(self) -> None:
+        """Anti-entropy: re-read every open project now and then, whatever Realtime said."""
+        while True:
+            await asyncio.sleep(self._settings.resync_interval)
+            for project_id in list(self._follows):
+                self._reread(project_id)
+
+
+def _rows(data: object) -> list[dict[str, Any]]:
+    """PostgREST's answer as a list of rows.
+
+    Raises:
+        UpstreamError: the answer is not a list of objects.
+    """
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise UpstreamError(f"expected a list of rows, got {type(data).__name__}")
+    return data
+
+
+def _table(name: object) -> Table | None:
+    return next((t for t in TABLES if t == name), None)
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason without request headers (they hold the service key)."""
+    if isinstance(exc, APIError):
+        return f"{exc.code}: {exc.message}"
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")

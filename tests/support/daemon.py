@@ -1,0 +1,114 @@
+"""Start ``syncd run`` as a real process for end-to-end tests, and read what it prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+_ADDRESS = re.compile(r"editors connect to (ws://\S+)")
+_PROJECT = re.compile(r"^project: ([0-9a-f-]{36})")
+
+
+class DaemonProcess:
+    """One ``syncd run`` process on a free port, with its own state directory.
+
+    Args:
+        state_dir: the daemon's state directory (kept across restarts of this object).
+        env: extra environment variables, e.g. ``SYNCD_DEBOUNCE__QUIET``.
+        args: extra command-line arguments for ``syncd run``.
+    """
+
+    def __init__(
+        self, state_dir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.state_dir = state_dir
+        self.env = dict(env or {})
+        self.args = args
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.project_id = ""
+        self.port = 0
+        self.lines: list[str] = []
+        self._stderr: list[str] = []
+
+    def start(self, timeout: float = 20.0, port: int | None = None) -> DaemonProcess:
+        """Start the process and wait until it prints its address (it serves from then on)."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "SUPABASE_", "NOTIFY_"))}
+        env = {**clean, "PYTHONUNBUFFERED": "1", **self.env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "syncd",
+            "run",
+            "--state-dir",
+            str(self.state_dir),
+            "--port",
+            str(self.port if port is None and self.port else (port or 0)),
+            *self.args,
+        ]
+        self.lines = []
+        self._stderr = []
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=self.state_dir.parent
+        )
+        threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"syncd exited early ({self.proc.wait()}):\n{self.stderr}")
+            self.lines.append(line.rstrip("\n"))
+            if m := _ADDRESS.search(line):
+                self.url = m.group(1)
+                self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+            if m := _PROJECT.search(line):
+                self.project_id = m.group(1)
+            if self.url and (self.project_id or "supabase mode" in self.lines[0]):
+                threading.Thread(target=self._drain_stdout, args=(self.proc,), daemon=True).start()
+                return self
+        raise TimeoutError(f"syncd did not start within {timeout} s:\n{self.stderr}")
+
+    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        """Everything the process wrote to stderr so far."""
+        return "".join(self._stderr)
+
+    def kill(self) -> None:
+        """``kill -9``: no flush, no goodbye."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """End the process whatever its state (for fixture teardown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
