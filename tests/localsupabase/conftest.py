@@ -1,0 +1,56 @@
+"""Fixtures of the stand-in's own tests: a running stand-in and supabase-py clients against it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from supabase import AClient, AsyncClientOptions, acreate_client
+from tests.support.localsupabase.app import LocalSupabase
+
+ClientFactory = Callable[..., Awaitable[AClient]]
+UserFactory = Callable[[], Awaitable[str]]
+
+
+@pytest.fixture
+async def local_supabase(supabase_db: str) -> AsyncIterator[LocalSupabase]:
+    """A running stand-in over a fresh database cloned from the template."""
+    async with LocalSupabase(supabase_db) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def make_client(local_supabase: LocalSupabase) -> AsyncIterator[ClientFactory]:
+    """Build supabase-py async clients for the stand-in; their HTTP connections are closed afterwards.
+
+    Call it with ``key`` (an API key) and optionally ``token`` (a user's access token, sent as the bearer).
+    """
+    http_clients: list[httpx.AsyncClient] = []
+
+    async def build(key: str, token: str | None = None) -> AClient:
+        http = httpx.AsyncClient(timeout=10)
+        http_clients.append(http)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        options = AsyncClientOptions(headers=headers, httpx_client=http)
+        return await acreate_client(local_supabase.url, key, options=options)
+
+    yield build
+    for http in http_clients:
+        await http.aclose()
+
+
+@pytest.fixture
+def new_user(local_supabase: LocalSupabase) -> UserFactory:
+    """Create users in ``auth.users`` (their ids may own projects) and return their ids."""
+
+    async def create() -> str:
+        user_id = uuid.uuid4()
+        await local_supabase.pool.execute(
+            "insert into auth.users (id, email) values ($1, $2)", user_id, f"{user_id.hex[:8]}@example.test"
+        )
+        return str(user_id)
+
+    return create

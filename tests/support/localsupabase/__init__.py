@@ -1,0 +1,1 @@
+"""A local stand-in for Supabase (REST, Realtime, Storage) over a real PostgreSQL, used by the tests."""
