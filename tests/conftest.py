@@ -1,0 +1,41 @@
+"""Shared fixtures: one PostgreSQL per session, a cloned Supabase-like database per test, Mosquitto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.postgres import (
+    TEMPLATE_DB,
+    PostgresServer,
+    prepare_supabase_database,
+    unique_database_name,
+)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A running PostgreSQL 15 with the template database (bootstrap and migrations, no seed) ready."""
+    with PostgresServer() as server:
+        prepare_supabase_database(server, TEMPLATE_DB)
+        yield server
+
+
+@pytest.fixture
+def supabase_db(pg_server: PostgresServer) -> Iterator[str]:
+    """The DSN of a fresh database cloned from the template, dropped after the test."""
+    name = unique_database_name()
+    dsn = pg_server.create_database(name, template=TEMPLATE_DB)
+    try:
+        yield dsn
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """A running Mosquitto broker on a free loopback port."""
+    with MosquittoBroker() as broker:
+        yield broker
