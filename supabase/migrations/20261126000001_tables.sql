@@ -169,8 +169,8 @@ grant all on table
 
 -- Realtime -----------------------------------------------------------------------------------------
 
--- Full old rows in UPDATE and DELETE events; otherwise Realtime leaves unchanged TOASTed columns (long
--- scripts, settings) out of updates and sends only the key of deleted rows.
+-- Full old rows in UPDATE events; otherwise Realtime leaves unchanged TOASTed columns (long scripts,
+-- settings) out of updates. DELETE events on these RLS tables still carry only the primary key.
 alter table public.projects replica identity full;
 alter table public.scenes replica identity full;
 alter table public.clips replica identity full;
