@@ -4,7 +4,7 @@ It holds the six tables (:mod:`syncd.adapters.sqlite_schema`) and applies write 
 semantics as the ``syncd_apply`` Postgres function of Supabase mode: one transaction per batch; every
 mutation id recorded in ``syncd_mutations``; an insert, a field or a delete whose mutation was already
 recorded is skipped, so a batch replayed after a crash applies nothing twice; each update raises the
-row's ``version`` by one. The batch and its result travel as JSON (see :mod:`syncd.adapters.batches`),
+row's ``version`` by one. The batch and its result travel as JSON (see :mod:`syncd.core.batch`),
 the same documents that ``syncd_apply`` takes and returns.
 
 SQLite calls block, so they run on one dedicated thread (a connection belongs to its thread).
@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW
+from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, TABLES, Table
 from syncd.errors import WriteError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Row = dict[str, Any]
-
-SYNCED = ("projects", "scenes", "clips")
 
 
 class LocalBackend:
@@ -154,84 +153,109 @@ class LocalBackend:
     def _apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         project_id = batch["project_id"]
         with self._transaction() as db:
-            done = _recorded(db, batch["mutations"])
-            touched: dict[tuple[str, str], None] = {}
-            missing: dict[tuple[str, str], None] = {}
+            project_exists = db.execute("select 1 from projects where id = ?", (project_id,)).fetchone()
+            touched: dict[tuple[Table, str], None] = {}
             for op in batch["ops"]:
-                key = (op["table"], op["id"])
-                if _apply_op(db, project_id, op, done):
-                    touched[key] = None
-                else:
-                    missing[key] = None
-            db.executemany(
-                "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"
-                " on conflict (client_id, mid) do nothing",
-                [(project_id, c, m) for c, m in batch["mutations"]],
-            )
-            rows = []
+                table = _apply_op(db, project_id, project_exists is not None, op)
+                touched[(table, op["id"])] = None
+            # A project that is gone changes nothing, so there is nothing to protect from a replay.
+            if project_exists is not None:
+                db.executemany(
+                    "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"
+                    " on conflict (client_id, mid) do nothing",
+                    [(project_id, c, m) for c, m in batch["mutations"]],
+                )
+            # What a row looks like after the whole batch decides: a row deleted and inserted again
+            # is answered as a row, and a row of another project as missing.
+            rows: list[Row] = []
+            missing: list[Row] = []
             for table, row_id in touched:
-                row = _one(db, table, "id = ?", (row_id,))
+                row = _one(db, table, f"id = ? and {_OWNER[table]} = ?", (row_id, project_id))
                 if row is None:
-                    missing[(table, row_id)] = None
+                    missing.append({"table": table, "id": row_id})
                 else:
                     rows.append({"table": table, "row": row})
-        return {"rows": rows, "missing": [{"table": t, "id": i} for t, i in missing]}
+        return {"rows": rows, "missing": missing}
 
 
-def _apply_op(
-    db: sqlite3.Connection, project_id: str, op: Mapping[str, Any], done: set[tuple[str, int]]
-) -> bool:
-    """Apply one row operation; return whether the row exists afterwards."""
-    table, row_id = op["table"], op["id"]
-    if table not in SYNCED:
-        raise sqlite3.IntegrityError(f"table {table!r} is not synced")
-    owner = "id" if table == "projects" else "project_id"
-    exists = db.execute(
-        f"select 1 from {table} where id = ? and {owner} = ?", (row_id, project_id)
-    ).fetchone()
-    kind = op["op"]
-    if kind == "insert":
-        if exists or tuple(op["by"]) in done:
-            return bool(exists)
-        row = {**op["row"], "id": row_id, "project_id": project_id}
-        cols = [c for c in row if c in COLUMNS[table] and c not in ("version", "created_at", "updated_at")]
-        values = [_encode(table, c, row[c]) for c in cols]
-        db.execute(
-            f"insert into {table} ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})",
-            values,
-        )
-        return True
-    if not exists:
-        return False
+_OWNER: dict[Table, str] = {"projects": "id", "scenes": "project_id", "clips": "project_id"}
+"""The column that ties a row to its project."""
+
+_INSERT_IGNORED = frozenset({"id", "project_id", "version", "created_at", "updated_at"})
+"""Fields an inserted row may carry whose values the store never takes from it."""
+
+
+def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op: Mapping[str, Any]) -> Table:
+    """Apply one row operation (see `syncd.core.batch`) and return its table.
+
+    Raises:
+        sqlite3.IntegrityError: the op names a table, a column or an op that a batch may not write.
+    """
+    table, row_id, kind = _synced(op["table"]), op["id"], op["op"]
+    if kind in ("insert", "delete") and table == "projects":
+        raise sqlite3.IntegrityError(f"a batch cannot {kind} projects rows")
     if kind == "delete":
-        if tuple(op["by"]) in done:
-            return True
-        db.execute(f"delete from {table} where id = ?", (row_id,))
-        return False
-    if kind == "update":
-        fields = {name: w["value"] for name, w in op["set"].items() if tuple(w["by"]) not in done}
-        for name in fields:
-            if name not in COLUMNS[table] or name in ("id", "project_id", "user_id", "version"):
-                raise sqlite3.IntegrityError(f"column {table}.{name} cannot be written")
+        if not _is_recorded(db, op["by"]):
+            db.execute(f"delete from {table} where id = ? and project_id = ?", (row_id, project_id))
+    elif kind == "insert":
+        values = _insert_values(table, row_id, op["row"])
+        if project_exists and not _is_recorded(db, op["by"]):
+            cols = ["id", "project_id", *values]
+            # Only a taken id is passed over (its row stays as it is); every other constraint still fails.
+            db.execute(
+                f"insert into {table} ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})"
+                " on conflict (id) do nothing",
+                [row_id, project_id, *(_encode(table, c, v) for c, v in values.items())],
+            )
+    elif kind == "update":
+        for name in op["set"]:
+            _check_writable(table, name)
+        fields = {name: w["value"] for name, w in op["set"].items() if not _is_recorded(db, w["by"])}
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             db.execute(
-                f"update {table} set {assignments}, version = version + 1, updated_at = {NOW} where id = ?",
-                [*(_encode(table, n, v) for n, v in fields.items()), row_id],
+                f"update {table} set {assignments}, version = version + 1, updated_at = {NOW}"
+                f" where id = ? and {_OWNER[table]} = ?",
+                [*(_encode(table, n, v) for n, v in fields.items()), row_id, project_id],
             )
-        return True
-    raise sqlite3.IntegrityError(f"unknown op {kind!r}")
+    else:
+        raise sqlite3.IntegrityError(f"unknown op {kind!r}")
+    return table
 
 
-def _recorded(db: sqlite3.Connection, mutations: list[list[Any]]) -> set[tuple[str, int]]:
-    done: set[tuple[str, int]] = set()
-    for client_id, mid in mutations:
-        found = db.execute(
-            "select 1 from syncd_mutations where client_id = ? and mid = ?", (client_id, mid)
-        ).fetchone()
-        if found:
-            done.add((client_id, mid))
-    return done
+def _synced(name: object) -> Table:
+    for table in TABLES:
+        if name == table:
+            return table
+    raise sqlite3.IntegrityError(f"table {name!r} is not synced")
+
+
+def _check_writable(table: Table, name: str) -> None:
+    if name in EDITABLE_FIELDS[table]:
+        return
+    if name in READ_ONLY_FIELDS:
+        raise sqlite3.IntegrityError(f"column {table}.{name} cannot be written")
+    raise sqlite3.IntegrityError(f"unknown column {table}.{name}")
+
+
+def _insert_values(table: Table, row_id: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the columns an insert writes: the editable ones the row names (the rest take defaults)."""
+    values: dict[str, Any] = {}
+    for name, value in row.items():
+        if name == "id" and value != row_id:
+            raise sqlite3.IntegrityError("the inserted row's id differs from the op's id")
+        if name not in _INSERT_IGNORED:
+            _check_writable(table, name)
+            values[name] = value
+    return values
+
+
+def _is_recorded(db: sqlite3.Connection, by: list[Any]) -> bool:
+    client_id, mid = by
+    found = db.execute(
+        "select 1 from syncd_mutations where client_id = ? and mid = ?", (client_id, mid)
+    ).fetchone()
+    return found is not None
 
 
 def _encode(table: str, column: str, value: Any) -> Any:
