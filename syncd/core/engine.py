@@ -1,0 +1,483 @@
+"""SyncEngine: the single entry point to the core.
+
+The daemon calls the ``receive_*`` methods and the other inputs one at a time, from one thread, and
+after each call acts on `SyncEngine.take_effects`. It drives time with `SyncEngine.next_deadline`
+and `SyncEngine.handle_timer`, passing its loop clock as ``now`` (seconds). The engine never raises
+on bad editor input (it answers with an ``Error`` effect); it raises `ValueError` only when the
+caller breaks the contract (an unknown connection, a project that was never opened).
+
+Change numbering: an editor mutation gives one ``Change`` per row it changes (a reorder one per row
+whose position changed; a reorder that changes nothing gives none); its ``Ack`` carries the seq of
+its last change, or the current seq when it made none.
+"""
+
+import itertools
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import assert_never
+
+from syncd.core.backoff import Backoff
+from syncd.core.debounce import Debouncer
+from syncd.core.document import InFlight, ProjectState, Session
+from syncd.core.effects import (
+    Ack,
+    Append,
+    Effect,
+    Error,
+    LoadProject,
+    ProjectNotFound,
+    RemoveJournal,
+    Snapshot,
+)
+from syncd.core.history import History
+from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, UserId
+from syncd.core.journal import JournalEntry
+from syncd.core.model import (
+    Delete,
+    Flush,
+    Insert,
+    Mutation,
+    Patch,
+    ProjectRows,
+    RemoteChange,
+    Reorder,
+    WriteFailed,
+    WriteOk,
+    WriteResult,
+)
+from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
+
+__all__ = ["ProjectStatus", "SyncEngine"]
+
+UNAVAILABLE_MESSAGE = "saving to the database failed; your edits are kept and will be saved later"
+
+
+def _check_rows(project_id: ProjectId, rows: ProjectRows) -> None:
+    if rows.project is not None and rows.project.get("id") != project_id:
+        raise ValueError(f"a read of project {project_id!r} returned the row of {rows.project.get('id')!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectStatus:
+    """What the daemon needs to know about one open project (for draining and for metrics).
+
+    Attributes:
+        loaded: the initial read arrived.
+        editors: connections welcomed into it.
+        waiting: connections held until it loads.
+        pending: mutations waiting for the next batch (journal entries not yet replayed included).
+        in_flight: the id of the batch the database is applying, if any.
+        in_flight_mutations: how many mutations that batch covers.
+        retry_at: when the next attempt after a failed batch is due, if one is scheduled.
+        seq: the current seq.
+        saved_seq: every editor change up to this seq is in the database.
+    """
+
+    loaded: bool
+    editors: int
+    waiting: int
+    pending: int
+    in_flight: int | None
+    in_flight_mutations: int
+    retry_at: float | None
+    seq: int
+    saved_seq: int
+
+
+class SyncEngine:
+    """The live state of every open project, driven by inputs, answering with effects.
+
+    Args:
+        quiet: seconds of quiet after a project's last edit before it is saved.
+        max_wait: seconds after a project's first unsaved edit by which it is saved anyway.
+        history_size: how many changes per project a reconnecting editor can catch up on.
+        retry_initial_delay: seconds before the first retry of a failed write (before jitter).
+        retry_max_delay: the cap of retry delays in seconds; also the delay after a rejected write.
+        jitter: returns a number in ``[0, 1)``; scales each retry delay into ``[1/2, 1)`` of itself.
+
+    Raises:
+        ValueError: durations out of range (see `Debouncer` and `syncd.core.backoff.backoff_delays`).
+    """
+
+    def __init__(
+        self,
+        *,
+        quiet: float = 1.5,
+        max_wait: float = 5.0,
+        history_size: int = 10_000,
+        retry_initial_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        Backoff(retry_initial_delay, retry_max_delay, jitter).next_delay()  # checks the parameters now
+        self._history_size = history_size
+        self._retry_initial_delay = retry_initial_delay
+        self._retry_max_delay = retry_max_delay
+        self._jitter = jitter
+        self._debouncer: Debouncer[ProjectId] = Debouncer(quiet=quiet, max_wait=max_wait)
+        self._effects: list[Effect] = []
+        self._projects: dict[ProjectId, ProjectState] = {}
+        self._sessions: dict[ConnId, Session] = {}
+        self._restored: dict[ProjectId, list[JournalEntry]] = {}
+        self._retries: dict[ProjectId, float] = {}
+        self._batch_ids = itertools.count(1)
+
+    # -- effects and time ---------------------------------------------------------------------------
+
+    def take_effects(self) -> list[Effect]:
+        """Return the effects queued since the last call, oldest first, and forget them."""
+        # The projects hold this same list, so it is emptied in place.
+        effects = self._effects.copy()
+        self._effects.clear()
+        return effects
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timer` must be called next (None: no timer needed)."""
+        deadline = self._debouncer.next_deadline()
+        if self._retries:
+            retry = min(self._retries.values())
+            deadline = retry if deadline is None else min(deadline, retry)
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Send the write batches that are due: debounced flushes and retries."""
+        for project_id, at in list(self._retries.items()):
+            if at <= now:
+                del self._retries[project_id]
+                self._flush(self._projects[project_id], force=True)
+        for project_id in self._debouncer.pop_due(now):
+            self._flush(self._projects[project_id], force=False)
+
+    # -- projects -----------------------------------------------------------------------------------
+
+    def open_project(self, project_id: ProjectId, epoch: Epoch, now: float) -> None:
+        """Start loading a project (``LoadProject``) unless it is open or loading already."""
+        if project_id in self._projects:
+            return
+        project = ProjectState(
+            project_id,
+            epoch,
+            self._effects,
+            History(self._history_size),
+            Backoff(self._retry_initial_delay, self._retry_max_delay, self._jitter),
+        )
+        project.restored = self._restored.pop(project_id, [])
+        for entry in project.restored:
+            project.mutations.accept(entry.client_id, entry.mid)
+        self._projects[project_id] = project
+        self._effects.append(LoadProject(project_id))
+
+    def receive_loaded(self, project_id: ProjectId, rows: ProjectRows, now: float) -> None:
+        """Take a project's initial read: replay its journal, save that at once, welcome the waiting.
+
+        ``rows.project`` None means the project does not exist: the waiting editors get ``not_found``
+        and the journaled edits for it are dropped (``ProjectNotFound``). A failed read is not this
+        input: the daemon retries the load.
+
+        Raises:
+            ValueError: the rows hold another project's row (a bug in the adapter).
+        """
+        _check_rows(project_id, rows)
+        project = self._projects.get(project_id)
+        if project is None or project.loaded:
+            return
+        if rows.project is None or project.load(rows):
+            self._forget(project)
+            return
+        self._flush(project, force=True)
+        waiting, project.waiting = project.waiting, {}
+        for session in waiting.values():
+            project.welcome(session)
+
+    def restore(self, entries: Sequence[JournalEntry]) -> None:
+        """Replay journal entries (in journal order) as pending edits of their projects.
+
+        Entries of a project that is not loaded wait for its load; the daemon must open it. Their
+        mids count as accepted at once. No ``Append`` or ``Ack`` is emitted for them again.
+        """
+        touched: dict[ProjectId, None] = {}
+        for entry in entries:
+            project = self._projects.get(entry.project_id)
+            if project is None:
+                self._restored.setdefault(entry.project_id, []).append(entry)
+            elif not project.loaded:
+                project.restored.append(entry)
+                project.mutations.accept(entry.client_id, entry.mid)
+            else:
+                project.replay(entry)
+                touched[entry.project_id] = None
+        for project_id in touched:
+            self._flush(self._projects[project_id], force=False)
+
+    def close_project(self, project_id: ProjectId) -> bool:
+        """Forget a project if nothing needs it (no editor, nothing unsaved). Returns whether it is closed."""
+        project = self._projects.get(project_id)
+        if project is None:
+            return True
+        if project.editors or project.waiting or project.unsaved():
+            return False
+        self._drop(project)
+        return True
+
+    def open_projects(self) -> tuple[ProjectId, ...]:
+        """The projects open or loading, in the order they were opened."""
+        return tuple(self._projects)
+
+    def status(self, project_id: ProjectId) -> ProjectStatus | None:
+        """The state of one project, or None when it is not open."""
+        project = self._projects.get(project_id)
+        if project is None:
+            return None
+        inflight: InFlight | None = project.inflight
+        return ProjectStatus(
+            loaded=project.loaded,
+            editors=len(project.editors),
+            waiting=len(project.waiting),
+            pending=len(project.pending_mids) + len(project.restored),
+            in_flight=None if inflight is None else inflight.batch_id,
+            in_flight_mutations=0 if inflight is None else len(inflight.mutation_ids),
+            retry_at=self._retries.get(project_id),
+            seq=project.seq,
+            saved_seq=project.saved_seq(),
+        )
+
+    def pending_count(self) -> int:
+        """How many accepted mutations are not yet known to be in the database (in flight included)."""
+        waiting = sum(len(entries) for entries in self._restored.values())
+        return waiting + sum(len(project.unsaved()) for project in self._projects.values())
+
+    def _drop(self, project: ProjectState) -> None:
+        del self._projects[project.project_id]
+        self._debouncer.discard(project.project_id)
+        self._retries.pop(project.project_id, None)
+
+    def _forget(self, project: ProjectState) -> None:
+        """The project does not exist: drop it, its connections and its unsaved edits."""
+        conns = (*project.editors, *project.waiting)
+        for conn in conns:
+            del self._sessions[conn]
+            self._effects.append(
+                Error(project.project_id, conn, None, "not_found", "the project does not exist")
+            )
+        dropped = project.unsaved()
+        self._effects.append(ProjectNotFound(project.project_id, conns, dropped))
+        if dropped:
+            self._effects.append(RemoveJournal(project.project_id, dropped))
+        self._drop(project)
+
+    # -- editors ------------------------------------------------------------------------------------
+
+    def attach(
+        self,
+        conn: ConnId,
+        client_id: ClientId,
+        user_id: UserId,
+        project_id: ProjectId,
+        resume: tuple[Epoch, int] | None,
+        now: float,
+    ) -> None:
+        """Let a connection into an open project: ``Welcome``, ``Replay`` or ``Snapshot``, then ``Presence``.
+
+        While the project loads, the connection waits and gets all of it after the load.
+
+        Raises:
+            ValueError: the connection is attached already, or the project was not opened.
+        """
+        if conn in self._sessions:
+            raise ValueError(f"connection {conn!r} is attached already")
+        project = self._projects.get(project_id)
+        if project is None:
+            raise ValueError(f"project {project_id!r} is not open")
+        session = Session(conn, client_id, user_id, project_id, resume)
+        self._sessions[conn] = session
+        if project.loaded:
+            project.welcome(session)
+        else:
+            project.waiting[conn] = session
+
+    def detach(self, conn: ConnId, now: float) -> None:
+        """Forget a connection (no-op if unknown); the others get the new ``Presence``."""
+        session = self._sessions.pop(conn, None)
+        if session is None:
+            return
+        project = self._projects[session.project_id]
+        project.waiting.pop(conn, None)
+        if project.editors.pop(conn, None) is not None:
+            project.announce()
+
+    def snapshot_for(self, conn: ConnId) -> Snapshot | None:
+        """A fresh snapshot for a welcomed connection (None while its project loads)."""
+        project = self._project_of(conn)
+        return project.snapshot(conn) if conn in project.editors else None
+
+    def resend_snapshot(self, conn: ConnId) -> None:
+        """Queue a fresh ``Snapshot`` for a connection whose backlog was dropped."""
+        snapshot = self.snapshot_for(conn)
+        if snapshot is not None:
+            self._effects.append(snapshot)
+
+    def _project_of(self, conn: ConnId) -> ProjectState:
+        session = self._sessions.get(conn)
+        if session is None:
+            raise ValueError(f"connection {conn!r} is not attached")
+        return self._projects[session.project_id]
+
+    def receive_mutation(self, conn: ConnId, mutation: Mutation, now: float) -> None:
+        """Apply an editor's mutation: ``Append``, its ``Change``s, then ``Ack`` (or an ``Error``).
+
+        A mutation whose mid was accepted already is acknowledged again (with its original seq when
+        remembered) and applied zero times.
+
+        Raises:
+            ValueError: the connection is not attached.
+        """
+        project = self._project_of(conn)
+        session = project.editors.get(conn)
+        mid = mutation.mid
+        if session is None:
+            self._reject(project, conn, mid, Rejection("unavailable", "the project is still loading"))
+            return
+        client_id = session.client_id
+        if project.mutations.seen(client_id, mid):
+            # The seq of the mutation's last change if still in history; else (a flush, a mutation
+            # that changed nothing, or one from before a restart) the current seq.
+            seq = project.history.ack_seq(client_id, mid)
+            self._effects.append(Ack(conn, mid, project.seq if seq is None else seq))
+            return
+        by: MutationId = (client_id, mid)
+        match mutation:
+            case Patch():
+                key = check_patch(mutation, project.project_id, project.view)
+                if isinstance(key, Rejection):
+                    self._reject(project, conn, mid, key)
+                    return
+                self._effects.append(Append(JournalEntry(project.project_id, client_id, mid, mutation)))
+                seq = project.apply_patch(key, mutation.set, by)
+            case Insert():
+                checked = check_insert(mutation, project.project_id, project.view)
+                if isinstance(checked, Rejection):
+                    self._reject(project, conn, mid, checked)
+                    return
+                table, row_id, row = checked
+                journaled = mutation if row is mutation.row else Insert(mid, table, row)
+                self._effects.append(Append(JournalEntry(project.project_id, client_id, mid, journaled)))
+                seq = project.apply_insert((table, row_id), row, by)
+            case Delete():
+                key = check_delete(mutation, project.view)
+                if isinstance(key, Rejection):
+                    self._reject(project, conn, mid, key)
+                    return
+                self._effects.append(Append(JournalEntry(project.project_id, client_id, mid, mutation)))
+                seq = project.apply_delete(key, by)
+            case Reorder():
+                reordered = resolve_reorder(mutation, project.view)
+                if isinstance(reordered, Rejection):
+                    self._reject(project, conn, mid, reordered)
+                    return
+                if not reordered.positions:
+                    self._accept(project, conn, by, project.seq)
+                    return
+                self._effects.append(Append(JournalEntry(project.project_id, client_id, mid, reordered)))
+                seq = project.apply_reordered(reordered, by)
+            case Flush():
+                self._accept(project, conn, by, project.seq)
+                self._flush(project, force=False)
+                return
+            case _:
+                assert_never(mutation)
+        self._accept(project, conn, by, seq)
+        self._debouncer.touch(project.project_id, now)
+
+    def _accept(self, project: ProjectState, conn: ConnId, by: MutationId, seq: int) -> None:
+        project.mutations.accept(by[0], by[1])
+        self._effects.append(Ack(conn, by[1], seq))
+
+    def _reject(self, project: ProjectState, conn: ConnId, mid: int, rejection: Rejection) -> None:
+        self._effects.append(Error(project.project_id, conn, mid, rejection.code, rejection.message))
+
+    # -- the database -------------------------------------------------------------------------------
+
+    def receive_remote_change(self, project_id: ProjectId, change: RemoteChange, now: float) -> None:
+        """Apply a row change from the change feed (echoes and stale rows are dropped).
+
+        Changes for a project still loading are applied right after its load; changes for a project
+        that is not open are ignored.
+        """
+        project = self._projects.get(project_id)
+        if project is None:
+            return
+        if not project.loaded:
+            project.early_changes.append(change)
+        elif project.receive_remote(change):
+            self._forget(project)
+
+    def request_reread(self, project_id: ProjectId) -> None:
+        """Ask for a full read of a loaded project (``RequestReread``): after a subscribe; anti-entropy."""
+        project = self._projects.get(project_id)
+        if project is not None and project.loaded:
+            project.request_reread()
+
+    def receive_reread(self, project_id: ProjectId, token: int, rows: ProjectRows, now: float) -> None:
+        """Reconcile the answer to a ``RequestReread``; unknown tokens and projects are ignored.
+
+        Raises:
+            ValueError: the rows hold another project's row (a bug in the adapter).
+        """
+        _check_rows(project_id, rows)
+        project = self._projects.get(project_id)
+        if project is not None and project.receive_reread(token, rows):
+            self._forget(project)
+
+    def receive_write_result(self, project_id: ProjectId, result: WriteResult, now: float) -> None:
+        """Take the outcome of the project's batch in flight; a result for any other batch is ignored.
+
+        On success the next batch goes at once if a flush was asked for meanwhile. On failure the edits
+        are kept; a retryable failure is retried after an exponential, jittered delay, a rejection
+        after ``retry_max_delay``, and the editors get ``unavailable``.
+        """
+        project = self._projects.get(project_id)
+        if project is None or project.inflight is None or project.inflight.batch_id != result.batch_id:
+            return
+        match result:
+            case WriteOk():
+                if project.write_ok(result):
+                    self._forget(project)
+                    return
+                project.backoff.reset()
+                if project.flush_wanted:
+                    self._flush(project, force=True)
+            case WriteFailed(retryable=retryable):
+                project.merge_back()
+                if retryable:
+                    delay = project.backoff.next_delay()
+                else:
+                    delay = self._retry_max_delay
+                    self._effects.append(Error(project_id, None, None, "unavailable", UNAVAILABLE_MESSAGE))
+                self._retries[project_id] = now + delay
+            case _:
+                assert_never(result)
+
+    def flush_all(self, now: float) -> None:
+        """Shutdown: every loaded project with unsaved edits sends its batch now (or after the one in flight).
+
+        A scheduled retry is not waited for.
+        """
+        self._debouncer.flush_all()
+        for project in list(self._projects.values()):
+            if project.loaded:
+                self._flush(project, force=True)
+
+    def _flush(self, project: ProjectState, *, force: bool) -> None:
+        """Send the project's pending edits now, or as soon as its batch in flight (or its retry) allows.
+
+        ``force`` skips the wait for a scheduled retry.
+        """
+        self._debouncer.discard(project.project_id)
+        if not project.has_pending():
+            return
+        if project.inflight is not None or (not force and project.project_id in self._retries):
+            project.flush_wanted = True
+            return
+        self._retries.pop(project.project_id, None)
+        project.cut(next(self._batch_ids))

@@ -1,0 +1,27 @@
+"""Identifiers that the engine passes around.
+
+All are plain strings at run time; the `NewType`s keep them apart for the type checker.
+"""
+
+from typing import NewType, TypeAlias
+
+ProjectId = NewType("ProjectId", str)
+"""The uuid of a project (the ``projects.id`` column)."""
+
+ClientId = NewType("ClientId", str)
+"""The uuid an editor chose for itself; ``mid`` counts up per client."""
+
+ConnId = NewType("ConnId", str)
+"""A connection id assigned by the gateway."""
+
+UserId = NewType("UserId", str)
+"""The Supabase user of a connection (``anonymous`` or the JWT subject, as the gateway decides)."""
+
+RowId = NewType("RowId", str)
+"""The uuid of a row in a synced table."""
+
+Epoch: TypeAlias = str
+"""Names one lifetime of a project's change stream; ``seq`` restarts at 0 with each epoch."""
+
+MutationId: TypeAlias = tuple[ClientId, int]
+"""``(client_id, mid)``: identifies one editor mutation everywhere (journal, batch, ``syncd_mutations``)."""

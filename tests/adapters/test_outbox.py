@@ -1,0 +1,215 @@
+"""Outbox: durable appends, group commit, removal, replay order, damaged journals (real SQLite files)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from syncd.adapters.outbox import JournalError, Outbox
+from syncd.core.ids import ClientId, ProjectId, RowId
+from syncd.core.journal import JournalEntry, Reordered
+from syncd.core.model import Delete, Insert, Patch
+
+P = ProjectId("p-1")
+A = ClientId("client-a")
+B = ClientId("client-b")
+
+
+def patch(mid: int, client: ClientId = A) -> JournalEntry:
+    return JournalEntry(P, client, mid, Patch(mid, "scenes", RowId("s-1"), {"heading": f"h{mid}"}))
+
+
+async def test_appends_survive_a_reopen(tmp_path: Path) -> None:
+    """Entries appended before close are read back by a new outbox on the same file, in order."""
+    path = tmp_path / "state" / "outbox.sqlite3"
+    entries = [
+        patch(1),
+        JournalEntry(P, A, 2, Insert(2, "clips", {"id": "c-9", "project_id": P, "metadata": {"k": [1]}})),
+        JournalEntry(P, B, 1, Delete(1, "clips", RowId("c-1"))),
+        JournalEntry(P, B, 2, Reordered(2, "scenes", ((RowId("s-2"), 0), (RowId("s-1"), 1)))),
+    ]
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        for entry in entries:
+            await outbox.append(entry)
+        assert outbox.depth() == 4
+    async with asyncio.timeout(10), Outbox(path) as again:
+        assert again.depth() == 4
+        assert await again.load() == entries
+
+
+async def test_file_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    """The journal is a WAL database, and every commit is synced in full."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        await outbox.append(patch(1))
+        assert (path.parent / "outbox.sqlite3-wal").exists()
+    with sqlite3.connect(path) as db:
+        assert db.execute("pragma journal_mode").fetchone() == ("wal",)
+
+
+async def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
+    """Appends that arrive together are committed together: far fewer commits than appends."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        await asyncio.gather(*(outbox.append(patch(mid)) for mid in range(1, 101)))
+        assert outbox.depth() == 100
+        assert 1 <= outbox.commits <= 2
+        assert [entry.mid for entry in await outbox.load()] == list(range(1, 101))
+
+
+async def test_without_group_commit_each_append_commits(tmp_path: Path) -> None:
+    """The comparison mode commits (and syncs) every append on its own."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3", group_commit=False) as outbox:
+        await asyncio.gather(*(outbox.append(patch(mid)) for mid in range(1, 21)))
+        assert outbox.commits == 20
+        assert [entry.mid for entry in await outbox.load()] == list(range(1, 21))
+
+
+async def test_appends_during_a_commit_go_in_the_next(tmp_path: Path) -> None:
+    """An append queued while a commit runs is committed by the following one."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        first = outbox.append_nowait(patch(1))
+        await asyncio.sleep(0)  # the commit of the first append starts
+        second = outbox.append_nowait(patch(2))
+        third = outbox.append_nowait(patch(3))
+        await asyncio.gather(first, second, third)
+        assert outbox.commits == 2
+
+
+async def test_remove(tmp_path: Path) -> None:
+    """Removed mutations leave the journal for good; unknown ones are ignored."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        for mid in (1, 2, 3):
+            await outbox.append(patch(mid))
+        await outbox.append(patch(1, B))
+        await outbox.remove([(A, 1), (A, 3), (A, 99)])
+        await outbox.remove([])
+        assert outbox.depth() == 2
+        assert [entry.mutation_id for entry in await outbox.load()] == [(A, 2), (B, 1)]
+    async with asyncio.timeout(10), Outbox(path) as again:
+        assert [entry.mutation_id for entry in await again.load()] == [(A, 2), (B, 1)]
+
+
+async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
+    """Appends queued when the outbox closes are committed before it closes."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10):
+        async with Outbox(path) as outbox:
+            pending = [outbox.append_nowait(patch(mid)) for mid in (1, 2)]
+        assert all(future.done() and future.exception() is None for future in pending)
+        async with Outbox(path) as again:
+            assert again.depth() == 2
+
+
+async def test_closed_outbox_refuses_appends(tmp_path: Path) -> None:
+    """An outbox that is not open says so instead of losing the entry."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    with pytest.raises(JournalError, match="is not open"):
+        await outbox.append(patch(1))
+    async with asyncio.timeout(10), outbox:
+        pass
+    with pytest.raises(JournalError, match="is not open"):
+        await outbox.remove([(A, 1)])
+
+
+@pytest.mark.parametrize(
+    ("mutation", "words"),
+    [
+        ("{not json", "journal row 2 cannot be decoded"),
+        ('{"type": "patch", "mid": 1, "table": "scenes"}', "journal row 2 cannot be decoded: field 'id'"),
+        ('{"type": "delete", "mid": 7, "table": "clips", "id": "c"}', "differs"),
+    ],
+)
+async def test_damaged_row_is_named(tmp_path: Path, mutation: str, words: str) -> None:
+    """A row that cannot be decoded stops the replay with an error naming it; nothing is skipped."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        await outbox.append(patch(1))
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "insert into journal (project_id, client_id, mid, mutation, created) values (?, ?, ?, ?, 0)",
+            (P, A, 2, mutation),
+        )
+    async with asyncio.timeout(10), Outbox(path) as again:
+        with pytest.raises(JournalError, match=words):
+            await again.load()
+
+
+async def test_damaged_columns_are_named(tmp_path: Path) -> None:
+    """Columns of the wrong type are reported with the row."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "insert into journal (project_id, client_id, mid, mutation, created)"
+            " values (x'01', 'a', 'x', '{}', 0)"
+        )
+    async with asyncio.timeout(10), Outbox(path) as again:
+        with pytest.raises(
+            JournalError, match="row 1 cannot be decoded: project_id and client_id must be text"
+        ):
+            await again.load()
+    with sqlite3.connect(path) as db:
+        db.execute("update journal set project_id = 'p'")
+    async with asyncio.timeout(10), Outbox(path) as again:
+        with pytest.raises(JournalError, match="row 1 cannot be decoded: mid must be an integer"):
+            await again.load()
+
+
+async def test_failed_commit_fails_its_appends_only(tmp_path: Path) -> None:
+    """A commit that fails raises in every append it held; the outbox keeps working for the next ones."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        await outbox.append(patch(1))
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "create trigger refuse before insert on journal when new.mid = 13"
+                " begin select raise(abort, 'no'); end"
+            )
+        results = await asyncio.gather(
+            outbox.append(patch(12)), outbox.append(patch(13)), return_exceptions=True
+        )
+        assert all(isinstance(result, JournalError) for result in results)
+        assert "cannot write the outbox" in str(results[0])
+        await outbox.append(patch(14))
+        assert [entry.mid for entry in await outbox.load()] == [1, 14]
+        assert outbox.depth() == 2
+
+
+async def test_cancelled_appender_does_not_block_the_others(tmp_path: Path) -> None:
+    """An append whose caller gave up is still committed, and the appends with it still complete."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        gave_up = outbox.append_nowait(patch(1))
+        gave_up.cancel()
+        await outbox.append(patch(2))
+        assert [entry.mid for entry in await outbox.load()] == [1, 2]
+        with sqlite3.connect(path) as db:
+            db.execute("create trigger refuse before insert on journal begin select raise(abort, 'no'); end")
+        gave_up = outbox.append_nowait(patch(3))
+        gave_up.cancel()
+        with pytest.raises(JournalError):
+            await outbox.append(patch(4))
+
+
+async def test_unreadable_file(tmp_path: Path) -> None:
+    """A path that is not a database fails to open with an error naming it."""
+    path = tmp_path / "outbox.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="cannot open the outbox"):
+        async with asyncio.timeout(10), Outbox(path):
+            pass
+
+
+async def test_unreadable_table(tmp_path: Path) -> None:
+    """A journal whose table was damaged fails to load with an error naming the file."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        with sqlite3.connect(path) as db:
+            db.execute("alter table journal rename column mutation to other")
+        with pytest.raises(JournalError, match="cannot read the outbox"):
+            await outbox.load()
