@@ -21,7 +21,7 @@ _CONTEXT = ("conn", "project")
 
 
 class RedactFilter(logging.Filter):
-    """Masks JWTs and the given secrets in the formatted message and its arguments.
+    """Masks JWTs and the given secrets in the message (with its arguments) and in any traceback.
 
     Args:
         secrets: values never to print (the service key, the JWT secret, the MQTT password).
@@ -43,7 +43,18 @@ class RedactFilter(logging.Filter):
         clean = self.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # An exception's text can quote a request (headers and all); the formatters print this
+            # cached, cleaned text instead of formatting the traceback again.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class PlainFormatter(logging.Formatter):
@@ -54,8 +65,9 @@ class PlainFormatter(logging.Formatter):
         context = " ".join(f"{k}={getattr(record, k)}" for k in _CONTEXT if getattr(record, k, None))
         if context:
             line = f"{line} {context}"
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+        trace = _trace(self, record)
+        if trace:
+            line = f"{line}\n{trace}"
         return line
 
 
@@ -73,9 +85,22 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value:
                 entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        trace = _trace(self, record)
+        if trace:
+            entry["exc"] = trace
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _trace(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    """The record's traceback and stack, preferring the text that :class:`RedactFilter` cleaned."""
+    parts = []
+    if record.exc_text:
+        parts.append(record.exc_text)
+    elif record.exc_info:
+        parts.append(formatter.formatException(record.exc_info))
+    if record.stack_info:
+        parts.append(record.stack_info)
+    return "\n".join(parts)
 
 
 def configure(settings: LogSettings, secrets: Iterable[str] = ()) -> None:

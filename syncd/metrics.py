@@ -1,19 +1,61 @@
 """Prometheus metrics of the daemon, served at ``/metrics``.
 
 Counters move as the daemon works; gauges are read from the daemon when scraped, so they cost
-nothing in between.
+nothing in between. Rates ("changes per second in and out") are ``rate()`` over the counters, as
+Prometheus intends; the daemon exports no averages of its own.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-if TYPE_CHECKING:
-    from syncd.daemon import Daemon
+
+class EngineView(Protocol):
+    """The part of the engine that the gauges read."""
+
+    def open_projects(self) -> tuple[str, ...]:
+        """The projects open or loading."""
+
+    def pending_count(self) -> int:
+        """Accepted edits not yet known to be in the database."""
+
+
+class MetricsSource(Protocol):
+    """What the gauges read from the daemon when scraped."""
+
+    @property
+    def engine(self) -> EngineView:
+        """The sans-I/O engine."""
+
+    @property
+    def editor_count(self) -> int:
+        """Connected editors."""
+
+    @property
+    def mqtt_connected(self) -> bool | None:
+        """MQTT bridge state; None when MQTT is off."""
+
+    @property
+    def realtime_connected(self) -> bool | None:
+        """Realtime socket state; None in local mode."""
+
+    def outbox_depth(self) -> int:
+        """Entries in the durable journal."""
+
+    def pending_oldest_age(self) -> float:
+        """Seconds since the oldest unsaved edit arrived."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the daemon is ready, and why (not)."""
+
+
+def _state(value: bool | None) -> float:
+    """A connection state as a gauge value: 1 up, 0 down, -1 not configured."""
+    return -1.0 if value is None else float(value)
 
 
 class Metrics:
@@ -23,7 +65,7 @@ class Metrics:
         daemon: what the gauges read.
     """
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: MetricsSource) -> None:
         self._daemon = daemon
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
@@ -55,6 +97,11 @@ class Metrics:
         Gauge("syncd_pending_edits", "Accepted edits not yet in the database", registry=r).set_function(
             lambda: daemon.engine.pending_count()
         )
+        Gauge(
+            "syncd_pending_oldest_seconds",
+            "Age of the oldest edit not yet in the database, 0 when everything is saved",
+            registry=r,
+        ).set_function(lambda: daemon.pending_oldest_age())
         Gauge("syncd_outbox_depth", "Entries in the durable journal", registry=r).set_function(
             lambda: daemon.outbox_depth()
         )
@@ -62,8 +109,13 @@ class Metrics:
             "syncd_backend_ready", "1 when the backend is connected and subscribed", registry=r
         ).set_function(lambda: 1.0 if daemon.readiness()[0] else 0.0)
         Gauge(
+            "syncd_realtime_connected",
+            "1 when the Supabase Realtime socket is connected, -1 in local mode",
+            registry=r,
+        ).set_function(lambda: _state(daemon.realtime_connected))
+        Gauge(
             "syncd_mqtt_connected", "1 when the MQTT bridge is connected, -1 when MQTT is off", registry=r
-        ).set_function(lambda: -1.0 if daemon.mqtt_connected is None else float(daemon.mqtt_connected))
+        ).set_function(lambda: _state(daemon.mqtt_connected))
         Gauge("syncd_start_time_seconds", "Unix time the daemon started", registry=r).set(time.time())
 
     def render(self) -> bytes:

@@ -9,9 +9,7 @@ import gc
 import ipaddress
 import json
 import logging
-import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -316,13 +314,11 @@ async def test_backlog_overflow_leaves_resync_notice(
 @contextlib.contextmanager
 def paused(broker: MosquittoBroker) -> Iterator[None]:
     """Freeze the broker process (SIGSTOP): connections stay open but nothing is read or acknowledged."""
-    process = broker._process  # no public handle on the process yet
-    assert process is not None
-    os.kill(process.pid, signal.SIGSTOP)
+    broker.pause()
     try:
         yield
     finally:
-        os.kill(process.pid, signal.SIGCONT)
+        broker.resume()
 
 
 @integration

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,6 +46,25 @@ class MosquittoBroker:
     def running(self) -> bool:
         """Whether the broker process is alive."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id.
+
+        Raises:
+            MosquittoError: the broker is not running.
+        """
+        if self._process is None or self._process.poll() is not None:
+            raise MosquittoError("Mosquitto is not running")
+        return self._process.pid
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open, but nothing is read or acknowledged."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker run again (SIGCONT)."""
+        os.kill(self.pid, signal.SIGCONT)
 
     def __enter__(self) -> MosquittoBroker:
         self.start()

@@ -1,0 +1,472 @@
+"""Fixtures of the service tests: ``syncd run`` as a real process, systemd's notify socket, the Supabase
+stand-in, Mosquitto's own command-line clients, and an editor socket that records every frame.
+
+Nothing here sleeps for a fixed time: sockets are read with timeouts, and what lies outside a socket
+(the store, the daemon's stderr) is polled until it holds or a deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.daemon import DaemonProcess
+from tests.support.localsupabase.app import LocalSupabase
+from tests.support.mosquitto import MosquittoBroker
+
+Frame: TypeAlias = dict[str, Any]
+
+WAIT = 10.0
+"""Seconds any single expected event may take; generous, so a loaded machine does not fail a test."""
+
+PREFIX = "omegaframe/v1"
+"""The default MQTT topic prefix."""
+
+JWT_SECRET = "service-test-jwt-secret-0123456789abcdef0123456789"
+"""The stand-in's JWT secret: it signs the service key and the editors' tokens."""
+
+LONG_QUIET = {"SYNCD_DEBOUNCE__QUIET": "30", "SYNCD_DEBOUNCE__MAX_WAIT": "60"}
+"""A debounce longer than any test: edits stay pending until a flush or a shutdown writes them."""
+
+FAST_SAVES = {"SYNCD_DEBOUNCE__QUIET": "0.2", "SYNCD_DEBOUNCE__MAX_WAIT": "1"}
+"""A debounce short enough that saves happen within a test."""
+
+
+async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+    """Poll a condition outside any socket until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# ---- the daemon -----------------------------------------------------------------------------------
+
+
+class ServiceDaemon(DaemonProcess):
+    """A ``syncd run`` process whose pipes close with it, with signal and HTTP helpers."""
+
+    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
+        try:
+            super()._drain_stdout(proc)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
+        try:
+            super()._drain_stderr(proc)
+        finally:
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send a signal to the process."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def exit_code(self, timeout: float = WAIT) -> int:  # noqa: ASYNC109
+        """Wait (off the event loop) for the process to end; return its exit code."""
+        assert self.proc is not None
+        return await asyncio.to_thread(self.proc.wait, timeout)
+
+    async def wait_log(self, text: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+        """Wait until ``text`` appears on the daemon's stderr."""
+        await wait_for(lambda: text in self.stderr, f"{text!r} in the daemon's log:\n{self.stderr}", timeout)
+
+    async def get(self, path: str) -> bytes:
+        """GET a path on the daemon's port (off the event loop); return the body of a 200 answer."""
+
+        def fetch() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=WAIT) as answer:
+                body: bytes = answer.read()
+                return body
+
+        return await asyncio.to_thread(fetch)
+
+
+DaemonFactory: TypeAlias = Callable[..., Awaitable[ServiceDaemon]]
+
+
+@pytest.fixture
+async def start_daemon(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
+    """Start ``syncd run`` processes (off the event loop, which may serve the stand-in); stop them after."""
+    started: list[ServiceDaemon] = []
+
+    async def start(
+        env: Mapping[str, str] | None = None, *, name: str = "state", port: int | None = None
+    ) -> ServiceDaemon:
+        daemon = ServiceDaemon(tmp_path / name, env=env)
+        started.append(daemon)
+        await asyncio.to_thread(daemon.start, 30.0, port)
+        return daemon
+
+    yield start
+    for daemon in started:
+        await asyncio.to_thread(daemon.stop)
+
+
+def store_rows(state_dir: Path, table: str, project_id: str) -> dict[str, dict[str, Any]]:
+    """The rows of ``table`` that belong to a project, read straight from ``store.db``."""
+    assert table in ("projects", "scenes", "clips")
+    owner = "id" if table == "projects" else "project_id"
+    db = sqlite3.connect(f"file:{state_dir / 'store.db'}?mode=ro", uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(f"select * from {table} where {owner} = ?", (project_id,)).fetchall()  # noqa: S608
+    finally:
+        db.close()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def outbox_count(state_dir: Path) -> int:
+    """Entries in the daemon's durable outbox, read straight from ``outbox.db``."""
+    db = sqlite3.connect(f"file:{state_dir / 'outbox.db'}?mode=ro", uri=True)
+    try:
+        count: int = db.execute("select count(*) from journal").fetchone()[0]
+        return count
+    finally:
+        db.close()
+
+
+# ---- systemd's notify socket ------------------------------------------------------------------------
+
+
+class NotifyListener:
+    """An AF_UNIX datagram socket standing in for systemd's ``$NOTIFY_SOCKET``.
+
+    A thread reads each datagram and calls ``on_message`` (if set) with it right away, so a test can check
+    the world at the moment a notification arrives.
+
+    Args:
+        path: where to bind the socket.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[tuple[float, list[str]]] = []
+        """Each datagram's arrival (monotonic seconds) and its lines."""
+        self.on_message: Callable[[list[str]], None] | None = None
+        self._condition = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.1)
+        self._stop = False
+        self._thread = threading.Thread(target=self._read, name="notify listener", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop:
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            lines = data.decode().split("\n")
+            if self.on_message is not None:
+                self.on_message(lines)
+            with self._condition:
+                self.messages.append((time.monotonic(), lines))
+                self._condition.notify_all()
+
+    def lines(self) -> list[str]:
+        """Every line received so far, in order."""
+        with self._condition:
+            return [line for _, lines in self.messages for line in lines]
+
+    def count(self, line: str) -> int:
+        """How many times ``line`` arrived."""
+        return self.lines().count(line)
+
+    async def wait(
+        self, predicate: Callable[[NotifyListener], bool], what: str, within: float = WAIT
+    ) -> None:
+        """Wait until ``predicate(self)`` holds; fail after ``within`` seconds."""
+        await wait_for(lambda: predicate(self), f"{what}; got {self.lines()}", within)
+
+    def close(self) -> None:
+        """Stop reading and remove the socket."""
+        self._stop = True
+        self._thread.join(timeout=5)
+        self._sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifyListener]:
+    """A notify socket in a short temporary folder (AF_UNIX paths are limited to about 100 bytes)."""
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"syncd-notify-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    listener = NotifyListener(folder / "notify.sock")
+    try:
+        yield listener
+    finally:
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- the Supabase stand-in ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def standin(supabase_db: str) -> AsyncIterator[LocalSupabase]:
+    """The Supabase stand-in over a fresh database, with a known JWT secret."""
+    async with LocalSupabase(supabase_db, jwt_secret=JWT_SECRET) as stack:
+        yield stack
+
+
+def supabase_env(standin: LocalSupabase) -> dict[str, str]:
+    """The environment that puts a daemon in Supabase mode against the stand-in."""
+    return {
+        "SUPABASE_URL": standin.url,
+        "SUPABASE_SERVICE_KEY": standin.service_key,
+        "SUPABASE_JWT_SECRET": standin.jwt_secret,
+    }
+
+
+async def seed_standin(
+    standin: LocalSupabase, *, user_id: str | None = None, scenes: int = 2
+) -> tuple[str, list[str]]:
+    """Create a project (owned by ``user_id``, a new ``auth.users`` row) with scenes in the stand-in's DB.
+
+    Returns:
+        The project id and its scene ids in scene order.
+    """
+    pool = standin.pool
+    if user_id is not None:
+        await pool.execute(
+            "insert into auth.users (id, email) values ($1, $2)",
+            uuid.UUID(user_id),
+            f"{user_id[:8]}@example.test",
+        )
+    project_id = await pool.fetchval(
+        "insert into public.projects (title, user_id) values ($1, $2) returning id::text",
+        "Service test",
+        None if user_id is None else uuid.UUID(user_id),
+    )
+    scene_ids = []
+    for index in range(scenes):
+        scene_id = await pool.fetchval(
+            "insert into public.scenes (project_id, scene_index, heading) values ($1, $2, $3)"
+            " returning id::text",
+            uuid.UUID(project_id),
+            index,
+            f"Scene {index + 1}",
+        )
+        scene_ids.append(str(scene_id))
+    return str(project_id), scene_ids
+
+
+async def db_scene_bodies(standin: LocalSupabase, project_id: str) -> dict[str, str]:
+    """Scene id -> body, as the stand-in's database holds them."""
+    rows = await standin.pool.fetch(
+        "select id::text, body from public.scenes where project_id = $1", uuid.UUID(project_id)
+    )
+    return {row["id"]: row["body"] for row in rows}
+
+
+# ---- an editor that records every frame -------------------------------------------------------------
+
+
+class Recorder:
+    """An editor on a bare WebSocket whose reader keeps every frame and the close code, in order.
+
+    Args:
+        ws: the open connection.
+    """
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.client_id = str(uuid.uuid4())
+        self.frames: list[Frame] = []
+        self.close_code: int | None = None
+        self._mid = 0
+        self._reader = asyncio.create_task(self._read(), name="recorder.read")
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.ws:
+                self.frames.append(json.loads(data))
+        except ConnectionClosed:
+            pass
+        self.close_code = self.ws.close_code
+
+    def of_type(self, kind: str) -> list[Frame]:
+        """The frames of one type received so far."""
+        return [f for f in self.frames if f["type"] == kind]
+
+    async def wait(self, predicate: Callable[[Recorder], bool], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+        """Wait until ``predicate(self)`` holds; fail after ``timeout`` seconds."""
+        await wait_for(lambda: predicate(self), f"{what}; frames: {self.frames}", timeout)
+
+    async def join(self, project_id: str, token: str | None = None) -> Frame:
+        """Say hello; return the snapshot."""
+        hello = {"type": "hello", "protocol": 1, "project_id": project_id, "client_id": self.client_id}
+        await self.ws.send(json.dumps({**hello, "token": token, "resume": None}))
+        await self.wait(lambda r: bool(r.of_type("snapshot")) or r.close_code is not None, "a snapshot")
+        return self.of_type("snapshot")[0]
+
+    async def patch(self, table: str, row_id: str, values: Mapping[str, Any]) -> int:
+        """Send a patch; return its mid."""
+        self._mid += 1
+        frame = {"type": "patch", "mid": self._mid, "table": table, "id": row_id, "set": dict(values)}
+        await self.ws.send(json.dumps(frame))
+        return self._mid
+
+    async def acked(self, mid: int) -> Frame:
+        """Wait for the ack of ``mid``; return it."""
+        await self.wait(lambda r: any(f.get("mid") == mid for f in r.of_type("ack")), f"the ack of mid {mid}")
+        return next(f for f in self.of_type("ack") if f["mid"] == mid)
+
+    async def closed(self, timeout: float = WAIT) -> int | None:  # noqa: ASYNC109
+        """Wait until the daemon closed the connection; return the close code."""
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._reader)
+        return self.close_code
+
+
+RecorderFactory: TypeAlias = Callable[[str], Awaitable[Recorder]]
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecorderFactory]:
+    """Open recording editor sockets; close them after the test."""
+    opened: list[Recorder] = []
+
+    async def open_editor(url: str) -> Recorder:
+        ws = await connect(url, open_timeout=WAIT, close_timeout=1, compression=None)
+        editor = Recorder(ws)
+        opened.append(editor)
+        return editor
+
+    yield open_editor
+    for editor in opened:
+        await editor.ws.close()
+        await editor._reader
+
+
+# ---- Mosquitto's own clients ---------------------------------------------------------------------------
+
+
+class MqttSubscriber:
+    """``mosquitto_sub -v -q 1 -t TOPIC`` (plus ``-d`` to see when it (re)subscribes) in a child process.
+
+    mosquitto_sub reconnects by itself after losing the broker and subscribes again; ``stdbuf -oL``
+    makes it print line by line, so each message and each subscription is seen when it happens.
+
+    Args:
+        broker: the broker to subscribe at.
+        topic: the topic filter.
+    """
+
+    def __init__(self, broker: MosquittoBroker, topic: str) -> None:
+        stdbuf = shutil.which("stdbuf")
+        sub = shutil.which("mosquitto_sub")
+        assert stdbuf is not None, "coreutils' stdbuf is needed"
+        assert sub is not None, "mosquitto_sub (Debian package mosquitto-clients) is needed"
+        command = [stdbuf, "-oL", sub, "-h", broker.host, "-p", str(broker.port), "-V", "mqttv311"]
+        command += ["-d", "-v", "-q", "1", "-t", topic]
+        self.messages: list[tuple[str, Frame]] = []
+        """(topic, JSON payload) of every message, in arrival order."""
+        self.subscribed_at: list[int] = []
+        """For each (re)subscription, how many messages had arrived before it."""
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, name="mosquitto_sub reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            line = line.rstrip("\n")
+            with self._lock:
+                if line.startswith("Subscribed (mid"):
+                    self.subscribed_at.append(len(self.messages))
+                elif line.startswith(PREFIX + "/"):
+                    topic, _, payload = line.partition(" ")
+                    self.messages.append((topic, json.loads(payload)))
+
+    def payloads(self) -> list[Frame]:
+        """The payloads received so far."""
+        with self._lock:
+            return [payload for _, payload in self.messages]
+
+    async def wait(
+        self, predicate: Callable[[MqttSubscriber], bool], what: str, within: float = WAIT
+    ) -> None:
+        """Wait until ``predicate(self)`` holds; fail after ``within`` seconds."""
+        await wait_for(lambda: predicate(self), f"{what}; got {len(self.messages)} messages", within)
+
+    def close(self) -> None:
+        """Stop mosquitto_sub and its reader thread."""
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+
+
+@pytest.fixture
+def mqtt_subscriber(mosquitto: MosquittoBroker) -> Iterator[Callable[[str], MqttSubscriber]]:
+    """Start mosquitto_sub subscribers on the test broker; all are stopped afterwards."""
+    started: list[MqttSubscriber] = []
+
+    def start(topic: str) -> MqttSubscriber:
+        subscriber = MqttSubscriber(mosquitto, topic)
+        started.append(subscriber)
+        return subscriber
+
+    yield start
+    for subscriber in started:
+        subscriber.close()
+
+
+async def mosquitto_pub(broker: MosquittoBroker, topic: str, payload: Mapping[str, Any]) -> None:
+    """Publish one JSON message with the broker's own client (off the event loop)."""
+    pub = shutil.which("mosquitto_pub")
+    assert pub is not None, "mosquitto-clients is needed"
+    command = [
+        pub,
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        json.dumps(payload),
+    ]
+    await asyncio.to_thread(subprocess.run, command, check=True, timeout=WAIT, capture_output=True)
