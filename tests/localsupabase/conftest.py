@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-
 from supabase import AClient, AsyncClientOptions, acreate_client
+
 from tests.support.localsupabase.app import LocalSupabase
 
 ClientFactory = Callable[..., Awaitable[AClient]]

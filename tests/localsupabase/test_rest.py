@@ -11,8 +11,8 @@ import httpx
 import pytest
 from postgrest import APIError
 from postgrest.types import CountMethod, ReturnMethod
-
 from supabase import ClientOptions, create_client
+
 from tests.localsupabase.conftest import ClientFactory, UserFactory
 from tests.support.localsupabase import auth
 from tests.support.localsupabase.app import LocalSupabase
