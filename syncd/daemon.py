@@ -107,14 +107,19 @@ class Daemon:
         self.metrics = Metrics(self)
         self._conns: dict[str, EditorConnection] = {}
         self._by_project: dict[str, dict[str, EditorConnection]] = {}
+        # The welcomed ones: a connection still waiting for its project's load gets no project frame
+        # before its welcome and snapshot (the load itself emits changes, e.g. of replayed edits).
+        self._live: dict[str, dict[str, EditorConnection]] = {}
         self._epochs: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_append: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
+        self._armed: float | None = None  # the deadline the timer loop sleeps until (None: none)
         self._progress = asyncio.Event()
         self._stopping = asyncio.Event()
         self._signals = 0
         self._idle_close: dict[str, asyncio.TimerHandle] = {}
+        self._unsaved_since: dict[str, float] = {}  # project -> loop time its unsaved run began
         self.ready = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -203,6 +208,7 @@ class Daemon:
         now = asyncio.get_running_loop().time()
         for project_id in projects:
             self._open_project(project_id, now)
+            self._unsaved_since[project_id] = now  # the real age is unknown; count from the restart
         self._dispatch()
 
     def _open_project(self, project_id: str, now: float) -> None:
@@ -219,7 +225,7 @@ class Daemon:
     async def _timer_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            deadline = self.engine.next_deadline()
+            deadline = self._armed = self.engine.next_deadline()
             self._wake.clear()
             try:
                 async with asyncio.timeout_at(deadline):
@@ -265,7 +271,11 @@ class Daemon:
     def receive(self, conn: EditorConnection, mutation: protocol.Mutation) -> None:
         """Feed an editor's validated mutation to the engine."""
         now = asyncio.get_running_loop().time()
+        project_id = conn.project_id or ""
+        unsaved_before = self._unsaved(project_id)
         self.engine.receive_mutation(ConnId(conn.conn_id), _core_mutation(mutation), now)
+        if unsaved_before == 0 and self._unsaved(project_id) > 0:
+            self._unsaved_since[project_id] = now
         self.metrics.mutations.inc()
         self._dispatch()
 
@@ -276,10 +286,12 @@ class Daemon:
         members = self._by_project.get(project_id or "")
         if members is not None:
             members.pop(conn.conn_id, None)
+        self._live.get(project_id or "", {}).pop(conn.conn_id, None)
         self.engine.detach(ConnId(conn.conn_id), asyncio.get_running_loop().time())
         self._dispatch()
         if project_id is not None and not members:
             self._by_project.pop(project_id, None)
+            self._live.pop(project_id, None)
             self._schedule_idle_close(project_id)
 
     def overflowed(self, conn: EditorConnection) -> None:
@@ -331,7 +343,12 @@ class Daemon:
         """Act on everything the engine asked for, in order."""
         for effect in self.engine.take_effects():
             self._act(effect)
-        self._wake.set()
+        # Wake the timer loop only when it must fire earlier than it planned to: waking it after
+        # every edit costs a task switch each time. A deadline that moved later or went away just
+        # makes it wake once for nothing.
+        deadline = self.engine.next_deadline()
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            self._wake.set()
 
     def _act(self, effect: Effect) -> None:
         match effect:
@@ -345,10 +362,15 @@ class Daemon:
                 target = self._conns.get(conn)
                 if target is not None:
                     for change in changes:
-                        target.send(protocol.encode(_change_frame(change)))
+                        if not target.send(protocol.encode(_change_frame(change))):
+                            self.overflowed(target)  # the snapshot stands in for the rest
+                            break
             case Snapshot():
                 self._send_snapshot(effect)
             case Welcome(conn, project_id, epoch, seq):
+                welcomed = self._conns.get(conn)
+                if welcomed is not None:
+                    self._live.setdefault(project_id, {})[conn] = welcomed
                 self._to_conn(
                     conn,
                     {
@@ -368,17 +390,17 @@ class Daemon:
             case Error(project_id, conn, mid, code, message):
                 data = error_frame(code, message, mid)
                 if conn is None:
-                    self._to_project(project_id, data)
+                    self._reply_to_project(project_id, data)
                 else:
                     target = self._conns.get(conn)
                     if target is not None:
-                        target.send(data)
+                        target.reply(data)
             case Presence(project_id, editors):
                 frame = {
                     "type": "presence",
                     "editors": [{"client_id": e.client_id, "user_id": e.user_id or None} for e in editors],
                 }
-                self._to_project(project_id, protocol.encode(frame))
+                self._reply_to_project(project_id, protocol.encode(frame))
             case LoadProject(project_id):
                 self._spawn(self._load(project_id), f"syncd.load.{project_id}")
             case RequestReread(project_id, token):
@@ -411,16 +433,16 @@ class Daemon:
             # The journal could not be written: the edit is not durable, so it is not acknowledged.
             log.error("outbox append failed; stopping so that no unacknowledged edit is lost")
             if target is not None:
-                target.send(error_frame("internal", "the daemon could not store the edit"))
+                target.reply(error_frame("internal", "the daemon could not store the edit"))
             self.request_stop()
             return
         if target is not None:
-            target.send(data)
+            target.reply(data)
 
     def _broadcast_change(self, change: Change) -> None:
         frame = _change_frame(change)
         data = protocol.encode(frame)
-        members = self._by_project.get(change.project_id, {})
+        members = self._live.get(change.project_id, {})
         delivered = fan_out(members.values(), data, self.overflowed)
         self.metrics.changes_out.inc(delivered)
         self.metrics.changes_in.labels(change.origin).inc()
@@ -452,14 +474,19 @@ class Daemon:
     def _to_conn(self, conn: str, frame: dict[str, Any]) -> None:
         target = self._conns.get(conn)
         if target is not None:
-            target.send(protocol.encode(frame))
+            target.reply(protocol.encode(frame))
 
     def _to_project(self, project_id: str, data: bytes) -> None:
-        fan_out(self._by_project.get(project_id, {}).values(), data, self.overflowed)
+        fan_out(self._live.get(project_id, {}).values(), data, self.overflowed)
+
+    def _reply_to_project(self, project_id: str, data: bytes) -> None:
+        """Queue a frame that no snapshot replaces (presence, a project-wide error) on every editor."""
+        for conn in self._live.get(project_id, {}).values():
+            conn.reply(data)
 
     def _relay_event(self, project_id: str, topic: str, data: dict[str, Any]) -> None:
         """A notice from another service (MQTT): pass it to the project's editors, unchanged."""
-        members = self._by_project.get(project_id.lower())
+        members = self._live.get(project_id.lower())
         if members:
             frame = {"type": "event", "topic": topic, "data": data}
             fan_out(members.values(), protocol.encode(frame), self.overflowed)
@@ -547,6 +574,8 @@ class Daemon:
         if batch.project_id in self.engine.open_projects():
             self.engine.receive_write_result(batch.project_id, result, loop.time())
             self._dispatch()
+        if self._unsaved(batch.project_id) == 0:
+            self._unsaved_since.pop(batch.project_id, None)
         self._progress.set()
 
     # -- what metrics read -------------------------------------------------------------------------------
@@ -564,6 +593,32 @@ class Daemon:
     def outbox_depth(self) -> int:
         """Entries in the durable journal."""
         return self._outbox.depth()
+
+    @property
+    def realtime_connected(self) -> bool | None:
+        """Whether the Realtime socket is connected (None: local mode, which has no change feed)."""
+        if not isinstance(self._backend, SupabaseBackend):
+            return None
+        try:
+            return bool(self._backend.client.realtime.is_connected)
+        except AssertionError:  # not started yet, or already stopped
+            return False
+
+    def pending_oldest_age(self) -> float:
+        """Seconds since the oldest unsaved edit arrived (0 when everything is saved).
+
+        Tracked per project from the edit that ended a fully saved state, so while a project is never
+        fully saved (continuous editing across flushes) this is an upper bound, never an underestimate.
+        """
+        for project_id in [p for p in self._unsaved_since if self._unsaved(p) == 0]:
+            del self._unsaved_since[project_id]
+        if not self._unsaved_since:
+            return 0.0
+        return max(0.0, asyncio.get_running_loop().time() - min(self._unsaved_since.values()))
+
+    def _unsaved(self, project_id: str) -> int:
+        status = self.engine.status(ProjectId(project_id))
+        return 0 if status is None else status.pending + status.in_flight_mutations
 
 
 def _core_mutation(m: protocol.Mutation) -> Patch | Insert | Delete | Reorder | Flush:

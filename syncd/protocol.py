@@ -140,16 +140,20 @@ def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
             missing, extra or wrongly typed field.
     """
     size = len(data.encode() if isinstance(data, str) else data)
-    if size > max_bytes:
-        raise FrameError("too_large", f"frame of {size} bytes is over the limit of {max_bytes} bytes")
     try:
         raw = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if size > max_bytes:
+            raise FrameError("too_large", _too_large(size, max_bytes)) from None
         raise FrameError("bad_request", f"frame is not valid JSON: {exc}") from None
+    mid = raw.get("mid") if isinstance(raw, dict) else None
+    mid = mid if isinstance(mid, int) and not isinstance(mid, bool) else None
+    if size > max_bytes:
+        # Parsed all the same (the server caps frames at a few times the limit) so that the error
+        # carries the mid and the editor can tell which of its mutations was refused.
+        raise FrameError("too_large", _too_large(size, max_bytes), mid)
     if not isinstance(raw, dict):
         raise FrameError("bad_request", "frame must be a JSON object")
-    mid = raw.get("mid")
-    mid = mid if isinstance(mid, int) and not isinstance(mid, bool) else None
     kind = raw.get("type")
     model = _FRAMES.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -165,6 +169,10 @@ def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
         return _normalise(frame)
     except FieldError as exc:
         raise FrameError("bad_request", f"{kind}.{exc.message}", mid) from None
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"frame of {size} bytes is over the limit of {max_bytes} bytes"
 
 
 def _normalise(frame: _Frame) -> ClientFrame:

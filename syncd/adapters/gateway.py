@@ -7,7 +7,8 @@ queued on every connection that should get them.
 
 Each connection has its own bounded send queue and one task that writes it out, so a slow editor
 only ever delays itself: when its queue passes the bound (frames or bytes), the backlog is dropped
-and the daemon queues a fresh ``snapshot`` in its place.
+and the daemon queues a fresh ``snapshot`` in its place. The snapshot replaces changes, not answers:
+frames queued with :meth:`EditorConnection.reply` (acks, errors, pongs, the welcome, presence) stay.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import Protocol
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from syncd.auth import TokenVerifier
 from syncd.config import GatewaySettings
@@ -44,6 +47,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_HELLO_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
 CLOSE_RESTART = 1012
+CLOSE_NOT_READING = 1008
 
 _CLOSE_FOR_CODE = {
     "unauthorized": CLOSE_UNAUTHORIZED,
@@ -88,6 +92,12 @@ class EditorHandler(Protocol):
         """The Prometheus text exposition."""
 
 
+class _Reply(bytes):
+    """A queued frame that an overflow keeps (see :meth:`EditorConnection.reply`)."""
+
+    __slots__ = ()
+
+
 @dataclass(eq=False)
 class EditorConnection:
     """One editor's socket and its send queue.
@@ -111,28 +121,80 @@ class EditorConnection:
     _queued_bytes: int = 0
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: tuple[int, str] | None = None
+    _writing: bool = False
     overflows: int = 0
 
     def __post_init__(self) -> None:
         self.log = logging.LoggerAdapter(log, {"conn": self.conn_id})
 
-    def send(self, data: bytes) -> bool:
-        """Queue ``data``; return False when the queue overflowed and was emptied instead."""
+    def send(self, data: bytes, wire: bytes | None = None) -> bool:
+        """Queue ``data``, a frame that a snapshot replaces (a change, ``saved``, an event).
+
+        ``wire`` is ``data`` already framed by :func:`wire_frame`, when the caller sends it to many.
+
+        Returns:
+            False when the queue overflowed: its frames were dropped, except replies, and the caller
+            must queue a fresh snapshot.
+        """
         if self._closing is not None:
+            return True
+        if self._write_now(data, wire):
             return True
         self._queue.append(data)
         self._queued_bytes += len(data)
         self._wakeup.set()
         if len(self._queue) > self.max_frames or self._queued_bytes > self.max_bytes:
             self.overflows += 1
+            kept = [frame for frame in self._queue if type(frame) is _Reply]
             self.log.warning(
                 "editor is not reading: dropping %d queued frames (%d bytes), a snapshot follows",
-                len(self._queue),
-                self._queued_bytes,
+                len(self._queue) - len(kept),
+                self._queued_bytes - sum(len(frame) for frame in kept),
             )
             self._queue.clear()
-            self._queued_bytes = 0
+            self._queue.extend(kept)
+            self._queued_bytes = sum(len(frame) for frame in kept)
             return False
+        return True
+
+    def reply(self, data: bytes) -> None:
+        """Queue a frame that no snapshot replaces: an ack, an error, a pong, the welcome, presence.
+
+        It does not make the queue overflow, and an overflow keeps it. Only an editor that lets
+        twice the bound pile up (it sends, but reads nothing) is cut off.
+        """
+        if self._closing is not None or self._write_now(data):
+            return
+        self._queue.append(_Reply(data))
+        self._queued_bytes += len(data)
+        self._wakeup.set()
+        if len(self._queue) > 2 * self.max_frames or self._queued_bytes > 2 * self.max_bytes:
+            self.log.warning("editor reads none of its answers: closing the connection")
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._closing = (CLOSE_NOT_READING, "not reading")
+            # A close frame would wait behind the unread data; the socket is dropped instead.
+            self.ws.transport.abort()
+
+    def _write_now(self, data: bytes, wire: bytes | None = None) -> bool:
+        """Write ``data`` to the socket at once if nothing waits before it and the socket keeps up.
+
+        The fast path of a reading editor: no queue, no wakeup of the writer task, one write of a
+        frame built once for all editors. It is taken only while the queue is empty, the writer is
+        idle, the connection is open without extensions and its transport has nothing buffered, so
+        frames keep their order and a slow editor still goes through the queue. Whole frames are
+        written in one call, so they never interleave with the library's own (pings, close).
+        """
+        if self._queue or self._writing:
+            return False
+        ws = self.ws
+        if (
+            ws.protocol.state is not State.OPEN
+            or ws.protocol.extensions
+            or ws.transport.get_write_buffer_size()
+        ):
+            return False
+        ws.transport.write(wire if wire is not None else wire_frame(data))
         return True
 
     def send_now(self, data: bytes) -> None:
@@ -158,15 +220,22 @@ class EditorConnection:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
+                self._writing = True
                 while self._queue:
                     data = self._queue.popleft()
                     self._queued_bytes -= len(data)
                     await self.ws.send(data, text=True)
+                self._writing = False
                 if self._closing is not None:
                     await self.ws.close(*self._closing)
                     return
         except ConnectionClosed:
             return
+
+
+def wire_frame(data: bytes) -> bytes:
+    """``data`` as one WebSocket text frame from the server (unmasked, uncompressed), ready to write."""
+    return Frame(Opcode.TEXT, data).serialize(mask=False)
 
 
 def error_frame(code: str, message: str, mid: int | None = None) -> bytes:
@@ -346,13 +415,13 @@ class EditorGateway:
             try:
                 frame = parse_frame(data, max_bytes=s.max_frame_bytes)
             except FrameError as exc:
-                conn.send(error_frame(exc.code, exc.message, exc.mid))
+                conn.reply(error_frame(exc.code, exc.message, exc.mid))
                 continue
             match frame:
                 case Ping():
-                    conn.send(encode({"type": "pong", "t": frame.t}))
+                    conn.reply(encode({"type": "pong", "t": frame.t}))
                 case Hello():
-                    conn.send(error_frame("bad_request", "hello: already said; one project per connection"))
+                    conn.reply(error_frame("bad_request", "hello: already said; one project per connection"))
                 case _:
                     if not bucket.take(loop.time()):
                         conn.log.warning("rate limit exceeded; closing")
@@ -367,8 +436,9 @@ def fan_out(
 ) -> int:
     """Queue the same bytes on every connection; return how many got them."""
     sent = 0
+    wire = wire_frame(data)
     for conn in conns:
-        if conn.send(data):
+        if conn.send(data, wire):
             sent += 1
         else:
             on_overflow(conn)

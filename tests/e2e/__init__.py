@@ -1,0 +1,1 @@
+"""End-to-end tests: ``syncd run`` as a real process, editors on real sockets."""
