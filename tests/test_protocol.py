@@ -134,7 +134,7 @@ def test_bad_frames_name_the_problem(frame: object, code: str, message: str, mid
 
 
 def test_oversized_frame() -> None:
-    """A frame over the limit is too_large, before it is parsed."""
+    """A frame over the limit is too_large."""
     big = json.dumps({"type": "patch", "mid": 1, "table": "scenes", "id": R, "set": {"body": "x" * 2000}})
     with pytest.raises(FrameError) as caught:
         parse_frame(big, max_bytes=1024)

@@ -427,6 +427,10 @@ class EditorGateway:
                         conn.log.warning("rate limit exceeded; closing")
                         conn.send_now(error_frame("rate_limited", "too many mutations per second", frame.mid))
                         conn.close(CLOSE_RATE_LIMITED, "rate limited")
+                        # Keep reading (and discarding) until the close completes: a full
+                        # incoming buffer would stall the closing handshake for close_timeout.
+                        async for _ in conn.ws:
+                            pass
                         return
                     self._handler.receive(conn, frame)
 
@@ -446,6 +450,7 @@ def fan_out(
 
 
 async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str) -> None:
+    log.info("refused before hello completed: %s (%s, close %d)", message, code, close_code)
     with contextlib.suppress(ConnectionClosed):
         await ws.send(error_frame(code, message), text=True)
         await ws.close(close_code, message[:120])

@@ -51,26 +51,7 @@ SHARED_MAX_FRAME = 4096
 # ---- daemons ------------------------------------------------------------------------------------
 
 
-class Daemon(DaemonProcess):
-    """:class:`DaemonProcess` whose output pipes are closed once the process has ended.
-
-    The reader threads close each pipe when they reach its end, so no pipe outlives its process
-    (an open one would be reported as a ``ResourceWarning``, an error under ``filterwarnings``).
-    """
-
-    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stdout(proc)
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stderr(proc)
-        finally:
-            if proc.stderr is not None:
-                proc.stderr.close()
+Daemon = DaemonProcess
 
 
 DaemonFactory: TypeAlias = Callable[..., Daemon]

@@ -77,14 +77,18 @@ class DaemonProcess:
         raise TimeoutError(f"syncd did not start within {timeout} s:\n{self.stderr}")
 
     def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
+        # Each reader closes its pipe at the end, so no pipe outlives its process (an open one is a
+        # ResourceWarning, an error under filterwarnings).
         assert proc.stdout is not None
-        for line in proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        with proc.stdout:
+            for line in proc.stdout:
+                self.lines.append(line.rstrip("\n"))
 
     def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
-        for line in proc.stderr:
-            self._stderr.append(line)
+        with proc.stderr:
+            for line in proc.stderr:
+                self._stderr.append(line)
 
     @property
     def stderr(self) -> str:
