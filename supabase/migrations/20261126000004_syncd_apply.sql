@@ -174,6 +174,19 @@ begin
         select from public.syncd_mutations m
         where m.client_id = author ->> 0 and m.mid = (author -> 1)::numeric::bigint
       ) then
+        vals := op -> 'row';
+        -- A reference to a row that is gone becomes NULL (see the update branch).
+        if tbl = 'clips' and jsonb_typeof(vals -> 'scene_id') = 'string' and (vals ->> 'scene_id') ~ uuid_text then
+          perform from public.scenes where id = (vals ->> 'scene_id')::uuid and project_id = project for key share;
+          if not found then
+            vals := jsonb_set(vals, '{scene_id}', 'null');
+          end if;
+        elsif tbl = 'scenes' and jsonb_typeof(vals -> 'voice_id') = 'string' and (vals ->> 'voice_id') ~ uuid_text then
+          perform from public.voices where id = (vals ->> 'voice_id')::uuid for key share;
+          if not found then
+            vals := jsonb_set(vals, '{voice_id}', 'null');
+          end if;
+        end if;
         -- Only the columns the row names are written; the others take their defaults. An id that
         -- exists already (here or, by a collision, in another project) keeps its row untouched.
         execute format(
@@ -183,7 +196,7 @@ begin
           (select coalesce(string_agg(format(', %I', c), ''), '') from unnest(cols) as c),
           (select coalesce(string_agg(format(', r.%I', c), ''), '') from unnest(cols) as c),
           tbl)
-          using row_id, project, op -> 'row';
+          using row_id, project, vals;
       end if;
 
     when 'update' then
@@ -216,6 +229,21 @@ begin
           vals := vals || jsonb_build_object(field, entry -> 'value');
         end if;
       end loop;
+      -- A clip whose scene another writer deleted (or a scene whose voice is gone) would make the whole
+      -- batch fail on its foreign key for good, and with it every edit of the project. The reference is
+      -- written as NULL instead, what "on delete set null" does had the delete come a moment later; a
+      -- scene of another project counts as gone. The key share lock keeps a found row until commit.
+      if tbl = 'clips' and jsonb_typeof(vals -> 'scene_id') = 'string' and (vals ->> 'scene_id') ~ uuid_text then
+        perform from public.scenes where id = (vals ->> 'scene_id')::uuid and project_id = project for key share;
+        if not found then
+          vals := jsonb_set(vals, '{scene_id}', 'null');
+        end if;
+      elsif tbl = 'scenes' and jsonb_typeof(vals -> 'voice_id') = 'string' and (vals ->> 'voice_id') ~ uuid_text then
+        perform from public.voices where id = (vals ->> 'voice_id')::uuid for key share;
+        if not found then
+          vals := jsonb_set(vals, '{voice_id}', 'null');
+        end if;
+      end if;
       -- One statement for all the fields, so the version trigger steps once; none left, no statement.
       if cardinality(cols) > 0 then
         execute format(

@@ -200,6 +200,7 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
     elif kind == "insert":
         values = _insert_values(table, row_id, op["row"])
         if project_exists and not _is_recorded(db, op["by"]):
+            values = _live_references(db, table, project_id, values)
             cols = ["id", "project_id", *values]
             # Only a taken id is passed over (its row stays as it is); every other constraint still fails.
             db.execute(
@@ -211,6 +212,7 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
         for name in op["set"]:
             _check_writable(table, name)
         fields = {name: w["value"] for name, w in op["set"].items() if not _is_recorded(db, w["by"])}
+        fields = _live_references(db, table, project_id, fields)
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             db.execute(
@@ -248,6 +250,29 @@ def _insert_values(table: Table, row_id: str, row: Mapping[str, Any]) -> dict[st
             _check_writable(table, name)
             values[name] = value
     return values
+
+
+def _live_references(
+    db: sqlite3.Connection, table: Table, project_id: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Return ``values`` with a reference to a row that is gone set to None.
+
+    A clip whose scene another writer deleted (or a scene whose voice is gone) would otherwise fail the
+    whole batch on its foreign key, for good, and with it every edit of the project. NULL is what
+    ``on delete set null`` would have written had the delete come a moment later; a scene of another
+    project counts as gone.
+    """
+    args: tuple[Any, ...]
+    if table == "clips" and isinstance(values.get("scene_id"), str):
+        query, args = "select 1 from scenes where id = ? and project_id = ?", (values["scene_id"], project_id)
+    elif table == "scenes" and isinstance(values.get("voice_id"), str):
+        query, args = "select 1 from voices where id = ?", (values["voice_id"],)
+    else:
+        return values
+    if db.execute(query, args).fetchone() is not None:
+        return values
+    column = "scene_id" if table == "clips" else "voice_id"
+    return {**values, column: None}
 
 
 def _is_recorded(db: sqlite3.Connection, by: list[Any]) -> bool:

@@ -212,8 +212,12 @@ class Outbox:
                 ops = [self._queue.pop(0)]
             try:
                 removed = await self._run(self._write, ops)
-            except JournalError as exc:
-                log.error("outbox commit of %d operations failed: %s", len(ops), exc)
+            except Exception as exc:
+                # This loop serves every appender: a failed commit fails its own appends (whose
+                # callers must not ack them) and the loop goes on with the next ones.
+                log.exception("outbox commit of %d operations failed", len(ops))
+                if not isinstance(exc, JournalError):
+                    exc = JournalError(f"cannot write the outbox {self.path}: {exc!r}")
                 for op in ops:
                     if not op.done.done():
                         op.done.set_exception(exc)

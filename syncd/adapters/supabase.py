@@ -9,7 +9,8 @@ before it listens, and realtime-py has reconnect traps. So this adapter:
 - asks the daemon to re-read a project after every "Subscribed to PostgreSQL", after every
   CHANNEL_ERROR→SUBSCRIBED, and every ``resync_interval`` seconds;
 - makes a new channel when realtime-py reports CLOSED without being asked (the stale ``phx_close``
-  after a rejoin kills the channel object), and reconnects a client that gave up retrying;
+  after a rejoin kills the channel object) on a topic of its own, after leaving the old one;
+- opens the Realtime socket at start (``/readyz`` reports it) and reopens it when realtime-py gave up;
 - re-reads by primary key a change that comes with ``errors`` set (413) or without its columns.
 
 Writes go out as one ``rpc("syncd_apply")`` per flush; network errors, timeouts and 5xx answers are
@@ -28,7 +29,7 @@ from typing import Any
 import httpx
 from postgrest.exceptions import APIError
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
-from realtime.message import SuccessSystemPayload
+from realtime.message import PostgresChangesMessage, SuccessSystemPayload
 from realtime.types import RealtimePostgresChangesListenEvent
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
@@ -98,6 +99,7 @@ class SupabaseBackend:
         self._follows: dict[str, _Follow] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._topics = 0
 
     def attach(self, sink: RemoteSink) -> None:
         """Send heard changes to ``sink``."""
@@ -110,6 +112,7 @@ class SupabaseBackend:
         return self._client
 
     async def __aenter__(self) -> SupabaseBackend:
+        _cheap_change_reprs()
         assert self._settings.url is not None
         assert self._settings.service_key is not None
         options = AsyncClientOptions(
@@ -213,6 +216,8 @@ class SupabaseBackend:
         waiting = [f.project_id for f in self._follows.values() if not f.subscribed]
         if waiting:
             return False, f"Realtime not yet subscribed for {len(waiting)} project(s)"
+        if not self._follows:
+            return True, "Realtime connected; no project open"
         return True, f"Realtime subscribed for {len(self._follows)} project(s)"
 
     # -- the change feed ----------------------------------------------------------------------------
@@ -237,7 +242,10 @@ class SupabaseBackend:
     async def _subscribe(self, follow: _Follow) -> None:
         client = self.client
         pid = follow.project_id
-        channel = client.channel(f"syncd:{pid}:{id(follow)}")
+        # A topic of its own per attempt: a new channel on the old topic would be a duplicate join, which
+        # the server answers with another phx_close that realtime-py takes for the new channel.
+        self._topics += 1
+        channel = client.channel(f"syncd:{pid}:{self._topics}")
         follow.channel = channel
         follow.subscribed = False
 
@@ -294,11 +302,17 @@ class SupabaseBackend:
             # object is dead for good, so make a new one.
             follow.subscribed = False
             log.warning("Realtime channel of project %s closed unasked; making a new one", follow.project_id)
-            task = asyncio.get_running_loop().create_task(self._resubscribe(follow))
+            follow.channel = None  # the dead channel's later callbacks are ignored from here on
+            task = asyncio.get_running_loop().create_task(self._resubscribe(follow, channel))
             follow.tasks.add(task)
             task.add_done_callback(follow.tasks.discard)
 
-    async def _resubscribe(self, follow: _Follow) -> None:
+    async def _resubscribe(self, follow: _Follow, dead: AsyncRealtimeChannel) -> None:
+        # The server may still hold the channel that the stale phx_close was not meant for: leave it,
+        # or it keeps sending every change to a topic nobody listens to.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._timeout):
+                await dead.unsubscribe()
         if self._follows.get(follow.project_id) is follow:
             await self._subscribe(follow)
 
@@ -346,21 +360,23 @@ class SupabaseBackend:
         self._sink(ProjectId(project_id), RemoteUpsert(table, record))
 
     async def _watchdog(self) -> None:
-        """Reconnect a Realtime client that gave up (realtime-py stops after ``max_retries``)."""
+        """Keep the Realtime socket up: open it at start, and reopen it when realtime-py gave up.
+
+        realtime-py stops reconnecting after ``max_retries`` attempts and then never tries again, so a
+        long outage would leave the daemon deaf for good without this loop.
+        """
         while True:
-            await asyncio.sleep(WATCHDOG_INTERVAL)
             realtime = self.client.realtime
-            if realtime.is_connected or not self._follows:
-                continue
-            log.warning("Realtime is disconnected; reconnecting")
-            try:
-                await realtime.connect()
-            except Exception as exc:  # realtime-py raises bare exceptions after its retries
-                log.warning("Realtime reconnect failed: %s", exc)
-                continue
-            for follow in list(self._follows.values()):
-                if follow.channel is None or follow.channel.topic not in realtime.channels:
-                    await self._subscribe(follow)
+            if not realtime.is_connected:
+                try:
+                    await realtime.connect()
+                except Exception as exc:  # realtime-py raises bare exceptions after its retries
+                    log.warning("Realtime connect failed: %s", exc)
+                else:
+                    for follow in list(self._follows.values()):
+                        if follow.channel is None or follow.channel.topic not in realtime.channels:
+                            await self._subscribe(follow)
+            await asyncio.sleep(WATCHDOG_INTERVAL)
 
     async def _resync_timer(self) -> None:
         """Anti-entropy: re-read every open project now and then, whatever Realtime said."""
@@ -368,6 +384,22 @@ class SupabaseBackend:
             await asyncio.sleep(self._settings.resync_interval)
             for project_id in list(self._follows):
                 self._reread(project_id)
+
+
+def _short_repr(message: PostgresChangesMessage) -> str:
+    return f"PostgresChangesMessage(topic={message.topic!r})"
+
+
+def _cheap_change_reprs() -> None:
+    """Make realtime-py's per-change debug lines cheap while nobody reads them.
+
+    realtime-py formats every received message with ``repr()`` into f-strings for debug lines, whether
+    debug logging is on or not; pydantic's repr of a ``postgres_changes`` message costs as much CPU as
+    parsing it (about 0.1 ms each), on the path of every change. While realtime-py's debug logging is
+    off, those messages get a short repr instead.
+    """
+    if not logging.getLogger("realtime").isEnabledFor(logging.DEBUG):
+        setattr(PostgresChangesMessage, "__repr__", _short_repr)  # noqa: B010 (mypy refuses a plain assignment)
 
 
 def _rows(data: object) -> list[dict[str, Any]]:

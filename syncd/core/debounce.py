@@ -25,12 +25,6 @@ class Debouncer(Generic[K]):
         self.max_wait = max_wait
         self._due: dict[K, tuple[float, float]] = {}
 
-    def __contains__(self, key: K) -> bool:
-        return key in self._due
-
-    def __len__(self) -> int:
-        return len(self._due)
-
     def touch(self, key: K, now: float) -> None:
         """Record a change of ``key`` at ``now``."""
         entry = self._due.get(key)

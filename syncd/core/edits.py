@@ -43,10 +43,6 @@ class RowEdit:
     fields: dict[str, Written] = field(default_factory=dict)
     maybe_exists: bool = False
 
-    def is_empty(self) -> bool:
-        """True when the edit writes nothing."""
-        return self.delete is None and self.insert is None and not self.fields
-
     def apply(self, below: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
         """Return the row as this edit leaves it, given the row below (None: absent).
 

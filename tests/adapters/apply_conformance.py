@@ -60,6 +60,9 @@ class ApplyTarget(Protocol):
     async def recorded(self) -> set[By]:
         """Return every mutation id in ``syncd_mutations``."""
 
+    async def create_voice(self) -> str:
+        """Create a voice (voices are not synced, so not through a batch) and return its id."""
+
 
 class PostgresTarget:
     """``public.syncd_apply`` called as ``service_role``, the way PostgREST runs an RPC of syncd.
@@ -109,6 +112,10 @@ class PostgresTarget:
         found = await self.conn.fetch("select client_id, mid from public.syncd_mutations")
         return {(str(r["client_id"]), int(r["mid"])) for r in found}
 
+    async def create_voice(self) -> str:
+        """Insert a voice as the superuser and return its id."""
+        return str(await self.conn.fetchval("insert into public.voices default values returning id::text"))
+
 
 class LocalTarget:
     """The embedded store, :class:`LocalBackend`, on a SQLite file.
@@ -154,6 +161,13 @@ class LocalTarget:
         with sqlite3.connect(self.path) as db:
             found = db.execute("select client_id, mid from syncd_mutations").fetchall()
         return {(str(client), int(mid)) for client, mid in found}
+
+    async def create_voice(self) -> str:
+        """Insert a voice into the file on a connection of its own and return its id."""
+        voice = new_id()
+        with sqlite3.connect(self.path) as db:
+            db.execute("insert into voices (id) values (?)", (voice,))
+        return voice
 
 
 # Batch builders -----------------------------------------------------------------------------------
@@ -528,6 +542,61 @@ async def every_listed_mutation_is_recorded(target: ApplyTarget) -> None:
     await target.apply(flush)
     await target.apply(flush)
     assert await target.recorded() == {("c", 1), ("c", 2), ("d", 1)}
+
+
+@case
+async def a_clip_naming_a_gone_scene_gets_null(target: ApplyTarget) -> None:
+    """A clip's scene_id naming a missing scene or another project's scene is written as NULL, not refused."""
+    p, other = await target.create_project(), await target.create_project()
+    kept = await seed_scene(target, p, "c", 1)
+    theirs = await seed_scene(target, other, "o", 1)
+    gone = await seed_scene(target, p, "c", 2)
+    await target.apply(batch(p, [delete("scenes", gone, ("x", 1))]))
+    inserted, updated, pointed = new_id(), new_id(), new_id()
+    await target.apply(
+        batch(p, [insert("clips", updated, ("c", 3), scene_id=kept), insert("clips", pointed, ("c", 4))])
+    )
+    answer = await target.apply(
+        batch(
+            p,
+            [
+                insert("clips", inserted, ("c", 5), scene_id=gone, prompt="fog"),
+                update("clips", updated, scene_id=(theirs, ("c", 6)), prompt=("rain", ("c", 6))),
+                update("clips", pointed, scene_id=(kept, ("c", 7))),
+            ],
+        )
+    )
+    rows = answer_rows(answer)
+    assert (rows[("clips", inserted)]["scene_id"], rows[("clips", inserted)]["prompt"]) == (None, "fog")
+    assert (rows[("clips", updated)]["scene_id"], rows[("clips", updated)]["prompt"]) == (None, "rain")
+    assert rows[("clips", updated)]["version"] == 2
+    assert rows[("clips", pointed)]["scene_id"] == kept
+    stored = await read_plain(target, p)
+    assert {key: stored[key] for key in rows} == rows
+    assert {("c", 5), ("c", 6), ("c", 7)} <= await target.recorded()
+
+
+@case
+async def a_scene_naming_a_gone_voice_gets_null(target: ApplyTarget) -> None:
+    """A scene's voice_id naming a missing voice is written as NULL; an existing voice is kept."""
+    p = await target.create_project()
+    voice = await target.create_voice()
+    kept, ghost = new_id(), new_id()
+    answer = await target.apply(
+        batch(
+            p,
+            [
+                insert("scenes", kept, ("c", 1), voice_id=voice),
+                insert("scenes", ghost, ("c", 2), voice_id=new_id(), heading="h"),
+            ],
+        )
+    )
+    rows = answer_rows(answer)
+    assert rows[("scenes", kept)]["voice_id"] == voice
+    assert (rows[("scenes", ghost)]["voice_id"], rows[("scenes", ghost)]["heading"]) == (None, "h")
+    answer = await target.apply(batch(p, [update("scenes", kept, voice_id=(new_id(), ("c", 3)))]))
+    assert answer_rows(answer)[("scenes", kept)]["voice_id"] is None
+    assert (await read_plain(target, p))[("scenes", kept)]["voice_id"] is None
 
 
 async def assert_refused(target: ApplyTarget, project_id: str, ops: list[dict[str, Any]]) -> None:

@@ -180,6 +180,24 @@ async def test_failed_commit_fails_its_appends_only(tmp_path: Path) -> None:
         assert outbox.depth() == 2
 
 
+async def test_unexpected_commit_error_fails_only_its_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks a commit reaches its appenders as a JournalError, and later commits still run."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        real_write = outbox._write
+
+        def broken(ops: list[object]) -> int:
+            monkeypatch.setattr(outbox, "_write", real_write)
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(outbox, "_write", broken)
+        with pytest.raises(JournalError, match="RuntimeError"):
+            await outbox.append(patch(1))
+        await outbox.append(patch(2))
+        assert [entry.mid for entry in await outbox.load()] == [2]
+
+
 async def test_cancelled_appender_does_not_block_the_others(tmp_path: Path) -> None:
     """An append whose caller gave up is still committed, and the appends with it still complete."""
     path = tmp_path / "outbox.sqlite3"

@@ -34,12 +34,11 @@ def test_deleted_coalesces_an_unsent_insert() -> None:
     assert undo.deleted((A, 3), exists_below=False) == RowEdit(delete=(A, 3))
 
 
-def test_authors_and_empty() -> None:
+def test_authors() -> None:
     """An edit knows which mutations it still holds."""
     edit = RowEdit(delete=(A, 1), insert=Insertion({"id": "x"}, (A, 2)), fields={"b": (1, (A, 3))})
     assert edit.authors() == {(A, 1), (A, 2), (A, 3)}
-    assert not edit.is_empty()
-    assert RowEdit().is_empty()
+    assert RowEdit().authors() == set()
 
 
 def test_compose_newer_wins_per_field() -> None:
