@@ -1,0 +1,325 @@
+"""Fixtures of the Supabase-mode tests: the stand-in, ``syncd run`` in Supabase mode, editors, a renderer.
+
+Each test gets its own database (cloned from the template), a stand-in in front of it, and daemons that
+run as real processes with ``SUPABASE_URL`` and ``SUPABASE_SERVICE_KEY`` pointing at the stand-in. The
+stand-in runs on this test's event loop, so nothing here blocks the loop: processes start in a thread
+and the CLI runs as an asyncio subprocess. Waits poll a condition until a deadline; nothing sleeps for
+a fixed time to let something happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import asyncpg
+import httpx
+import pytest
+from supabase import AClient, AsyncClientOptions, acreate_client
+
+from syncd.client import EditorClient
+from syncd.core.schema import Table
+from tests.support.daemon import DaemonProcess
+from tests.support.localsupabase.app import LocalSupabase
+
+WAIT = 10.0
+"""Seconds any single expected outcome may take (Realtime reconnects back off for a second or two)."""
+
+FAST_SAVES = {"SYNCD_DEBOUNCE__QUIET": "0.2", "SYNCD_DEBOUNCE__MAX_WAIT": "1"}
+"""A debounce short enough that saves happen within a test."""
+
+SLOW_SAVES = {"SYNCD_DEBOUNCE__QUIET": "1.0", "SYNCD_DEBOUNCE__MAX_WAIT": "3"}
+"""A debounce long enough to make another writer's change while an edit is still pending."""
+
+NO_RESYNC = {"SYNCD_SUPABASE__RESYNC_INTERVAL": "600"}
+"""No anti-entropy within a test: what converges did so through Realtime and its re-reads."""
+
+QUICK_RESYNC = {"SYNCD_SUPABASE__RESYNC_INTERVAL": "1"}
+"""Anti-entropy every second, for losses that nothing but a re-read can repair."""
+
+SYNCED: tuple[Table, ...] = ("projects", "scenes", "clips")
+
+# Every syncd_apply call inserts its mutation ids with one statement (even an empty one), so a
+# statement-level trigger on syncd_mutations logs exactly one row per call, in the call's transaction.
+APPLY_LOG_SQL = """
+create table public.test_apply_log (
+  n bigserial primary key,
+  txid bigint not null default txid_current(),
+  at timestamptz not null default clock_timestamp()
+);
+create function public.test_log_apply() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  insert into public.test_apply_log default values;
+  return null;
+end
+$$;
+create trigger test_log_apply after insert on public.syncd_mutations
+  for each statement execute function public.test_log_apply();
+"""
+
+
+class Daemon(DaemonProcess):
+    """:class:`DaemonProcess` whose output pipes are closed once the process has ended.
+
+    The reader threads close each pipe when they reach its end, so no pipe outlives its process (an
+    open one would be reported as a ``ResourceWarning``, an error under ``filterwarnings``).
+    """
+
+    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
+        try:
+            super()._drain_stdout(proc)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
+        try:
+            super()._drain_stderr(proc)
+        finally:
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+    @property
+    def http(self) -> str:
+        """The daemon's HTTP base URL (same port as the editors)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def restart(self) -> None:
+        """Start the process again on the same state directory and port."""
+        await asyncio.to_thread(self.start)
+
+
+class Stack:
+    """What one test runs against: the stand-in, its database, daemons, editors and a renderer.
+
+    Args:
+        supabase: the running stand-in.
+        tmp_path: the test's temporary folder (daemons' state directories go there).
+    """
+
+    def __init__(self, supabase: LocalSupabase, tmp_path: Path) -> None:
+        self.supabase = supabase
+        self.tmp_path = tmp_path
+        self.daemons: list[Daemon] = []
+        self.editors: list[EditorClient] = []
+        self._http: list[httpx.AsyncClient] = []
+        self._renderer: AClient | None = None
+        self._probe: httpx.AsyncClient | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """A superuser pool on the project's database: "another writer" and the tests' own reads."""
+        return self.supabase.pool
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a Supabase-mode syncd process."""
+        return {
+            "SUPABASE_URL": self.supabase.url,
+            "SUPABASE_SERVICE_KEY": self.supabase.service_key,
+            "SUPABASE_JWT_SECRET": self.supabase.jwt_secret,
+            "SYNCD_AUTH__ALLOW_ANONYMOUS": "true",
+            "SYNCD_DAEMON__PROJECT_IDLE_TIMEOUT": "1",
+            **FAST_SAVES,
+            **(extra or {}),
+        }
+
+    async def start_daemon(self, env: Mapping[str, str] | None = None, *, name: str = "state") -> Daemon:
+        """Start ``syncd run`` in Supabase mode; return once it prints its address."""
+        daemon = Daemon(self.tmp_path / name, env=self.env(env))
+        self.daemons.append(daemon)
+        await asyncio.to_thread(daemon.start)
+        return daemon
+
+    async def editor(self, daemon: Daemon, project_id: str, **options: Any) -> EditorClient:
+        """An editor connected to ``project_id`` (closed after the test)."""
+        client = EditorClient(daemon.url, project_id, request_timeout=WAIT, **options)
+        self.editors.append(client)
+        await client.connect()
+        return client
+
+    async def renderer(self) -> AClient:
+        """A supabase-py client with the service key, as the renderer uses it (``save_clip_record``)."""
+        if self._renderer is None:
+            http = httpx.AsyncClient(timeout=10)
+            self._http.append(http)
+            options = AsyncClientOptions(httpx_client=http)
+            self._renderer = await acreate_client(
+                self.supabase.url, self.supabase.service_key, options=options
+            )
+        return self._renderer
+
+    async def create_project(self, title: str = "Film", scenes: int = 2) -> tuple[str, list[str]]:
+        """Create a project with ``scenes`` scenes through supabase-py; return its id and scene ids."""
+        client = await self.renderer()
+        created = await client.table("projects").insert({"title": title}).execute()
+        project = created.data[0]
+        assert isinstance(project, dict)
+        project_id = str(project["id"])
+        scene_ids: list[str] = []
+        if scenes:
+            rows = [
+                {"project_id": project_id, "scene_index": i, "heading": f"Scene {i + 1}", "duration": 5.0}
+                for i in range(scenes)
+            ]
+            inserted = await client.table("scenes").insert(rows).execute()
+            found: list[dict[str, Any]] = [dict(row) for row in inserted.data if isinstance(row, dict)]
+            scene_ids = [str(row["id"]) for row in sorted(found, key=lambda row: int(row["scene_index"]))]
+        return project_id, scene_ids
+
+    async def readyz(self, daemon: Daemon) -> tuple[int, dict[str, Any]]:
+        """``GET /readyz``: the status and the JSON body."""
+        if self._probe is None:
+            # The daemon closes each HTTP connection after its answer: no keep-alive to trip over.
+            self._probe = httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
+            self._http.append(self._probe)
+        answer = await self._probe.get(f"{daemon.http}/readyz")
+        body: dict[str, Any] = answer.json()
+        return answer.status_code, body
+
+    async def wait_ready(self, daemon: Daemon, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+        """Wait until ``/readyz`` answers 200 (Realtime connected and every open project subscribed)."""
+        last: tuple[int, dict[str, Any]] = (0, {})
+
+        def ready() -> bool:
+            return last[0] == 200
+
+        deadline = time.monotonic() + timeout
+        while True:
+            last = await self.readyz(daemon)
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"/readyz still {last} after {timeout} s")
+            await asyncio.sleep(0.05)
+
+    async def db_rows(self, project_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """The project's rows as the database holds them, JSON-shaped as PostgREST sends them."""
+        found = await self.pool.fetch(
+            "select 'projects' as tbl, to_jsonb(p)::text as data from public.projects p where p.id = $1::uuid"
+            " union all select 'scenes', to_jsonb(s)::text from public.scenes s where s.project_id = $1::uuid"
+            " union all select 'clips', to_jsonb(c)::text from public.clips c where c.project_id = $1::uuid",
+            project_id,
+        )
+        rows: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in SYNCED}
+        for record in found:
+            row = json.loads(record["data"])
+            rows[str(record["tbl"])][str(row["id"])] = row
+        return rows
+
+    async def apply_calls(self) -> int:
+        """How many ``syncd_apply`` calls have committed (needs :data:`APPLY_LOG_SQL` installed)."""
+        return int(await self.pool.fetchval("select count(*) from public.test_apply_log"))
+
+    async def close(self) -> None:
+        """Close editors and HTTP clients, stop daemons."""
+        for editor in self.editors:
+            await editor.close()
+        for daemon in self.daemons:
+            await asyncio.to_thread(daemon.stop)
+        for http in self._http:
+            await http.aclose()
+
+
+StackFactory: TypeAlias = Callable[[], Awaitable[Stack]]
+
+
+@pytest.fixture
+async def stack(supabase_db: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The stand-in over a fresh database (with the apply log), ready for daemons and editors."""
+    conn = await asyncpg.connect(supabase_db)
+    try:
+        await conn.execute(APPLY_LOG_SQL)
+    finally:
+        await conn.close()
+    async with LocalSupabase(supabase_db) as supabase:
+        # Realtime retries a failed subscription after 5-10 s; a second keeps the fault tests short.
+        supabase.realtime.config.subscribe_retry_delay = (0.5, 1.0)
+        test_stack = Stack(supabase, tmp_path)
+        try:
+            yield test_stack
+        finally:
+            await test_stack.close()
+
+
+HIDDEN = frozenset({"created_at", "updated_at", "version"})
+"""Columns editors do not see (``version``) or see in another text form (the timestamps)."""
+
+
+def visible(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row without the columns of :data:`HIDDEN`."""
+    return {k: v for k, v in row.items() if k not in HIDDEN}
+
+
+def view_of(editor: EditorClient) -> dict[str, dict[str, dict[str, Any]]]:
+    """An editor's view in the shape of :meth:`Stack.db_rows`, timestamps left out."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for table in SYNCED:
+        out[table] = {row_id: visible(row) for row_id, row in editor.view.rows(table).items()}
+    return out
+
+
+async def converged(
+    stack: Stack,
+    project_id: str,
+    editors: list[EditorClient],
+    timeout: float = WAIT,  # noqa: ASYNC109
+) -> None:
+    """Wait until every editor's view equals the database's rows of the project (timestamps aside)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = await stack.db_rows(project_id)
+        expected = {table: {k: visible(v) for k, v in rows.items()} for table, rows in db.items()}
+        views = [view_of(editor) for editor in editors]
+        if all(view == expected for view in views):
+            return
+        if time.monotonic() > deadline:
+            diff = next(view for view in views if view != expected)
+            pytest.fail(f"editors did not converge within {timeout} s:\n db   {expected}\n view {diff}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+    """Poll an async condition until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def syncd_cli(env: Mapping[str, str], state_dir: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``syncd ARGS`` as an asyncio subprocess (the stand-in serves on this loop meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syncd",
+        *args,
+        "--state-dir",
+        str(state_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**_clean_environ(), **env},
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _clean_environ() -> dict[str, str]:
+    prefixes = ("SYNCD_", "SUPABASE_", "NOTIFY_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def new_id() -> str:
+    """A fresh row id."""
+    return str(uuid.uuid4())
