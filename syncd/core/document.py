@@ -357,7 +357,14 @@ class ProjectState:
         self._remove_server(key, version)
         if key[0] == "projects":
             return True
-        self._drop_pending(key, set())
+        dropped: set[MutationId] = set()
+        edit = None if self.inflight is None else self.inflight.edits.get(key)
+        if self.inflight is not None and edit is not None and edit.delete is None:
+            # The row existed when the batch was cut, so the batch cannot bring it back: its insert
+            # was applied before (the database skips it) and its field writes will find no row.
+            dropped = {by for _, by in edit.fields.values()}
+            self.inflight.edits[key] = RowEdit(maybe_exists=edit.maybe_exists)
+        self._drop_pending(key, dropped)
         self.refresh(key, "db")
         return False
 

@@ -49,7 +49,9 @@ class RowEdit:
         ``below`` is not modified; the result may be ``below`` itself when the edit changes nothing.
         """
         row = None if self.delete is not None else below
-        if self.insert is not None:
+        if self.insert is not None and row is None:
+            # As the database applies it: an insert whose row exists leaves that row as it is (a
+            # replayed insert that an earlier attempt already applied).
             row = dict(self.insert.row)
         if row is None or not self.fields:
             return row

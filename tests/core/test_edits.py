@@ -23,6 +23,16 @@ def test_apply_layers() -> None:
     assert RowEdit(fields={"heading": ("new", (A, 1))}).apply(None) is None
 
 
+def test_insert_over_an_existing_row_keeps_that_row() -> None:
+    """An insert whose row exists leaves the row as it is, as the database does; later fields still apply."""
+    below = dict(BASE)
+    again = RowEdit(insert=Insertion({"id": "x", "heading": "mine"}, (A, 1)))
+    assert again.apply(below) == BASE
+    patched = RowEdit(insert=Insertion({"id": "x"}, (A, 1)), fields={"body": ("z", (A, 2))})
+    assert patched.apply(below) == {"id": "x", "heading": "base", "body": "z"}
+    assert RowEdit(insert=Insertion({"id": "x"}, (A, 1))).apply(None) == {"id": "x"}
+
+
 def test_deleted_coalesces_an_unsent_insert() -> None:
     """An insert that never left this layer, deleted, leaves nothing; otherwise a delete is kept."""
     fresh = RowEdit(insert=Insertion({"id": "x"}, (A, 1)))
