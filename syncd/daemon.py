@@ -272,9 +272,12 @@ class Daemon:
         """Feed an editor's validated mutation to the engine."""
         now = asyncio.get_running_loop().time()
         project_id = conn.project_id or ""
-        unsaved_before = self._unsaved(project_id)
+        # An unsaved run only starts here (or in _restore), so an untracked project has nothing
+        # unsaved; only a tracked one needs a look before the edit, in case its run ended unnoticed.
+        # That makes one status read per edit instead of two.
+        fresh = project_id not in self._unsaved_since or self._unsaved(project_id) == 0
         self.engine.receive_mutation(ConnId(conn.conn_id), _core_mutation(mutation), now)
-        if unsaved_before == 0 and self._unsaved(project_id) > 0:
+        if fresh and self._unsaved(project_id) > 0:
             self._unsaved_since[project_id] = now
         self.metrics.mutations.inc()
         self._dispatch()

@@ -178,7 +178,8 @@ def _too_large(size: int, max_bytes: int) -> str:
 def _normalise(frame: _Frame) -> ClientFrame:
     match frame:
         case Patch():
-            return frame.model_copy(update={"set": validate_set(frame.table, frame.set)})
+            values = validate_set(frame.table, frame.set)
+            return frame if _same(values, frame.set) else frame.model_copy(update={"set": values})
         case Insert():
             return frame.model_copy(update={"row": validate_insert(frame.table, frame.row)})
         case Reorder() if len(set(frame.ids)) != len(frame.ids):
@@ -186,6 +187,11 @@ def _normalise(frame: _Frame) -> ClientFrame:
         case Hello() | Delete() | Reorder() | Flush() | Ping():
             return frame
     raise AssertionError(f"unknown frame class {type(frame).__name__}")
+
+
+def _same(new: dict[str, JsonValue], old: dict[str, JsonValue]) -> bool:
+    """Whether validating changed nothing (not a value, its type, nor the key order): no copy needed."""
+    return list(new) == list(old) and all(type(v) is type(old[k]) and v == old[k] for k, v in new.items())
 
 
 def encode(frame: dict[str, Any]) -> bytes:
