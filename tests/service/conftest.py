@@ -62,21 +62,7 @@ async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WA
 
 
 class ServiceDaemon(DaemonProcess):
-    """A ``syncd run`` process whose pipes close with it, with signal and HTTP helpers."""
-
-    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stdout(proc)
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stderr(proc)
-        finally:
-            if proc.stderr is not None:
-                proc.stderr.close()
+    """A ``syncd run`` process with signal and HTTP helpers."""
 
     @property
     def pid(self) -> int:

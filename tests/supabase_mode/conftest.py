@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -68,25 +67,7 @@ create trigger test_log_apply after insert on public.syncd_mutations
 
 
 class Daemon(DaemonProcess):
-    """:class:`DaemonProcess` whose output pipes are closed once the process has ended.
-
-    The reader threads close each pipe when they reach its end, so no pipe outlives its process (an
-    open one would be reported as a ``ResourceWarning``, an error under ``filterwarnings``).
-    """
-
-    def _drain_stdout(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stdout(proc)
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-    def _drain_stderr(self, proc: subprocess.Popen[str]) -> None:
-        try:
-            super()._drain_stderr(proc)
-        finally:
-            if proc.stderr is not None:
-                proc.stderr.close()
+    """:class:`DaemonProcess` with the helpers of the Supabase-mode tests."""
 
     @property
     def http(self) -> str:
