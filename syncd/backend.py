@@ -8,7 +8,7 @@ Both backends (the embedded SQLite store and Supabase) take a write batch as the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from syncd.core.ids import ProjectId, RowId
@@ -40,15 +40,14 @@ class Backend(Protocol):
     def readiness(self) -> tuple[bool, str]:
         """Whether the backend is connected (and subscribed), and why not."""
 
+    async def follow(self, project_id: str) -> None:
+        """Start hearing changes of an open project (a backend without a change feed does nothing)."""
 
-class Subscriber(Protocol):
-    """A backend with a change feed: it follows the projects the daemon has open."""
-
-    def follow(self, project_id: str) -> Awaitable[None]:
-        """Start hearing changes of a project (and ask for a re-read once subscribed)."""
-
-    def unfollow(self, project_id: str) -> Awaitable[None]:
+    async def unfollow(self, project_id: str) -> None:
         """Stop hearing changes of a project."""
+
+    def feed_connected(self) -> bool | None:
+        """Whether the change feed is connected; None when the backend has none."""
 
 
 def project_rows(data: Mapping[str, Any]) -> ProjectRows:

@@ -212,10 +212,9 @@ class Daemon:
         self._dispatch()
 
     def _open_project(self, project_id: str, now: float) -> None:
-        """Open a project in the engine and, with a change feed, start following it."""
+        """Open a project in the engine and start following its changes."""
         self.engine.open_project(ProjectId(project_id), self._new_epoch(project_id), now)
-        if isinstance(self._backend, SupabaseBackend):
-            self._spawn(self._backend.follow(project_id), f"syncd.follow.{project_id}")
+        self._spawn(self._backend.follow(project_id), f"syncd.follow.{project_id}")
 
     def _new_epoch(self, project_id: str) -> str:
         epoch = uuid.uuid4().hex[:16]
@@ -334,8 +333,7 @@ class Daemon:
             return
         if self.engine.close_project(ProjectId(project_id)):
             self._epochs.pop(project_id, None)
-            if isinstance(self._backend, SupabaseBackend):
-                self._spawn(self._backend.unfollow(project_id), f"syncd.unfollow.{project_id}")
+            self._spawn(self._backend.unfollow(project_id), f"syncd.unfollow.{project_id}")
             log.info("closed idle project %s", project_id)
         else:
             self._schedule_idle_close(project_id)
@@ -600,12 +598,7 @@ class Daemon:
     @property
     def realtime_connected(self) -> bool | None:
         """Whether the Realtime socket is connected (None: local mode, which has no change feed)."""
-        if not isinstance(self._backend, SupabaseBackend):
-            return None
-        try:
-            return bool(self._backend.client.realtime.is_connected)
-        except AssertionError:  # not started yet, or already stopped
-            return False
+        return self._backend.feed_connected()
 
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (0 when everything is saved).

@@ -74,6 +74,16 @@ class LocalBackend:
         """Ready while the file is open; there is no change feed to wait for."""
         return (self._db is not None, "embedded store open" if self._db is not None else "store closed")
 
+    async def follow(self, project_id: str) -> None:
+        """Nothing to follow: only this daemon writes the embedded store."""
+
+    async def unfollow(self, project_id: str) -> None:
+        """Nothing to stop following."""
+
+    def feed_connected(self) -> bool | None:
+        """The embedded store has no change feed."""
+        return None
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 

@@ -220,6 +220,10 @@ class SupabaseBackend:
             return True, "Realtime connected; no project open"
         return True, f"Realtime subscribed for {len(self._follows)} project(s)"
 
+    def feed_connected(self) -> bool | None:
+        """Whether the Realtime socket is connected."""
+        return self._client is not None and bool(self._client.realtime.is_connected)
+
     # -- the change feed ----------------------------------------------------------------------------
 
     async def follow(self, project_id: str) -> None:
