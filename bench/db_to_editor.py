@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -36,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
+from common import REPO_ROOT, STARTUP_TIMEOUT, percentile, start_standin, stop, subscribe_direct
+from realtime import RealtimePostgresChangesListenEvent
 from websockets.asyncio.client import ClientConnection, connect
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 120.0
 ARRIVAL_TIMEOUT = 30.0
 """Seconds to wait for the last change of a run: above its throughput the stand-in falls seconds behind."""
 SCENES = 20
@@ -58,17 +56,6 @@ _PROFILED = (
 
 
 # ---- numbers ----------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Return the ``share`` quantile (0..1) of ``values`` by linear interpolation."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def quantiles(values: list[float]) -> str:
@@ -202,23 +189,6 @@ class EditorGroup:
 # ---- the stack -----------------------------------------------------------------------------------------
 
 
-async def start_standin() -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    """Start the stand-in (and its PostgreSQL) in its own process; return it with its JSON line."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.support.localsupabase",
-        "--no-seed",
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
-    if not line:
-        raise RuntimeError("the stand-in exited before printing its JSON line")
-    return process, json.loads(line)
-
-
 async def start_syncd(
     info: dict[str, str], state_dir: Path, profile: Path | None = None
 ) -> tuple[asyncio.subprocess.Process, str]:
@@ -257,17 +227,6 @@ async def start_syncd(
             return process, m.group(1)
 
 
-async def stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM a child and wait for it."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 @dataclass
 class Direct:
     """The direct realtime-py subscriber: arrival time of each numbered heading."""
@@ -280,37 +239,6 @@ class Direct:
         heading = payload["data"]["record"].get("heading")
         if isinstance(heading, str) and heading.isdigit():
             self.arrivals.setdefault(int(heading), now)
-
-
-async def subscribe(info: dict[str, str], project_id: str, direct: Direct) -> AsyncRealtimeClient:
-    """Connect realtime-py and return once the server says "Subscribed to PostgreSQL"."""
-    client = AsyncRealtimeClient(f"{info['url']}/realtime/v1", token=info["service_key"])
-    ready = asyncio.Event()
-    failed: list[str] = []
-
-    def on_system(payload: Any) -> None:
-        if payload.message == "Subscribed to PostgreSQL":
-            ready.set()
-
-    def on_status(state: RealtimeSubscribeStates, error: Exception | None) -> None:
-        if state != RealtimeSubscribeStates.SUBSCRIBED:
-            failed.append(f"{state}: {error}")
-            ready.set()
-
-    channel = client.channel("bench-direct")
-    channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.Update,
-        direct.on_change,
-        table="scenes",
-        schema="public",
-        filter=f"project_id=eq.{project_id}",
-    )
-    channel.on_system(on_system)
-    await channel.subscribe(on_status)
-    await asyncio.wait_for(ready.wait(), 30)
-    if failed:
-        raise RuntimeError(f"subscription failed: {failed}")
-    return client
 
 
 # ---- one run --------------------------------------------------------------------------------------------
@@ -440,7 +368,13 @@ async def main(args: argparse.Namespace) -> None:
                         for i in range(SCENES)
                     ]
                     direct = Direct()
-                    client = await subscribe(info, project_id, direct)
+                    client = await subscribe_direct(
+                        info,
+                        project_id,
+                        RealtimePostgresChangesListenEvent.Update,
+                        direct.on_change,
+                        "bench-direct",
+                    )
                     first = 0
                     try:
                         for editors in args.editors:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import percentile
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -208,17 +209,6 @@ async def send_load(editors: list[Editor], rate: float, duration: float) -> dict
 
 
 # ---- reporting --------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (0..1) of ``values``, by linear interpolation."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:

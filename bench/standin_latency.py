@@ -22,21 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import random
-import signal
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-from realtime import AsyncRealtimeClient, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
+from common import percentile, start_standin, stop, subscribe_direct
+from realtime import RealtimePostgresChangesListenEvent
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 120.0
 ARRIVAL_TIMEOUT = 10.0
 
 
@@ -77,17 +72,6 @@ class Tracker:
         ]
 
 
-def percentile(values: list[float], share: float) -> float:
-    """Return the ``share`` quantile (0..1) of ``values`` by linear interpolation."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def summary(name: str, latencies: list[float], expected: int) -> str:
     """One line of results."""
     if not latencies:
@@ -98,61 +82,6 @@ def summary(name: str, latencies: list[float], expected: int) -> str:
         f"  mean={statistics.fmean(latencies):7.1f} ms  max={max(latencies):7.1f} ms"
         f"  lost={expected - len(latencies)}"
     )
-
-
-async def start_stack() -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    """Start the stand-in in its own process and return it with its JSON line."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.support.localsupabase",
-        "--no-seed",
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
-    if not line:
-        raise RuntimeError("the stand-in exited before printing its JSON line")
-    return process, json.loads(line)
-
-
-async def stop_stack(process: asyncio.subprocess.Process) -> None:
-    """Ask the stand-in to stop and wait for it."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
-
-
-async def subscribe(info: dict[str, str], project_id: str, tracker: Tracker) -> AsyncRealtimeClient:
-    """Connect realtime-py and return once the server says "Subscribed to PostgreSQL"."""
-    client = AsyncRealtimeClient(f"{info['url']}/realtime/v1", token=info["service_key"])
-    ready = asyncio.Event()
-    failed: list[str] = []
-
-    def on_system(payload: Any) -> None:
-        if payload.message == "Subscribed to PostgreSQL":
-            ready.set()
-
-    def on_status(state: RealtimeSubscribeStates, error: Exception | None) -> None:
-        if state != RealtimeSubscribeStates.SUBSCRIBED:
-            failed.append(f"{state}: {error}")
-            ready.set()
-
-    channel = client.channel("latency")
-    channel.on_postgres_changes(
-        RealtimePostgresChangesListenEvent.Insert,
-        tracker.on_change,
-        table="scenes",
-        schema="public",
-        filter=f"project_id=eq.{project_id}",
-    )
-    channel.on_system(on_system)
-    await channel.subscribe(on_status)
-    await asyncio.wait_for(ready.wait(), 30)
-    if failed:
-        raise RuntimeError(f"subscription failed: {failed}")
-    return client
 
 
 async def commit(pool: asyncpg.Pool, tracker: Tracker, project_id: str, sequence: int) -> None:
@@ -207,7 +136,7 @@ async def run_load(
 
 async def main(args: argparse.Namespace) -> None:
     """Run both workloads against a fresh stand-in and print the results."""
-    process, info = await start_stack()
+    process, info = await start_standin()
     try:
         pool = await asyncpg.create_pool(info["db_url"], min_size=2, max_size=8)
         try:
@@ -215,7 +144,9 @@ async def main(args: argparse.Namespace) -> None:
                 "insert into public.projects (title) values ('bench') returning id::text"
             )
             tracker = Tracker()
-            client = await subscribe(info, project_id, tracker)
+            client = await subscribe_direct(
+                info, project_id, RealtimePostgresChangesListenEvent.Insert, tracker.on_change, "latency"
+            )
             try:
                 idle = await run_idle(pool, tracker, project_id, args.samples, first=0)
                 load = await run_load(pool, tracker, project_id, args.rate, args.duration, first=args.samples)
@@ -224,7 +155,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await pool.close()
     finally:
-        await stop_stack(process)
+        await stop(process)
     print(f"commit-to-client latency, realtime-py {_version('realtime')}, stand-in at {info['url']}")
     print(summary("idle (1 at a time)", tracker.latencies_ms(idle), len(idle)))
     print(summary(f"load ({args.rate:g}/s, {args.duration:g} s)", tracker.latencies_ms(load), len(load)))
