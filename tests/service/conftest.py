@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support.daemon import DaemonProcess
 from tests.support.localsupabase.app import LocalSupabase
-from tests.support.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 
 Frame: TypeAlias = dict[str, Any]
 
@@ -359,77 +359,13 @@ async def recorder() -> AsyncIterator[RecorderFactory]:
 # ---- Mosquitto's own clients ---------------------------------------------------------------------------
 
 
-class MqttSubscriber:
-    """``mosquitto_sub -v -q 1 -t TOPIC`` (plus ``-d`` to see when it (re)subscribes) in a child process.
-
-    mosquitto_sub reconnects by itself after losing the broker and subscribes again; ``stdbuf -oL``
-    makes it print line by line, so each message and each subscription is seen when it happens.
-
-    Args:
-        broker: the broker to subscribe at.
-        topic: the topic filter.
-    """
-
-    def __init__(self, broker: MosquittoBroker, topic: str) -> None:
-        stdbuf = shutil.which("stdbuf")
-        sub = shutil.which("mosquitto_sub")
-        assert stdbuf is not None, "coreutils' stdbuf is needed"
-        assert sub is not None, "mosquitto_sub (Debian package mosquitto-clients) is needed"
-        command = [stdbuf, "-oL", sub, "-h", broker.host, "-p", str(broker.port), "-V", "mqttv311"]
-        command += ["-d", "-v", "-q", "1", "-t", topic]
-        self.messages: list[tuple[str, Frame]] = []
-        """(topic, JSON payload) of every message, in arrival order."""
-        self.subscribed_at: list[int] = []
-        """For each (re)subscription, how many messages had arrived before it."""
-        self._lock = threading.Lock()
-        self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self._reader = threading.Thread(target=self._read, name="mosquitto_sub reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            line = line.rstrip("\n")
-            with self._lock:
-                if line.startswith("Subscribed (mid"):
-                    self.subscribed_at.append(len(self.messages))
-                elif line.startswith(PREFIX + "/"):
-                    topic, _, payload = line.partition(" ")
-                    self.messages.append((topic, json.loads(payload)))
-
-    def payloads(self) -> list[Frame]:
-        """The payloads received so far."""
-        with self._lock:
-            return [payload for _, payload in self.messages]
-
-    async def wait(
-        self, predicate: Callable[[MqttSubscriber], bool], what: str, within: float = WAIT
-    ) -> None:
-        """Wait until ``predicate(self)`` holds; fail after ``within`` seconds."""
-        await wait_for(lambda: predicate(self), f"{what}; got {len(self.messages)} messages", within)
-
-    def close(self) -> None:
-        """Stop mosquitto_sub and its reader thread."""
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._reader.join(timeout=5)
-        assert self._process.stdout is not None
-        self._process.stdout.close()
-
-
 @pytest.fixture
-def mqtt_subscriber(mosquitto: MosquittoBroker) -> Iterator[Callable[[str], MqttSubscriber]]:
+def mqtt_subscriber(mosquitto: MosquittoBroker) -> Iterator[Callable[[str], MosquittoSub]]:
     """Start mosquitto_sub subscribers on the test broker; all are stopped afterwards."""
-    started: list[MqttSubscriber] = []
+    started: list[MosquittoSub] = []
 
-    def start(topic: str) -> MqttSubscriber:
-        subscriber = MqttSubscriber(mosquitto, topic)
+    def start(topic: str) -> MosquittoSub:
+        subscriber = MosquittoSub(mosquitto, topic)
         started.append(subscriber)
         return subscriber
 

@@ -16,12 +16,11 @@ from tests.service.conftest import (
     PREFIX,
     WAIT,
     DaemonFactory,
-    MqttSubscriber,
     RecorderFactory,
     ServiceDaemon,
     mosquitto_pub,
 )
-from tests.support.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +44,12 @@ async def _wait_mqtt_connected(daemon: ServiceDaemon) -> None:
 async def test_subscriber_gets_an_editors_changes_in_seq_order_with_the_documented_fields(
     start_daemon: DaemonFactory,
     mosquitto: MosquittoBroker,
-    mqtt_subscriber: Callable[[str], MqttSubscriber],
+    mqtt_subscriber: Callable[[str], MosquittoSub],
     recorder: RecorderFactory,
 ) -> None:
     """Each patch becomes one message on {prefix}/projects/{pid}/changes, in seq order, documented fields."""
     sub = mqtt_subscriber(CHANGES)
-    await sub.wait(lambda s: len(s.subscribed_at) == 1, "mosquitto_sub subscribed")
+    await sub.wait(lambda s: len(s.subscribed_at) == 1)
     daemon = await start_daemon({**LONG_QUIET, "SYNCD_MQTT__URL": mosquitto.url})
     project_id = daemon.project_id
     editor = await recorder(daemon.url)
@@ -59,7 +58,7 @@ async def test_subscriber_gets_an_editors_changes_in_seq_order_with_the_document
     mids = [await editor.patch("scenes", scene, {"body": f"line {i}"}) for i in range(10)]
     acks = [await editor.acked(mid) for mid in mids]
 
-    await sub.wait(lambda s: len(s.messages) >= 10, "ten change messages")
+    await sub.wait(lambda s: len(s.messages) >= 10)
     assert {topic for topic, _ in sub.messages} == {f"{PREFIX}/projects/{project_id}/changes"}
     payloads = sub.payloads()
     assert [p["seq"] for p in payloads] == [a["seq"] for a in acks]
@@ -78,7 +77,7 @@ async def test_subscriber_gets_an_editors_changes_in_seq_order_with_the_document
 async def test_broker_restart_mid_burst_leaves_no_gap_after_the_subscriber_is_back(
     start_daemon: DaemonFactory,
     mosquitto: MosquittoBroker,
-    mqtt_subscriber: Callable[[str], MqttSubscriber],
+    mqtt_subscriber: Callable[[str], MosquittoSub],
     recorder: RecorderFactory,
 ) -> None:
     """After a broker restart mid-burst the subscriber sees every seq from its first after resubscribing."""
@@ -87,7 +86,7 @@ async def test_broker_restart_mid_burst_leaves_no_gap_after_the_subscriber_is_ba
     # up to the last edit (the bridge re-sends whatever the broker had not acknowledged), and the changes
     # it saw before the restart were in order.
     sub = mqtt_subscriber(CHANGES)
-    await sub.wait(lambda s: len(s.subscribed_at) == 1, "mosquitto_sub subscribed")
+    await sub.wait(lambda s: len(s.subscribed_at) == 1)
     daemon = await start_daemon({**LONG_QUIET, "SYNCD_MQTT__URL": mosquitto.url})
     editor = await recorder(daemon.url)
     scene = (await editor.join(daemon.project_id))["scenes"][0]["id"]
@@ -113,7 +112,7 @@ async def test_broker_restart_mid_burst_leaves_no_gap_after_the_subscriber_is_ba
             await edit()
             await asyncio.sleep(0.02)
     last_ack = await editor.acked(await edit())
-    await sub.wait(lambda s: max(p["seq"] for p in s.payloads()) == last_ack["seq"], "the last change")
+    await sub.wait(lambda s: max(p["seq"] for p in s.payloads()) == last_ack["seq"])
 
     seqs = [p["seq"] for p in sub.payloads()]
     before, after = seqs[: sub.subscribed_at[1]], seqs[sub.subscribed_at[1] :]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from tests.support.ports import LOOPBACK, accepts_connections, free_port, wait_for_port
 
@@ -161,3 +166,88 @@ class MosquittoBroker:
         for _ in range(100):
             if not accepts_connections(self.port, self.host, timeout=0.05):
                 break
+
+
+MOSQUITTO_SUB = Path("/usr/bin/mosquitto_sub")
+SUB_WAIT = 10.0
+"""Seconds a subscriber waits for a condition before the test fails."""
+
+
+class MosquittoSub:
+    """mosquitto_sub in a child process: collects the messages it prints and notes each (re)subscription.
+
+    mosquitto_sub reconnects by itself about a second after it loses the broker and subscribes again.
+    ``stdbuf -oL`` makes it print line by line into the pipe, so its debug lines tell when it subscribed.
+    """
+
+    def __init__(self, broker: MosquittoBroker, *topics: str) -> None:
+        stdbuf = shutil.which("stdbuf")
+        assert stdbuf is not None, "stdbuf (coreutils) is missing"
+        assert MOSQUITTO_SUB.is_file(), (
+            f"{MOSQUITTO_SUB} is missing: install the Debian package mosquitto-clients"
+        )
+        command = [stdbuf, "-oL", str(MOSQUITTO_SUB), "-h", broker.host, "-p", str(broker.port)]
+        command += ["-V", "mqttv311", "-q", "1", "-d", "-F", "MSG %t %p"]
+        for topic in topics:
+            command += ["-t", topic]
+        self.messages: list[tuple[str, str]] = []
+        self.lines: list[str] = []
+        """Everything mosquitto_sub printed."""
+        self.subscribed_at: list[int] = []
+        """For each (re)subscription, how many messages had arrived before it."""
+        self._condition = threading.Condition()
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, name="mosquitto_sub reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            with self._condition:
+                self.lines.append(line)
+                if line.startswith("MSG "):
+                    topic, _, payload = line[4:].rstrip("\n").partition(" ")
+                    self.messages.append((topic, payload))
+                elif line.startswith("Subscribed (mid"):
+                    self.subscribed_at.append(len(self.messages))
+                self._condition.notify_all()
+
+    def wait_blocking(self, predicate: Callable[[MosquittoSub], bool], timeout: float = SUB_WAIT) -> None:
+        """Block the calling thread until ``predicate(self)`` holds; fail after ``timeout`` seconds."""
+        with self._condition:
+            ok = self._condition.wait_for(lambda: predicate(self), timeout=timeout)
+        assert ok, f"mosquitto_sub: condition not met in {timeout} s; got {len(self.messages)} messages\n" + (
+            self.connection_log()
+        )
+
+    def connection_log(self) -> str:
+        """mosquitto_sub's debug lines about its connections and subscriptions, for failure messages."""
+        with self._condition:
+            return "".join(
+                line
+                for line in self.lines
+                if not line.startswith("MSG ") and "PUBLISH" not in line and "PUBACK" not in line
+            )
+
+    async def wait(self, predicate: Callable[[MosquittoSub], bool], within: float = SUB_WAIT) -> None:
+        """Wait until ``predicate(self)`` holds, without blocking the event loop; fail after ``within`` s."""
+        await asyncio.to_thread(self.wait_blocking, predicate, within)
+
+    def payloads(self, topic_suffix: str = "/changes") -> list[dict[str, Any]]:
+        """The JSON payloads received on topics ending in ``topic_suffix``, in arrival order."""
+        with self._condition:
+            return [json.loads(p) for t, p in self.messages if t.endswith(topic_suffix)]
+
+    def close(self) -> None:
+        """Stop mosquitto_sub and its reader thread."""
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join(timeout=5)
+        assert self._process.stdout is not None
+        self._process.stdout.close()
