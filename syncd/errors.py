@@ -5,6 +5,7 @@
     SyncdError
     ├── ConfigError          a setting is missing or wrong (exit code 78)
     ├── EditRejected         an editor's input that the daemon refuses (becomes an ``error`` frame)
+    ├── JournalError         the outbox (the durable journal of acked edits) cannot be read or written
     ├── UpstreamError        Supabase, the embedded store or MQTT failed
     │   ├── RealtimeError    the change feed failed
     │   └── WriteError       a write batch failed; ``retryable`` says whether to try again
@@ -34,6 +35,10 @@ class EditRejected(SyncdError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class JournalError(SyncdError):
+    """The outbox cannot be opened, read or written; no edit may be acknowledged while it fails."""
 
 
 class UpstreamError(SyncdError):

@@ -26,7 +26,7 @@ from typing import Self, TypeVar
 
 from syncd.core.ids import ClientId, MutationId, ProjectId
 from syncd.core.journal import JournalEntry, decode_mutation, encode_mutation
-from syncd.errors import SyncdError
+from syncd.errors import JournalError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 INSERT = "insert into journal (seq, project_id, client_id, mid, mutation, created) values (?, ?, ?, ?, ?, ?)"
 DELETE = "delete from journal where seq = ?"
-
-
-class JournalError(SyncdError):
-    """The journal file cannot be read or written; the message names the file or the row."""
 
 
 @dataclass(slots=True)

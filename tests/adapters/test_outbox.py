@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.adapters.outbox import JournalError, Outbox
+from syncd.adapters.outbox import Outbox
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.journal import JournalEntry, Reordered
 from syncd.core.model import Delete, Insert, Patch
+from syncd.errors import JournalError
 
 P = ProjectId("p-1")
 A = ClientId("client-a")
