@@ -37,8 +37,8 @@ from syncd.adapters.outbox import Outbox
 from syncd.core.batch import DeleteRow, InsertRow, UpdateRow, WriteBatch
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ClientId, ConnId, ProjectId, RowId, UserId
+from syncd.core.inputs import Delete, Insert, Mutation, Patch, ProjectRows, Reorder, WriteOk
 from syncd.core.journal import JournalEntry
-from syncd.core.model import Delete, Insert, Mutation, Patch, ProjectRows, Reorder, WriteOk
 from syncd.core.schema import Table
 from syncd.core.values import JsonValue
 

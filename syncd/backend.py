@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from syncd.core.ids import ProjectId, RowId
-from syncd.core.model import ProjectRows, RemoteChange, WriteOk
+from syncd.core.inputs import ProjectRows, RemoteChange, WriteOk
 from syncd.core.schema import TABLES, Table
 from syncd.errors import UpstreamError
 

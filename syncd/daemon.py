@@ -23,8 +23,8 @@ from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, assert_never
 
-from syncd import protocol
-from syncd.adapters.gateway import EditorConnection, EditorGateway, Refused, error_frame, fan_out
+from syncd import inbound
+from syncd.adapters.gateway import EditorConnection, EditorGateway, error_frame, fan_out
 from syncd.adapters.local import LocalBackend
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.supabase import SupabaseBackend
@@ -36,6 +36,7 @@ from syncd.core.batch import WriteBatch, encode_batch
 from syncd.core.effects import (
     Ack,
     Append,
+    CatchUp,
     Change,
     Effect,
     Error,
@@ -43,7 +44,6 @@ from syncd.core.effects import (
     Presence,
     ProjectNotFound,
     RemoveJournal,
-    Replay,
     RequestReread,
     Saved,
     Snapshot,
@@ -51,8 +51,8 @@ from syncd.core.effects import (
 )
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ClientId, ConnId, ProjectId, RowId, UserId
-from syncd.core.model import Delete, Flush, Insert, Patch, RemoteChange, Reorder, WriteFailed, WriteResult
-from syncd.errors import SyncdError, UpstreamError, WriteError
+from syncd.core.inputs import Delete, Flush, Insert, Patch, RemoteChange, Reorder, WriteFailed, WriteResult
+from syncd.errors import AccessRefused, SyncdError, UpstreamError, WriteError
 from syncd.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -237,19 +237,19 @@ class Daemon:
 
     # -- the gateway's port (EditorHandler) ---------------------------------------------------------
 
-    async def open(self, conn: EditorConnection, hello: protocol.Hello, user_id: str | None) -> None:
+    async def open(self, conn: EditorConnection, hello: inbound.HelloFrame, user_id: str | None) -> None:
         """Check that the editor may open the project, then attach it to the engine."""
         project_id = hello.project_id.lower()
         try:
             exists, owner = await self._backend.project_owner(project_id)
         except (UpstreamError, OSError) as exc:
-            raise Refused("unavailable", "the database cannot be reached; try again") from exc
+            raise AccessRefused("unavailable", "the database cannot be reached; try again") from exc
         if not exists:
-            raise Refused("not_found", f"project {project_id} does not exist")
+            raise AccessRefused("not_found", f"project {project_id} does not exist")
         if not may_open(owner, user_id, allow_anonymous=self.settings.allow_anonymous):
             if user_id is None:
-                raise Refused("unauthorized", "this project needs a token")
-            raise Refused("forbidden", "this project belongs to another user")
+                raise AccessRefused("unauthorized", "this project needs a token")
+            raise AccessRefused("forbidden", "this project belongs to another user")
         self._cancel_idle_close(project_id)
         self._conns[conn.conn_id] = conn
         self._by_project.setdefault(project_id, {})[conn.conn_id] = conn
@@ -267,7 +267,7 @@ class Daemon:
         )
         self._dispatch()
 
-    def receive(self, conn: EditorConnection, mutation: protocol.Mutation) -> None:
+    def receive(self, conn: EditorConnection, mutation: inbound.MutationFrame) -> None:
         """Feed an editor's validated mutation to the engine."""
         now = asyncio.get_running_loop().time()
         project_id = conn.project_id or ""
@@ -300,7 +300,7 @@ class Daemon:
         """Replace a slow editor's dropped backlog with a fresh snapshot."""
         snapshot = self.engine.snapshot_for(ConnId(conn.conn_id))
         if snapshot is not None:
-            conn.send_now(protocol.encode(self._snapshot_frame(snapshot)))
+            conn.send_now(inbound.encode(self._snapshot_frame(snapshot)))
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once the gateway serves and the backend is connected (and subscribed)."""
@@ -359,11 +359,11 @@ class Daemon:
                 self._ack(conn, mid, seq)
             case Change():
                 self._broadcast_change(effect)
-            case Replay(conn, _, changes):
+            case CatchUp(conn, _, changes):
                 target = self._conns.get(conn)
                 if target is not None:
                     for change in changes:
-                        if not target.send(protocol.encode(_change_frame(change))):
+                        if not target.send(inbound.encode(_change_frame(change))):
                             self.overflowed(target)  # the snapshot stands in for the rest
                             break
             case Snapshot():
@@ -376,7 +376,7 @@ class Daemon:
                     conn,
                     {
                         "type": "welcome",
-                        "protocol": protocol.PROTOCOL,
+                        "protocol": inbound.PROTOCOL,
                         "project_id": project_id,
                         "epoch": epoch,
                         "seq": seq,
@@ -385,7 +385,7 @@ class Daemon:
                 )
             case Saved(project_id, seq):
                 frame = {"type": "saved", "seq": seq, "at": _now_iso()}
-                self._to_project(project_id, protocol.encode(frame))
+                self._to_project(project_id, inbound.encode(frame))
                 if self._mqtt is not None:
                     self._mqtt.publish_saved(project_id, {**frame, "epoch": self._epochs.get(project_id)})
             case Error(project_id, conn, mid, code, message):
@@ -401,7 +401,7 @@ class Daemon:
                     "type": "presence",
                     "editors": [{"client_id": e.client_id, "user_id": e.user_id or None} for e in editors],
                 }
-                self._reply_to_project(project_id, protocol.encode(frame))
+                self._reply_to_project(project_id, inbound.encode(frame))
             case LoadProject(project_id):
                 self._spawn(self._load(project_id), f"syncd.load.{project_id}")
             case RequestReread(project_id, token):
@@ -421,7 +421,7 @@ class Daemon:
                 assert_never(effect)
 
     def _ack(self, conn: ConnId, mid: int, seq: int) -> None:
-        data = protocol.encode({"type": "ack", "mid": mid, "seq": seq})
+        data = inbound.encode({"type": "ack", "mid": mid, "seq": seq})
         barrier = self._last_append
         if barrier is None or barrier.done():
             self._send_ack(conn, data, barrier)
@@ -442,7 +442,7 @@ class Daemon:
 
     def _broadcast_change(self, change: Change) -> None:
         frame = _change_frame(change)
-        data = protocol.encode(frame)
+        data = inbound.encode(frame)
         members = self._live.get(change.project_id, {})
         delivered = fan_out(members.values(), data, self.overflowed)
         self.metrics.changes_out.inc(delivered)
@@ -453,7 +453,7 @@ class Daemon:
             self._mqtt.publish_change(change.project_id, message)
 
     def _send_snapshot(self, snapshot: Snapshot) -> None:
-        data = protocol.encode(self._snapshot_frame(snapshot))
+        data = inbound.encode(self._snapshot_frame(snapshot))
         if snapshot.conn is None:
             self._to_project(snapshot.project_id, data)
             return
@@ -475,7 +475,7 @@ class Daemon:
     def _to_conn(self, conn: str, frame: dict[str, Any]) -> None:
         target = self._conns.get(conn)
         if target is not None:
-            target.reply(protocol.encode(frame))
+            target.reply(inbound.encode(frame))
 
     def _to_project(self, project_id: str, data: bytes) -> None:
         fan_out(self._live.get(project_id, {}).values(), data, self.overflowed)
@@ -490,7 +490,7 @@ class Daemon:
         members = self._live.get(project_id.lower())
         if members:
             frame = {"type": "event", "topic": topic, "data": data}
-            fan_out(members.values(), protocol.encode(frame), self.overflowed)
+            fan_out(members.values(), inbound.encode(frame), self.overflowed)
 
     # -- backend calls ---------------------------------------------------------------------------------
 
@@ -617,17 +617,17 @@ class Daemon:
         return 0 if status is None else status.pending + status.in_flight_mutations
 
 
-def _core_mutation(m: protocol.Mutation) -> Patch | Insert | Delete | Reorder | Flush:
+def _core_mutation(m: inbound.MutationFrame) -> Patch | Insert | Delete | Reorder | Flush:
     match m:
-        case protocol.Patch():
+        case inbound.PatchFrame():
             return Patch(m.mid, m.table, RowId(m.id.lower()), m.set)
-        case protocol.Insert():
+        case inbound.InsertFrame():
             return Insert(m.mid, m.table, m.row)
-        case protocol.Delete():
+        case inbound.DeleteFrame():
             return Delete(m.mid, m.table, RowId(m.id.lower()))
-        case protocol.Reorder():
+        case inbound.ReorderFrame():
             return Reorder(m.mid, m.table, tuple(RowId(i.lower()) for i in m.ids))
-        case protocol.Flush():
+        case inbound.FlushFrame():
             return Flush(m.mid)
         case _:
             assert_never(m)

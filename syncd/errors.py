@@ -5,14 +5,19 @@
     SyncdError
     ├── ConfigError          a setting is missing or wrong (exit code 78)
     ├── EditRejected         an editor's input that the daemon refuses (becomes an ``error`` frame)
+    │   ├── FrameError       a client frame that is not valid JSON, too large, or of the wrong shape
+    │   ├── FieldError       a row field that is unknown, read-only or of the wrong type
+    │   └── AccessRefused    a ``hello`` for a project the editor may not open (or not now)
     ├── JournalError         the outbox (the durable journal of acked edits) cannot be read or written
-    ├── UpstreamError        Supabase, the embedded store or MQTT failed
-    │   ├── RealtimeError    the change feed failed
-    │   └── WriteError       a write batch failed; ``retryable`` says whether to try again
-    └── ShutdownTimeout      pending edits could not be written before ``shutdown_timeout``
+    └── UpstreamError        Supabase, the embedded store or MQTT failed
+        └── WriteError       a write batch failed; ``retryable`` says whether to try again
+
+The editor client adds its own under ``SyncdError`` (``syncd.client``).
 """
 
 from __future__ import annotations
+
+from syncd.wire import ErrorCode
 
 
 class SyncdError(Exception):
@@ -24,17 +29,38 @@ class ConfigError(SyncdError):
 
 
 class EditRejected(SyncdError):
-    """An editor's frame is refused.
+    """An editor's input is refused.
 
     Args:
-        code: one of the protocol's error codes (``bad_request``, ``not_found``, ...).
+        code: the protocol's error code (``bad_request``, ``not_found``, ...).
         message: what is wrong and where, safe to send to the editor.
+        mid: the refused frame's ``mid`` when it had a readable one, so the editor can match the error.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, mid: int | None = None) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: ErrorCode = code
         self.message = message
+        self.mid = mid
+
+
+class FrameError(EditRejected):
+    """A client frame that cannot be accepted (code ``bad_request`` or ``too_large``)."""
+
+
+class FieldError(EditRejected):
+    """A row field that cannot be accepted; the message starts with where the field is.
+
+    Args:
+        message: ``<where>: <what is wrong>``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_request", message)
+
+
+class AccessRefused(EditRejected):
+    """The daemon will not let this editor open the project: it is unknown, not theirs, or unreachable."""
 
 
 class JournalError(SyncdError):
@@ -43,10 +69,6 @@ class JournalError(SyncdError):
 
 class UpstreamError(SyncdError):
     """A system that syncd depends on failed."""
-
-
-class RealtimeError(UpstreamError):
-    """The change feed (Supabase Realtime) failed."""
 
 
 class WriteError(UpstreamError):
@@ -60,7 +82,3 @@ class WriteError(UpstreamError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-class ShutdownTimeout(SyncdError):
-    """Pending edits were still unwritten when the shutdown timeout ran out; the outbox keeps them."""

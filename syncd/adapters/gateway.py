@@ -1,7 +1,7 @@
 """EditorGateway: the WebSocket server that editors connect to, plus /healthz, /readyz and /metrics.
 
 It translates and makes no decisions about the data: frames are parsed and validated
-(:mod:`syncd.protocol`), tokens checked (:mod:`syncd.auth`), and what remains goes to the daemon
+(:mod:`syncd.inbound`), tokens checked (:mod:`syncd.auth`), and what remains goes to the daemon
 through the :class:`EditorHandler` port. What the daemon sends back is bytes, serialized once and
 queued on every connection that should get them.
 
@@ -33,50 +33,30 @@ from websockets.protocol import State
 
 from syncd.auth import TokenVerifier
 from syncd.config import GatewaySettings
-from syncd.errors import EditRejected
-from syncd.protocol import FrameError, Hello, Mutation, Ping, encode, parse_frame
+from syncd.errors import AccessRefused, EditRejected, FrameError
+from syncd.inbound import HelloFrame, MutationFrame, PingFrame, encode, parse_frame
+from syncd.wire import (
+    CLOSE_FOR_ERROR,
+    CLOSE_HELLO_TIMEOUT,
+    CLOSE_NOT_READING,
+    CLOSE_RATE_LIMITED,
+    CLOSE_RESTART,
+    CLOSE_UNAUTHORIZED,
+    EDITOR_PATH,
+)
 
 log = logging.getLogger(__name__)
 
-EDITOR_PATH = "/v1/editor"
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_HELLO_TIMEOUT = 4408
-CLOSE_RATE_LIMITED = 4429
-CLOSE_RESTART = 1012
-CLOSE_NOT_READING = 1008
-
-_CLOSE_FOR_CODE = {
-    "unauthorized": CLOSE_UNAUTHORIZED,
-    "forbidden": CLOSE_FORBIDDEN,
-    "not_found": CLOSE_NOT_FOUND,
-}
-
-
-class Refused(Exception):
-    """The daemon will not let this editor open the project.
-
-    Args:
-        code: protocol error code (``unauthorized``, ``forbidden``, ``not_found``, ``unavailable``).
-        message: what is wrong, safe to send to the editor.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class EditorHandler(Protocol):
     """What the gateway needs from the daemon."""
 
-    async def open(self, conn: EditorConnection, hello: Hello, user_id: str | None) -> None:
-        """Attach an editor that said hello; raise :class:`Refused` to turn it away."""
+    async def open(self, conn: EditorConnection, hello: HelloFrame, user_id: str | None) -> None:
+        """Attach an editor that said hello; raise :class:`AccessRefused` to turn it away."""
 
-    def receive(self, conn: EditorConnection, mutation: Mutation) -> None:
+    def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
         """Take a validated mutation of an attached editor."""
 
     def closed(self, conn: EditorConnection) -> None:
@@ -354,10 +334,10 @@ class EditorGateway:
         try:
             try:
                 await self._handler.open(conn, hello, conn.user_id)
-            except Refused as exc:
+            except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
                 conn.send_now(error_frame(exc.code, exc.message))
-                conn.close(_CLOSE_FOR_CODE.get(exc.code, 1011), exc.message[:120])
+                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), exc.message[:120])
                 await writer
                 return
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
@@ -376,7 +356,7 @@ class EditorGateway:
                 writer.cancel()
             conn.log.info("closed (%s)", ws.close_code)
 
-    async def _hello(self, conn: EditorConnection) -> Hello | None:
+    async def _hello(self, conn: EditorConnection) -> HelloFrame | None:
         """Wait for a valid hello with a valid token; close the connection and return None otherwise."""
         s = self._settings
         try:
@@ -393,7 +373,7 @@ class EditorGateway:
         except FrameError as exc:
             await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
             return None
-        if not isinstance(frame, Hello):
+        if not isinstance(frame, HelloFrame):
             await _refuse(conn.ws, CLOSE_UNAUTHORIZED, "unauthorized", "the first frame must be hello")
             return None
         if frame.token is not None:
@@ -418,9 +398,9 @@ class EditorGateway:
                 conn.reply(error_frame(exc.code, exc.message, exc.mid))
                 continue
             match frame:
-                case Ping():
+                case PingFrame():
                     conn.reply(encode({"type": "pong", "t": frame.t}))
-                case Hello():
+                case HelloFrame():
                     conn.reply(error_frame("bad_request", "hello: already said; one project per connection"))
                 case _:
                     if not bucket.take(loop.time()):

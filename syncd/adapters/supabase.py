@@ -37,9 +37,9 @@ from supabase.types import RealtimeClientOptions
 from syncd.backend import RemoteSink
 from syncd.config import SupabaseSettings, WriterSettings
 from syncd.core.ids import ProjectId, RowId
-from syncd.core.model import RemoteDelete, RemoteUpsert
+from syncd.core.inputs import RemoteDelete, RemoteUpsert
 from syncd.core.schema import TABLES, Table
-from syncd.errors import UpstreamError, WriteError
+from syncd.errors import ConfigError, UpstreamError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class SupabaseBackend:
         self, settings: SupabaseSettings, writer: WriterSettings, sink: RemoteSink | None = None
     ) -> None:
         if settings.url is None or settings.service_key is None:
-            raise UpstreamError("Supabase mode needs supabase.url and SUPABASE_SERVICE_KEY")
+            raise ConfigError("Supabase mode needs supabase.url and SUPABASE_SERVICE_KEY")
         self._settings = settings
         self._timeout = writer.request_timeout
         self._sink = sink

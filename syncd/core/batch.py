@@ -27,7 +27,7 @@ Apply rule, in one transaction:
 - an insert whose id exists is not an error: leave the row as it is and return it;
 - record every ``mutation_ids`` entry in ``syncd_mutations``;
 - answer with the full row after the write for every touched row that exists (``rows``, with its
-  ``version``) and the touched rows that do not (``missing``): see `syncd.core.model.WriteOk`.
+  ``version``) and the touched rows that do not (``missing``): see `syncd.core.inputs.WriteOk`.
 """
 
 from collections.abc import Mapping

@@ -5,32 +5,14 @@ it is durable. Every other effect may be acted on at once, in order.
 """
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 from syncd.core.batch import WriteBatch
 from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
 from syncd.core.journal import JournalEntry
 from syncd.core.schema import Table
 from syncd.core.values import Row
-
-ErrorCode: TypeAlias = Literal[
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "conflict",
-    "too_large",
-    "rate_limited",
-    "unavailable",
-    "internal",
-]
-"""The ``code`` of an ``error`` frame (protocol.md)."""
-
-ChangeOp: TypeAlias = Literal["insert", "update", "delete"]
-"""What a ``Change`` did to its row."""
-
-Origin: TypeAlias = Literal["editor", "db"]
-"""Who made a change: an editor's mutation, or the database (anyone else, or the database's own defaults)."""
+from syncd.wire import ChangeOp, ErrorCode, Origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +119,7 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
-class Replay:
+class CatchUp:
     """The changes a resuming connection missed, in order (possibly none), instead of a snapshot."""
 
     conn: ConnId
@@ -211,7 +193,7 @@ Effect: TypeAlias = (
     | Welcome
     | Snapshot
     | Change
-    | Replay
+    | CatchUp
     | Saved
     | Error
     | Presence
@@ -223,18 +205,15 @@ Effect: TypeAlias = (
 __all__ = [
     "Ack",
     "Append",
+    "CatchUp",
     "Change",
-    "ChangeOp",
     "Effect",
     "Error",
-    "ErrorCode",
     "LoadProject",
-    "Origin",
     "Presence",
     "PresenceEditor",
     "ProjectNotFound",
     "RemoveJournal",
-    "Replay",
     "RequestReread",
     "Saved",
     "Snapshot",

@@ -19,7 +19,6 @@ from typing import assert_never
 
 from syncd.core.backoff import Backoff
 from syncd.core.debounce import Debouncer
-from syncd.core.document import InFlight, ProjectState, Session
 from syncd.core.effects import (
     Ack,
     Append,
@@ -32,8 +31,7 @@ from syncd.core.effects import (
 )
 from syncd.core.history import History
 from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, UserId
-from syncd.core.journal import JournalEntry
-from syncd.core.model import (
+from syncd.core.inputs import (
     Delete,
     Flush,
     Insert,
@@ -46,9 +44,11 @@ from syncd.core.model import (
     WriteOk,
     WriteResult,
 )
+from syncd.core.journal import JournalEntry
+from syncd.core.project import InFlight, ProjectState, Session
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
 
-__all__ = ["ProjectStatus", "SyncEngine"]
+__all__ = ["ProjectProgress", "SyncEngine"]
 
 UNAVAILABLE_MESSAGE = "saving to the database failed; your edits are kept and will be saved later"
 
@@ -59,7 +59,7 @@ def _check_rows(project_id: ProjectId, rows: ProjectRows) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectStatus:
+class ProjectProgress:
     """What the daemon needs to know about one open project (for draining and for metrics).
 
     Attributes:
@@ -224,13 +224,13 @@ class SyncEngine:
         """The projects open or loading, in the order they were opened."""
         return tuple(self._projects)
 
-    def status(self, project_id: ProjectId) -> ProjectStatus | None:
+    def status(self, project_id: ProjectId) -> ProjectProgress | None:
         """The state of one project, or None when it is not open."""
         project = self._projects.get(project_id)
         if project is None:
             return None
         inflight: InFlight | None = project.inflight
-        return ProjectStatus(
+        return ProjectProgress(
             loaded=project.loaded,
             editors=len(project.editors),
             waiting=len(project.waiting),
@@ -277,7 +277,7 @@ class SyncEngine:
         resume: tuple[Epoch, int] | None,
         now: float,
     ) -> None:
-        """Let a connection into an open project: ``Welcome``, ``Replay`` or ``Snapshot``, then ``Presence``.
+        """Let a connection into an open project: ``Welcome``, ``CatchUp`` or ``Snapshot``, then ``Presence``.
 
         While the project loads, the connection waits and gets all of it after the load.
 

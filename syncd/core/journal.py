@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TypeAlias, assert_never
 
 from syncd.core.ids import ClientId, MutationId, ProjectId, RowId
-from syncd.core.model import Delete, Insert, Patch
+from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.values import JsonValue
 
 

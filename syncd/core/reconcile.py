@@ -3,7 +3,7 @@
 The change feed is a hint: it repeats our own writes (echoes), delivers late, out of order or not at
 all. The engine keeps, per row, the last row the database reported and its ``version`` (raised by a
 trigger on every update), and for rows it saw deleted a `Tombstone`. These pure rules decide with
-those alone; re-reads settle whatever they cannot (see `syncd.core.document`).
+those alone; re-reads settle whatever they cannot (see `syncd.core.project`).
 
 Limitation: ``version`` restarts at 1 when a deleted id is inserted again. A late change of the old
 incarnation can then be mistaken for one of the new one (or hide it) until the next re-read.

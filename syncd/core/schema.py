@@ -1,7 +1,7 @@
 """What the core knows of the synced tables: their names and which fields an editor may change.
 
-The database schema (supabase/migrations) and the row models (syncd/models.py) hold the column types;
-tests/test_models.py checks that the three agree.
+The database schema (supabase/migrations) and the row models (syncd/rows.py) hold the column types;
+tests/test_rows.py checks that the three agree.
 """
 
 from typing import Final, Literal

@@ -8,12 +8,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from syncd.core.effects import ErrorCode
 from syncd.core.ids import ProjectId, RowId
+from syncd.core.inputs import Delete, Insert, Patch, Reorder
 from syncd.core.journal import Reordered
-from syncd.core.model import Delete, Insert, Patch, Reorder
 from syncd.core.schema import CHILD_TABLES, EDITABLE_FIELDS, ORDER_FIELD, TABLES, Table
 from syncd.core.values import JsonValue
+from syncd.wire import ErrorCode
 
 View = Mapping[tuple[Table, RowId], Mapping[str, JsonValue]]
 """The live rows of one project by ``(table, id)``, as editors see them."""

@@ -10,8 +10,8 @@ import pytest
 
 from syncd.adapters.outbox import Outbox
 from syncd.core.ids import ClientId, ProjectId, RowId
+from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
-from syncd.core.model import Delete, Insert, Patch
 from syncd.errors import JournalError
 
 P = ProjectId("p-1")

@@ -8,7 +8,7 @@ from typing import TypeVar
 from syncd.core.effects import Effect, WriteBatch
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ClientId, ConnId, Epoch, ProjectId, RowId, UserId
-from syncd.core.model import Mutation, ProjectRows
+from syncd.core.inputs import Mutation, ProjectRows
 from syncd.core.values import JsonValue
 
 P = ProjectId("p-1")

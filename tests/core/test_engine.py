@@ -8,6 +8,7 @@ from syncd.core.batch import FieldWrite, InsertRow, UpdateRow
 from syncd.core.effects import (
     Ack,
     Append,
+    CatchUp,
     Change,
     Error,
     LoadProject,
@@ -15,16 +16,14 @@ from syncd.core.effects import (
     PresenceEditor,
     ProjectNotFound,
     RemoveJournal,
-    Replay,
     Saved,
     Snapshot,
     Welcome,
     WriteBatch,
 )
-from syncd.core.engine import ProjectStatus, SyncEngine
+from syncd.core.engine import ProjectProgress, SyncEngine
 from syncd.core.ids import ClientId, ConnId, ProjectId, RowId
-from syncd.core.journal import JournalEntry, Reordered
-from syncd.core.model import (
+from syncd.core.inputs import (
     Delete,
     Flush,
     Insert,
@@ -35,6 +34,7 @@ from syncd.core.model import (
     WriteFailed,
     WriteOk,
 )
+from syncd.core.journal import JournalEntry, Reordered
 from tests.core.builders import (
     C1,
     CONN_A,
@@ -238,9 +238,9 @@ def test_resume_gets_exactly_the_missed_changes() -> None:
     sync = _three_changes()
     sync.attach(CONN_B, B, USER, P, (EPOCH, 1), 0.0)
     effects = sync.take_effects()
-    assert [type(e) for e in effects] == [Welcome, Replay, Presence]
+    assert [type(e) for e in effects] == [Welcome, CatchUp, Presence]
     replay = effects[1]
-    assert isinstance(replay, Replay)
+    assert isinstance(replay, CatchUp)
     assert [change.seq for change in replay.changes] == [2, 3]
 
 
@@ -248,7 +248,7 @@ def test_resume_at_the_current_seq_replays_nothing() -> None:
     """An editor that missed nothing gets an empty replay, not a snapshot."""
     sync = _three_changes()
     sync.attach(CONN_B, B, USER, P, (EPOCH, 3), 0.0)
-    assert only(sync.take_effects(), Replay).changes == ()
+    assert only(sync.take_effects(), CatchUp).changes == ()
 
 
 @pytest.mark.parametrize("resume", [("old-epoch", 2), (EPOCH, 4), (EPOCH, -1)])
@@ -267,7 +267,7 @@ def test_resume_older_than_history_gets_a_snapshot() -> None:
     sync.attach(CONN_B, B, USER, P, (EPOCH, 1), 0.0)
     assert only(sync.take_effects(), Snapshot).seq == 4
     sync.attach(ConnId("conn-c"), ClientId("c"), USER, P, (EPOCH, 2), 0.0)
-    assert [c.seq for c in only(sync.take_effects(), Replay).changes] == [3, 4]
+    assert [c.seq for c in only(sync.take_effects(), CatchUp).changes] == [3, 4]
 
 
 # -- mutations -----------------------------------------------------------------------------------------
@@ -745,7 +745,7 @@ def test_status_reports_everything_the_daemon_waits_for() -> None:
     """Status counts editors, pending mutations, the batch in flight and the retry."""
     sync = loaded()
     send(sync, Patch(1, "scenes", S1, {"heading": "a"}))
-    assert sync.status(P) == ProjectStatus(
+    assert sync.status(P) == ProjectProgress(
         loaded=True,
         editors=1,
         waiting=0,

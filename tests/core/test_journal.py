@@ -6,8 +6,8 @@ import re
 import pytest
 
 from syncd.core.ids import ClientId, ProjectId, RowId
+from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, JournalMutation, Reordered, decode_mutation, encode_mutation
-from syncd.core.model import Delete, Insert, Patch
 from syncd.core.values import JsonValue
 
 MUTATIONS: list[JournalMutation] = [

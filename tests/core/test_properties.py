@@ -29,6 +29,7 @@ from syncd.core.batch import DeleteRow, InsertRow, UpdateRow, WriteBatch
 from syncd.core.effects import (
     Ack,
     Append,
+    CatchUp,
     Change,
     Effect,
     Error,
@@ -36,7 +37,6 @@ from syncd.core.effects import (
     Presence,
     ProjectNotFound,
     RemoveJournal,
-    Replay,
     RequestReread,
     Saved,
     Snapshot,
@@ -44,8 +44,7 @@ from syncd.core.effects import (
 )
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ClientId, ConnId, MutationId, ProjectId, RowId, UserId
-from syncd.core.journal import JournalEntry
-from syncd.core.model import (
+from syncd.core.inputs import (
     Delete,
     Flush,
     Insert,
@@ -60,6 +59,7 @@ from syncd.core.model import (
     WriteOk,
     WriteResult,
 )
+from syncd.core.journal import JournalEntry
 from syncd.core.schema import Table
 from syncd.core.values import JsonValue, Row
 
@@ -306,7 +306,7 @@ class SyncMachine(RuleBasedStateMachine):
                 case Snapshot(conn=conn):
                     assert conn is not None
                     self._editor_of(conn).snapshot(effect)
-                case Replay(conn, _, changes):
+                case CatchUp(conn, _, changes):
                     editor = self._editor_of(conn)
                     for change in changes:
                         editor.change(change)

@@ -14,7 +14,7 @@ FORBIDDEN = (
     "os",
     "threading",
     "syncd.adapters",
-    "syncd.models",
+    "syncd.rows",
     "syncd.daemon",
 )
 CORE = Path(syncd.core.__file__).parent

@@ -1,8 +1,8 @@
 """Checks of editor mutations, and the reorder rule."""
 
 from syncd.core.ids import ProjectId, RowId
+from syncd.core.inputs import Delete, Insert, Patch, Reorder
 from syncd.core.journal import Reordered
-from syncd.core.model import Delete, Insert, Patch, Reorder
 from syncd.core.schema import Table
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, order_key, resolve_reorder
 from syncd.core.values import JsonValue

@@ -3,7 +3,7 @@
 import pytest
 
 from syncd.core.ids import RowId
-from syncd.core.model import Patch, ProjectRows, RemoteDelete, RemoteUpsert, WriteFailed, WriteOk
+from syncd.core.inputs import Patch, ProjectRows, RemoteDelete, RemoteUpsert, WriteFailed, WriteOk
 from syncd.core.values import JsonValue
 
 

@@ -1,4 +1,4 @@
-"""Tests of syncd/models.py: editor field validation and agreement with the core's schema."""
+"""Tests of syncd/rows.py: editor field validation and agreement with the core's schema."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, TABLES
-from syncd.models import FIELDS, ROWS, FieldError, validate_insert, validate_set
+from syncd.errors import FieldError
+from syncd.rows import FIELDS, ROWS, validate_insert, validate_set
 
 
 def test_models_agree_with_core_schema() -> None:

@@ -1,7 +1,7 @@
 """Editor protocol v1 on the wire: parsing client frames and encoding server frames.
 
 Every client frame is checked here, with pydantic, before anything reaches the core: the JSON, the
-``type``, the fields and their types, and (with :mod:`syncd.models`) the row fields of ``patch`` and
+``type``, the fields and their types, and (with :mod:`syncd.rows`) the row fields of ``patch`` and
 ``insert``. A frame that fails becomes a :class:`FrameError` naming what is wrong and where.
 docs/protocol.md is the full text of the protocol.
 """
@@ -13,7 +13,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from syncd.models import FieldError, Uuid, validate_insert, validate_set
+from syncd.errors import FieldError, FrameError
+from syncd.rows import Uuid, validate_insert, validate_set
 
 PROTOCOL: Final = 1
 
@@ -27,14 +28,14 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Resume(_Frame):
+class ResumeFrame(_Frame):
     """Where an editor left off: the epoch and the last ``seq`` it applied."""
 
     epoch: Annotated[str, Field(max_length=100)]
     seq: Annotated[int, Field(ge=0)]
 
 
-class Hello(_Frame):
+class HelloFrame(_Frame):
     """The first frame: which project, who, and where to resume."""
 
     type: Literal["hello"]
@@ -42,10 +43,10 @@ class Hello(_Frame):
     project_id: Uuid
     client_id: Uuid
     token: Annotated[str, Field(max_length=16_384)] | None = None
-    resume: Resume | None = None
+    resume: ResumeFrame | None = None
 
 
-class Patch(_Frame):
+class PatchFrame(_Frame):
     """Change fields of one row."""
 
     type: Literal["patch"]
@@ -55,7 +56,7 @@ class Patch(_Frame):
     set: dict[str, JsonValue]
 
 
-class Insert(_Frame):
+class InsertFrame(_Frame):
     """Add a row to scenes or clips."""
 
     type: Literal["insert"]
@@ -64,7 +65,7 @@ class Insert(_Frame):
     row: dict[str, JsonValue]
 
 
-class Delete(_Frame):
+class DeleteFrame(_Frame):
     """Remove a row from scenes or clips."""
 
     type: Literal["delete"]
@@ -73,7 +74,7 @@ class Delete(_Frame):
     id: Uuid
 
 
-class Reorder(_Frame):
+class ReorderFrame(_Frame):
     """Set the order of scenes or clips to the order of ``ids``."""
 
     type: Literal["reorder"]
@@ -82,51 +83,35 @@ class Reorder(_Frame):
     ids: Annotated[list[Uuid], Field(min_length=1, max_length=10_000)]
 
 
-class Flush(_Frame):
+class FlushFrame(_Frame):
     """Save now."""
 
     type: Literal["flush"]
     mid: Mid
 
 
-class Ping(_Frame):
+class PingFrame(_Frame):
     """Answered by ``pong`` with the same ``t``."""
 
     type: Literal["ping"]
     t: JsonValue = None
 
 
-Mutation = Patch | Insert | Delete | Reorder | Flush
+MutationFrame = PatchFrame | InsertFrame | DeleteFrame | ReorderFrame | FlushFrame
 """A client frame that changes the project (or asks to save it) and is acknowledged by ``mid``."""
 
-ClientFrame = Hello | Mutation | Ping
+ClientFrame = HelloFrame | MutationFrame | PingFrame
 """Any frame an editor may send."""
 
 _FRAMES: Final[dict[str, type[_Frame]]] = {
-    "hello": Hello,
-    "patch": Patch,
-    "insert": Insert,
-    "delete": Delete,
-    "reorder": Reorder,
-    "flush": Flush,
-    "ping": Ping,
+    "hello": HelloFrame,
+    "patch": PatchFrame,
+    "insert": InsertFrame,
+    "delete": DeleteFrame,
+    "reorder": ReorderFrame,
+    "flush": FlushFrame,
+    "ping": PingFrame,
 }
-
-
-class FrameError(ValueError):
-    """A client frame that cannot be accepted.
-
-    Args:
-        code: the protocol error code (``bad_request`` or ``too_large``).
-        message: what is wrong and where, safe to send back.
-        mid: the frame's ``mid`` when it had a readable one, so the editor can match the error.
-    """
-
-    def __init__(self, code: str, message: str, mid: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.mid = mid
 
 
 def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
@@ -177,14 +162,14 @@ def _too_large(size: int, max_bytes: int) -> str:
 
 def _normalise(frame: _Frame) -> ClientFrame:
     match frame:
-        case Patch():
+        case PatchFrame():
             values = validate_set(frame.table, frame.set)
             return frame if _same(values, frame.set) else frame.model_copy(update={"set": values})
-        case Insert():
+        case InsertFrame():
             return frame.model_copy(update={"row": validate_insert(frame.table, frame.row)})
-        case Reorder() if len(set(frame.ids)) != len(frame.ids):
+        case ReorderFrame() if len(set(frame.ids)) != len(frame.ids):
             raise FieldError("ids: lists a row more than once")
-        case Hello() | Delete() | Reorder() | Flush() | Ping():
+        case HelloFrame() | DeleteFrame() | ReorderFrame() | FlushFrame() | PingFrame():
             return frame
     raise AssertionError(f"unknown frame class {type(frame).__name__}")
 

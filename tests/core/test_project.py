@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 
 from syncd.core.batch import DeleteRow, FieldWrite, InsertRow, UpdateRow
-from syncd.core.document import MAX_REREADS, MAX_TOMBSTONES, table_named
 from syncd.core.effects import Change, Error, ProjectNotFound, RemoveJournal, RequestReread, Saved, WriteBatch
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ClientId, ConnId, RowId
-from syncd.core.journal import JournalEntry, Reordered
-from syncd.core.model import (
+from syncd.core.inputs import (
     Delete,
     Insert,
     Patch,
@@ -20,6 +18,8 @@ from syncd.core.model import (
     WriteFailed,
     WriteOk,
 )
+from syncd.core.journal import JournalEntry, Reordered
+from syncd.core.project import MAX_REREADS, MAX_TOMBSTONES, table_named
 from syncd.core.values import JsonValue
 from tests.core.builders import (
     C1,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, TypeAdapter, ValidationError
 
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table
+from syncd.errors import FieldError
 
 UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -193,14 +194,6 @@ ROWS: Final[dict[str, type[_Lax]]] = {
     "audio_files": AudioFileRow,
 }
 """The row model of every table."""
-
-
-class FieldError(ValueError):
-    """Editor data that does not fit the table; ``message`` names the field and what is wrong."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def validate_set(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:

@@ -23,15 +23,13 @@ from syncd.core.batch import WriteBatch
 from syncd.core.dedupe import MutationLog
 from syncd.core.edits import RowEdit, compose, order_ops
 from syncd.core.effects import (
+    CatchUp,
     Change,
-    ChangeOp,
     Effect,
     Error,
-    Origin,
     Presence,
     PresenceEditor,
     RemoveJournal,
-    Replay,
     RequestReread,
     Saved,
     Snapshot,
@@ -39,8 +37,7 @@ from syncd.core.effects import (
 )
 from syncd.core.history import History
 from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
-from syncd.core.journal import JournalEntry, Reordered
-from syncd.core.model import (
+from syncd.core.inputs import (
     Delete,
     Insert,
     Patch,
@@ -50,10 +47,12 @@ from syncd.core.model import (
     RemoteUpsert,
     WriteOk,
 )
+from syncd.core.journal import JournalEntry, Reordered
 from syncd.core.reconcile import Tombstone, accept_delete, accept_upsert, accept_written, diff
 from syncd.core.schema import ORDER_FIELD, TABLES, Table
 from syncd.core.validate import order_key
 from syncd.core.values import JsonValue, Row, row_version, visible
+from syncd.wire import ChangeOp, Origin
 
 Key = tuple[Table, RowId]
 """A row of the project: ``(table, id)``."""
@@ -207,7 +206,7 @@ class ProjectState:
         if missed is None:
             self.out.append(self.snapshot(session.conn))
         else:
-            self.out.append(Replay(session.conn, self.project_id, missed))
+            self.out.append(CatchUp(session.conn, self.project_id, missed))
         self.editors[session.conn] = session
         self.announce()
 

@@ -1,4 +1,4 @@
-"""Tests of syncd/protocol.py: client frames are validated before they reach the core."""
+"""Tests of syncd/inbound.py: client frames are validated before they reach the core."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import uuid
 
 import pytest
 
-from syncd.protocol import FrameError, Hello, Insert, Patch, Ping, Reorder, encode, parse_frame
+from syncd.errors import FrameError
+from syncd.inbound import (
+    HelloFrame,
+    InsertFrame,
+    PatchFrame,
+    PingFrame,
+    ReorderFrame,
+    encode,
+    parse_frame,
+)
 
 P = str(uuid.uuid4())
 C = str(uuid.uuid4())
@@ -30,7 +39,7 @@ def test_hello_with_resume() -> None:
             "resume": {"epoch": "e", "seq": 4},
         }
     )
-    assert isinstance(hello, Hello)
+    assert isinstance(hello, HelloFrame)
     assert hello.resume is not None
     assert hello.resume.seq == 4
 
@@ -38,7 +47,7 @@ def test_hello_with_resume() -> None:
 def test_patch_is_normalised() -> None:
     """A patch's set is checked against the table and normalised."""
     patch = parse({"type": "patch", "mid": 1, "table": "scenes", "id": R, "set": {"duration": 3}})
-    assert isinstance(patch, Patch)
+    assert isinstance(patch, PatchFrame)
     assert patch.set == {"duration": 3.0}
 
 
@@ -47,7 +56,7 @@ def test_insert_gets_defaults_and_keeps_project_id() -> None:
     ins = parse(
         {"type": "insert", "mid": 2, "table": "clips", "row": {"id": R, "order_index": 1, "project_id": P}}
     )
-    assert isinstance(ins, Insert)
+    assert isinstance(ins, InsertFrame)
     assert ins.row["status"] == "pending"
     assert ins.row["project_id"] == P
 
@@ -55,7 +64,7 @@ def test_insert_gets_defaults_and_keeps_project_id() -> None:
 def test_ping_any_t() -> None:
     """A ping carries any JSON value."""
     ping = parse({"type": "ping", "t": [1, "x"]})
-    assert isinstance(ping, Ping)
+    assert isinstance(ping, PingFrame)
     assert ping.t == [1, "x"]
 
 
@@ -144,7 +153,7 @@ def test_oversized_frame() -> None:
 def test_reorder_ok() -> None:
     """A reorder of distinct ids parses."""
     frame = parse({"type": "reorder", "mid": 1, "table": "clips", "ids": [R, P]})
-    assert isinstance(frame, Reorder)
+    assert isinstance(frame, ReorderFrame)
     assert frame.ids == [R, P]
 
 

@@ -1,0 +1,67 @@
+"""The editor protocol's constants, shared by the server and the clients (docs/protocol.md).
+
+Nothing here does I/O, so the sans-I/O core and the client protocol both import it.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypeAlias, get_args
+
+PROTOCOL_VERSION: Final = 1
+"""The protocol version an editor names in ``hello``."""
+
+EDITOR_PATH: Final = "/v1/editor"
+"""Where editors open their WebSocket."""
+
+ErrorCode: TypeAlias = Literal[
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "too_large",
+    "rate_limited",
+    "unavailable",
+    "internal",
+]
+"""The ``code`` of an ``error`` frame."""
+
+ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
+"""Every ``ErrorCode``, for checks at run time."""
+
+ChangeOp: TypeAlias = Literal["insert", "update", "delete"]
+"""What a ``change`` did to its row."""
+
+CHANGE_OPS: Final[frozenset[str]] = frozenset(get_args(ChangeOp))
+"""Every ``ChangeOp``, for checks at run time."""
+
+Origin: TypeAlias = Literal["editor", "db"]
+"""Who made a change: an editor's mutation, or the database (anyone else, or its own defaults)."""
+
+# Close codes: the 44xx ones mirror HTTP statuses; 1008 and 1012 are RFC 6455's.
+CLOSE_NORMAL: Final = 1000
+CLOSE_NOT_READING: Final = 1008
+CLOSE_RESTART: Final = 1012
+CLOSE_UNAUTHORIZED: Final = 4401
+CLOSE_FORBIDDEN: Final = 4403
+CLOSE_NOT_FOUND: Final = 4404
+CLOSE_HELLO_TIMEOUT: Final = 4408
+CLOSE_RATE_LIMITED: Final = 4429
+
+CLOSE_CODES: Final[dict[int, str]] = {
+    CLOSE_NOT_READING: "not reading",
+    CLOSE_RESTART: "daemon restarting",
+    CLOSE_UNAUTHORIZED: "unauthorized",
+    CLOSE_FORBIDDEN: "forbidden",
+    CLOSE_NOT_FOUND: "project not found",
+    CLOSE_HELLO_TIMEOUT: "hello timeout",
+    CLOSE_RATE_LIMITED: "rate limited",
+}
+"""The close codes the server uses on purpose, with their meaning."""
+
+CLOSE_FOR_ERROR: Final[dict[str, int]] = {
+    "unauthorized": CLOSE_UNAUTHORIZED,
+    "forbidden": CLOSE_FORBIDDEN,
+    "not_found": CLOSE_NOT_FOUND,
+}
+"""The close code that follows a refused ``hello``, by the refusal's error code."""
