@@ -1,53 +1,94 @@
-"""The port between the daemon and a database backend, and the JSON documents that cross it.
+"""The port between the daemon and a database, and the one place that picks the backend.
 
-Both backends (the embedded SQLite store and Supabase) take a write batch as the JSON object of
-:func:`syncd.core.batch.encode_batch` and answer ``{"rows": [{"table", "row"}], "missing": [{"table",
-"id"}]}``: the document that the ``syncd_apply`` Postgres function returns. Reads answer
-``{"project": row | None, "scenes": [...], "clips": [...]}``.
+The daemon sees a backend only through :class:`Backend`: typed reads and writes in the core's terms
+(:class:`~syncd.core.inputs.ProjectRows`, :class:`~syncd.core.batch.WriteBatch`,
+:class:`~syncd.core.inputs.WriteOk`). The JSON documents that cross the wire stay inside the
+adapters: a write batch travels as :func:`syncd.core.batch.encode_batch` makes it and is answered
+``{"rows": [{"table", "row"}], "missing": [{"table", "id"}]}`` (what the ``syncd_apply`` Postgres
+function returns); a read is ``{"project": row | None, "scenes": [...], "clips": [...]}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from syncd.core.batch import WriteBatch
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import ProjectRows, RemoteChange, WriteOk
-from syncd.core.schema import TABLES, Table
+from syncd.core.schema import table_named
 from syncd.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from syncd.adapters.local import LocalBackend
+    from syncd.adapters.supabase import SupabaseBackend
+    from syncd.config import SyncdSettings
 
 RemoteSink = Callable[[ProjectId, RemoteChange | None], None]
 """Where a backend reports what it hears: a change of a project, or None to ask for a re-read of it."""
 
 
 class Backend(Protocol):
-    """What the daemon needs from a database."""
+    """What the daemon needs from a database: an async context manager that is ready on entry."""
 
     name: str
 
-    async def load(self, project_id: str) -> dict[str, Any]:
-        """Read a project and its scenes and clips."""
+    async def __aenter__(self) -> Self:
+        """Connect; return once reads and writes can be served."""
 
-    async def reread(self, project_id: str) -> dict[str, Any]:
-        """Read them again (after a reconnect, or on the anti-entropy timer)."""
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop following every project and disconnect."""
 
-    async def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one write batch in one transaction; raise ``WriteError`` on failure."""
+    async def load(self, project_id: ProjectId) -> ProjectRows:
+        """Read a project and its scenes and clips (the first read, and every re-read).
 
-    async def project_owner(self, project_id: str) -> tuple[bool, str | None]:
-        """Whether a project exists, and its ``user_id``."""
+        Raises:
+            UpstreamError: the database cannot be read.
+        """
+
+    async def apply(self, batch: WriteBatch) -> WriteOk:
+        """Apply one write batch in one transaction.
+
+        Raises:
+            WriteError: with ``retryable`` set when the same batch may succeed later.
+        """
+
+    async def project_owner(self, project_id: ProjectId) -> tuple[bool, str | None]:
+        """Whether a project exists, and its ``user_id``.
+
+        Raises:
+            UpstreamError: the database cannot be read.
+        """
+
+    async def follow(self, project_id: ProjectId, sink: RemoteSink) -> None:
+        """Start sending changes of an open project to ``sink`` (a backend without a feed does nothing)."""
+
+    async def unfollow(self, project_id: ProjectId) -> None:
+        """Stop hearing changes of a project."""
 
     def readiness(self) -> tuple[bool, str]:
         """Whether the backend is connected (and subscribed), and why not."""
 
-    async def follow(self, project_id: str) -> None:
-        """Start hearing changes of an open project (a backend without a change feed does nothing)."""
-
-    async def unfollow(self, project_id: str) -> None:
-        """Stop hearing changes of a project."""
-
     def feed_connected(self) -> bool | None:
         """Whether the change feed is connected; None when the backend has none."""
+
+
+def open_backend(settings: SyncdSettings) -> LocalBackend | SupabaseBackend:
+    """The backend the settings name: Supabase when it is configured, else the embedded store.
+
+    Both the daemon and the ``project`` commands get their backend here. The adapters are imported
+    on demand, so local mode never loads the Supabase client libraries.
+    """
+    if settings.mode == "supabase":
+        from syncd.adapters.supabase import SupabaseBackend
+
+        return SupabaseBackend(settings.supabase, settings.writer)
+    from syncd.adapters.local import LocalBackend
+
+    return LocalBackend(settings.daemon.state_dir / "store.db")
 
 
 def project_rows(data: Mapping[str, Any]) -> ProjectRows:
@@ -73,15 +114,8 @@ def write_ok(batch_id: int, data: Mapping[str, Any]) -> WriteOk:
         UpstreamError: the answer is not shaped like ``syncd_apply``'s.
     """
     try:
-        rows = tuple((_table(r["table"]), r["row"]) for r in data["rows"])
-        missing = tuple((_table(m["table"]), RowId(m["id"])) for m in data["missing"])
+        rows = tuple((table_named(r["table"]), r["row"]) for r in data["rows"])
+        missing = tuple((table_named(m["table"]), RowId(m["id"])) for m in data["missing"])
         return WriteOk(batch_id, rows, missing)
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"malformed apply answer from the backend: {exc}") from exc
-
-
-def _table(name: object) -> Table:
-    for table in TABLES:
-        if name == table:
-            return table
-    raise ValueError(f"unknown table {name!r}")

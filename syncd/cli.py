@@ -11,9 +11,9 @@ from typing import Any
 
 from syncd import __version__, projects
 from syncd.config import SyncdSettings, describe_settings, load_settings
-from syncd.daemon import Daemon
 from syncd.errors import ConfigError
 from syncd.logs import configure as configure_logging
+from syncd.supervisor import Supervisor
 
 EX_CONFIG = 78
 """Exit code of a bad configuration (sysexits.h); the systemd unit does not restart after it."""
@@ -104,8 +104,8 @@ def _secrets(settings: SyncdSettings) -> list[str]:
 
 
 async def _run(settings: SyncdSettings) -> int:
-    daemon = Daemon(settings)
-    runner = asyncio.create_task(daemon.run(), name="syncd.daemon")
+    daemon = Supervisor(settings)
+    runner = asyncio.create_task(daemon.run(), name="syncd.supervisor")
     ready = asyncio.create_task(daemon.ready.wait())
     await asyncio.wait({runner, ready}, return_when=asyncio.FIRST_COMPLETED)
     if ready.done():

@@ -9,6 +9,8 @@
     │   ├── FieldError       a row field that is unknown, read-only or of the wrong type
     │   └── AccessRefused    a ``hello`` for a project the editor may not open (or not now)
     ├── JournalError         the outbox (the durable journal of acked edits) cannot be read or written
+    ├── StartupError         something the daemon needs at start is missing or broken
+    │   └── StateDirError    the state directory cannot be made, or another syncd holds it
     └── UpstreamError        Supabase, the embedded store or MQTT failed
         └── WriteError       a write batch failed; ``retryable`` says whether to try again
 
@@ -65,6 +67,14 @@ class AccessRefused(EditRejected):
 
 class JournalError(SyncdError):
     """The outbox cannot be opened, read or written; no edit may be acknowledged while it fails."""
+
+
+class StartupError(SyncdError):
+    """Something the daemon needs at start is missing or broken; the message says what, in one line."""
+
+
+class StateDirError(StartupError):
+    """The state directory cannot be made or locked (another syncd holds it)."""
 
 
 class UpstreamError(SyncdError):

@@ -9,7 +9,7 @@ docs/protocol.md is the full text of the protocol.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -177,8 +177,3 @@ def _normalise(frame: _Frame) -> ClientFrame:
 def _same(new: dict[str, JsonValue], old: dict[str, JsonValue]) -> bool:
     """Whether validating changed nothing (not a value, its type, nor the key order): no copy needed."""
     return list(new) == list(old) and all(type(v) is type(old[k]) and v == old[k] for k, v in new.items())
-
-
-def encode(frame: dict[str, Any]) -> bytes:
-    """Serialize a server frame once, compactly; the same bytes go to every editor."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from syncd.adapters.local import LocalBackend
-from syncd.adapters.supabase import SupabaseBackend
+from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 
 DEMO_TITLE = "Demo: The Lighthouse"
@@ -21,15 +21,9 @@ DEMO_SCENES = (
 _DEMO_CLIENT = "00000000-0000-4000-8000-000000000001"
 
 
-def _store(settings: SyncdSettings) -> LocalBackend | SupabaseBackend:
-    if settings.mode == "supabase":
-        return SupabaseBackend(settings.supabase, settings.writer)
-    return LocalBackend(settings.daemon.state_dir / "store.db")
-
-
 async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     """Run one ``project`` action on the configured backend; return the exit code."""
-    async with _store(settings) as store:
+    async with open_backend(settings) as store:
         if args.action == "create":
             row = await store.create_project(args.title, args.user)
             print(row["id"])
@@ -40,7 +34,7 @@ async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
                 print(f"{row['id']}\t{row['updated_at']}\t{owner}\t{row['title']}")
             return 0
         if args.action == "show":
-            data = await store.load(args.id.lower())
+            data = await store.read_project(args.id.lower())
             if data["project"] is None:
                 print(f"syncd: project {args.id} does not exist", file=sys.stderr)
                 return 1
@@ -78,5 +72,5 @@ async def _create_demo(store: LocalBackend) -> dict[str, Any]:
             }
         )
         mutations.append([_DEMO_CLIENT, mid])
-    await store.apply({"project_id": project["id"], "ops": ops, "mutations": mutations})
+    await store.apply_encoded({"project_id": project["id"], "ops": ops, "mutations": mutations})
     return project

@@ -14,9 +14,9 @@ from syncd.inbound import (
     PatchFrame,
     PingFrame,
     ReorderFrame,
-    encode,
     parse_frame,
 )
+from syncd.outbound import encode
 
 P = str(uuid.uuid4())
 C = str(uuid.uuid4())

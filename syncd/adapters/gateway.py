@@ -24,17 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from syncd import outbound
 from syncd.auth import TokenVerifier
 from syncd.config import GatewaySettings
 from syncd.errors import AccessRefused, EditRejected, FrameError
-from syncd.inbound import HelloFrame, MutationFrame, PingFrame, encode, parse_frame
+from syncd.inbound import HelloFrame, MutationFrame, PingFrame, parse_frame
 from syncd.wire import (
     CLOSE_FOR_ERROR,
     CLOSE_HELLO_TIMEOUT,
@@ -65,8 +65,12 @@ class EditorHandler(Protocol):
     def overflowed(self, conn: EditorConnection) -> None:
         """The editor's backlog was dropped: queue a fresh snapshot for it."""
 
+
+class ServiceStatus(Protocol):
+    """What the gateway's HTTP endpoints report."""
+
     def readiness(self) -> tuple[bool, str]:
-        """Whether the backend is connected and subscribed, and why not."""
+        """Whether the daemon serves and its backend is connected and subscribed, and why not."""
 
     def metrics_text(self) -> bytes:
         """The Prometheus text exposition."""
@@ -107,10 +111,8 @@ class EditorConnection:
     def __post_init__(self) -> None:
         self.log = logging.LoggerAdapter(log, {"conn": self.conn_id})
 
-    def send(self, data: bytes, wire: bytes | None = None) -> bool:
+    def send(self, data: bytes) -> bool:
         """Queue ``data``, a frame that a snapshot replaces (a change, ``saved``, an event).
-
-        ``wire`` is ``data`` already framed by :func:`wire_frame`, when the caller sends it to many.
 
         Returns:
             False when the queue overflowed: its frames were dropped, except replies, and the caller
@@ -118,7 +120,8 @@ class EditorConnection:
         """
         if self._closing is not None:
             return True
-        if self._write_now(data, wire):
+        if self.writable_now():
+            broadcast((self.ws,), data.decode())
             return True
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -143,7 +146,10 @@ class EditorConnection:
         It does not make the queue overflow, and an overflow keeps it. Only an editor that lets
         twice the bound pile up (it sends, but reads nothing) is cut off.
         """
-        if self._closing is not None or self._write_now(data):
+        if self._closing is not None:
+            return
+        if self.writable_now():
+            broadcast((self.ws,), data.decode())
             return
         self._queue.append(_Reply(data))
         self._queued_bytes += len(data)
@@ -156,26 +162,19 @@ class EditorConnection:
             # A close frame would wait behind the unread data; the socket is dropped instead.
             self.ws.transport.abort()
 
-    def _write_now(self, data: bytes, wire: bytes | None = None) -> bool:
-        """Write ``data`` to the socket at once if nothing waits before it and the socket keeps up.
+    def writable_now(self) -> bool:
+        """Whether a frame may be written at once instead of queued: the fast path of a reading editor.
 
-        The fast path of a reading editor: no queue, no wakeup of the writer task, one write of a
-        frame built once for all editors. It is taken only while the queue is empty, the writer is
-        idle, the connection is open without extensions and its transport has nothing buffered, so
-        frames keep their order and a slow editor still goes through the queue. Whole frames are
-        written in one call, so they never interleave with the library's own (pings, close).
+        Only while nothing waits before it (the queue is empty and the writer idle), the connection
+        is open and its transport has nothing buffered, so frames keep their order and a slow editor
+        still goes through its bounded queue. The write itself is websockets' ``broadcast``.
         """
-        if self._queue or self._writing:
-            return False
-        ws = self.ws
-        if (
-            ws.protocol.state is not State.OPEN
-            or ws.protocol.extensions
-            or ws.transport.get_write_buffer_size()
-        ):
-            return False
-        ws.transport.write(wire if wire is not None else wire_frame(data))
-        return True
+        return (
+            not self._queue
+            and not self._writing
+            and self.ws.state is State.OPEN
+            and not self.ws.transport.get_write_buffer_size()
+        )
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` even past the bound: a snapshot that replaces a dropped backlog."""
@@ -213,16 +212,6 @@ class EditorConnection:
             return
 
 
-def wire_frame(data: bytes) -> bytes:
-    """``data`` as one WebSocket text frame from the server (unmasked, uncompressed), ready to write."""
-    return Frame(Opcode.TEXT, data).serialize(mask=False)
-
-
-def error_frame(code: str, message: str, mid: int | None = None) -> bytes:
-    """An ``error`` frame."""
-    return encode({"type": "error", "mid": mid, "code": code, "message": message})
-
-
 class _RateLimit:
     """A token bucket: ``rate`` mutations per second on average, ``burst`` at once."""
 
@@ -248,13 +237,22 @@ class EditorGateway:
         settings: address, frame and queue limits, rate limit, hello timeout.
         handler: the daemon side (see :class:`EditorHandler`).
         verifier: checks editors' tokens.
+        status: what ``/readyz`` and ``/metrics`` report.
     """
 
     name = "gateway"
 
-    def __init__(self, settings: GatewaySettings, handler: EditorHandler, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        handler: EditorHandler,
+        verifier: TokenVerifier,
+        status: ServiceStatus,
+    ) -> None:
         self._settings = settings
         self._handler = handler
+        self._status = status
+        self._draining = False
         self._verifier = verifier
         self._server: Server | None = None
         self._conns: dict[str, EditorConnection] = {}
@@ -287,7 +285,12 @@ class EditorGateway:
         await self._server.wait_closed()
 
     def stop_accepting(self) -> None:
-        """Refuse new editors; the connected ones stay until :meth:`close`."""
+        """Refuse new editors and take no more edits; the connected editors stay until :meth:`close`.
+
+        An edit that arrives from now on is neither applied nor acknowledged: the editor resends it to
+        the next daemon after reconnecting, as it does with every unacknowledged mutation.
+        """
+        self._draining = True
         if self._server is not None:
             self._server.close(close_connections=False)
 
@@ -315,12 +318,12 @@ class EditorGateway:
         if path == "/healthz":
             return _response(http.HTTPStatus.OK, b'{"status":"ok"}', "application/json")
         if path == "/readyz":
-            ready, why = self._handler.readiness()
+            ready, why = self._status.readiness()
             body = json.dumps({"ready": ready, "reason": why}).encode()
             status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, body, "application/json")
         if path == "/metrics":
-            return _response(http.HTTPStatus.OK, self._handler.metrics_text(), METRICS_CONTENT_TYPE)
+            return _response(http.HTTPStatus.OK, self._status.metrics_text(), METRICS_CONTENT_TYPE)
         return _response(http.HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
 
     async def _serve(self, ws: ServerConnection) -> None:
@@ -336,7 +339,7 @@ class EditorGateway:
                 await self._handler.open(conn, hello, conn.user_id)
             except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
-                conn.send_now(error_frame(exc.code, exc.message))
+                conn.send_now(outbound.error(exc.code, exc.message))
                 conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), exc.message[:120])
                 await writer
                 return
@@ -395,17 +398,23 @@ class EditorGateway:
             try:
                 frame = parse_frame(data, max_bytes=s.max_frame_bytes)
             except FrameError as exc:
-                conn.reply(error_frame(exc.code, exc.message, exc.mid))
+                conn.reply(outbound.error(exc.code, exc.message, exc.mid))
                 continue
             match frame:
                 case PingFrame():
-                    conn.reply(encode({"type": "pong", "t": frame.t}))
+                    conn.reply(outbound.pong(frame.t))
                 case HelloFrame():
-                    conn.reply(error_frame("bad_request", "hello: already said; one project per connection"))
+                    conn.reply(
+                        outbound.error("bad_request", "hello: already said; one project per connection")
+                    )
+                case _ if self._draining:
+                    continue
                 case _:
                     if not bucket.take(loop.time()):
                         conn.log.warning("rate limit exceeded; closing")
-                        conn.send_now(error_frame("rate_limited", "too many mutations per second", frame.mid))
+                        conn.send_now(
+                            outbound.error("rate_limited", "too many mutations per second", frame.mid)
+                        )
                         conn.close(CLOSE_RATE_LIMITED, "rate limited")
                         # Keep reading (and discarding) until the close completes: a full
                         # incoming buffer would stall the closing handshake for close_timeout.
@@ -418,21 +427,30 @@ class EditorGateway:
 def fan_out(
     conns: Iterable[EditorConnection], data: bytes, on_overflow: Callable[[EditorConnection], None]
 ) -> int:
-    """Queue the same bytes on every connection; return how many got them."""
+    """Send the same frame to every connection; return how many got it.
+
+    The connections that can take it at once get it in one ``broadcast`` call (the frame encoded once);
+    the others queue it, and those whose queue overflows are handed to ``on_overflow``.
+    """
     sent = 0
-    wire = wire_frame(data)
+    direct: list[ServerConnection] = []
     for conn in conns:
-        if conn.send(data, wire):
+        if conn.writable_now():
+            direct.append(conn.ws)
+            sent += 1
+        elif conn.send(data):
             sent += 1
         else:
             on_overflow(conn)
+    if direct:
+        broadcast(direct, data.decode())
     return sent
 
 
 async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str) -> None:
     log.info("refused before hello completed: %s (%s, close %d)", message, code, close_code)
     with contextlib.suppress(ConnectionClosed):
-        await ws.send(error_frame(code, message), text=True)
+        await ws.send(outbound.error(code, message), text=True)
         await ws.close(close_code, message[:120])
 
 

@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW
-from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, TABLES, Table
+from syncd.backend import RemoteSink, project_rows, write_ok
+from syncd.core.batch import WriteBatch, encode_batch
+from syncd.core.ids import ProjectId
+from syncd.core.inputs import ProjectRows, WriteOk
+from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
 from syncd.errors import WriteError
 
 log = logging.getLogger(__name__)
@@ -74,10 +78,10 @@ class LocalBackend:
         """Ready while the file is open; there is no change feed to wait for."""
         return (self._db is not None, "embedded store open" if self._db is not None else "store closed")
 
-    async def follow(self, project_id: str) -> None:
+    async def follow(self, project_id: ProjectId, sink: RemoteSink) -> None:
         """Nothing to follow: only this daemon writes the embedded store."""
 
-    async def unfollow(self, project_id: str) -> None:
+    async def unfollow(self, project_id: ProjectId) -> None:
         """Nothing to stop following."""
 
     def feed_connected(self) -> bool | None:
@@ -101,11 +105,13 @@ class LocalBackend:
 
     # Reads ---------------------------------------------------------------------------------------
 
-    async def load(self, project_id: str) -> dict[str, Any]:
+    async def load(self, project_id: ProjectId) -> ProjectRows:
+        """Read a project with its scenes and clips, for the engine."""
+        return project_rows(await self.read_project(project_id))
+
+    async def read_project(self, project_id: str) -> dict[str, Any]:
         """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
         return await self._call(self._load, project_id)
-
-    reread = load
 
     def _load(self, project_id: str) -> dict[str, Any]:
         with self._transaction() as db:
@@ -114,7 +120,7 @@ class LocalBackend:
             clips = _rows(db, "clips", "project_id = ? order by order_index, id", (project_id,))
         return {"project": project, "scenes": scenes, "clips": clips}
 
-    async def project_owner(self, project_id: str) -> tuple[bool, str | None]:
+    async def project_owner(self, project_id: ProjectId) -> tuple[bool, str | None]:
         """Whether the project exists, and its ``user_id``."""
         return await self._call(self._owner, project_id)
 
@@ -147,8 +153,16 @@ class LocalBackend:
         assert row is not None
         return row
 
-    async def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one write batch in one transaction; see the module docstring.
+    async def apply(self, batch: WriteBatch) -> WriteOk:
+        """Apply one write batch of the engine in one transaction.
+
+        Raises:
+            WriteError: as :meth:`apply_encoded`.
+        """
+        return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
+
+    async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one write batch in its JSON form, as ``syncd_apply`` takes it; see the module docstring.
 
         Raises:
             WriteError: the batch broke a constraint (not retryable) or the file is busy (retryable).
@@ -236,10 +250,10 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
 
 
 def _synced(name: object) -> Table:
-    for table in TABLES:
-        if name == table:
-            return table
-    raise sqlite3.IntegrityError(f"table {name!r} is not synced")
+    try:
+        return table_named(name)
+    except ValueError as exc:
+        raise sqlite3.IntegrityError(str(exc)) from None
 
 
 def _check_writable(table: Table, name: str) -> None:

@@ -29,16 +29,17 @@ from typing import Any
 import httpx
 from postgrest.exceptions import APIError
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
-from realtime.message import PostgresChangesMessage, SuccessSystemPayload
+from realtime.message import SuccessSystemPayload
 from realtime.types import RealtimePostgresChangesListenEvent
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 
-from syncd.backend import RemoteSink
+from syncd.backend import RemoteSink, project_rows, write_ok
 from syncd.config import SupabaseSettings, WriterSettings
+from syncd.core.batch import WriteBatch, encode_batch
 from syncd.core.ids import ProjectId, RowId
-from syncd.core.inputs import RemoteDelete, RemoteUpsert
-from syncd.core.schema import TABLES, Table
+from syncd.core.inputs import ProjectRows, RemoteDelete, RemoteUpsert, WriteOk
+from syncd.core.schema import TABLES, Table, table_named
 from syncd.errors import ConfigError, UpstreamError, WriteError
 
 log = logging.getLogger(__name__)
@@ -82,28 +83,21 @@ class SupabaseBackend:
     Args:
         settings: URL and service key (required), resync interval.
         writer: request timeout.
-        sink: where heard changes go (the daemon's ``receive_remote``); set later with :meth:`attach`.
     """
 
     name = "supabase"
 
-    def __init__(
-        self, settings: SupabaseSettings, writer: WriterSettings, sink: RemoteSink | None = None
-    ) -> None:
+    def __init__(self, settings: SupabaseSettings, writer: WriterSettings) -> None:
         if settings.url is None or settings.service_key is None:
             raise ConfigError("Supabase mode needs supabase.url and SUPABASE_SERVICE_KEY")
         self._settings = settings
         self._timeout = writer.request_timeout
-        self._sink = sink
+        self._sink: RemoteSink | None = None
         self._client: AsyncClient | None = None
         self._follows: dict[str, _Follow] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._topics = 0
-
-    def attach(self, sink: RemoteSink) -> None:
-        """Send heard changes to ``sink``."""
-        self._sink = sink
 
     @property
     def client(self) -> AsyncClient:
@@ -112,7 +106,6 @@ class SupabaseBackend:
         return self._client
 
     async def __aenter__(self) -> SupabaseBackend:
-        _cheap_change_reprs()
         assert self._settings.url is not None
         assert self._settings.service_key is not None
         options = AsyncClientOptions(
@@ -134,7 +127,7 @@ class SupabaseBackend:
         for task in self._tasks:
             task.cancel()
         for follow in list(self._follows.values()):
-            await self.unfollow(follow.project_id)
+            await self.unfollow(ProjectId(follow.project_id))
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.realtime.close()
@@ -144,8 +137,12 @@ class SupabaseBackend:
 
     # -- reads and writes ---------------------------------------------------------------------------
 
-    async def load(self, project_id: str) -> dict[str, Any]:
-        """Read a project with its scenes and clips."""
+    async def load(self, project_id: ProjectId) -> ProjectRows:
+        """Read a project with its scenes and clips, for the engine."""
+        return project_rows(await self.read_project(project_id))
+
+    async def read_project(self, project_id: str) -> dict[str, Any]:
+        """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
         c = self.client
         try:
             project, scenes, clips = await asyncio.gather(
@@ -161,9 +158,7 @@ class SupabaseBackend:
             "clips": clips.data,
         }
 
-    reread = load
-
-    async def project_owner(self, project_id: str) -> tuple[bool, str | None]:
+    async def project_owner(self, project_id: ProjectId) -> tuple[bool, str | None]:
         """Whether a project exists, and its ``user_id``."""
         try:
             found = await self.client.table("projects").select("user_id").eq("id", project_id).execute()
@@ -175,8 +170,16 @@ class SupabaseBackend:
         owner = rows[0].get("user_id")
         return True, owner if isinstance(owner, str) else None
 
-    async def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply one write batch with ``syncd_apply``.
+    async def apply(self, batch: WriteBatch) -> WriteOk:
+        """Apply one write batch of the engine with ``syncd_apply``.
+
+        Raises:
+            WriteError: as :meth:`apply_encoded`.
+        """
+        return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
+
+    async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one write batch in its JSON form with ``syncd_apply``.
 
         Raises:
             WriteError: with ``retryable`` set for network errors, timeouts and 5xx answers.
@@ -226,15 +229,16 @@ class SupabaseBackend:
 
     # -- the change feed ----------------------------------------------------------------------------
 
-    async def follow(self, project_id: str) -> None:
+    async def follow(self, project_id: ProjectId, sink: RemoteSink) -> None:
         """Open a channel for the project; a re-read is requested once Realtime listens."""
+        self._sink = sink
         if project_id in self._follows:
             return
         follow = _Follow(project_id)
         self._follows[project_id] = follow
         await self._subscribe(follow)
 
-    async def unfollow(self, project_id: str) -> None:
+    async def unfollow(self, project_id: ProjectId) -> None:
         """Leave the project's channel."""
         follow = self._follows.pop(project_id, None)
         if follow is None or follow.channel is None:
@@ -390,22 +394,6 @@ class SupabaseBackend:
                 self._reread(project_id)
 
 
-def _short_repr(message: PostgresChangesMessage) -> str:
-    return f"PostgresChangesMessage(topic={message.topic!r})"
-
-
-def _cheap_change_reprs() -> None:
-    """Make realtime-py's per-change debug lines cheap while nobody reads them.
-
-    realtime-py formats every received message with ``repr()`` into f-strings for debug lines, whether
-    debug logging is on or not; pydantic's repr of a ``postgres_changes`` message costs as much CPU as
-    parsing it (about 0.1 ms each), on the path of every change. While realtime-py's debug logging is
-    off, those messages get a short repr instead.
-    """
-    if not logging.getLogger("realtime").isEnabledFor(logging.DEBUG):
-        setattr(PostgresChangesMessage, "__repr__", _short_repr)  # noqa: B010 (mypy refuses a plain assignment)
-
-
 def _rows(data: object) -> list[dict[str, Any]]:
     """PostgREST's answer as a list of rows.
 
@@ -418,7 +406,10 @@ def _rows(data: object) -> list[dict[str, Any]]:
 
 
 def _table(name: object) -> Table | None:
-    return next((t for t in TABLES if t == name), None)
+    try:
+        return table_named(name)
+    except ValueError:
+        return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -186,6 +186,9 @@ class SyncEngine:
             self._forget(project)
             return
         self._flush(project, force=True)
+        if project.reread_on_load:
+            project.reread_on_load = False
+            project.request_reread()
         waiting, project.waiting = project.waiting, {}
         for session in waiting.values():
             project.welcome(session)
@@ -413,10 +416,18 @@ class SyncEngine:
             self._forget(project)
 
     def request_reread(self, project_id: ProjectId) -> None:
-        """Ask for a full read of a loaded project (``RequestReread``): after a subscribe; anti-entropy."""
+        """Ask for a full read of an open project (``RequestReread``): after a subscribe; anti-entropy.
+
+        A project still loading is read again right after its load: the change feed may have started
+        listening after the load's read began, and a change in between would be missed.
+        """
         project = self._projects.get(project_id)
-        if project is not None and project.loaded:
+        if project is None:
+            return
+        if project.loaded:
             project.request_reread()
+        else:
+            project.reread_on_load = True
 
     def receive_reread(self, project_id: ProjectId, token: int, rows: ProjectRows, now: float) -> None:
         """Reconcile the answer to a ``RequestReread``; unknown tokens and projects are ignored.

@@ -3,7 +3,7 @@
 All are plain strings at run time; the `NewType`s keep them apart for the type checker.
 """
 
-from typing import NewType, TypeAlias
+from typing import Final, NewType, TypeAlias
 
 ProjectId = NewType("ProjectId", str)
 """The uuid of a project (the ``projects.id`` column)."""
@@ -15,7 +15,10 @@ ConnId = NewType("ConnId", str)
 """A connection id assigned by the gateway."""
 
 UserId = NewType("UserId", str)
-"""The Supabase user of a connection (``anonymous`` or the JWT subject, as the gateway decides)."""
+"""The Supabase user of a connection: the token's subject, or :data:`ANONYMOUS`."""
+
+ANONYMOUS: Final = UserId("")
+"""The user of an editor without a token (the studio's ``NULL`` user); editors see ``user_id: null``."""
 
 RowId = NewType("RowId", str)
 """The uuid of a row in a synced table."""

@@ -49,7 +49,7 @@ from syncd.core.inputs import (
 )
 from syncd.core.journal import JournalEntry, Reordered
 from syncd.core.reconcile import Tombstone, accept_delete, accept_upsert, accept_written, diff
-from syncd.core.schema import ORDER_FIELD, TABLES, Table
+from syncd.core.schema import ORDER_FIELD, Table, table_named
 from syncd.core.validate import order_key
 from syncd.core.values import JsonValue, Row, row_version, visible
 from syncd.wire import ChangeOp, Origin
@@ -102,18 +102,6 @@ class InFlight:
     sent: int
 
 
-def table_named(name: str) -> Table:
-    """Return the synced table of this name.
-
-    Raises:
-        ValueError: no synced table has this name (a journal entry that was not validated).
-    """
-    for table in TABLES:
-        if table == name:
-            return table
-    raise ValueError(f"table {name!r} is not synced")
-
-
 @dataclass(slots=True)
 class ProjectState:
     """The state of one open project; the engine drives it and owns its effect list.
@@ -148,6 +136,7 @@ class ProjectState:
     restored: list[JournalEntry] = field(default_factory=list)
     early_changes: list[RemoteChange] = field(default_factory=list)
     rereads: set[int] = field(default_factory=set)
+    reread_on_load: bool = False
     flush_wanted: bool = False
 
     # -- reading ------------------------------------------------------------------------------------

@@ -11,6 +11,21 @@ Table = Literal["projects", "scenes", "clips"]
 
 TABLES: Final[tuple[Table, ...]] = ("projects", "scenes", "clips")
 
+_BY_NAME: Final[dict[object, Table]] = {table: table for table in TABLES}
+
+
+def table_named(name: object) -> Table:
+    """Return the synced table of this name; every lookup by name (journal, wire, database) comes here.
+
+    Raises:
+        ValueError: no synced table has this name.
+    """
+    table = _BY_NAME.get(name) if isinstance(name, str) else None
+    if table is None:
+        raise ValueError(f"table {name!r} is not synced")
+    return table
+
+
 CHILD_TABLES: Final[tuple[Table, ...]] = ("scenes", "clips")
 """Tables whose rows editors may insert, delete and reorder; each row has a ``project_id``."""
 

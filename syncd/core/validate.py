@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch, Reorder
 from syncd.core.journal import Reordered
-from syncd.core.schema import CHILD_TABLES, EDITABLE_FIELDS, ORDER_FIELD, TABLES, Table
+from syncd.core.schema import CHILD_TABLES, EDITABLE_FIELDS, ORDER_FIELD, TABLES, Table, table_named
 from syncd.core.values import JsonValue
 from syncd.wire import ErrorCode
 
@@ -30,16 +30,14 @@ class Rejection:
     message: str
 
 
-_BY_NAME: dict[str, Table] = {table: table for table in TABLES}
-
-
 def _table(table: str, op: str, allowed: tuple[Table, ...]) -> Table | Rejection:
-    known = _BY_NAME.get(table)
-    if known is not None and known in allowed:
+    try:
+        known = table_named(table)
+    except ValueError:
+        return Rejection("bad_request", f"table {table!r} is not synced")
+    if known in allowed:
         return known
-    if known is not None:
-        return Rejection("bad_request", f"{op} is not allowed on table {table!r}")
-    return Rejection("bad_request", f"table {table!r} is not synced")
+    return Rejection("bad_request", f"{op} is not allowed on table {table!r}")
 
 
 def _unknown_field(table: Table, fields: Mapping[str, JsonValue], extra: frozenset[str]) -> Rejection | None:

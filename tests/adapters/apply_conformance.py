@@ -137,17 +137,17 @@ class LocalTarget:
         return str(row["id"])
 
     async def apply(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply with :meth:`LocalBackend.apply`; a non-retryable ``WriteError`` is a refusal."""
+        """Apply with :meth:`LocalBackend.apply_encoded`; a non-retryable ``WriteError`` is a refusal."""
         try:
-            return await self.store.apply(batch)
+            return await self.store.apply_encoded(batch)
         except WriteError as exc:
             if exc.retryable:
                 raise
             raise ApplyRefused(str(exc)) from exc
 
     async def read(self, project_id: str) -> dict[Key, Row]:
-        """Read the project's rows with :meth:`LocalBackend.load`."""
-        loaded = await self.store.load(project_id)
+        """Read the project's rows with :meth:`LocalBackend.read_project`."""
+        loaded = await self.store.read_project(project_id)
         rows: dict[Key, Row] = {}
         if loaded["project"] is not None:
             rows[("projects", loaded["project"]["id"])] = loaded["project"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from syncd.adapters.local import LocalBackend
+from syncd.core.ids import ProjectId
 from syncd.errors import WriteError
 
 
@@ -25,7 +26,7 @@ async def test_create_and_load(tmp_path: Path) -> None:
     """A created project loads with its defaults, no scenes and no clips."""
     async with LocalBackend(tmp_path / "s.db") as store:
         project = await store.create_project("Film")
-        loaded = await store.load(project["id"])
+        loaded = await store.read_project(project["id"])
     assert loaded["project"]["title"] == "Film"
     assert loaded["project"]["version"] == 1
     assert loaded["project"]["settings"] == {}
@@ -37,8 +38,8 @@ async def test_create_and_load(tmp_path: Path) -> None:
 async def test_unknown_project_loads_as_none(tmp_path: Path) -> None:
     """Loading a project that does not exist gives None, not an empty project."""
     async with LocalBackend(tmp_path / "s.db") as store:
-        loaded = await store.load(new_id())
-        owner = await store.project_owner(new_id())
+        loaded = await store.read_project(new_id())
+        owner = await store.project_owner(ProjectId(new_id()))
     assert loaded["project"] is None
     assert owner == (False, None)
 
@@ -49,7 +50,7 @@ async def test_apply_insert_update_delete(tmp_path: Path) -> None:
     async with LocalBackend(tmp_path / "s.db") as store:
         p = (await store.create_project("Film"))["id"]
         s1, s2 = new_id(), new_id()
-        out = await store.apply(
+        out = await store.apply_encoded(
             batch(
                 p,
                 [
@@ -61,7 +62,7 @@ async def test_apply_insert_update_delete(tmp_path: Path) -> None:
         )
         assert sorted(r["row"]["id"] for r in out["rows"]) == sorted([s1, s2])
         assert all(r["row"]["version"] == 1 and r["row"]["heading"] == "" for r in out["rows"])
-        out = await store.apply(
+        out = await store.apply_encoded(
             batch(
                 p,
                 [
@@ -90,7 +91,7 @@ async def test_apply_insert_update_delete(tmp_path: Path) -> None:
         assert rows[s1]["version"] == 2
         assert rows[p]["settings"] == {"fps": 24}
         assert out["missing"] == [{"table": "scenes", "id": s2}]
-        loaded = await store.load(p)
+        loaded = await store.read_project(p)
     assert [s["id"] for s in loaded["scenes"]] == [s1]
     assert loaded["project"]["version"] == 2
 
@@ -102,13 +103,13 @@ async def test_replayed_batch_applies_nothing_twice(tmp_path: Path) -> None:
         p = (await store.create_project("Film"))["id"]
         s = new_id()
         insert = batch(p, [{"op": "insert", "table": "scenes", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
-        await store.apply(insert)
+        await store.apply_encoded(insert)
         patch = batch(
             p,
             [{"op": "update", "table": "scenes", "id": s, "set": {"heading": {"value": "A", "by": [c, 2]}}}],
             [[c, 2]],
         )
-        await store.apply(patch)
+        await store.apply_encoded(patch)
         other = batch(
             p,
             [
@@ -121,9 +122,9 @@ async def test_replayed_batch_applies_nothing_twice(tmp_path: Path) -> None:
             ],
             [["o", 1]],
         )
-        await store.apply(other)
-        again = await store.apply(patch)
-        await store.apply(insert)
+        await store.apply_encoded(other)
+        again = await store.apply_encoded(patch)
+        await store.apply_encoded(insert)
     assert again["rows"][0]["row"]["heading"] == "B"
     assert again["rows"][0]["row"]["version"] == 3
 
@@ -134,16 +135,16 @@ async def test_replayed_delete_does_not_touch_reinserted_row(tmp_path: Path) -> 
     async with LocalBackend(tmp_path / "s.db") as store:
         p = (await store.create_project("Film"))["id"]
         s = new_id()
-        await store.apply(
+        await store.apply_encoded(
             batch(p, [{"op": "insert", "table": "clips", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
         )
         delete = batch(p, [{"op": "delete", "table": "clips", "id": s, "by": [c, 2]}], [[c, 2]])
-        await store.apply(delete)
-        await store.apply(
+        await store.apply_encoded(delete)
+        await store.apply_encoded(
             batch(p, [{"op": "insert", "table": "clips", "id": s, "row": {}, "by": [c, 3]}], [[c, 3]])
         )
-        await store.apply(delete)
-        loaded = await store.load(p)
+        await store.apply_encoded(delete)
+        loaded = await store.read_project(p)
     assert [x["id"] for x in loaded["clips"]] == [s]
 
 
@@ -154,10 +155,10 @@ async def test_rows_of_other_projects_are_untouchable(tmp_path: Path) -> None:
         p1 = (await store.create_project("One"))["id"]
         p2 = (await store.create_project("Two"))["id"]
         s = new_id()
-        await store.apply(
+        await store.apply_encoded(
             batch(p1, [{"op": "insert", "table": "scenes", "id": s, "row": {}, "by": [c, 1]}], [[c, 1]])
         )
-        out = await store.apply(
+        out = await store.apply_encoded(
             batch(
                 p2,
                 [
@@ -171,7 +172,7 @@ async def test_rows_of_other_projects_are_untouchable(tmp_path: Path) -> None:
                 [[c, 2]],
             )
         )
-        loaded = await store.load(p1)
+        loaded = await store.read_project(p1)
     assert out["missing"] == [{"table": "scenes", "id": s}]
     assert loaded["scenes"][0]["heading"] == ""
 
@@ -196,8 +197,8 @@ async def test_constraint_violation_is_not_retryable_and_rolls_back(tmp_path: Pa
             [[c, 1], [c, 2]],
         )
         with pytest.raises(WriteError) as caught:
-            await store.apply(bad)
-        loaded = await store.load(p)
+            await store.apply_encoded(bad)
+        loaded = await store.read_project(p)
     assert caught.value.retryable is False
     assert loaded["scenes"] == []
     assert loaded["project"]["version"] == 1

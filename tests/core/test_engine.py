@@ -16,6 +16,7 @@ from syncd.core.effects import (
     PresenceEditor,
     ProjectNotFound,
     RemoveJournal,
+    RequestReread,
     Saved,
     Snapshot,
     Welcome,
@@ -775,13 +776,18 @@ def test_remote_changes_for_unknown_projects_are_ignored() -> None:
     assert sync.take_effects() == []
 
 
-def test_request_reread_while_loading_is_skipped() -> None:
-    """A project that is still loading gets its rows from the load; no re-read is asked."""
+def test_request_reread_while_loading_waits_for_the_load() -> None:
+    """A re-read asked while the project loads is asked once, right after the load arrives."""
     sync = engine()
     sync.open_project(P, EPOCH, 0.0)
     sync.take_effects()
     sync.request_reread(P)
+    sync.request_reread(P)
     assert sync.take_effects() == []
+    sync.receive_loaded(P, ProjectRows({"id": P, "version": 1}), 0.0)
+    rereads = [e for e in sync.take_effects() if isinstance(e, RequestReread)]
+    assert len(rereads) == 1
+    assert rereads[0].project_id == P
 
 
 def test_insert_row_op_holds_the_project() -> None:

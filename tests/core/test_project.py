@@ -19,7 +19,8 @@ from syncd.core.inputs import (
     WriteOk,
 )
 from syncd.core.journal import JournalEntry, Reordered
-from syncd.core.project import MAX_REREADS, MAX_TOMBSTONES, table_named
+from syncd.core.project import MAX_REREADS, MAX_TOMBSTONES
+from syncd.core.schema import table_named
 from syncd.core.values import JsonValue
 from tests.core.builders import (
     C1,

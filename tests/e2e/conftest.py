@@ -146,7 +146,7 @@ async def seed_project(
             for index, scene_id in enumerate(scene_ids)
         ]
         mutations = [[seeder, index + 1] for index in range(scenes)]
-        await store.apply({"project_id": project["id"], "ops": ops, "mutations": mutations})
+        await store.apply_encoded({"project_id": project["id"], "ops": ops, "mutations": mutations})
     return str(project["id"]), scene_ids
 
 

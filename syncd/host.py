@@ -1,0 +1,464 @@
+"""ProjectHost: runs the sans-I/O engine for every open project and carries out what it asks.
+
+Only the host calls the :class:`~syncd.core.engine.SyncEngine`. The gateway and the backend's change
+feed hand it their inputs by calling its methods on the event loop; each call feeds the engine and
+acts on the effects before it returns, with no ``await`` in between, so calls are serialized by
+construction (the loop runs one at a time) without an extra queue hop on the hot path. Slow work (the
+database, the journal) runs in tasks whose results come back as engine inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, assert_never
+
+from syncd import outbound
+from syncd.adapters.gateway import EditorConnection
+from syncd.adapters.outbox import Outbox
+from syncd.auth import may_open
+from syncd.backend import Backend
+from syncd.config import SyncdSettings
+from syncd.core.backoff import Backoff
+from syncd.core.batch import WriteBatch
+from syncd.core.effects import (
+    Ack,
+    Append,
+    CatchUp,
+    Change,
+    Effect,
+    Error,
+    LoadProject,
+    Presence,
+    ProjectNotFound,
+    RemoveJournal,
+    RequestReread,
+    Saved,
+    Snapshot,
+    Welcome,
+)
+from syncd.core.engine import SyncEngine
+from syncd.core.ids import ANONYMOUS, ClientId, ConnId, ProjectId, RowId, UserId
+from syncd.core.inputs import (
+    Delete,
+    Flush,
+    Insert,
+    Patch,
+    RemoteChange,
+    Reorder,
+    WriteFailed,
+    WriteResult,
+)
+from syncd.errors import AccessRefused, SyncdError, UpstreamError, WriteError
+from syncd.inbound import (
+    DeleteFrame,
+    FlushFrame,
+    HelloFrame,
+    InsertFrame,
+    MutationFrame,
+    PatchFrame,
+    ReorderFrame,
+)
+from syncd.metrics import Metrics
+from syncd.registry import EditorRegistry
+from syncd.wire import CLOSE_NOT_FOUND
+
+log = logging.getLogger(__name__)
+
+
+class ProjectHost:
+    """The open projects: the engine, its timer, and the effects it emits.
+
+    Args:
+        settings: every setting, already validated.
+        backend: the database, entered by the caller.
+        outbox: the durable journal, entered by the caller.
+        counters: the metrics the host counts.
+        on_fatal: called when the daemon must stop because it can no longer keep its promises (the
+            journal cannot be written); takes the reason.
+    """
+
+    def __init__(
+        self,
+        settings: SyncdSettings,
+        backend: Backend,
+        outbox: Outbox,
+        counters: Metrics,
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        s = settings
+        self._settings = settings
+        self._backend = backend
+        self._outbox = outbox
+        self._counters = counters
+        self._on_fatal = on_fatal
+        self.engine = SyncEngine(
+            quiet=s.debounce.quiet,
+            max_wait=s.debounce.max_wait,
+            history_size=s.engine.history_size,
+            retry_initial_delay=s.writer.retry_initial_delay,
+            retry_max_delay=s.writer.retry_max_delay,
+        )
+        self.editors = EditorRegistry(self.overflowed, self._close_if_idle, s.daemon.project_idle_timeout)
+        self.bus: Any = None  # the MqttBridge while MQTT is configured and entered
+        self._epochs: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_append: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._progress = asyncio.Event()
+        self._unsaved_since: dict[str, float] = {}  # project -> loop time its unsaved run began
+
+    # -- start and stop --------------------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Replay the outbox: what was acknowledged but not saved becomes pending again."""
+        entries = await self._outbox.load()
+        if not entries:
+            return
+        self.engine.restore(entries)
+        projects = {e.project_id for e in entries}
+        log.info("replaying %d unsaved edits of %d projects from the outbox", len(entries), len(projects))
+        now = self._now()
+        for project_id in projects:
+            self._open_project(project_id, now)
+            self._unsaved_since[project_id] = now  # the real age is unknown; count from the restart
+        self._dispatch()
+
+    async def drain(self, within: float) -> int:
+        """Write every pending edit now; wait at most ``within`` seconds.
+
+        Returns:
+            How many edits are still unwritten (the outbox keeps them for the next start).
+        """
+        loop = asyncio.get_running_loop()
+        self.engine.flush_all(loop.time())
+        self._dispatch()
+        deadline = loop.time() + within
+        while self.engine.pending_count() > 0:
+            self._progress.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._progress.wait()
+            except TimeoutError:
+                break
+        if self._last_append is not None and not self._last_append.done():
+            await asyncio.wait({self._last_append}, timeout=max(0.0, deadline - loop.time()))
+        return self.engine.pending_count()
+
+    def cancel_tasks(self) -> None:
+        """Stop the timer and every backend call still running."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- the gateway's port (EditorHandler) ------------------------------------------------------------
+
+    async def open(self, conn: EditorConnection, hello: HelloFrame, user_id: str | None) -> None:
+        """Check that the editor may open the project, then attach it to the engine.
+
+        Raises:
+            AccessRefused: the project does not exist, is not the editor's, or cannot be read now.
+        """
+        project_id = ProjectId(hello.project_id.lower())
+        try:
+            exists, owner = await self._backend.project_owner(project_id)
+        except (UpstreamError, OSError) as exc:
+            raise AccessRefused("unavailable", "the database cannot be reached; try again") from exc
+        if not exists:
+            raise AccessRefused("not_found", f"project {project_id} does not exist")
+        if not may_open(owner, user_id, allow_anonymous=self._settings.allow_anonymous):
+            if user_id is None:
+                raise AccessRefused("unauthorized", "this project needs a token")
+            raise AccessRefused("forbidden", "this project belongs to another user")
+        self.editors.join(conn, project_id)
+        now = self._now()
+        if project_id not in self.engine.open_projects():
+            self._open_project(project_id, now)
+        resume = (hello.resume.epoch, hello.resume.seq) if hello.resume else None
+        user = UserId(user_id) if user_id else ANONYMOUS
+        self.engine.attach(
+            ConnId(conn.conn_id), ClientId(hello.client_id.lower()), user, project_id, resume, now
+        )
+        self._dispatch()
+
+    def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
+        """Feed an editor's validated mutation to the engine."""
+        now = self._now()
+        project_id = conn.project_id or ""
+        # An unsaved run only starts here (or in restore), so an untracked project has nothing
+        # unsaved; only a tracked one needs a look before the edit, in case its run ended unnoticed.
+        # That makes one status read per edit instead of two.
+        fresh = project_id not in self._unsaved_since or self.unsaved(project_id) == 0
+        self.engine.receive_mutation(ConnId(conn.conn_id), core_mutation(mutation), now)
+        if fresh and self.unsaved(project_id) > 0:
+            self._unsaved_since[project_id] = now
+        self._counters.mutations.inc()
+        self._dispatch()
+
+    def closed(self, conn: EditorConnection) -> None:
+        """Forget a connection; its project closes a while after its last editor left."""
+        self.editors.leave(conn)
+        self.engine.detach(ConnId(conn.conn_id), self._now())
+        self._dispatch()
+
+    def overflowed(self, conn: EditorConnection) -> None:
+        """Replace a slow editor's dropped backlog with a fresh snapshot."""
+        snapshot = self.engine.snapshot_for(ConnId(conn.conn_id))
+        if snapshot is not None:
+            conn.send_now(outbound.snapshot(snapshot))
+
+    # -- the backend's change feed -----------------------------------------------------------------------
+
+    def receive_remote(self, project_id: ProjectId, change: RemoteChange | None) -> None:
+        """A change heard from the backend's feed, or None for "re-read this project"."""
+        if project_id not in self.engine.open_projects():
+            return
+        if change is None:
+            self.engine.request_reread(project_id)
+        else:
+            self.engine.receive_remote_change(project_id, change, self._now())
+        self._dispatch()
+
+    def relay_event(self, project_id: str, topic: str, data: Any) -> None:
+        """A notice from another service (MQTT): pass it to the project's editors, unchanged."""
+        self.editors.send(project_id.lower(), outbound.event(topic, data))
+
+    # -- what metrics and readiness read -----------------------------------------------------------------
+
+    def unsaved(self, project_id: str) -> int:
+        """Mutations of the project not in the database yet (pending or being written)."""
+        progress = self.engine.status(ProjectId(project_id))
+        return 0 if progress is None else progress.pending + progress.in_flight_mutations
+
+    def pending_oldest_age(self) -> float:
+        """Seconds since the oldest unsaved edit arrived (0 when everything is saved).
+
+        Tracked per project from the edit that ended a fully saved state, so while a project is never
+        fully saved (continuous editing across flushes) this is an upper bound, never an underestimate.
+        """
+        starts = [t for p, t in self._unsaved_since.items() if self.unsaved(p) > 0]
+        return max(0.0, self._now() - min(starts)) if starts else 0.0
+
+    # -- projects -------------------------------------------------------------------------------------------
+
+    def _open_project(self, project_id: ProjectId, now: float) -> None:
+        """Open a project in the engine and start following its changes."""
+        epoch = uuid.uuid4().hex[:16]
+        self._epochs[project_id] = epoch
+        self.engine.open_project(project_id, epoch, now)
+        self._spawn(self._backend.follow(project_id, self.receive_remote), f"syncd.follow.{project_id}")
+
+    def _close_if_idle(self, project_id: str) -> None:
+        if self.editors.has_editors(project_id):
+            return
+        if self.engine.close_project(ProjectId(project_id)):
+            self._epochs.pop(project_id, None)
+            self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
+            log.info("closed idle project %s", project_id)
+        else:
+            self.editors.start_idle(project_id)  # unsaved edits keep it open a while longer
+
+    # -- effects ---------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Act on everything the engine asked for, in order, then re-arm the timer."""
+        for effect in self.engine.take_effects():
+            self._act(effect)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        # Re-armed only when the engine's deadline moved earlier: a deadline that moved later or went
+        # away just makes the timer fire once for nothing, which costs less than a new handle per edit.
+        deadline = self.engine.next_deadline()
+        if deadline is None or (
+            self._timer is not None and self._timer_at is not None and deadline >= self._timer_at
+        ):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.engine.handle_timer(self._now())
+        self._dispatch()
+
+    def _act(self, effect: Effect) -> None:
+        match effect:
+            case Append(entry):
+                self._last_append = self._outbox.append_nowait(entry)
+            case Ack(conn, mid, seq):
+                self._ack(conn, outbound.ack(mid, seq))
+            case Change():
+                self._broadcast(effect)
+            case CatchUp(conn, _, changes):
+                self._catch_up(conn, changes)
+            case Snapshot():
+                self._send_snapshot(effect)
+            case Welcome(conn, project_id, epoch, seq):
+                self.editors.make_live(conn, project_id)
+                self.editors.reply(conn, outbound.welcome(project_id, epoch, seq, conn))
+            case Saved(project_id, seq):
+                frame = outbound.saved(seq)
+                self.editors.send(project_id, outbound.encode(frame))
+                if self.bus is not None:
+                    self.bus.publish_saved(project_id, {**frame, "epoch": self._epochs.get(project_id)})
+            case Error(project_id, conn, mid, code, message):
+                log.info(
+                    "project %s: %s %s (mid %s): %s", project_id, code, conn or "all editors", mid, message
+                )
+                if conn is None:
+                    self.editors.reply_all(project_id, outbound.error(code, message, mid))
+                else:
+                    self.editors.reply(conn, outbound.error(code, message, mid))
+            case Presence(project_id, editors):
+                self.editors.reply_all(project_id, outbound.presence(editors))
+            case LoadProject(project_id):
+                self._spawn(self._load(project_id), f"syncd.load.{project_id}")
+            case RequestReread(project_id, token):
+                self._spawn(self._reread(project_id, token), f"syncd.reread.{project_id}")
+            case WriteBatch():
+                self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
+            case RemoveJournal(_, mutation_ids):
+                self._spawn(self._outbox.remove(mutation_ids), "syncd.outbox.remove")
+            case ProjectNotFound(project_id, conns, dropped):
+                if dropped:
+                    log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
+                for conn_id in conns:
+                    self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
+            case _:
+                assert_never(effect)
+
+    def _ack(self, conn: ConnId, data: bytes) -> None:
+        """Send an ack once every journal append before it is durable (the outbox commits in order)."""
+        barrier = self._last_append
+        if barrier is None or barrier.done():
+            self._send_ack(conn, data, barrier)
+        else:
+            barrier.add_done_callback(lambda fut: self._send_ack(conn, data, fut))
+
+    def _send_ack(self, conn: ConnId, data: bytes, barrier: asyncio.Future[None] | None) -> None:
+        if barrier is not None and (barrier.cancelled() or barrier.exception() is not None):
+            # The journal could not be written: the edit is not durable, so it is not acknowledged.
+            self.editors.reply(conn, outbound.error("internal", "the daemon could not store the edit"))
+            self._on_fatal("the outbox could not be written")
+            return
+        self.editors.reply(conn, data)
+
+    def _broadcast(self, change: Change) -> None:
+        frame = outbound.change(change)
+        delivered = self.editors.send(change.project_id, outbound.encode(frame))
+        self._counters.changes_out.inc(delivered)
+        self._counters.changes_in.labels(change.origin).inc()
+        if self.bus is not None:
+            message = outbound.change_message(frame, self._epochs.get(change.project_id))
+            self.bus.publish_change(change.project_id, message)
+
+    def _catch_up(self, conn_id: ConnId, changes: tuple[Change, ...]) -> None:
+        conn = self.editors.get(conn_id)
+        if conn is None:
+            return
+        for change in changes:
+            if not conn.send(outbound.encode(outbound.change(change))):
+                self.overflowed(conn)  # the snapshot stands in for the rest
+                return
+
+    def _send_snapshot(self, snapshot: Snapshot) -> None:
+        data = outbound.snapshot(snapshot)
+        if snapshot.conn is None:
+            self.editors.send(snapshot.project_id, data)
+            return
+        conn = self.editors.get(snapshot.conn)
+        if conn is not None:
+            conn.send_now(data)
+
+    # -- backend calls -----------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _load(self, project_id: ProjectId) -> None:
+        w = self._settings.writer
+        backoff = Backoff(w.retry_initial_delay, w.retry_max_delay, random.random)
+        while project_id in self.engine.open_projects():
+            try:
+                async with asyncio.timeout(w.request_timeout):
+                    rows = await self._backend.load(project_id)
+            except (SyncdError, OSError, TimeoutError) as exc:
+                # A failed load never stands in for the project: pending edits wait for a real one.
+                delay = backoff.next_delay()
+                log.warning("loading project %s failed (%s); retrying in %.1f s", project_id, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.engine.receive_loaded(project_id, rows, self._now())
+            self._dispatch()
+            return
+
+    async def _reread(self, project_id: ProjectId, token: int) -> None:
+        try:
+            async with asyncio.timeout(self._settings.writer.request_timeout):
+                rows = await self._backend.load(project_id)
+        except (SyncdError, OSError, TimeoutError) as exc:
+            log.warning("re-reading project %s failed: %s", project_id, exc)
+            return
+        if project_id in self.engine.open_projects():
+            self.engine.receive_reread(project_id, token, rows, self._now())
+            self._dispatch()
+
+    async def _write(self, batch: WriteBatch) -> None:
+        started = self._now()
+        result: WriteResult
+        try:
+            async with asyncio.timeout(self._settings.writer.request_timeout):
+                result = await self._backend.apply(batch)
+            self._counters.flush_seconds.observe(self._now() - started)
+        except WriteError as exc:
+            result = WriteFailed(batch.batch_id, exc.retryable, str(exc))
+        except (TimeoutError, OSError, UpstreamError) as exc:
+            result = WriteFailed(batch.batch_id, True, f"{type(exc).__name__}: {exc}")
+        if isinstance(result, WriteFailed):
+            self._counters.flush_failures.labels("yes" if result.retryable else "no").inc()
+            level = logging.WARNING if result.retryable else logging.ERROR
+            log.log(level, "writing project %s failed: %s", batch.project_id, result.message)
+        else:
+            log.info("saved project %s: %d rows", batch.project_id, len(batch.ops))
+        if batch.project_id in self.engine.open_projects():
+            self.engine.receive_write_result(batch.project_id, result, self._now())
+            self._dispatch()
+        if self.unsaved(batch.project_id) == 0:
+            self._unsaved_since.pop(batch.project_id, None)
+        self._progress.set()
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+
+def core_mutation(m: MutationFrame) -> Patch | Insert | Delete | Reorder | Flush:
+    """The engine's form of a validated mutation frame."""
+    match m:
+        case PatchFrame():
+            return Patch(m.mid, m.table, RowId(m.id.lower()), m.set)
+        case InsertFrame():
+            return Insert(m.mid, m.table, m.row)
+        case DeleteFrame():
+            return Delete(m.mid, m.table, RowId(m.id.lower()))
+        case ReorderFrame():
+            return Reorder(m.mid, m.table, tuple(RowId(i.lower()) for i in m.ids))
+        case FlushFrame():
+            return Flush(m.mid)
+        case _:
+            assert_never(m)

@@ -1,0 +1,246 @@
+"""Supervisor: starts and stops one syncd process in order, and turns signals into a graceful stop.
+
+Start-up, in dependency order: the state directory's lock, the backend, the outbox (and the replay of
+what it holds), MQTT, then the editor gateway, so editors connect only once the state is live; then
+``READY=1``. Shutdown reverses it: ``STOPPING=1``, stop taking editors and edits, write every pending
+edit (bounded by ``shutdown_timeout``), close editors with 1012, leave MQTT and the backend.
+
+Signals only set flags (as uvicorn does): the first asks for the graceful stop, a second one cuts the
+writing short. Nothing here ends the process; :meth:`Supervisor.run` returns its exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+from collections.abc import Coroutine, Mapping
+from types import FrameType
+from typing import Any
+
+from syncd.adapters.gateway import EditorGateway
+from syncd.adapters.outbox import Outbox
+from syncd.adapters.systemd import SystemdNotifier
+from syncd.auth import TokenVerifier
+from syncd.backend import Backend, open_backend
+from syncd.config import SyncdSettings
+from syncd.core.engine import SyncEngine
+from syncd.errors import StartupError, SyncdError
+from syncd.host import ProjectHost
+from syncd.metrics import Metrics
+from syncd.statedir import StateDir
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""Exit code when the daemon could not start, could not go on, or was told to stop at once."""
+
+_STATE_CHECK_INTERVAL = 1.0  # seconds between checks that the state directory is still there
+
+
+class Supervisor:
+    """One syncd process.
+
+    Args:
+        settings: every setting, already validated.
+        backend: the database; the one the settings name when None.
+        environ: where systemd's variables are read (the process environment by default).
+    """
+
+    def __init__(
+        self,
+        settings: SyncdSettings,
+        *,
+        backend: Backend | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        state_dir = settings.daemon.state_dir
+        self._backend: Backend = backend if backend is not None else open_backend(settings)
+        self._state = StateDir(state_dir)
+        self._outbox = Outbox(state_dir / "outbox.db")
+        self.metrics = Metrics(self)
+        self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
+        verifier = TokenVerifier(
+            jwt_secret=settings.supabase.jwt_secret,
+            jwks_url=settings.auth.jwks_url,
+            audience=settings.auth.audience,
+        )
+        self.gateway = EditorGateway(settings.gateway, self.host, verifier, self)
+        self._notifier = SystemdNotifier(environ)
+        self._mqtt_connected: bool | None = None
+        self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._signals = 0
+        self._exit_code = EXIT_OK
+        self.ready = asyncio.Event()
+
+    # -- stopping -------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop; a second request stops writing pending edits (the outbox keeps them)."""
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stopping: writing pending edits, then closing editors")
+            self._stopping.set()
+            return
+        if not self._forced.is_set():
+            log.warning("second stop request: stopping now; unsaved edits stay in the outbox")
+            self._exit_code = EXIT_FAILED
+            self._forced.set()
+
+    def fail(self, reason: str) -> None:
+        """Stop because the daemon can no longer keep its promises; the exit code says it failed."""
+        log.error("%s; stopping so that no acknowledged edit is lost", reason)
+        self._exit_code = EXIT_FAILED
+        self._signals = max(self._signals, 1)
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stopping.is_set()
+
+    # -- running --------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Serve until SIGTERM or SIGINT (or a fatal error); return the exit code.
+
+        The signal handlers stay installed after this returns: a late second signal must not kill the
+        process while it exits. They only act while the loop that installed them runs.
+        """
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
+                loop.call_soon_threadsafe(self.request_stop)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        return await self.serve()
+
+    async def serve(self) -> int:
+        """Start everything, serve until a stop is asked for, then shut down in order."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self._start(stack)
+                self._notifier.notify("READY=1", f"STATUS=serving on port {self.gateway.port}")
+                self.ready.set()
+                await self._stopping.wait()
+                self._notifier.notify("STOPPING=1")
+                await self._shutdown()
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILED
+        return self._exit_code
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        try:
+            stack.enter_context(self._state)
+            await stack.enter_async_context(self._backend)
+            await stack.enter_async_context(self._outbox)
+            await self.host.restore()
+        except (OSError, sqlite3.Error, SyncdError) as exc:
+            raise StartupError(_describe(exc)) from exc
+        stack.callback(self.host.cancel_tasks)
+        if self.settings.mqtt.url is not None:
+            from syncd.adapters.mqtt import MqttBridge
+
+            bridge = MqttBridge(self.settings.mqtt, on_event=self.host.relay_event)
+            await stack.enter_async_context(bridge)
+            self.host.bus = bridge
+            self._spawn(stack, bridge.run(), "syncd.mqtt")
+        try:
+            await stack.enter_async_context(self.gateway)
+        except OSError as exc:
+            where = f"{self.settings.gateway.host}:{self.settings.gateway.port}"
+            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        self._spawn(stack, self._notifier.run_watchdog(), "syncd.watchdog")
+        self._spawn(stack, self._watch_state_dir(), "syncd.statedir")
+
+    @staticmethod
+    def _spawn(stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        stack.callback(task.cancel)
+
+    async def _watch_state_dir(self) -> None:
+        """Stop when the state directory is removed or replaced: new acks would be lost with it."""
+        while True:
+            await asyncio.sleep(_STATE_CHECK_INTERVAL)
+            problem = self._state.problem()
+            if problem is not None:
+                self.fail(problem)
+                return
+
+    async def _shutdown(self) -> None:
+        self.gateway.stop_accepting()
+        drain = asyncio.create_task(self.host.drain(self.settings.daemon.shutdown_timeout))
+        forced = asyncio.create_task(self._forced.wait())
+        await asyncio.wait({drain, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if drain.done():
+            unwritten = drain.result()
+            if unwritten:
+                log.error(
+                    "shutdown timeout: %d edits not written yet; the outbox keeps them for the next start",
+                    unwritten,
+                )
+        else:
+            drain.cancel()
+            log.warning("%d edits not written; the outbox keeps them", self.host.engine.pending_count())
+        await self.gateway.close()
+        log.info("stopped")
+
+    # -- what the gateway and metrics read ---------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the gateway serves and the backend is connected (and subscribed)."""
+        if not self.ready.is_set():
+            return False, "starting"
+        if self._stopping.is_set():
+            return False, "stopping"
+        return self._backend.readiness()
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition of :attr:`metrics`."""
+        return self.metrics.render()
+
+    @property
+    def engine(self) -> SyncEngine:
+        """What the metrics read of the open projects."""
+        return self.host.engine
+
+    @property
+    def editor_count(self) -> int:
+        """Connected editors."""
+        return len(self.host.editors)
+
+    @property
+    def mqtt_connected(self) -> bool | None:
+        """Whether the MQTT bridge is connected (None: MQTT is off)."""
+        return None if self.host.bus is None else bool(self.host.bus.connected)
+
+    @property
+    def realtime_connected(self) -> bool | None:
+        """Whether the Realtime socket is connected (None: local mode, which has no change feed)."""
+        return self._backend.feed_connected()
+
+    def outbox_depth(self) -> int:
+        """Entries in the durable journal."""
+        return self._outbox.depth()
+
+    def pending_oldest_age(self) -> float:
+        """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""
+        return self.host.pending_oldest_age()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"a database file in the state directory is unreadable ({exc}); move it aside or restore it"
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)
