@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW
 from syncd.backend import RemoteSink, project_rows, write_ok
@@ -51,7 +51,7 @@ class LocalBackend:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-local")
         self._db: sqlite3.Connection | None = None
 
-    async def __aenter__(self) -> LocalBackend:
+    async def __aenter__(self) -> Self:
         await self._call(self._open)
         return self
 

@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from postgrest.exceptions import APIError
@@ -105,7 +105,7 @@ class SupabaseBackend:
         assert self._client is not None, "SupabaseBackend used outside its context"
         return self._client
 
-    async def __aenter__(self) -> SupabaseBackend:
+    async def __aenter__(self) -> Self:
         assert self._settings.url is not None
         assert self._settings.service_key is not None
         options = AsyncClientOptions(
