@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +9,14 @@ from pathlib import Path
 import pytest
 
 import syncd
+from tests.support.env import clean_environ
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "SUPABASE_"))}
     return subprocess.run(
         [sys.executable, "-m", "syncd", *args],
         cwd=cwd,
-        env={**clean, **(env or {})},
+        env={**clean_environ(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,16 +8,13 @@ import pytest
 
 from syncd.config import describe_settings, load_settings
 from syncd.errors import ConfigError
+from tests.support.env import scrub_environ
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Run every test in an empty folder with no syncd or Supabase variables set."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("SYNCD_", "SUPABASE_")):
-            monkeypatch.delenv(name)
+    scrub_environ(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 

@@ -7,20 +7,21 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import NO_SAVES, Daemon, DaemonFactory, RawFactory, create_project, make_token
+from tests.e2e.conftest import NO_SAVES, DaemonFactory, RawFactory, create_project, make_token
+from tests.support.daemon import DaemonProcess
 
 OWNER = "a0000000-0000-4000-8000-00000000000a"
 STRANGER = "b0000000-0000-4000-8000-00000000000b"
 
 
 @pytest.fixture(scope="module")
-def owned_project(shared_daemon: Daemon) -> str:
+def owned_project(shared_daemon: DaemonProcess) -> str:
     """A project that belongs to OWNER, made with ``syncd project create --user``."""
     return create_project(shared_daemon, "Owned by one user", OWNER)
 
 
 async def test_the_owner_opens_their_project_with_a_valid_token(
-    shared_daemon: Daemon, owned_project: str, raw_editor: RawFactory
+    shared_daemon: DaemonProcess, owned_project: str, raw_editor: RawFactory
 ) -> None:
     """A valid token of the project's owner gets welcome and a snapshot of that project."""
     editor = await raw_editor(shared_daemon.url)
@@ -47,7 +48,7 @@ REFUSALS: list[tuple[str, TokenMaker, bool, int, str, str]] = [
     [pytest.param(*case[1:], id=case[0]) for case in REFUSALS],
 )
 async def test_a_refused_hello_gets_an_error_then_the_close_code(
-    shared_daemon: Daemon,
+    shared_daemon: DaemonProcess,
     owned_project: str,
     raw_editor: RawFactory,
     token: TokenMaker,
@@ -68,7 +69,7 @@ async def test_a_refused_hello_gets_an_error_then_the_close_code(
 
 
 async def test_a_first_frame_that_is_not_hello_closes_with_4401(
-    shared_daemon: Daemon, raw_editor: RawFactory
+    shared_daemon: DaemonProcess, raw_editor: RawFactory
 ) -> None:
     """A connection that starts with anything but hello is closed as unauthorized."""
     editor = await raw_editor(shared_daemon.url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SHARED_MAX_FRAME, Daemon, Frame, RawEditor, RawFactory, seed_project
+from tests.e2e.conftest import SHARED_MAX_FRAME, RawFactory, seed_project
+from tests.support.daemon import DaemonProcess
+from tests.support.editor import Frame, RawEditor
+from tests.support.store import query
 
 BAD_MID = 7
 
@@ -26,7 +28,7 @@ class Session:
 
 
 @pytest.fixture
-async def session(shared_daemon: Daemon, raw_editor: RawFactory) -> Session:
+async def session(shared_daemon: DaemonProcess, raw_editor: RawFactory) -> Session:
     """A raw editor on a new project with two scenes."""
     project_id, scenes = await seed_project(shared_daemon, "Bad input")
     editor = await raw_editor(shared_daemon.url)
@@ -119,7 +121,7 @@ async def _quiet(editor: RawEditor) -> list[Frame]:
 
 
 async def test_mutations_aimed_at_another_project_are_refused_and_change_nothing(
-    shared_daemon: Daemon, session: Session, raw_editor: RawFactory
+    shared_daemon: DaemonProcess, session: Session, raw_editor: RawFactory
 ) -> None:
     """An insert into another project, or a patch or delete of its rows, is refused on both projects."""
     other_id, other_scenes = await seed_project(shared_daemon, "Someone else's")
@@ -174,7 +176,7 @@ async def test_mutations_aimed_at_another_project_are_refused_and_change_nothing
 
 
 async def test_a_duplicate_mid_is_acknowledged_again_and_applied_once(
-    shared_daemon: Daemon, session: Session, raw_editor: RawFactory
+    shared_daemon: DaemonProcess, session: Session, raw_editor: RawFactory
 ) -> None:
     """A mid sent again, on the same or a new connection of the client, gets the same ack and no change."""
     editor = session.editor
@@ -196,12 +198,9 @@ async def test_a_duplicate_mid_is_acknowledged_again_and_applied_once(
     await again.expect("ack")
     saved = (await again.frames_until("saved"))[-1]
     assert saved["seq"] >= ack["seq"]
-    db = sqlite3.connect(f"file:{shared_daemon.state_dir / 'store.db'}?mode=ro", uri=True)
-    try:
-        (body,) = db.execute("select body from scenes where id = ?", (scene,)).fetchone()
-        (recorded,) = db.execute(
-            "select count(*) from syncd_mutations where client_id = ? and mid = 1", (editor.client_id,)
-        ).fetchone()
-    finally:
-        db.close()
+    store = shared_daemon.state_dir / "store.db"
+    ((body,),) = query(store, "select body from scenes where id = ?", (scene,))
+    ((recorded,),) = query(
+        store, "select count(*) from syncd_mutations where client_id = ? and mid = 1", (editor.client_id,)
+    )
     assert (body, recorded) == ("first", 1)

@@ -6,7 +6,9 @@ import asyncio
 import uuid
 
 from syncd.client import EditorClient
-from tests.e2e.conftest import NO_SAVES, DaemonFactory, RawFactory, store_rows, wait_for
+from tests.e2e.conftest import NO_SAVES, WAIT, DaemonFactory, RawFactory
+from tests.support.store import store_rows
+from tests.support.waiting import wait_for
 
 
 async def test_edits_acknowledged_before_kill_9_reach_the_store_and_a_new_snapshot(
@@ -38,6 +40,7 @@ async def test_edits_acknowledged_before_kill_9_reach_the_store_and_a_new_snapsh
             and clip_id in store_rows(state, "clips", project_id)
         ),
         "the replayed edits in the store",
+        WAIT,
     )
     assert store_rows(state, "clips", project_id)[clip_id]["prompt"] == "dawn, wide"
 

@@ -7,10 +7,11 @@ import json
 import urllib.error
 import urllib.request
 
-from tests.e2e.conftest import WAIT, Daemon
+from tests.e2e.conftest import WAIT
+from tests.support.daemon import DaemonProcess
 
 
-def _get(daemon: Daemon, path: str) -> tuple[int, str, bytes]:
+def _get(daemon: DaemonProcess, path: str) -> tuple[int, str, bytes]:
     """GET a path of the daemon's port; return the status, the content type and the body."""
     url = f"http://127.0.0.1:{daemon.port}{path}"
     try:
@@ -21,13 +22,13 @@ def _get(daemon: Daemon, path: str) -> tuple[int, str, bytes]:
             return error.code, error.headers["Content-Type"], error.read()
 
 
-async def test_healthz_answers_200(shared_daemon: Daemon) -> None:
+async def test_healthz_answers_200(shared_daemon: DaemonProcess) -> None:
     """/healthz answers 200 while the process runs."""
     status, _, _ = await asyncio.to_thread(_get, shared_daemon, "/healthz")
     assert status == 200
 
 
-async def test_readyz_answers_200_with_a_json_reason(shared_daemon: Daemon) -> None:
+async def test_readyz_answers_200_with_a_json_reason(shared_daemon: DaemonProcess) -> None:
     """/readyz answers 200 and a JSON body once the embedded store is open."""
     status, content_type, body = await asyncio.to_thread(_get, shared_daemon, "/readyz")
     assert status == 200
@@ -37,7 +38,7 @@ async def test_readyz_answers_200_with_a_json_reason(shared_daemon: Daemon) -> N
     assert answer["reason"]
 
 
-async def test_metrics_answers_prometheus_text(shared_daemon: Daemon) -> None:
+async def test_metrics_answers_prometheus_text(shared_daemon: DaemonProcess) -> None:
     """/metrics answers 200 with the Prometheus text format, the daemon's own series included."""
     status, content_type, body = await asyncio.to_thread(_get, shared_daemon, "/metrics")
     assert status == 200
@@ -47,7 +48,7 @@ async def test_metrics_answers_prometheus_text(shared_daemon: Daemon) -> None:
     assert "syncd_backend_ready 1.0" in text
 
 
-async def test_an_unknown_path_answers_404(shared_daemon: Daemon) -> None:
+async def test_an_unknown_path_answers_404(shared_daemon: DaemonProcess) -> None:
     """A path the daemon does not serve answers 404."""
     status, _, _ = await asyncio.to_thread(_get, shared_daemon, "/v1/nothing-here")
     assert status == 404

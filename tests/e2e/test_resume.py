@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.client import EditorClient
-from tests.e2e.conftest import NO_SAVES, DaemonFactory, Frame, RawEditor, RawFactory
+from tests.e2e.conftest import NO_SAVES, DaemonFactory, RawFactory
+from tests.support.editor import Frame, RawEditor
 
 HISTORY = 3
 RESUME_ENV = {**NO_SAVES, "SYNCD_ENGINE__HISTORY_SIZE": str(HISTORY)}

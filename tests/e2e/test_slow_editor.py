@@ -9,7 +9,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from syncd.client import EditorClient
-from tests.e2e.conftest import NO_SAVES, WAIT, DaemonFactory, Frame, RawFactory, wait_for
+from tests.e2e.conftest import NO_SAVES, WAIT, DaemonFactory, RawFactory
+from tests.support.editor import Frame
+from tests.support.waiting import wait_for
 
 QUEUE_FRAMES = 8
 QUEUE_BYTES = 256 * 1024
@@ -150,7 +152,9 @@ async def test_a_resume_that_misses_more_than_the_socket_and_queue_hold_gets_a_s
         await back.hello(project_id, resume=(before["epoch"], before["seq"]))
         await back.send({"type": "ping", "t": 1})
         welcome = await back.expect("welcome")
-        await wait_for(lambda: _overflows(daemon.stderr, welcome["session"]) > 0, "the replay to overflow")
+        await wait_for(
+            lambda: _overflows(daemon.stderr, welcome["session"]) > 0, "the replay to overflow", WAIT
+        )
         frames = await back.frames_until("pong")
         await back.ws.close()
 
@@ -186,7 +190,7 @@ async def test_an_editor_that_reads_none_of_its_answers_is_cut_off(
 
     with pytest.raises(ConnectionClosed):
         await ping_without_reading()
-    await wait_for(lambda: "reads none of its answers" in daemon.stderr, "the cut-off in the log")
+    await wait_for(lambda: "reads none of its answers" in daemon.stderr, "the cut-off in the log", WAIT)
 
     async with EditorClient(daemon.url, daemon.project_id) as other:
         scene = other.view.ordered("scenes")[0]["id"]

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from syncd.client import Ack, EditorClient
-from tests.e2e.conftest import DaemonFactory, show_project, store_rows
+from tests.e2e.conftest import DaemonFactory, show_project
+from tests.support.store import store_rows
 
 SCENE_FIELDS = ("scene_index", "heading", "body", "duration", "voice_id")
 CLIP_FIELDS = ("scene_id", "prompt", "status", "order_index", "duration", "metadata")

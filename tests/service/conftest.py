@@ -11,27 +11,22 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.support.daemon import DaemonProcess
+from tests.support.editor import RawEditors, RecordingEditor
 from tests.support.localsupabase.app import LocalSupabase
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
-
-Frame: TypeAlias = dict[str, Any]
+from tests.support.waiting import wait_for
 
 WAIT = 10.0
 """Seconds any single expected event may take; generous, so a loaded machine does not fail a test."""
@@ -45,68 +40,22 @@ JWT_SECRET = "service-test-jwt-secret-0123456789abcdef0123456789"
 LONG_QUIET = {"SYNCD_DEBOUNCE__QUIET": "30", "SYNCD_DEBOUNCE__MAX_WAIT": "60"}
 """A debounce longer than any test: edits stay pending until a flush or a shutdown writes them."""
 
-FAST_SAVES = {"SYNCD_DEBOUNCE__QUIET": "0.2", "SYNCD_DEBOUNCE__MAX_WAIT": "1"}
-"""A debounce short enough that saves happen within a test."""
-
-
-async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
-    """Poll a condition outside any socket until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
 
 # ---- the daemon -----------------------------------------------------------------------------------
 
 
-class ServiceDaemon(DaemonProcess):
-    """A ``syncd run`` process with signal and HTTP helpers."""
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        assert self.proc is not None
-        return self.proc.pid
-
-    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Send a signal to the process."""
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    async def exit_code(self, timeout: float = WAIT) -> int:  # noqa: ASYNC109
-        """Wait (off the event loop) for the process to end; return its exit code."""
-        assert self.proc is not None
-        return await asyncio.to_thread(self.proc.wait, timeout)
-
-    async def wait_log(self, text: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
-        """Wait until ``text`` appears on the daemon's stderr."""
-        await wait_for(lambda: text in self.stderr, f"{text!r} in the daemon's log:\n{self.stderr}", timeout)
-
-    async def get(self, path: str) -> bytes:
-        """GET a path on the daemon's port (off the event loop); return the body of a 200 answer."""
-
-        def fetch() -> bytes:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=WAIT) as answer:
-                body: bytes = answer.read()
-                return body
-
-        return await asyncio.to_thread(fetch)
-
-
-DaemonFactory: TypeAlias = Callable[..., Awaitable[ServiceDaemon]]
+DaemonFactory: TypeAlias = Callable[..., Awaitable[DaemonProcess]]
 
 
 @pytest.fixture
 async def start_daemon(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     """Start ``syncd run`` processes (off the event loop, which may serve the stand-in); stop them after."""
-    started: list[ServiceDaemon] = []
+    started: list[DaemonProcess] = []
 
     async def start(
         env: Mapping[str, str] | None = None, *, name: str = "state", port: int | None = None
-    ) -> ServiceDaemon:
-        daemon = ServiceDaemon(tmp_path / name, env=env)
+    ) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / name, env=env)
         started.append(daemon)
         await asyncio.to_thread(daemon.start, 30.0, port)
         return daemon
@@ -114,29 +63,6 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     yield start
     for daemon in started:
         await asyncio.to_thread(daemon.stop)
-
-
-def store_rows(state_dir: Path, table: str, project_id: str) -> dict[str, dict[str, Any]]:
-    """The rows of ``table`` that belong to a project, read straight from ``store.db``."""
-    assert table in ("projects", "scenes", "clips")
-    owner = "id" if table == "projects" else "project_id"
-    db = sqlite3.connect(f"file:{state_dir / 'store.db'}?mode=ro", uri=True)
-    try:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(f"select * from {table} where {owner} = ?", (project_id,)).fetchall()  # noqa: S608
-    finally:
-        db.close()
-    return {row["id"]: dict(row) for row in rows}
-
-
-def outbox_count(state_dir: Path) -> int:
-    """Entries in the daemon's durable outbox, read straight from ``outbox.db``."""
-    db = sqlite3.connect(f"file:{state_dir / 'outbox.db'}?mode=ro", uri=True)
-    try:
-        count: int = db.execute("select count(*) from journal").fetchone()[0]
-        return count
-    finally:
-        db.close()
 
 
 # ---- systemd's notify socket ------------------------------------------------------------------------
@@ -193,7 +119,7 @@ class NotifyListener:
         self, predicate: Callable[[NotifyListener], bool], what: str, within: float = WAIT
     ) -> None:
         """Wait until ``predicate(self)`` holds; fail after ``within`` seconds."""
-        await wait_for(lambda: predicate(self), f"{what}; got {self.lines()}", within)
+        await wait_for(lambda: predicate(self), lambda: f"{what}; got {self.lines()}", within)
 
     def close(self) -> None:
         """Stop reading and remove the socket."""
@@ -279,81 +205,15 @@ async def db_scene_bodies(standin: LocalSupabase, project_id: str) -> dict[str, 
 # ---- an editor that records every frame -------------------------------------------------------------
 
 
-class Recorder:
-    """An editor on a bare WebSocket whose reader keeps every frame and the close code, in order.
-
-    Args:
-        ws: the open connection.
-    """
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.client_id = str(uuid.uuid4())
-        self.frames: list[Frame] = []
-        self.close_code: int | None = None
-        self._mid = 0
-        self._reader = asyncio.create_task(self._read(), name="recorder.read")
-
-    async def _read(self) -> None:
-        try:
-            async for data in self.ws:
-                self.frames.append(json.loads(data))
-        except ConnectionClosed:
-            pass
-        self.close_code = self.ws.close_code
-
-    def of_type(self, kind: str) -> list[Frame]:
-        """The frames of one type received so far."""
-        return [f for f in self.frames if f["type"] == kind]
-
-    async def wait(self, predicate: Callable[[Recorder], bool], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
-        """Wait until ``predicate(self)`` holds; fail after ``timeout`` seconds."""
-        await wait_for(lambda: predicate(self), f"{what}; frames: {self.frames}", timeout)
-
-    async def join(self, project_id: str, token: str | None = None) -> Frame:
-        """Say hello; return the snapshot."""
-        hello = {"type": "hello", "protocol": 1, "project_id": project_id, "client_id": self.client_id}
-        await self.ws.send(json.dumps({**hello, "token": token, "resume": None}))
-        await self.wait(lambda r: bool(r.of_type("snapshot")) or r.close_code is not None, "a snapshot")
-        return self.of_type("snapshot")[0]
-
-    async def patch(self, table: str, row_id: str, values: Mapping[str, Any]) -> int:
-        """Send a patch; return its mid."""
-        self._mid += 1
-        frame = {"type": "patch", "mid": self._mid, "table": table, "id": row_id, "set": dict(values)}
-        await self.ws.send(json.dumps(frame))
-        return self._mid
-
-    async def acked(self, mid: int) -> Frame:
-        """Wait for the ack of ``mid``; return it."""
-        await self.wait(lambda r: any(f.get("mid") == mid for f in r.of_type("ack")), f"the ack of mid {mid}")
-        return next(f for f in self.of_type("ack") if f["mid"] == mid)
-
-    async def closed(self, timeout: float = WAIT) -> int | None:  # noqa: ASYNC109
-        """Wait until the daemon closed the connection; return the close code."""
-        async with asyncio.timeout(timeout):
-            await asyncio.shield(self._reader)
-        return self.close_code
-
-
-RecorderFactory: TypeAlias = Callable[[str], Awaitable[Recorder]]
+RecorderFactory: TypeAlias = Callable[[str], Awaitable[RecordingEditor]]
 
 
 @pytest.fixture
 async def recorder() -> AsyncIterator[RecorderFactory]:
     """Open recording editor sockets; close them after the test."""
-    opened: list[Recorder] = []
-
-    async def open_editor(url: str) -> Recorder:
-        ws = await connect(url, open_timeout=WAIT, close_timeout=1, compression=None)
-        editor = Recorder(ws)
-        opened.append(editor)
-        return editor
-
-    yield open_editor
-    for editor in opened:
-        await editor.ws.close()
-        await editor._reader
+    editors = RawEditors(WAIT)
+    yield editors.record
+    await editors.close()
 
 
 # ---- Mosquitto's own clients ---------------------------------------------------------------------------

@@ -12,14 +12,15 @@ import pytest
 
 from tests.service.conftest import (
     LONG_QUIET,
+    WAIT,
     DaemonFactory,
     RecorderFactory,
-    ServiceDaemon,
     seed_standin,
     supabase_env,
-    wait_for,
 )
+from tests.support.daemon import DaemonProcess
 from tests.support.localsupabase.app import LocalSupabase
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d|\d\d:\d\d:\d\d")
 
 
 async def _one_editor_session(
-    daemon: ServiceDaemon, recorder: RecorderFactory, token: str | None = None
+    daemon: DaemonProcess, recorder: RecorderFactory, token: str | None = None
 ) -> str:
     """Open the daemon's project, make an edit, leave; return the connection id (the welcome's session)."""
     editor = await recorder(daemon.url)
@@ -43,6 +44,7 @@ async def _one_editor_session(
             "closed (" in line and any(t in line for t in tags) for line in daemon.stderr.splitlines()
         ),
         "the close logged",
+        WAIT,
     )
     return session
 
@@ -118,7 +120,8 @@ async def test_no_key_token_or_secret_reaches_the_log(
             }
         )
     )
-    assert await intruder.closed() == 4401
+    closed_with, _ = await intruder.closed()
+    assert closed_with == 4401
     standin.faults.rest_unavailable = False
     daemon.signal(signal.SIGTERM)
     assert await daemon.exit_code() == 0

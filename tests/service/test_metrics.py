@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import LONG_QUIET, WAIT, DaemonFactory, RecorderFactory, ServiceDaemon
+from tests.service.conftest import LONG_QUIET, WAIT, DaemonFactory, RecorderFactory
+from tests.support.daemon import DaemonProcess
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ REQUIRED = {
 failures, outbox depth, Realtime and MQTT state, process memory (counter names without ``_total``)."""
 
 
-async def scrape(daemon: ServiceDaemon) -> tuple[dict[str, str], Samples]:
+async def scrape(daemon: DaemonProcess) -> tuple[dict[str, str], Samples]:
     """Parse /metrics: the type of each family, and every sample by name and labels."""
     text = (await daemon.get("/metrics")).decode()
     types: dict[str, str] = {}
@@ -85,11 +85,17 @@ async def test_metrics_parse_and_move_as_an_editor_works(
     assert value(during, "syncd_outbox_depth") == 4
     assert value(during, "syncd_pending_oldest_seconds") > 0
 
-    async with asyncio.timeout(WAIT):  # the bridge connects in the background, after startup
-        # The daemon's state has no event a test could wait on; polling the endpoint is the honest way.
-        while value((later := await scrape(daemon))[1], "syncd_mqtt_connected") != 1:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    assert value(later[1], "syncd_pending_oldest_seconds") >= value(during, "syncd_pending_oldest_seconds")
+    scrapes: list[Samples] = []
+
+    async def bridge_connected() -> bool:
+        scrapes.append((await scrape(daemon))[1])
+        return value(scrapes[-1], "syncd_mqtt_connected") == 1
+
+    # The bridge connects in the background, after startup. The daemon's state has no event a test could
+    # wait on; polling the endpoint is the honest way.
+    await wait_for(bridge_connected, "syncd_mqtt_connected to be 1", WAIT)
+    later = scrapes[-1]
+    assert value(later, "syncd_pending_oldest_seconds") >= value(during, "syncd_pending_oldest_seconds")
 
     await editor.ws.send('{"type": "flush", "mid": 5}')
     await editor.acked(5)

@@ -17,10 +17,11 @@ from tests.service.conftest import (
     WAIT,
     DaemonFactory,
     RecorderFactory,
-    ServiceDaemon,
     mosquitto_pub,
 )
+from tests.support.daemon import DaemonProcess
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +30,15 @@ FIELDS = {"epoch", "seq", "table", "op", "id", "origin", "at"}
 """What every change message carries (plus ``set`` for an update, ``row`` for an insert)."""
 
 
-async def _mqtt_connected(daemon: ServiceDaemon) -> bool:
+async def _mqtt_connected(daemon: DaemonProcess) -> bool:
     families = text_string_to_metric_families((await daemon.get("/metrics")).decode())
     values = [s.value for f in families if f.name == "syncd_mqtt_connected" for s in f.samples]
     return values == [1.0]
 
 
-async def _wait_mqtt_connected(daemon: ServiceDaemon) -> None:
-    async with asyncio.timeout(WAIT):
-        while not await _mqtt_connected(daemon):  # noqa: ASYNC110 (an endpoint, not an event)
-            await asyncio.sleep(0.05)
+async def _wait_mqtt_connected(daemon: DaemonProcess) -> None:
+    # The bridge's state has no event a test could wait on: poll the endpoint.
+    await wait_for(lambda: _mqtt_connected(daemon), "syncd_mqtt_connected to be 1", WAIT)
 
 
 async def test_subscriber_gets_an_editors_changes_in_seq_order_with_the_documented_fields(

@@ -10,18 +10,18 @@ import time
 import pytest
 
 from tests.service.conftest import (
-    FAST_SAVES,
     LONG_QUIET,
     WAIT,
     DaemonFactory,
     RecorderFactory,
     db_scene_bodies,
-    outbox_count,
     seed_standin,
-    store_rows,
     supabase_env,
 )
+from tests.support.daemon import FAST_SAVES
 from tests.support.localsupabase.app import LocalSupabase
+from tests.support.store import outbox_count, store_rows
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,8 @@ async def test_sigterm_writes_debounced_edits_to_the_local_store(
     assert outbox_count(state) == 5
 
     daemon.signal(signal.SIGTERM)
-    assert await editor.closed() == 1012
+    closed_with, _ = await editor.closed()
+    assert closed_with == 1012
     assert await daemon.exit_code() == 0
     assert store_rows(state, "scenes", project_id)[scene]["body"] == "draft 4"
     assert _saved_before_close(editor.frames, ack["seq"]), editor.frames
@@ -73,7 +74,8 @@ async def test_sigterm_writes_debounced_edits_to_supabase(
     assert await db_scene_bodies(standin, project_id) == {scenes[0]: "", scenes[1]: ""}
 
     daemon.signal(signal.SIGTERM)
-    assert await editor.closed() == 1012
+    closed_with, _ = await editor.closed()
+    assert closed_with == 1012
     assert await daemon.exit_code() == 0
     assert await db_scene_bodies(standin, project_id) == {scenes[0]: "first", scenes[1]: "second"}
     assert _saved_before_close(editor.frames, ack["seq"]), editor.frames
@@ -110,11 +112,9 @@ async def test_second_sigterm_exits_at_once_and_the_outbox_keeps_the_edits(
     standin.faults.rest_unavailable = False
     daemon.env.update(FAST_SAVES)
     await asyncio.to_thread(daemon.start, 30.0)
-    deadline = time.monotonic() + WAIT
-    while (await db_scene_bodies(standin, project_id))[scenes[0]] != "take 2":
-        assert time.monotonic() < deadline, f"the replayed edits never reached the database:\n{daemon.stderr}"
-        await asyncio.sleep(0.05)
-    deadline = time.monotonic() + WAIT
-    while outbox_count(daemon.state_dir) != 0:
-        assert time.monotonic() < deadline, "the outbox was not emptied after the write"
-        await asyncio.sleep(0.05)
+
+    async def replayed() -> bool:
+        return (await db_scene_bodies(standin, project_id))[scenes[0]] == "take 2"
+
+    await wait_for(replayed, lambda: f"the replayed edits in the database; log:\n{daemon.stderr}", WAIT)
+    await wait_for(lambda: outbox_count(daemon.state_dir) == 0, "the outbox emptied after the write", WAIT)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -26,14 +23,13 @@ from supabase import AClient, AsyncClientOptions, acreate_client
 
 from syncd.client import EditorClient
 from syncd.core.schema import Table
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import FAST_SAVES, DaemonProcess, syncd_command
+from tests.support.env import clean_environ
 from tests.support.localsupabase.app import LocalSupabase
+from tests.support.waiting import wait_for
 
 WAIT = 10.0
 """Seconds any single expected outcome may take (Realtime reconnects back off for a second or two)."""
-
-FAST_SAVES = {"SYNCD_DEBOUNCE__QUIET": "0.2", "SYNCD_DEBOUNCE__MAX_WAIT": "1"}
-"""A debounce short enough that saves happen within a test."""
 
 SLOW_SAVES = {"SYNCD_DEBOUNCE__QUIET": "1.0", "SYNCD_DEBOUNCE__MAX_WAIT": "3"}
 """A debounce long enough to make another writer's change while an edit is still pending."""
@@ -66,19 +62,6 @@ create trigger test_log_apply after insert on public.syncd_mutations
 """
 
 
-class Daemon(DaemonProcess):
-    """:class:`DaemonProcess` with the helpers of the Supabase-mode tests."""
-
-    @property
-    def http(self) -> str:
-        """The daemon's HTTP base URL (same port as the editors)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def restart(self) -> None:
-        """Start the process again on the same state directory and port."""
-        await asyncio.to_thread(self.start)
-
-
 class Stack:
     """What one test runs against: the stand-in, its database, daemons, editors and a renderer.
 
@@ -90,7 +73,7 @@ class Stack:
     def __init__(self, supabase: LocalSupabase, tmp_path: Path) -> None:
         self.supabase = supabase
         self.tmp_path = tmp_path
-        self.daemons: list[Daemon] = []
+        self.daemons: list[DaemonProcess] = []
         self.editors: list[EditorClient] = []
         self._http: list[httpx.AsyncClient] = []
         self._renderer: AClient | None = None
@@ -113,14 +96,16 @@ class Stack:
             **(extra or {}),
         }
 
-    async def start_daemon(self, env: Mapping[str, str] | None = None, *, name: str = "state") -> Daemon:
+    async def start_daemon(
+        self, env: Mapping[str, str] | None = None, *, name: str = "state"
+    ) -> DaemonProcess:
         """Start ``syncd run`` in Supabase mode; return once it prints its address."""
-        daemon = Daemon(self.tmp_path / name, env=self.env(env))
+        daemon = DaemonProcess(self.tmp_path / name, env=self.env(env))
         self.daemons.append(daemon)
         await asyncio.to_thread(daemon.start)
         return daemon
 
-    async def editor(self, daemon: Daemon, project_id: str, **options: Any) -> EditorClient:
+    async def editor(self, daemon: DaemonProcess, project_id: str, **options: Any) -> EditorClient:
         """An editor connected to ``project_id`` (closed after the test)."""
         client = EditorClient(daemon.url, project_id, request_timeout=WAIT, **options)
         self.editors.append(client)
@@ -156,7 +141,7 @@ class Stack:
             scene_ids = [str(row["id"]) for row in sorted(found, key=lambda row: int(row["scene_index"]))]
         return project_id, scene_ids
 
-    async def readyz(self, daemon: Daemon) -> tuple[int, dict[str, Any]]:
+    async def readyz(self, daemon: DaemonProcess) -> tuple[int, dict[str, Any]]:
         """``GET /readyz``: the status and the JSON body."""
         if self._probe is None:
             # The daemon closes each HTTP connection after its answer: no keep-alive to trip over.
@@ -166,21 +151,15 @@ class Stack:
         body: dict[str, Any] = answer.json()
         return answer.status_code, body
 
-    async def wait_ready(self, daemon: Daemon, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, daemon: DaemonProcess, timeout: float = WAIT) -> None:  # noqa: ASYNC109
         """Wait until ``/readyz`` answers 200 (Realtime connected and every open project subscribed)."""
-        last: tuple[int, dict[str, Any]] = (0, {})
+        answers: list[tuple[int, dict[str, Any]]] = []
 
-        def ready() -> bool:
-            return last[0] == 200
+        async def ready() -> bool:
+            answers.append(await self.readyz(daemon))
+            return answers[-1][0] == 200
 
-        deadline = time.monotonic() + timeout
-        while True:
-            last = await self.readyz(daemon)
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"/readyz still {last} after {timeout} s")
-            await asyncio.sleep(0.05)
+        await wait_for(ready, lambda: f"/readyz to answer 200; last answer {answers[-1:]}", timeout)
 
     async def db_rows(self, project_id: str) -> dict[str, dict[str, dict[str, Any]]]:
         """The project's rows as the database holds them, JSON-shaped as PostgREST sends them."""
@@ -255,50 +234,30 @@ async def converged(
     timeout: float = WAIT,  # noqa: ASYNC109
 ) -> None:
     """Wait until every editor's view equals the database's rows of the project (timestamps aside)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    differing: list[str] = []
+
+    async def agree() -> bool:
         db = await stack.db_rows(project_id)
         expected = {table: {k: visible(v) for k, v in rows.items()} for table, rows in db.items()}
         views = [view_of(editor) for editor in editors]
-        if all(view == expected for view in views):
-            return
-        if time.monotonic() > deadline:
-            diff = next(view for view in views if view != expected)
-            pytest.fail(f"editors did not converge within {timeout} s:\n db   {expected}\n view {diff}")
-        await asyncio.sleep(0.05)
+        differing[:] = [f"\n db   {expected}\n view {view}" for view in views if view != expected][:1]
+        return not differing
 
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
-    """Poll an async condition until it holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
+    await wait_for(agree, lambda: "the editors to converge:" + "".join(differing), timeout)
 
 
 async def syncd_cli(env: Mapping[str, str], state_dir: Path, *args: str) -> tuple[int, str, str]:
     """Run ``syncd ARGS`` as an asyncio subprocess (the stand-in serves on this loop meanwhile)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "syncd",
-        *args,
-        "--state-dir",
-        str(state_dir),
+        *syncd_command(state_dir, *args),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**_clean_environ(), **env},
+        env={**clean_environ(), **env},
     )
     async with asyncio.timeout(30):
         out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-def _clean_environ() -> dict[str, str]:
-    prefixes = ("SYNCD_", "SUPABASE_", "NOTIFY_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 def new_id() -> str:

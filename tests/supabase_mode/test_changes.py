@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from syncd.client import EditorClient, Frame
-from tests.supabase_mode.conftest import NO_RESYNC, SLOW_SAVES, WAIT, Stack, converged, new_id, wait_for
+from tests.supabase_mode.conftest import NO_RESYNC, SLOW_SAVES, WAIT, Stack, converged, new_id
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ async def test_another_writer_on_the_same_field_loses_to_the_pending_edit(stack:
     async def db_heading_is_mine() -> bool:
         return bool((await stack.db_rows(project_id))["scenes"][scenes[0]]["heading"] == "mine")
 
-    await wait_for(db_heading_is_mine, "the pending edit in the database")
+    await wait_for(db_heading_is_mine, "the pending edit in the database", WAIT)
     await converged(stack, project_id, [author, watcher])
     assert author.view.scenes[scenes[0]]["heading"] == "mine"
 

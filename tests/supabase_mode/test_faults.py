@@ -18,12 +18,12 @@ from tests.supabase_mode.conftest import (
     NO_RESYNC,
     QUICK_RESYNC,
     WAIT,
-    Daemon,
     Stack,
     converged,
     new_id,
-    wait_for,
 )
+from tests.support.daemon import DaemonProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,12 @@ RECOVERY = 20.0
 
 
 async def edit_during(
-    stack: Stack, daemon: Daemon, project_id: str, scenes: list[str], editors: list[EditorClient], tag: str
+    stack: Stack,
+    daemon: DaemonProcess,
+    project_id: str,
+    scenes: list[str],
+    editors: list[EditorClient],
+    tag: str,
 ) -> str:
     """Make acknowledged edits and another writer's changes; return the last body written by the editor."""
     author = editors[0]
@@ -81,7 +86,7 @@ def shows_heading(editor: EditorClient, scene: str, heading: str) -> bool:
 
 async def open_project(
     stack: Stack, env: dict[str, str]
-) -> tuple[Daemon, str, list[str], list[EditorClient]]:
+) -> tuple[DaemonProcess, str, list[str], list[EditorClient]]:
     """A daemon, a project with two scenes, two editors on it, and Realtime subscribed."""
     daemon = await stack.start_daemon(env)
     project_id, scenes = await stack.create_project()

@@ -14,8 +14,8 @@ from tests.supabase_mode.conftest import (
     converged,
     new_id,
     syncd_cli,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_readyz_follows_the_realtime_socket_and_subscriptions(stack: Stack
         status, body = await stack.readyz(daemon)
         return status == 503 and "not connected" in body["reason"]
 
-    await wait_for(down, "/readyz to report the socket down")
+    await wait_for(down, "/readyz to report the socket down", WAIT)
     faults.refuse_handshake = None
     await stack.wait_ready(daemon, timeout=20)
 
@@ -104,7 +104,7 @@ async def test_an_idle_project_is_closed_and_its_channel_left(stack: Stack) -> N
     async def left() -> bool:
         return realtime.subscriptions() == []
 
-    await wait_for(left, "the project's channel to be left")
+    await wait_for(left, "the project's channel to be left", WAIT)
     assert (await stack.db_rows(project_id))["scenes"][scenes[0]]["body"] == "last words"
     status, body = await stack.readyz(daemon)
     assert (status, body["reason"]) == (200, "Realtime connected; no project open")
@@ -152,7 +152,7 @@ async def test_a_kill_during_a_flush_applies_each_mutation_once_after_restart(
             )
             return bool(waiting)
 
-        await wait_for(in_flight, "the flush in flight")
+        await wait_for(in_flight, "the flush in flight", WAIT)
         await asyncio.to_thread(daemon.kill)
         await editor.close()
         stack.supabase.faults.rest_unavailable = False
@@ -164,7 +164,7 @@ async def test_a_kill_during_a_flush_applies_each_mutation_once_after_restart(
         async def committed() -> bool:
             return bool((await stack.db_rows(project_id))["scenes"][scenes[0]]["body"] == "draft 9")
 
-        await wait_for(committed, "the killed daemon's flush to commit")
+        await wait_for(committed, "the killed daemon's flush to commit", WAIT)
         assert await stack.apply_calls() == 2
 
     await daemon.restart()
@@ -174,7 +174,7 @@ async def test_a_kill_during_a_flush_applies_each_mutation_once_after_restart(
         rows = await stack.db_rows(project_id)
         return clip in rows["clips"] and rows["scenes"][scenes[0]]["body"] == "draft 9"
 
-    await wait_for(replayed, "the replayed edits in the database")
+    await wait_for(replayed, "the replayed edits in the database", WAIT)
     rows = await stack.db_rows(project_id)
     assert rows["scenes"][scenes[1]]["heading"] == "renamed"
     assert rows["clips"][clip]["prompt"] == "dawn"

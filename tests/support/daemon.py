@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support.env import clean_environ
+from tests.support.waiting import wait_for
+
+WAIT = 10.0
+"""Default seconds for the process to exit, log a line or answer a request."""
+
+FAST_SAVES = {"SYNCD_DEBOUNCE__QUIET": "0.2", "SYNCD_DEBOUNCE__MAX_WAIT": "1"}
+"""A debounce short enough that saves happen within a test."""
+
 _ADDRESS = re.compile(r"editors connect to (ws://\S+)")
 _PROJECT = re.compile(r"^project: ([0-9a-f-]{36})")
+
+
+def syncd_command(state_dir: Path, *args: str) -> list[str]:
+    """The command line of ``syncd ARGS --state-dir STATE_DIR`` with this interpreter."""
+    return [sys.executable, "-m", "syncd", *args, "--state-dir", str(state_dir)]
 
 
 class DaemonProcess:
@@ -40,15 +55,9 @@ class DaemonProcess:
 
     def start(self, timeout: float = 20.0, port: int | None = None) -> DaemonProcess:
         """Start the process and wait until it prints its address (it serves from then on)."""
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "SUPABASE_", "NOTIFY_"))}
-        env = {**clean, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {**clean_environ(), "PYTHONUNBUFFERED": "1", **self.env}
         cmd = [
-            sys.executable,
-            "-m",
-            "syncd",
-            "run",
-            "--state-dir",
-            str(self.state_dir),
+            *syncd_command(self.state_dir, "run"),
             "--port",
             str(self.port if port is None and self.port else (port or 0)),
             *self.args,
@@ -116,3 +125,44 @@ class DaemonProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+
+    async def restart(self) -> None:
+        """Start the process again (off the event loop) on the same state directory and port."""
+        await asyncio.to_thread(self.start)
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send a signal to the process."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def exit_code(self, timeout: float = WAIT) -> int:  # noqa: ASYNC109
+        """Wait (off the event loop) for the process to end; return its exit code."""
+        assert self.proc is not None
+        return await asyncio.to_thread(self.proc.wait, timeout)
+
+    async def wait_log(self, text: str, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+        """Wait until ``text`` appears on the daemon's stderr."""
+        await wait_for(
+            lambda: text in self.stderr, lambda: f"{text!r} in the daemon's log:\n{self.stderr}", timeout
+        )
+
+    @property
+    def http(self) -> str:
+        """The daemon's HTTP base URL (the editors' port)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def get(self, path: str) -> bytes:
+        """GET a path on the daemon's port (off the event loop); return the body of a 200 answer."""
+
+        def fetch() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=WAIT) as answer:
+                body: bytes = answer.read()
+                return body
+
+        return await asyncio.to_thread(fetch)
