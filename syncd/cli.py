@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,9 @@ from typing import Any
 
 from syncd import __version__, projects
 from syncd.config import SyncdSettings, describe_settings, load_settings
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure as configure_logging
-from syncd.supervisor import Supervisor
-
-EX_CONFIG = 78
-"""Exit code of a bad configuration (sysexits.h); the systemd unit does not restart after it."""
+from syncd.supervisor import EXIT_CONFIG, EXIT_FAILED, Supervisor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(projects.command(settings, args))
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return EXIT_CONFIG
+    except SyncdError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader stopped early (`syncd project show ID | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -27,7 +27,7 @@ from syncd.auth import TokenVerifier
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
-from syncd.errors import StartupError, SyncdError
+from syncd.errors import ConfigError, StartupError, SyncdError
 from syncd.host import ProjectHost
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 """Exit code when the daemon could not start, could not go on, or was told to stop at once."""
+EXIT_CONFIG = 78
+"""Exit code of a bad setting (sysexits.h EX_CONFIG); the systemd unit does not restart after it."""
 
 _STATE_CHECK_INTERVAL = 1.0  # seconds between checks that the state directory is still there
 
@@ -134,7 +136,7 @@ class Supervisor:
                 await self._shutdown()
         except StartupError as exc:
             log.error("cannot start: %s", exc)
-            return EXIT_FAILED
+            return EXIT_CONFIG if isinstance(exc.__cause__, ConfigError) else EXIT_FAILED
         return self._exit_code
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:

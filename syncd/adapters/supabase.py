@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
+import jwt
 from postgrest.exceptions import APIError
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
 from realtime.message import SuccessSystemPayload
@@ -36,6 +38,7 @@ from supabase.types import RealtimeClientOptions
 
 from syncd.backend import RemoteSink, project_rows, write_ok
 from syncd.config import SupabaseSettings, WriterSettings
+from syncd.core.backoff import Backoff
 from syncd.core.batch import WriteBatch, encode_batch
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import ProjectRows, RemoteDelete, RemoteUpsert, WriteOk
@@ -51,6 +54,24 @@ _RETRYABLE_POSTGREST = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"
 
 WATCHDOG_INTERVAL = 5.0
 """Seconds between checks that the Realtime client is still connected."""
+
+
+_KEY_REFUSED = frozenset({"401", "403", "PGRST301", "PGRST302"})
+"""PostgREST's answers to a key it does not accept."""
+
+
+def _check_key_role(key: str) -> None:
+    """Refuse a key that is not a ``service_role`` JWT (an anon key would pass the probe, then fail RLS).
+
+    Raises:
+        ConfigError: the key is not a JWT, or its ``role`` claim is not ``service_role``.
+    """
+    try:
+        claims = jwt.decode(key, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise ConfigError("SUPABASE_SERVICE_KEY is not a JWT") from None
+    if claims.get("role") != "service_role":
+        raise ConfigError(f"SUPABASE_SERVICE_KEY has role {claims.get('role')!r}, not 'service_role'")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -93,6 +114,7 @@ class SupabaseBackend:
         self._settings = settings
         self._timeout = writer.request_timeout
         self._sink: RemoteSink | None = None
+        self._unverified: str | None = "the service key was not tried yet"
         self._client: AsyncClient | None = None
         self._follows: dict[str, _Follow] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
@@ -115,13 +137,54 @@ class SupabaseBackend:
         self._client = await acreate_client(
             self._settings.url, self._settings.service_key.get_secret_value(), options=options
         )
-        self._tasks = [
+        _check_key_role(self._settings.service_key.get_secret_value())
+        try:
+            await self._verify()
+        except ConfigError:
+            await self.__aexit__(None, None, None)
+            raise
+        except (APIError, httpx.HTTPError) as exc:
+            self._unverified = f"Supabase at {self._settings.url} is not reachable: {_describe(exc)}"
+            log.warning("%s; retrying", self._unverified)
+            self._tasks.append(asyncio.create_task(self._verify_until_ok(), name="syncd.supabase.verify"))
+        self._tasks += [
             asyncio.create_task(self._worker(), name="syncd.supabase.changes"),
             asyncio.create_task(self._watchdog(), name="syncd.supabase.watchdog"),
             asyncio.create_task(self._resync_timer(), name="syncd.supabase.resync"),
         ]
-        log.info("Supabase backend ready: %s", self._settings.url)
         return self
+
+    async def _verify(self) -> None:
+        """Read one row with the service key: proof that the URL answers and the key is accepted.
+
+        Raises:
+            ConfigError: Supabase refused the key.
+            APIError, httpx.HTTPError: the request failed otherwise (retried by the caller).
+        """
+        try:
+            await self.client.table("projects").select("id").limit(1).execute()
+        except APIError as exc:
+            if exc.code in _KEY_REFUSED or "JWT" in (exc.message or ""):
+                raise ConfigError(
+                    f"SUPABASE_SERVICE_KEY was refused by {self._settings.url} ({_describe(exc)})"
+                ) from None
+            raise
+        self._unverified = None
+        log.info("Supabase backend ready: %s", self._settings.url)
+
+    async def _verify_until_ok(self) -> None:
+        backoff = Backoff(1.0, 30.0, random.random)
+        while self._unverified is not None:
+            await asyncio.sleep(backoff.next_delay())
+            try:
+                await self._verify()
+            except (APIError, httpx.HTTPError) as exc:
+                log.warning("Supabase at %s is still not reachable: %s", self._settings.url, _describe(exc))
+            except ConfigError as exc:
+                # Keys are checked before the daemon is ready, so this is a key revoked meanwhile.
+                self._unverified = str(exc)
+                log.error("%s", exc)
+                return
 
     async def __aexit__(self, *exc_info: object) -> None:
         for task in self._tasks:
@@ -214,6 +277,8 @@ class SupabaseBackend:
         """Ready when Realtime is connected and every open project's channel is subscribed."""
         if self._client is None:
             return False, "not started"
+        if self._unverified is not None:
+            return False, self._unverified
         if not self._client.realtime.is_connected:
             return False, "Realtime is not connected"
         waiting = [f.project_id for f in self._follows.values() if not f.subscribed]
