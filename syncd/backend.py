@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from syncd.core.batch import WriteBatch
+from syncd.core.batch import WriteBatch, encode_batch
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import ProjectRows, RemoteChange, WriteOk
 from syncd.core.schema import table_named
@@ -74,6 +74,39 @@ class Backend(Protocol):
 
     def feed_connected(self) -> bool | None:
         """Whether the change feed is connected; None when the backend has none."""
+
+
+class DocumentBackend:
+    """The engine's side of a backend that reads and writes the JSON documents of the module docstring.
+
+    Subclasses implement :meth:`read_project` and :meth:`apply_encoded`; the typed :meth:`load` and
+    :meth:`apply` of the :class:`Backend` port come from here, so the conversion lives in one place.
+    """
+
+    async def read_project(self, project_id: str) -> dict[str, Any]:
+        """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
+        raise NotImplementedError
+
+    async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply one write batch in its JSON form, as ``syncd_apply`` takes it."""
+        raise NotImplementedError
+
+    async def load(self, project_id: ProjectId) -> ProjectRows:
+        """Read a project with its scenes and clips, for the engine.
+
+        Raises:
+            UpstreamError: the read failed or is not shaped like one.
+        """
+        return project_rows(await self.read_project(project_id))
+
+    async def apply(self, batch: WriteBatch) -> WriteOk:
+        """Apply one write batch of the engine in one transaction.
+
+        Raises:
+            WriteError: the batch failed (``retryable`` says whether to try again).
+            UpstreamError: the answer is not shaped like ``syncd_apply``'s.
+        """
+        return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
 
 
 def open_backend(settings: SyncdSettings) -> LocalBackend | SupabaseBackend:

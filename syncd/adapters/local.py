@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW
-from syncd.backend import RemoteSink, project_rows, write_ok
-from syncd.core.batch import WriteBatch, encode_batch
+from syncd.backend import DocumentBackend, RemoteSink
 from syncd.core.ids import ProjectId
-from syncd.core.inputs import ProjectRows, WriteOk
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
 from syncd.errors import WriteError
 
@@ -37,7 +35,7 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
-class LocalBackend:
+class LocalBackend(DocumentBackend):
     """The embedded SQLite store.
 
     Args:
@@ -105,10 +103,6 @@ class LocalBackend:
 
     # Reads ---------------------------------------------------------------------------------------
 
-    async def load(self, project_id: ProjectId) -> ProjectRows:
-        """Read a project with its scenes and clips, for the engine."""
-        return project_rows(await self.read_project(project_id))
-
     async def read_project(self, project_id: str) -> dict[str, Any]:
         """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
         return await self._call(self._load, project_id)
@@ -152,14 +146,6 @@ class LocalBackend:
             row = _one(db, "projects", "id = ?", (project_id,))
         assert row is not None
         return row
-
-    async def apply(self, batch: WriteBatch) -> WriteOk:
-        """Apply one write batch of the engine in one transaction.
-
-        Raises:
-            WriteError: as :meth:`apply_encoded`.
-        """
-        return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
 
     async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one write batch in its JSON form, as ``syncd_apply`` takes it; see the module docstring.

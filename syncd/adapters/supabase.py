@@ -36,12 +36,11 @@ from realtime.types import RealtimePostgresChangesListenEvent
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase.types import RealtimeClientOptions
 
-from syncd.backend import RemoteSink, project_rows, write_ok
+from syncd.backend import DocumentBackend, RemoteSink
 from syncd.config import SupabaseSettings, WriterSettings
 from syncd.core.backoff import Backoff
-from syncd.core.batch import WriteBatch, encode_batch
 from syncd.core.ids import ProjectId, RowId
-from syncd.core.inputs import ProjectRows, RemoteDelete, RemoteUpsert, WriteOk
+from syncd.core.inputs import RemoteDelete, RemoteUpsert
 from syncd.core.schema import TABLES, Table, table_named
 from syncd.errors import ConfigError, UpstreamError, WriteError
 
@@ -98,7 +97,7 @@ class _Follow:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-class SupabaseBackend:
+class SupabaseBackend(DocumentBackend):
     """The Supabase backend of design.md §3.
 
     Args:
@@ -200,10 +199,6 @@ class SupabaseBackend:
 
     # -- reads and writes ---------------------------------------------------------------------------
 
-    async def load(self, project_id: ProjectId) -> ProjectRows:
-        """Read a project with its scenes and clips, for the engine."""
-        return project_rows(await self.read_project(project_id))
-
     async def read_project(self, project_id: str) -> dict[str, Any]:
         """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
         c = self.client
@@ -232,14 +227,6 @@ class SupabaseBackend:
             return False, None
         owner = rows[0].get("user_id")
         return True, owner if isinstance(owner, str) else None
-
-    async def apply(self, batch: WriteBatch) -> WriteOk:
-        """Apply one write batch of the engine with ``syncd_apply``.
-
-        Raises:
-            WriteError: as :meth:`apply_encoded`.
-        """
-        return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
 
     async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one write batch in its JSON form with ``syncd_apply``.
