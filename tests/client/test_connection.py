@@ -1,4 +1,4 @@
-"""Tests of syncd.client against a scripted server on a real loopback WebSocket.
+"""Tests of syncd.client.EditorClient against a scripted server on a real loopback WebSocket.
 
 The server here is a stand-in for the daemon's editor endpoint: it records what the client sends and
 answers with the frames each test scripts, so every rule of the client can be driven exactly. Every
@@ -1141,7 +1141,7 @@ def test_view_takes_a_project_insert_and_ignores_other_deletes() -> None:
 
 def example_frames(receiver: str) -> list[Frame]:
     """The frames that ``receiver`` (A or B) gets in the example session of docs/protocol.md, in order."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     example = text.split("## 15. Example session", 1)[1]
     frames = []
     for line in example.splitlines():
