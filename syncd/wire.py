@@ -40,7 +40,11 @@ Origin: TypeAlias = Literal["editor", "db"]
 
 # Close codes: the 44xx ones mirror HTTP statuses; 1008 and 1012 are RFC 6455's.
 CLOSE_NORMAL: Final = 1000
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_ABNORMAL: Final = 1006  # never sent: what a connection that dropped without a close frame reports
 CLOSE_NOT_READING: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_RESTART: Final = 1012
 CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
@@ -65,3 +69,8 @@ CLOSE_FOR_ERROR: Final[dict[str, int]] = {
     "not_found": CLOSE_NOT_FOUND,
 }
 """The close code that follows a refused ``hello``, by the refusal's error code."""
+
+FINAL_CLOSE_CODES: Final[frozenset[int]] = frozenset(
+    {CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND}
+)
+"""Close codes after which a client does not reconnect by itself: reconnecting cannot help."""

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal, Self, TypeAlias
+from typing import Literal, Self, TypeAlias
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -35,9 +35,10 @@ from syncd.client.events import (
     Violation,
 )
 from syncd.client.frames import encode
-from syncd.client.protocol import CLOSE_ABNORMAL, CLOSE_PROTOCOL_ERROR, ClientProtocol
+from syncd.client.protocol import ClientProtocol
 from syncd.client.view import Frame
 from syncd.client.waiting import Answers, PingWaiters, retrieve
+from syncd.wire import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR
 
 __all__ = ["ClientState", "Connection"]
 
@@ -45,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 ClientState: TypeAlias = Literal["new", "connecting", "open", "closed"]
 """Where the client is: never connected, opening (or re-syncing), open, or closed."""
-
-_CLOSE_INTERNAL_ERROR: Final = 1011
 
 
 def _short(reason: str) -> str:
@@ -330,8 +329,8 @@ class Connection:
             if not link.retired:
                 self.protocol.close()
                 self.protocol.take_events()  # what the failed step reported half-way is not to be trusted
-                self._drop_link(link, ClientClosed(_CLOSE_INTERNAL_ERROR, "client failed to handle a frame"))
-                self._close_in_background(link, _CLOSE_INTERNAL_ERROR, "client failed to handle a frame")
+                self._drop_link(link, ClientClosed(CLOSE_INTERNAL_ERROR, "client failed to handle a frame"))
+                self._close_in_background(link, CLOSE_INTERNAL_ERROR, "client failed to handle a frame")
             return
         if not link.retired:
             code = link.ws.close_code

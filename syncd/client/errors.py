@@ -5,9 +5,8 @@ from __future__ import annotations
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from syncd.client.protocol import CLOSE_ABNORMAL
 from syncd.errors import SyncdError
-from syncd.wire import CLOSE_CODES
+from syncd.wire import CLOSE_ABNORMAL, CLOSE_CODES
 
 __all__ = ["ClientClosed", "EditorError"]
 

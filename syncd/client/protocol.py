@@ -52,7 +52,12 @@ from syncd.client.frames import (
 from syncd.client.view import ChildTable, Frame, ProjectView
 from syncd.core.backoff import Backoff
 from syncd.core.schema import Table
-from syncd.wire import CLOSE_FORBIDDEN, CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PROTOCOL_VERSION
+from syncd.wire import (
+    CLOSE_ABNORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    FINAL_CLOSE_CODES,
+    PROTOCOL_VERSION,
+)
 
 __all__ = [
     "CLOSE_ABNORMAL",
@@ -68,15 +73,6 @@ welcome yet; ``syncing``: welcome received, the snapshot or the missed changes s
 in sync, mutations flow; ``closed``: closed for good (by the caller, a final close code or a protocol
 violation) until the caller connects again."""
 
-# RFC 6455 codes that only the client side produces, so they are not in syncd.wire.
-CLOSE_PROTOCOL_ERROR: Final = 1002
-CLOSE_ABNORMAL: Final = 1006
-CLOSE_TOO_BIG: Final = 1009
-
-FINAL_CLOSE_CODES: Final[frozenset[int]] = frozenset(
-    {CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND}
-)
-"""Close codes after which reconnecting by itself cannot help; every other code reconnects with backoff."""
 
 MAX_SYNC_ATTEMPTS: Final = 3
 """Connections in a row whose opening stream did not line up before that is a protocol violation."""
