@@ -1,8 +1,8 @@
-"""An ephemeral PostgreSQL 15 cluster for the tests and the local Supabase stand-in.
+"""An ephemeral PostgreSQL 15 cluster, and a database in it prepared as a hosted Supabase project's.
 
 The cluster lives in a temporary folder, listens on 127.0.0.1 on a free port, trusts loopback connections
-as ``postgres`` and runs with ``wal_level=logical`` so that logical decoding (wal2json) works. When the
-tests run as root, every server command runs as the ``postgres`` user, because Postgres refuses root.
+as ``postgres`` and runs with ``wal_level=logical`` so that logical decoding (wal2json) works. When run
+as root, every server command runs as the ``postgres`` user, because Postgres refuses root.
 """
 
 from __future__ import annotations
@@ -11,21 +11,17 @@ import atexit
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
-import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.ports import LOOPBACK, free_port
+LOOPBACK = "127.0.0.1"
 
-TEMPLATE_DB = "syncd_template"
-"""The database that holds the bootstrap and the migrations once per session; tests clone it."""
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP_SQL = REPO_ROOT / "tests" / "support" / "bootstrap.sql"
-MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
-SEED_SQL = REPO_ROOT / "supabase" / "seed.sql"
+BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
+"""What a hosted Supabase database has before any migration: roles, ``auth.uid()``, storage, publication."""
 
 _SERVER_USER = "postgres"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -64,7 +60,25 @@ def bin_dir() -> Path:
         found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
         return Path(found.stdout.strip())
     raise PostgresError(
-        "PostgreSQL 15 binaries not found (looked in /usr/lib/postgresql/15/bin and pg_config)"
+        "PostgreSQL 15 binaries not found (looked in /usr/lib/postgresql/15/bin and pg_config);"
+        " on Debian: apt-get install postgresql-15 postgresql-15-wal2json"
+    )
+
+
+def require_wal2json() -> None:
+    """Check that the server can load the wal2json output plugin, which Realtime's slot needs.
+
+    Raises:
+        PostgresError: the PostgreSQL binaries or the plugin are missing (the message says what to install).
+    """
+    found = subprocess.run(
+        [str(bin_dir() / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=False
+    )
+    if found.returncode == 0 and (Path(found.stdout.strip()) / "wal2json.so").is_file():
+        return
+    raise PostgresError(
+        "the wal2json output plugin of PostgreSQL 15 is not installed;"
+        " on Debian: apt-get install postgresql-15-wal2json"
     )
 
 
@@ -82,6 +96,14 @@ def default_base_dir() -> Path | None:
     if os.access(shm, os.W_OK) and stats.f_bavail * stats.f_frsize >= _MIN_SHM_FREE:
         return shm
     return None
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now (a server may still lose the race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _clean_env() -> dict[str, str]:
@@ -146,7 +168,7 @@ class PostgresServer:
         """Create the cluster and start it; return once it accepts connections."""
         if self._running:
             return
-        self._root = Path(tempfile.mkdtemp(prefix="syncd-pg-", dir=self._base_dir))
+        self._root = Path(tempfile.mkdtemp(prefix="localsupabase-pg-", dir=self._base_dir))
         try:
             self._init_cluster()
             self._start_server()
@@ -289,25 +311,34 @@ class PostgresServer:
             self._root = None
 
 
-def prepare_supabase_database(server: PostgresServer, name: str, *, seed: bool = False) -> str:
+def project_sql_files(supabase_dir: Path, *, seed: bool = True) -> list[Path]:
+    """Return the SQL files of a Supabase CLI project folder, in the order ``supabase db reset`` runs them.
+
+    That is every ``migrations/*.sql`` in name order, then ``seed.sql`` when ``seed`` is true and it exists.
+
+    Raises:
+        FileNotFoundError: ``supabase_dir`` is not a folder.
+    """
+    if not supabase_dir.is_dir():
+        raise FileNotFoundError(f"Supabase project folder not found: {supabase_dir}")
+    files = sorted((supabase_dir / "migrations").glob("*.sql"))
+    seed_sql = supabase_dir / "seed.sql"
+    if seed and seed_sql.is_file():
+        files.append(seed_sql)
+    return files
+
+
+def prepare_supabase_database(server: PostgresServer, name: str, sql_files: Iterable[Path] = ()) -> str:
     """Create database ``name`` as a hosted Supabase project's database would be, and return its DSN.
 
-    Runs ``tests/support/bootstrap.sql`` (what Supabase provides before any migration), then every
-    ``supabase/migrations/*.sql`` in name order, then ``supabase/seed.sql`` when ``seed`` is true.
+    Runs the bootstrap (:data:`BOOTSTRAP_SQL`, what Supabase provides before any migration), then
+    ``sql_files`` in the order given, in one psql session that stops at the first error.
     """
     dsn = server.create_database(name)
-    files = [BOOTSTRAP_SQL, *sorted(MIGRATIONS_DIR.glob("*.sql"))]
-    if seed:
-        files.append(SEED_SQL)
     try:
-        server.psql_files(name, files)
+        server.psql_files(name, [BOOTSTRAP_SQL, *sql_files])
     except BaseException:
         # A half-prepared database must not be mistaken for a good one on the next attempt.
         server.drop_database(name)
         raise
     return dsn
-
-
-def unique_database_name(prefix: str = "syncd_test") -> str:
-    """Return a database name that no other test uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -27,8 +27,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from localsupabase.app import LocalSupabase
 from tests.support.daemon import DaemonProcess
-from tests.support.localsupabase.app import LocalSupabase
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 
 Frame: TypeAlias = dict[str, Any]

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from localsupabase.app import LocalSupabase
 from tests.service.conftest import (
     LONG_QUIET,
     DaemonFactory,
@@ -19,7 +20,6 @@ from tests.service.conftest import (
     supabase_env,
     wait_for,
 )
-from tests.support.localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 

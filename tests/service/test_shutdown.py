@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from localsupabase.app import LocalSupabase
 from tests.service.conftest import (
     FAST_SAVES,
     LONG_QUIET,
@@ -21,7 +22,6 @@ from tests.service.conftest import (
     store_rows,
     supabase_env,
 )
-from tests.support.localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 

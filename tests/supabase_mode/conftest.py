@@ -24,10 +24,10 @@ import httpx
 import pytest
 from supabase import AClient, AsyncClientOptions, acreate_client
 
+from localsupabase.app import LocalSupabase
 from syncd.client import EditorClient
 from syncd.core.schema import Table
 from tests.support.daemon import DaemonProcess
-from tests.support.localsupabase.app import LocalSupabase
 
 WAIT = 10.0
 """Seconds any single expected outcome may take (Realtime reconnects back off for a second or two)."""
