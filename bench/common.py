@@ -32,7 +32,7 @@ async def start_standin() -> tuple[asyncio.subprocess.Process, dict[str, str]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.support.localsupabase",
+        "localsupabase",
         "--no-seed",
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,

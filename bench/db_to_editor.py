@@ -1,6 +1,6 @@
 """Latency from another writer's commit to syncd's editors, beside the stand-in's own commit-to-client one.
 
-Starts its own stack: the local Supabase stand-in with its PostgreSQL (``python -m tests.support.localsupabase
+Starts its own stack: the local Supabase stand-in with its PostgreSQL (``python -m localsupabase
 --no-seed``, one process) and ``syncd run`` in Supabase mode against it (another process). One project with
 a few scenes; a direct realtime-py subscriber (the stand-in's own latency, as any Supabase client sees it)
 on UPDATEs of ``scenes`` of that project; K editors on the project, in editor processes of their own so

@@ -1,6 +1,6 @@
 """Commit-to-client latency of the local Supabase stand-in's Realtime.
 
-Starts ``python -m tests.support.localsupabase`` (its own PostgreSQL and the stand-in, in a separate
+Starts ``python -m localsupabase`` (its own PostgreSQL and the stand-in, in a separate
 process), subscribes with realtime-py to INSERTs on ``public.scenes`` filtered on one project, commits
 rows with asyncpg and measures, for each row, the time from the commit returning to the realtime-py
 callback seeing it. Two workloads:

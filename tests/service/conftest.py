@@ -22,9 +22,9 @@ from typing import Any, TypeAlias
 
 import pytest
 
+from localsupabase.app import LocalSupabase
 from tests.support.daemon import DaemonProcess
 from tests.support.editor import RawEditors, RecordingEditor
-from tests.support.localsupabase.app import LocalSupabase
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 from tests.support.waiting import wait_for
 

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from localsupabase.app import LocalSupabase
 from tests.service.conftest import (
     LONG_QUIET,
     WAIT,
@@ -19,7 +20,6 @@ from tests.service.conftest import (
     supabase_env,
 )
 from tests.support.daemon import DaemonProcess
-from tests.support.localsupabase.app import LocalSupabase
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from localsupabase.app import LocalSupabase
 from tests.service.conftest import (
     LONG_QUIET,
     WAIT,
@@ -19,7 +20,6 @@ from tests.service.conftest import (
     supabase_env,
 )
 from tests.support.daemon import FAST_SAVES
-from tests.support.localsupabase.app import LocalSupabase
 from tests.support.store import outbox_count, store_rows
 from tests.support.waiting import wait_for
 

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from supabase import AClient, AsyncClientOptions, acreate_client
 
+from localsupabase.app import LocalSupabase
 from syncd.client import EditorClient
 from syncd.core.schema import Table
 from tests.support.daemon import FAST_SAVES, DaemonProcess, syncd_command
 from tests.support.env import clean_environ
-from tests.support.localsupabase.app import LocalSupabase
 from tests.support.waiting import wait_for
 
 WAIT = 10.0

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from localsupabase.auth import make_key
 from tests.supabase_mode.conftest import Stack, syncd_cli
-from tests.support.localsupabase.auth import make_key
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,8 @@
 Object rows live in ``storage.objects`` and are written and read as the role of the request, so the
 storage RLS policies of the migrations decide who may upload, download, list or remove, as on Supabase.
 Bucket rules (``public``, ``file_size_limit``, ``allowed_mime_types``) come from ``storage.buckets``. File
-contents go to a folder on disk, one file per object.
+contents go to a folder on disk, one file per object. Signed URLs (:mod:`localsupabase.signing`) are made
+for callers who may read the object and then download it without a key until they expire.
 
 Errors are shaped as Storage renders them: ``{"statusCode": "<status>", "error", "message"}`` in the body,
 with HTTP 400 for every client error (500 stays 500), which is what storage3 and storage-js parse.
@@ -24,19 +25,21 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from aiohttp import BodyPartReader, web
 
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.db import as_role
-from tests.support.localsupabase.faults import Faults
-from tests.support.localsupabase.rest import request_token
+from localsupabase import auth, signing
+from localsupabase.db import as_role
+from localsupabase.faults import Faults
+from localsupabase.rest import request_token
 
 # The characters Storage accepts in object keys and bucket names.
 _VALID_KEY = re.compile(r"^[\w/!\-.*'() &$@=;:+,?]+$")
 _LIST_COLUMNS = frozenset({"name", "updated_at", "created_at", "last_accessed_at"})
 _DEFAULT_CACHE_CONTROL = "no-cache"
+_UNREADABLE = "Either the object does not exist or this key may not read it"
 
 
 class StorageError(Exception):
@@ -123,6 +126,11 @@ class StorageApi:
         router.add_route("GET", f"{prefix}/bucket", self._guard(self.list_buckets))
         router.add_route("GET", f"{prefix}/bucket/{{bucket}}", self._guard(self.get_bucket))
         router.add_route("POST", f"{prefix}/object/list/{{bucket}}", self._guard(self.list_objects))
+        router.add_route("POST", f"{prefix}/object/sign/{{bucket}}", self._guard(self.sign_many))
+        router.add_route("POST", f"{prefix}/object/sign/{{bucket}}/{{name:.+}}", self._guard(self.sign_one))
+        router.add_route(
+            "GET", f"{prefix}/object/sign/{{bucket}}/{{name:.+}}", self._guard(self.download_signed)
+        )
         router.add_route("GET", f"{prefix}/object/info/{{bucket}}/{{name:.+}}", self._guard(self.info))
         router.add_route(
             "GET", f"{prefix}/object/public/{{bucket}}/{{name:.+}}", self._guard(self.download_public)
@@ -145,6 +153,8 @@ class StorageApi:
                 return response
             except StorageError as exc:
                 return exc.response()
+            except signing.SignatureError as exc:
+                return StorageError(400, exc.error, exc.message).response()
             except asyncpg.PostgresError as exc:
                 return _db_error(exc).response()
 
@@ -300,8 +310,15 @@ class StorageApi:
     # --- download ----------------------------------------------------------------------------------
 
     async def _send(
-        self, bucket: str, name: str, metadata_json: str | None, updated: datetime
+        self,
+        bucket: str,
+        name: str,
+        metadata_json: str | None,
+        updated: datetime,
+        *,
+        download: str | None = None,
     ) -> web.Response:
+        """Answer with an object's content; ``download`` (a file name, "" for the object's) saves it."""
         path = self._path(bucket, name)
         try:
             content = await asyncio.to_thread(path.read_bytes)
@@ -313,6 +330,9 @@ class StorageApi:
             "ETag": str(metadata.get("eTag", "")),
             "Last-Modified": format_datetime(updated.astimezone(UTC), usegmt=True),
         }
+        if download is not None:
+            filename = download or name.rsplit("/", 1)[-1]
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
         return web.Response(
             body=content,
             content_type=str(metadata.get("mimetype", "application/octet-stream")),
@@ -350,6 +370,68 @@ class StorageApi:
         if row is None:
             raise _not_found()
         return await self._send(bucket, name, row["metadata"], row["updated_at"])
+
+    # --- signed URLs -------------------------------------------------------------------------------
+
+    async def _readable(self, claims: dict[str, Any], bucket: str, names: list[str]) -> set[str]:
+        """Return which of ``names`` in ``bucket`` exist and may be read by the role of ``claims``."""
+        for name in names:
+            _check_key(bucket, name)
+        async with self._as(claims) as conn:
+            rows = await conn.fetch(
+                "select name from storage.objects where bucket_id = $1 and name = any($2::text[])",
+                bucket,
+                names,
+            )
+        return {row["name"] for row in rows}
+
+    async def sign_one(self, request: web.Request) -> web.StreamResponse:
+        """``POST /object/sign/{bucket}/{name}`` with ``{"expiresIn"}``: a signed URL, for a reader."""
+        bucket, name = request.match_info["bucket"], request.match_info["name"]
+        claims = self._claims(request)
+        expires_in = signing.parse_expires_in((await _json_object(request)).get("expiresIn"))
+        if name not in await self._readable(claims, bucket, [name]):
+            raise _not_found()
+        return web.json_response({"signedURL": signing.sign(self._secret, bucket, name, expires_in)})
+
+    async def sign_many(self, request: web.Request) -> web.StreamResponse:
+        """``POST /object/sign/{bucket}`` with ``{"expiresIn", "paths"}``: one entry per path, in order.
+
+        A path the caller may not read (or that does not exist) gets ``signedURL: null`` and an error.
+        """
+        bucket = request.match_info["bucket"]
+        claims = self._claims(request)
+        body = await _json_object(request)
+        expires_in = signing.parse_expires_in(body.get("expiresIn"))
+        paths = body.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise StorageError(400, "InvalidRequest", "body/paths must be a non-empty array of strings")
+        readable = await self._readable(claims, bucket, paths)
+        entries: list[dict[str, Any]] = []
+        for path in paths:
+            if path in readable:
+                signed = signing.sign(self._secret, bucket, path, expires_in)
+                entries.append({"error": None, "path": path, "signedURL": signed})
+            else:
+                entries.append({"error": _UNREADABLE, "path": path, "signedURL": None})
+        return web.json_response(entries)
+
+    async def download_signed(self, request: web.Request) -> web.StreamResponse:
+        """``GET /object/sign/{bucket}/{name}?token=…``: the object, for whoever holds a valid token."""
+        bucket, name = request.match_info["bucket"], request.match_info["name"]
+        _check_key(bucket, name)
+        signing.verify(self._secret, request.query.get("token"), bucket, name)
+        # The token is the permission, so the object is read with Storage's own privileges.
+        row = await self._pool.fetchrow(
+            "select metadata::text as metadata, updated_at from storage.objects"
+            " where bucket_id = $1 and name = $2",
+            bucket,
+            name,
+        )
+        if row is None:
+            raise _not_found()
+        download = request.query.get("download")
+        return await self._send(bucket, name, row["metadata"], row["updated_at"], download=download)
 
     async def info(self, request: web.Request) -> web.StreamResponse:
         """``GET /object/info/{bucket}/{name}``: an object's description (storage3's ``info``/``exists``)."""
@@ -466,6 +548,16 @@ class StorageApi:
         empty = dict.fromkeys(("id", "updated_at", "created_at", "last_accessed_at", "metadata"))
         entries = [{"name": f, **empty} for f in sorted(folders, reverse=descending)] + files
         return web.json_response(entries[offset : offset + limit])
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise StorageError(400, "InvalidRequest", "body must be a JSON object")
+    return body
 
 
 def _write_file(path: Path, content: bytes) -> None:

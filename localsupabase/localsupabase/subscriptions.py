@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.localsupabase.filters import MAX_IN_VALUES, Binding
+from localsupabase.filters import MAX_IN_VALUES, Binding
 
 PUBLICATION = "supabase_realtime"
 

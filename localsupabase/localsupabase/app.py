@@ -15,11 +15,11 @@ from types import TracebackType
 import asyncpg
 from aiohttp import web
 
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.faults import Faults
-from tests.support.localsupabase.realtime import RealtimeServer
-from tests.support.localsupabase.rest import RestApi
-from tests.support.localsupabase.storage import StorageApi
+from localsupabase import auth
+from localsupabase.faults import Faults
+from localsupabase.realtime import RealtimeServer
+from localsupabase.rest import RestApi
+from localsupabase.storage import StorageApi
 
 
 class LocalSupabase:

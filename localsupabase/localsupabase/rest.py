@@ -24,9 +24,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.db import as_role
-from tests.support.localsupabase.faults import Faults
+from localsupabase import auth
+from localsupabase.db import as_role
+from localsupabase.faults import Faults
 
 SCHEMA = "public"
 """The only schema exposed, as on a default Supabase project."""
@@ -338,7 +338,7 @@ def _unsupported(feature: str) -> RestError:
         400,
         "PGRST100",
         f"{feature} is not supported by the local Supabase stand-in",
-        hint="Extend tests/support/localsupabase/rest.py if the code under test needs it.",
+        hint="Extend localsupabase/rest.py of the stand-in if the code under test needs it.",
     )
 
 

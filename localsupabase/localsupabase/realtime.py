@@ -20,13 +20,13 @@ from typing import Any
 import asyncpg
 from aiohttp import WSMsgType, web
 
-from tests.support.localsupabase.auth import AuthError, verify
-from tests.support.localsupabase.faults import Faults
-from tests.support.localsupabase.filters import Binding, BindingError, binding_id, parse_binding
-from tests.support.localsupabase.payloads import ChangeRouter
-from tests.support.localsupabase.phoenix import PHOENIX_TOPIC, Frame, FrameError, Serializer, negotiate
-from tests.support.localsupabase.poller import PollerConfig, SlotPoller
-from tests.support.localsupabase.subscriptions import SubscribeError, Subscription, subscribe
+from localsupabase.auth import AuthError, verify
+from localsupabase.faults import Faults
+from localsupabase.filters import Binding, BindingError, binding_id, parse_binding
+from localsupabase.payloads import ChangeRouter
+from localsupabase.phoenix import PHOENIX_TOPIC, Frame, FrameError, Serializer, negotiate
+from localsupabase.poller import PollerConfig, SlotPoller
+from localsupabase.subscriptions import SubscribeError, Subscription, subscribe
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,42 @@
-"""Fixtures of the stand-in's own tests: a running stand-in and supabase-py clients against it."""
+"""Fixtures of the stand-in's own tests: a PostgreSQL per session, a stand-in per test, supabase-py clients.
+
+The database is prepared from the syncd repository's ``supabase/`` project (bootstrap, migrations, no
+seed) once per session as a template; each test gets a clone of it.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from client_support import SUPABASE_DIR, ClientFactory, UserFactory
 from supabase import AClient, AsyncClientOptions, acreate_client
 
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase.app import LocalSupabase
+from localsupabase.postgres import PostgresServer, prepare_supabase_database, project_sql_files
 
-ClientFactory = Callable[..., Awaitable[AClient]]
-UserFactory = Callable[[], Awaitable[str]]
+TEMPLATE_DB = "standin_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A running PostgreSQL 15 whose template database holds the bootstrap and the migrations."""
+    with PostgresServer() as server:
+        prepare_supabase_database(server, TEMPLATE_DB, project_sql_files(SUPABASE_DIR, seed=False))
+        yield server
+
+
+@pytest.fixture
+def supabase_db(pg_server: PostgresServer) -> Iterator[str]:
+    """The DSN of a fresh database cloned from the template, dropped after the test."""
+    name = f"standin_test_{uuid.uuid4().hex[:12]}"
+    dsn = pg_server.create_database(name, template=TEMPLATE_DB)
+    try:
+        yield dsn
+    finally:
+        pg_server.drop_database(name)
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.localsupabase.db import as_role
-from tests.support.localsupabase.subscriptions import Subscription, qualified, quote_ident
+from localsupabase.db import as_role
+from localsupabase.subscriptions import Subscription, qualified, quote_ident
 
 logger = logging.getLogger(__name__)
 

@@ -6,17 +6,16 @@ import asyncio
 import json
 import os
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
+from client_support import REPO_ROOT, UserFactory
 
-from tests.localsupabase.conftest import UserFactory
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+JS_DIR = REPO_ROOT / "tests" / "js"
 RUN_TIMEOUT = 60.0
 
 

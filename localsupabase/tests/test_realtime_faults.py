@@ -8,8 +8,7 @@ import json
 import pytest
 import websockets
 from realtime import AsyncRealtimeClient
-
-from tests.localsupabase.realtime_support import (
+from realtime_support import (
     WAIT,
     Recorder,
     make_quick,
@@ -19,7 +18,8 @@ from tests.localsupabase.realtime_support import (
     subscribe_scenes,
     wait_until,
 )
-from tests.support.localsupabase.app import LocalSupabase
+
+from localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import websockets
+from realtime_support import WAIT, RawSocket, make_quick, raw_socket
 
-from tests.localsupabase.realtime_support import WAIT, RawSocket, make_quick, raw_socket
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase import auth
+from localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 

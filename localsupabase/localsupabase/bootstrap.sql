@@ -1,6 +1,6 @@
 -- What a hosted Supabase database already has before any migration runs: the API roles, the auth
 -- helpers, the storage tables, the (empty) realtime publication and Supabase's default privileges.
--- The tests run this as superuser on a bare PostgreSQL 15, then supabase/migrations/*.sql on top.
+-- The stand-in runs this as superuser on a bare PostgreSQL 15, then the migrations on top.
 -- It is not a migration: never copy it into supabase/.
 --
 -- Roles belong to the whole cluster and this file runs once per database, so role creation is guarded.

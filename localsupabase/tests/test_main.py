@@ -1,4 +1,4 @@
-"""``python -m tests.support.localsupabase``: the stand-in run by hand, as a separate process."""
+"""The ``localsupabase`` command (and ``python -m localsupabase``): the stand-in run by hand, as a process."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from client_support import REPO_ROOT
 
-from tests.support.postgres import default_base_dir
+from localsupabase.postgres import default_base_dir
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+COMMAND = Path(sys.executable).with_name("localsupabase")
+"""The console script that ``pip install ./localsupabase`` puts beside the interpreter."""
 STARTUP_TIMEOUT = 120.0
 SHUTDOWN_TIMEOUT = 30.0
 
@@ -34,7 +36,7 @@ def private_tmp() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-async def test_module_serves_until_sigterm_then_cleans_up(private_tmp: Path) -> None:
+async def test_command_serves_until_sigterm_then_cleans_up(private_tmp: Path) -> None:
     """It prints one JSON line with working keys, serves the seed, exits 0 on SIGTERM and leaves no files."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["TMPDIR"] = str(private_tmp)
@@ -44,7 +46,7 @@ async def test_module_serves_until_sigterm_then_cleans_up(private_tmp: Path) -> 
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.support.localsupabase",
+        "localsupabase",
         cwd=REPO_ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -73,7 +75,29 @@ async def test_module_serves_until_sigterm_then_cleans_up(private_tmp: Path) -> 
     assert info["db_url"].startswith("postgresql://postgres@127.0.0.1:")
     assert response.status_code == 200
     assert {"id": "0f000000-0000-4000-8000-000000000001", "title": "Demo: The Lighthouse"} in response.json()
-    assert {path.name.split("-")[0] for path in made} >= {"syncd", "localsupabase"}
+    assert {path.name.rsplit("-", 1)[0] for path in made} >= {"localsupabase-pg", "localsupabase-storage"}
     assert process.returncode == 0, stderr.decode(errors="replace")
     assert [path for path in made if path.exists()] == []
     assert os.listdir(private_tmp) == []
+
+
+async def test_module_form_and_a_missing_project_folder(tmp_path: Path) -> None:
+    """``python -m localsupabase`` is the same command; without a project folder it exits 2 saying which."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "localsupabase",
+        "--no-seed",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), SHUTDOWN_TIMEOUT)
+
+    assert process.returncode == 2
+    assert stdout == b""
+    message = stderr.decode()
+    assert "usage: localsupabase" in message
+    assert "Supabase project folder not found: supabase" in message
+    assert "--supabase-dir" in message
+    assert os.listdir(tmp_path) == []

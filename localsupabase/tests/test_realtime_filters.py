@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.localsupabase.filters import (
+from localsupabase.filters import (
     Binding,
     BindingError,
     Filter,
@@ -16,7 +16,7 @@ from tests.support.localsupabase.filters import (
     parse_binding,
     parse_filter,
 )
-from tests.support.localsupabase.phoenix import (
+from localsupabase.phoenix import (
     Frame,
     FrameError,
     V1JSONSerializer,

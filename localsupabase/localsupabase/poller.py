@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tests.support.localsupabase.faults import Faults
-from tests.support.localsupabase.subscriptions import PUBLICATION
+from localsupabase.faults import Faults
+from localsupabase.subscriptions import PUBLICATION
 
 logger = logging.getLogger(__name__)
 

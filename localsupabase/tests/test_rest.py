@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from client_support import ClientFactory, UserFactory
 from postgrest import APIError
 from postgrest.types import CountMethod, ReturnMethod
 from supabase import ClientOptions, create_client
 
-from tests.localsupabase.conftest import ClientFactory, UserFactory
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase import auth
+from localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 

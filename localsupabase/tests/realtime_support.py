@@ -15,7 +15,7 @@ from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscrib
 from realtime.message import SuccessSystemPayload
 from realtime.types import PostgresChangesPayload, RealtimePostgresChangesListenEvent
 
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase.app import LocalSupabase
 
 WAIT = 5.0
 """Seconds a test waits for something that should happen well within it."""

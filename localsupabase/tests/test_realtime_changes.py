@@ -10,11 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
+from client_support import ClientFactory, UserFactory
 from realtime import AsyncRealtimeClient
 from realtime.types import RealtimePostgresChangesListenEvent
-
-from tests.localsupabase.conftest import ClientFactory, UserFactory
-from tests.localsupabase.realtime_support import (
+from realtime_support import (
     Recorder,
     make_quick,
     realtime_client,
@@ -22,10 +21,11 @@ from tests.localsupabase.realtime_support import (
     subscribe_scenes,
     wait_until,
 )
-from tests.support.localsupabase import auth
-from tests.support.localsupabase.app import LocalSupabase
-from tests.support.localsupabase.faults import Faults
-from tests.support.localsupabase.realtime import RealtimeConfig, RealtimeServer
+
+from localsupabase import auth
+from localsupabase.app import LocalSupabase
+from localsupabase.faults import Faults
+from localsupabase.realtime import RealtimeConfig, RealtimeServer
 
 pytestmark = pytest.mark.integration
 

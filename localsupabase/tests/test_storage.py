@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
+from client_support import ClientFactory, UserFactory
 from storage3.exceptions import StorageApiError
 
-from tests.localsupabase.conftest import ClientFactory, UserFactory
-from tests.support.localsupabase.app import LocalSupabase
+from localsupabase import signing
+from localsupabase.app import LocalSupabase
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +194,144 @@ async def test_storage_unavailable_fault(local_supabase: LocalSupabase, make_cli
         await client.storage.from_("thumbnails").list()
 
     assert failed.value.status == "503"
+
+
+async def test_signed_url_downloads_a_private_object_without_a_key(
+    local_supabase: LocalSupabase, make_client: ClientFactory, new_user: UserFactory
+) -> None:
+    """A user's signed URL of a private clip serves its bytes to a plain HTTP client, once or as a save."""
+    alice = await new_user()
+    project = await _project(local_supabase, alice)
+    as_alice = await make_client(local_supabase.anon_key, token=local_supabase.user_token(alice))
+    bucket = as_alice.storage.from_("clips")
+    path = f"projects/{project}/clips/take 1.mp4"
+    await bucket.upload(path, b"\x00\x01secret video", {"content-type": "video/mp4"})
+
+    signed = await bucket.create_signed_url(path, 60)
+    saved = await bucket.create_signed_url(path, 60, {"download": "take.mp4"})
+    async with httpx.AsyncClient() as http:
+        plain = await http.get(signed["signedURL"] or "")
+        attachment = await http.get(saved["signedURL"] or "")
+
+    prefix = f"{local_supabase.url}/storage/v1/object/sign/clips/projects/{project}/clips/take%201.mp4?token="
+    assert (signed["signedURL"] or "").startswith(prefix)
+    assert signed["signedUrl"] == signed["signedURL"]
+    assert (plain.status_code, plain.headers["content-type"], plain.content) == (
+        200,
+        "video/mp4",
+        b"\x00\x01secret video",
+    )
+    assert "content-disposition" not in plain.headers
+    assert attachment.content == b"\x00\x01secret video"
+    assert attachment.headers["content-disposition"] == "attachment; filename*=UTF-8''take.mp4"
+
+
+async def test_signed_urls_in_a_batch(local_supabase: LocalSupabase, make_client: ClientFactory) -> None:
+    """create_signed_urls signs each readable path in order and answers an error for a missing one."""
+    project = await _project(local_supabase)
+    client = await make_client(local_supabase.service_key)
+    bucket = client.storage.from_("audio")
+    paths = [f"projects/{project}/audio/{name}" for name in ("a.mp3", "missing.mp3", "b.mp3")]
+    for path, content in ((paths[0], b"first"), (paths[2], b"second")):
+        await bucket.upload(path, content, {"content-type": "audio/mpeg"})
+
+    signed = await bucket.create_signed_urls(paths, 60)
+    async with httpx.AsyncClient() as http:
+        contents = [(await http.get(item["signedURL"])).content for item in signed if item["signedURL"]]
+
+    assert [item["path"] for item in signed] == paths
+    assert [item["error"] is None for item in signed] == [True, False, True]
+    assert signed[1]["signedURL"] is None
+    assert contents == [b"first", b"second"]
+
+
+async def test_expired_tampered_or_misdirected_tokens_are_refused(
+    local_supabase: LocalSupabase, make_client: ClientFactory
+) -> None:
+    """An expired token, one signed with another secret or made for another object gets Storage's 400."""
+    project = await _project(local_supabase)
+    client = await make_client(local_supabase.service_key)
+    bucket = client.storage.from_("clips")
+    path, other = f"projects/{project}/clips/a.mp4", f"projects/{project}/clips/b.mp4"
+    await bucket.upload(path, b"a", {"content-type": "video/mp4"})
+    secret = local_supabase.jwt_secret
+    base = f"{local_supabase.url}/storage/v1"
+    expired = signing.sign(secret, "clips", path, 60, now=time.time() - 3600)
+    forged = signing.sign(secret + "-not-it", "clips", path, 60)
+    misdirected_token = signing.sign(secret, "clips", other, 60).partition("?token=")[2]
+    valid = await bucket.create_signed_url(path, 60)
+
+    async with httpx.AsyncClient() as http:
+        answers = {
+            "expired": await http.get(base + expired),
+            "forged": await http.get(base + forged),
+            "misdirected": await http.get(f"{base}/object/sign/clips/{path}?token={misdirected_token}"),
+            "no token": await http.get(f"{base}/object/sign/clips/{path}"),
+            # A signed-URL token is no API key: it carries no role.
+            "as a key": await http.get(
+                f"{base}/object/clips/{path}",
+                headers={"Authorization": "Bearer " + (valid["signedURL"] or "").partition("?token=")[2]},
+            ),
+        }
+
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(answers, 400)
+    assert {name: answer.json()["error"] for name, answer in answers.items()} == {
+        "expired": "InvalidJWT",
+        "forged": "InvalidJWT",
+        "misdirected": "InvalidSignature",
+        "no token": "InvalidRequest",
+        "as a key": "InvalidJWT",
+    }
+    assert answers["expired"].json() == {
+        "statusCode": "400",
+        "error": "InvalidJWT",
+        "message": "the signed URL has expired",
+    }
+
+
+async def test_signing_needs_read_access(
+    local_supabase: LocalSupabase, make_client: ClientFactory, new_user: UserFactory
+) -> None:
+    """Anon and another user cannot sign a private object of alice's project: Object not found, as a read."""
+    alice, bob = await new_user(), await new_user()
+    project = await _project(local_supabase, alice)
+    path = f"projects/{project}/audio/voice.wav"
+    as_alice = await make_client(local_supabase.anon_key, token=local_supabase.user_token(alice))
+    await as_alice.storage.from_("audio").upload(path, b"alice", {"content-type": "audio/wav"})
+    anon = await make_client(local_supabase.anon_key)
+    as_bob = await make_client(local_supabase.anon_key, token=local_supabase.user_token(bob))
+
+    with pytest.raises(StorageApiError) as by_anon:
+        await anon.storage.from_("audio").create_signed_url(path, 60)
+    with pytest.raises(StorageApiError) as by_bob:
+        await as_bob.storage.from_("audio").create_signed_url(path, 60)
+    batch = await anon.storage.from_("audio").create_signed_urls([path], 60)
+    by_alice = await as_alice.storage.from_("audio").create_signed_url(path, 60)
+
+    assert (by_anon.value.status, by_anon.value.code, by_anon.value.message) == (
+        "404",
+        "not_found",
+        "Object not found",
+    )
+    assert (by_bob.value.status, by_bob.value.code) == ("404", "not_found")
+    assert (batch[0]["signedURL"], batch[0]["path"]) == (None, path)
+    assert batch[0]["error"]
+    assert by_alice["signedURL"] is not None
+
+
+async def test_sign_requests_are_checked(local_supabase: LocalSupabase) -> None:
+    """A sign request without a valid expiresIn or paths is a 400 naming the field; no key is a 400 too."""
+    headers = {"Authorization": f"Bearer {local_supabase.service_key}"}
+    async with httpx.AsyncClient(base_url=f"{local_supabase.url}/storage/v1", headers=headers) as http:
+        zero = await http.post("/object/sign/clips/a.mp4", json={"expiresIn": 0})
+        fraction = await http.post("/object/sign/clips/a.mp4", json={"expiresIn": "1.5"})
+        no_paths = await http.post("/object/sign/clips", json={"expiresIn": 60, "paths": []})
+        no_key = await http.post(
+            "/object/sign/clips/a.mp4", json={"expiresIn": 60}, headers={"Authorization": ""}
+        )
+
+    assert [r.status_code for r in (zero, fraction, no_paths, no_key)] == [400, 400, 400, 400]
+    assert "expiresIn" in zero.json()["message"]
+    assert "expiresIn" in fraction.json()["message"]
+    assert "paths" in no_paths.json()["message"]
+    assert no_key.json()["message"] == "headers must have required property 'authorization'"

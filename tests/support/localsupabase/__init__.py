@@ -1,1 +1,0 @@
-"""A local stand-in for Supabase (REST, Realtime, Storage) over a real PostgreSQL, used by the tests."""
