@@ -3,7 +3,8 @@
 Both backends (the embedded SQLite store and Supabase) take a write batch as the JSON object of
 :func:`syncd.core.batch.encode_batch` and answer ``{"rows": [{"table", "row"}], "missing": [{"table",
 "id"}]}``: the document that the ``syncd_apply`` Postgres function returns. Reads answer
-``{"project": row | None, "scenes": [...], "clips": [...]}``.
+``{"project": row | None, "scenes": [...], "clips": [...], "applied": {client_id: mid}}`` (``applied``:
+the highest mid per client that the database recorded for the project; may be left out).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def project_rows(data: Mapping[str, Any]) -> ProjectRows:
             project=data["project"],
             scenes=tuple(data["scenes"]),
             clips=tuple(data["clips"]),
+            applied=dict(data.get("applied") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"malformed read from the backend: {exc}") from exc

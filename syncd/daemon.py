@@ -38,6 +38,7 @@ from syncd.core.effects import (
     Append,
     CatchUp,
     Change,
+    Disconnect,
     Effect,
     Error,
     LoadProject,
@@ -250,6 +251,10 @@ class Daemon:
             if user_id is None:
                 raise AccessRefused("unauthorized", "this project needs a token")
             raise AccessRefused("forbidden", "this project belongs to another user")
+        client_id, user = ClientId(hello.client_id.lower()), UserId(user_id) if user_id else ANONYMOUS
+        refused = self.engine.check_client(ProjectId(project_id), client_id, user)
+        if refused is not None:
+            raise AccessRefused(refused.code, refused.message)
         self._cancel_idle_close(project_id)
         self._conns[conn.conn_id] = conn
         self._by_project.setdefault(project_id, {})[conn.conn_id] = conn
@@ -257,14 +262,7 @@ class Daemon:
         if project_id not in self.engine.open_projects():
             self._open_project(project_id, now)
         resume = (hello.resume.epoch, hello.resume.seq) if hello.resume else None
-        self.engine.attach(
-            ConnId(conn.conn_id),
-            ClientId(hello.client_id.lower()),
-            UserId(user_id) if user_id else ANONYMOUS,
-            ProjectId(project_id),
-            resume,
-            now,
-        )
+        self.engine.attach(ConnId(conn.conn_id), client_id, user, ProjectId(project_id), resume, now)
         self._dispatch()
 
     def receive(self, conn: EditorConnection, mutation: inbound.MutationFrame) -> None:
@@ -408,8 +406,8 @@ class Daemon:
                 self._spawn(self._reread(project_id, token), f"syncd.reread.{project_id}")
             case WriteBatch():
                 self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
-            case RemoveJournal(_, mutation_ids):
-                self._spawn(self._outbox.remove(mutation_ids), "syncd.outbox.remove")
+            case RemoveJournal(project_id, mutation_ids):
+                self._spawn(self._outbox.remove(project_id, mutation_ids), "syncd.outbox.remove")
             case ProjectNotFound(project_id, conns, dropped):
                 if dropped:
                     log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
@@ -417,6 +415,10 @@ class Daemon:
                     target = self._conns.get(conn_id)
                     if target is not None:
                         target.close(4404, "project not found")
+            case Disconnect(conn_id, code, reason):
+                target = self._conns.get(conn_id)
+                if target is not None:
+                    target.close(code, reason)
             case _:
                 assert_never(effect)
 

@@ -46,6 +46,7 @@ CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
 CLOSE_NOT_FOUND: Final = 4404
 CLOSE_HELLO_TIMEOUT: Final = 4408
+CLOSE_TAKEN_OVER: Final = 4409
 CLOSE_RATE_LIMITED: Final = 4429
 
 CLOSE_CODES: Final[dict[int, str]] = {
@@ -55,6 +56,7 @@ CLOSE_CODES: Final[dict[int, str]] = {
     CLOSE_FORBIDDEN: "forbidden",
     CLOSE_NOT_FOUND: "project not found",
     CLOSE_HELLO_TIMEOUT: "hello timeout",
+    CLOSE_TAKEN_OVER: "client id taken over",
     CLOSE_RATE_LIMITED: "rate limited",
 }
 """The close codes the server uses on purpose, with their meaning."""

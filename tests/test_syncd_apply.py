@@ -1,4 +1,6 @@
-"""Tests of supabase/migrations/20261126000004_syncd_apply.sql: ``syncd_apply`` and ``syncd_mutations``.
+"""Tests of ``syncd_apply``, ``syncd_mutations`` and ``syncd_applied_mids`` (supabase/migrations/
+20261126000004_syncd_apply.sql, and 20261201000001_syncd_mutations_by_project.sql that keys the
+mutations by project).
 
 The apply rule itself is tested by the cases of tests/adapters/apply_conformance.py, which run here
 against both ``syncd_apply`` and the embedded store. The tests after them cover what only PostgreSQL
@@ -155,7 +157,7 @@ async def test_function_is_invoker_with_empty_search_path(db: asyncpg.Connection
 
 @integration
 async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) -> None:
-    """syncd_mutations has RLS enabled, no policy, and indexes on applied_at and project_id."""
+    """syncd_mutations has RLS enabled, no policy, a key led by project_id, and an index on applied_at."""
     assert await db.fetchval(
         "select relrowsecurity from pg_class where oid = 'public.syncd_mutations'::regclass"
     )
@@ -166,8 +168,29 @@ async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) 
     )
     defs = " ".join(r["def"] for r in indexes)
     assert "(applied_at)" in defs
-    assert "(project_id)" in defs
-    assert "(client_id, mid)" in defs
+    assert (
+        "UNIQUE INDEX syncd_mutations_pkey ON public.syncd_mutations USING btree (project_id, client_id, mid)"
+        in defs
+    )
+    assert len(indexes) == 2
+
+
+@integration
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+async def test_editor_roles_cannot_read_applied_mids(db: asyncpg.Connection, role: str) -> None:
+    """syncd_applied_mids is for service_role only: it names every editor's client id of a project."""
+    p = await new_project(db)
+    await call_as(db, "service_role", batch(p, [], [("c", 4)]))
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await run_as(db, role, "select public.syncd_applied_mids($1::uuid)", p)
+    answer = await run_as(db, "service_role", "select public.syncd_applied_mids($1::uuid)::text", p)
+    assert json.loads(answer) == {"c": 4}
+    found = await db.fetchrow(
+        "select prosecdef, proconfig, provolatile::text from pg_proc"
+        " where oid = 'public.syncd_applied_mids(uuid)'::regprocedure"
+    )
+    assert found is not None
+    assert (found["prosecdef"], found["proconfig"], found["provolatile"]) == (False, ['search_path=""'], "s")
 
 
 @integration

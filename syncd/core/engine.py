@@ -22,6 +22,7 @@ from syncd.core.debounce import Debouncer
 from syncd.core.effects import (
     Ack,
     Append,
+    Disconnect,
     Effect,
     Error,
     LoadProject,
@@ -30,7 +31,7 @@ from syncd.core.effects import (
     Snapshot,
 )
 from syncd.core.history import History
-from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, UserId
+from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
 from syncd.core.inputs import (
     Delete,
     Flush,
@@ -46,11 +47,17 @@ from syncd.core.inputs import (
 )
 from syncd.core.journal import JournalEntry
 from syncd.core.project import InFlight, ProjectState, Session
+from syncd.core.schema import Table
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
+from syncd.wire import CLOSE_TAKEN_OVER
 
 __all__ = ["ProjectProgress", "SyncEngine"]
 
 UNAVAILABLE_MESSAGE = "saving to the database failed; your edits are kept and will be saved later"
+
+CLIENT_BOUND_MESSAGE = "this client_id is in use by another user in this project; use a fresh random UUID"
+
+TAKEN_OVER_MESSAGE = "a newer connection took over this client_id; this connection is closed"
 
 
 def _check_rows(project_id: ProjectId, rows: ProjectRows) -> None:
@@ -120,6 +127,7 @@ class SyncEngine:
         self._projects: dict[ProjectId, ProjectState] = {}
         self._sessions: dict[ConnId, Session] = {}
         self._restored: dict[ProjectId, list[JournalEntry]] = {}
+        self._taken_over: dict[ConnId, ProjectId] = {}
         self._retries: dict[ProjectId, float] = {}
         self._batch_ids = itertools.count(1)
 
@@ -279,16 +287,24 @@ class SyncEngine:
     ) -> None:
         """Let a connection into an open project: ``Welcome``, ``CatchUp`` or ``Snapshot``, then ``Presence``.
 
-        While the project loads, the connection waits and gets all of it after the load.
+        While the project loads, the connection waits and gets all of it after the load. The client id
+        is bound to ``user_id`` in this project (`check_client`). A connection of the project that uses
+        the same client id already is taken over: the engine lets go of it, and it gets an ``Error``
+        ``conflict`` and a ``Disconnect`` (close 4409).
 
         Raises:
-            ValueError: the connection is attached already, or the project was not opened.
+            ValueError: the connection is attached already, the project was not opened, or
+                `check_client` refuses the client id (the caller must ask it first).
         """
         if conn in self._sessions:
             raise ValueError(f"connection {conn!r} is attached already")
         project = self._projects.get(project_id)
         if project is None:
             raise ValueError(f"project {project_id!r} is not open")
+        if self.check_client(project_id, client_id, user_id) is not None:
+            raise ValueError(f"client id {client_id!r} is bound to another user in project {project_id!r}")
+        project.owners[client_id] = user_id
+        self._take_over(project, client_id)
         session = Session(conn, client_id, user_id, project_id, resume)
         self._sessions[conn] = session
         if project.loaded:
@@ -296,8 +312,34 @@ class SyncEngine:
         else:
             project.waiting[conn] = session
 
+    def check_client(self, project_id: ProjectId, client_id: ClientId, user_id: UserId) -> Rejection | None:
+        """Whether a connection of ``user_id`` may act as ``client_id`` in a project (before `attach`).
+
+        A client id is bound to the first user that attaches with it while the project is open; any
+        other user is refused (``forbidden``), so that nobody can send mutations under another user's
+        client id (and so make its later mids count as seen). Anonymous editors are all one user.
+        """
+        project = self._projects.get(project_id)
+        owner = None if project is None else project.owners.get(client_id)
+        if owner is None or owner == user_id:
+            return None
+        return Rejection("forbidden", CLIENT_BOUND_MESSAGE)
+
+    def _take_over(self, project: ProjectState, client_id: ClientId) -> None:
+        """Let go of the project's connection that uses ``client_id``, if any, and have it closed."""
+        for group in (project.editors, project.waiting):
+            for conn, session in list(group.items()):
+                if session.client_id == client_id:
+                    del group[conn], self._sessions[conn]
+                    self._taken_over[conn] = project.project_id
+                    self._effects.append(
+                        Error(project.project_id, conn, None, "conflict", TAKEN_OVER_MESSAGE)
+                    )
+                    self._effects.append(Disconnect(conn, CLOSE_TAKEN_OVER, "client id taken over"))
+
     def detach(self, conn: ConnId, now: float) -> None:
         """Forget a connection (no-op if unknown); the others get the new ``Presence``."""
+        self._taken_over.pop(conn, None)
         session = self._sessions.pop(conn, None)
         if session is None:
             return
@@ -307,7 +349,9 @@ class SyncEngine:
             project.announce()
 
     def snapshot_for(self, conn: ConnId) -> Snapshot | None:
-        """A fresh snapshot for a welcomed connection (None while its project loads)."""
+        """A fresh snapshot for a welcomed connection (None while its project loads, or once taken over)."""
+        if conn in self._taken_over:
+            return None
         project = self._project_of(conn)
         return project.snapshot(conn) if conn in project.editors else None
 
@@ -327,11 +371,15 @@ class SyncEngine:
         """Apply an editor's mutation: ``Append``, its ``Change``s, then ``Ack`` (or an ``Error``).
 
         A mutation whose mid was accepted already is acknowledged again (with its original seq when
-        remembered) and applied zero times.
+        remembered) and applied zero times. A connection that was taken over gets ``conflict``.
 
         Raises:
             ValueError: the connection is not attached.
         """
+        taken_over = self._taken_over.get(conn)
+        if taken_over is not None:
+            self._effects.append(Error(taken_over, conn, mutation.mid, "conflict", TAKEN_OVER_MESSAGE))
+            return
         project = self._project_of(conn)
         session = project.editors.get(conn)
         mid = mutation.mid
@@ -356,6 +404,10 @@ class SyncEngine:
                 seq = project.apply_patch(key, mutation.set, by)
             case Insert():
                 checked = check_insert(mutation, project.project_id, project.view)
+                if not isinstance(checked, Rejection) and self._taken_elsewhere(project, checked[:2]):
+                    checked = Rejection(
+                        "conflict", f"row {checked[1]!r} already exists in table {checked[0]!r}"
+                    )
                 if isinstance(checked, Rejection):
                     self._reject(project, conn, mid, checked)
                     return
@@ -388,6 +440,19 @@ class SyncEngine:
                 assert_never(mutation)
         self._accept(project, conn, by, seq)
         self._debouncer.touch(project.project_id, now)
+
+    def _taken_elsewhere(self, project: ProjectState, key: tuple[Table, RowId]) -> bool:
+        """True when another open project holds this row (saved or not).
+
+        Such an insert could never be saved (ids are unique across projects), so it is refused before its
+        ack, with the same words as an id taken in this project: nothing tells which project holds it.
+        An id held by a project that is not open is only found by the save (see `ProjectState.write_ok`).
+        """
+        return any(
+            key in other.view or key in other.server
+            for other in self._projects.values()
+            if other is not project
+        )
 
     def _accept(self, project: ProjectState, conn: ConnId, by: MutationId, seq: int) -> None:
         project.mutations.accept(by[0], by[1])
