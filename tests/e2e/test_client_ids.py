@@ -48,6 +48,17 @@ async def _send(editor: RawEditor, frame: dict[str, Any]) -> list[Frame]:
             return frames
 
 
+def _patch(mid: int, row_id: str, **values: Any) -> dict[str, Any]:
+    """A ``patch`` of a scene."""
+    return {"type": "patch", "mid": mid, "table": "scenes", "id": row_id, "set": values}
+
+
+async def _acked(editor: RawEditor, frame: dict[str, Any]) -> None:
+    """Send a mutation that must be acknowledged."""
+    answer = (await _send(editor, frame))[-1]
+    assert answer["type"] == "ack", answer
+
+
 async def _saved(editor: RawEditor, mid: int) -> None:
     """Flush with ``mid`` and wait until a ``saved`` covers everything so far."""
     await editor.send({"type": "flush", "mid": mid})
@@ -89,16 +100,11 @@ async def test_the_same_client_and_mids_in_another_project_do_not_hide_saved_edi
     p2, (s2, _) = await seed_project(daemon, "P2")
     client = str(uuid.uuid4())
     other, _ = await _editor(raw_editor, daemon.url, p2, client)
-    assert (
-        await _send(other, {"type": "patch", "mid": 1, "table": "scenes", "id": s2, "set": {"body": "p2"}})
-    )[-1]["type"] == "ack"
+    await _acked(other, _patch(1, s2, body="p2"))
     await _saved(other, 2)
 
     victim, _ = await _editor(raw_editor, daemon.url, p1, client)
-    frames = await _send(
-        victim, {"type": "patch", "mid": 1, "table": "scenes", "id": s1, "set": {"body": "p1"}}
-    )
-    assert frames[-1]["type"] == "ack"
+    await _acked(victim, _patch(1, s1, body="p1"))
     await _saved(victim, 2)
     assert store_rows(daemon.state_dir, "scenes", p1)[s1]["body"] == "p1"
     assert store_rows(daemon.state_dir, "scenes", p2)[s2]["body"] == "p2"
@@ -107,7 +113,7 @@ async def test_the_same_client_and_mids_in_another_project_do_not_hide_saved_edi
 async def test_saving_another_project_keeps_the_acked_entry_across_kill_9(
     start_daemon: DaemonFactory, raw_editor: RawFactory
 ) -> None:
-    """P2's save trims only P2's journal entries: P1's acked insert with the same (C, mid) survives kill -9."""
+    """P2's save trims only P2's journal entries: P1's acked insert, same (C, mid), survives kill -9."""
     daemon = start_daemon(NO_SAVES)
     state = daemon.state_dir
     p1, (s1, _) = await seed_project(daemon, "P1")
@@ -121,11 +127,10 @@ async def test_saving_another_project_keeps_the_acked_entry_across_kill_9(
         "table": "clips",
         "row": {"id": clip, "scene_id": s1, "prompt": "kept"},
     }
-    assert (await _send(victim, insert))[-1]["type"] == "ack"
+    await _acked(victim, insert)
 
     other, _ = await _editor(raw_editor, daemon.url, p2, client)
-    patch = {"type": "patch", "mid": 5, "table": "scenes", "id": s2, "set": {"body": "p2"}}
-    assert (await _send(other, patch))[-1]["type"] == "ack"
+    await _acked(other, _patch(5, s2, body="p2"))
     await _saved(other, 6)
     await wait_for(lambda: (p2, client, 5) not in _outbox(state), "P2's entries trimmed from the outbox")
     assert (p1, client, 5) in _outbox(state)
@@ -153,27 +158,19 @@ async def test_a_borrowed_client_id_takes_over_visibly_and_hides_nothing(
     daemon = start_daemon(NO_SAVES)
     project, (scene, _) = await seed_project(daemon, "B")
     victim, _ = await _editor(raw_editor, daemon.url, project, str(uuid.uuid4()))
-    assert (
-        await _send(
-            victim, {"type": "patch", "mid": 1, "table": "scenes", "id": scene, "set": {"body": "v1"}}
-        )
-    )[-1]["type"] == "ack"
+    await _acked(victim, _patch(1, scene, body="v1"))
 
     borrower, _ = await _editor(raw_editor, daemon.url, project, victim.client_id)
     code, frames = await victim.closed()
     assert code == CLOSE_TAKEN_OVER
     errors = [f for f in frames if f["type"] == "error"]
     assert [(e["code"], e["mid"]) for e in errors] == [("conflict", None)]
-    jump = {"type": "patch", "mid": 2**53, "table": "scenes", "id": scene, "set": {"heading": "borrowed"}}
-    assert (await _send(borrower, jump))[-1]["type"] == "ack"
+    await _acked(borrower, _patch(2**53, scene, heading="borrowed"))
 
     again, snapshot = await _editor(raw_editor, daemon.url, project, str(uuid.uuid4()))
     presence = [e["client_id"] for e in (await _next(again, "presence"))["editors"]]
     assert victim.client_id in presence  # the borrower, under the victim's old client id
-    frames = await _send(
-        again, {"type": "patch", "mid": 2, "table": "scenes", "id": scene, "set": {"body": "v2"}}
-    )
-    assert [f["type"] for f in frames] == ["change", "ack"]
+    assert [f["type"] for f in await _send(again, _patch(2, scene, body="v2"))] == ["change", "ack"]
     await _saved(again, 3)
     assert store_rows(daemon.state_dir, "scenes", project)[scene]["body"] == "v2"
     assert snapshot["scenes"][0]["body"] == "v1"
@@ -191,10 +188,8 @@ async def test_a_saved_mid_resent_after_a_restart_is_acked_not_applied(
     editor, _ = await _editor(raw_editor, daemon.url, project, str(uuid.uuid4()))
     clip = str(uuid.uuid4())
     insert = {"type": "insert", "mid": 1, "table": "clips", "row": {"id": clip, "scene_id": scene}}
-    assert (await _send(editor, insert))[-1]["type"] == "ack"
-    assert (await _send(editor, {"type": "delete", "mid": 2, "table": "clips", "id": clip}))[-1][
-        "type"
-    ] == "ack"
+    await _acked(editor, insert)
+    await _acked(editor, {"type": "delete", "mid": 2, "table": "clips", "id": clip})
     await _saved(editor, 3)
     assert clip not in store_rows(daemon.state_dir, "clips", project)
     assert daemon.terminate() == 0
@@ -204,8 +199,7 @@ async def test_a_saved_mid_resent_after_a_restart_is_acked_not_applied(
     assert snapshot["clips"] == []
     frames = await _send(again, insert)
     assert frames == [{"type": "ack", "mid": 1, "seq": snapshot["seq"]}]
-    patch = {"type": "patch", "mid": 4, "table": "scenes", "id": scene, "set": {"body": "after"}}
-    assert [f["type"] for f in await _send(again, patch)] == ["change", "ack"]
+    assert [f["type"] for f in await _send(again, _patch(4, scene, body="after"))] == ["change", "ack"]
     await _saved(again, 5)
     assert clip not in store_rows(daemon.state_dir, "clips", project)
     assert store_rows(daemon.state_dir, "scenes", project)[scene]["body"] == "after"
