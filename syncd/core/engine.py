@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from syncd.core.backoff import Backoff
+from syncd.core.clients import TAKEN_OVER_MESSAGE, client_refusal, take_over, taken_rejection
 from syncd.core.debounce import Debouncer
 from syncd.core.effects import (
     Ack,
     Append,
-    Disconnect,
     Effect,
     Error,
     LoadProject,
@@ -31,7 +31,7 @@ from syncd.core.effects import (
     Snapshot,
 )
 from syncd.core.history import History
-from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
+from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, UserId
 from syncd.core.inputs import (
     Delete,
     Flush,
@@ -47,17 +47,11 @@ from syncd.core.inputs import (
 )
 from syncd.core.journal import JournalEntry
 from syncd.core.project import InFlight, ProjectState, Session
-from syncd.core.schema import Table
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
-from syncd.wire import CLOSE_TAKEN_OVER
 
 __all__ = ["ProjectProgress", "SyncEngine"]
 
 UNAVAILABLE_MESSAGE = "saving to the database failed; your edits are kept and will be saved later"
-
-CLIENT_BOUND_MESSAGE = "this client_id is in use by another user in this project; use a fresh random UUID"
-
-TAKEN_OVER_MESSAGE = "a newer connection took over this client_id; this connection is closed"
 
 
 def _check_rows(project_id: ProjectId, rows: ProjectRows) -> None:
@@ -304,7 +298,9 @@ class SyncEngine:
         if self.check_client(project_id, client_id, user_id) is not None:
             raise ValueError(f"client id {client_id!r} is bound to another user in project {project_id!r}")
         project.owners[client_id] = user_id
-        self._take_over(project, client_id)
+        for replaced in take_over(project, client_id):
+            del self._sessions[replaced]
+            self._taken_over[replaced] = project_id
         session = Session(conn, client_id, user_id, project_id, resume)
         self._sessions[conn] = session
         if project.loaded:
@@ -319,23 +315,7 @@ class SyncEngine:
         other user is refused (``forbidden``), so that nobody can send mutations under another user's
         client id (and so make its later mids count as seen). Anonymous editors are all one user.
         """
-        project = self._projects.get(project_id)
-        owner = None if project is None else project.owners.get(client_id)
-        if owner is None or owner == user_id:
-            return None
-        return Rejection("forbidden", CLIENT_BOUND_MESSAGE)
-
-    def _take_over(self, project: ProjectState, client_id: ClientId) -> None:
-        """Let go of the project's connection that uses ``client_id``, if any, and have it closed."""
-        for group in (project.editors, project.waiting):
-            for conn, session in list(group.items()):
-                if session.client_id == client_id:
-                    del group[conn], self._sessions[conn]
-                    self._taken_over[conn] = project.project_id
-                    self._effects.append(
-                        Error(project.project_id, conn, None, "conflict", TAKEN_OVER_MESSAGE)
-                    )
-                    self._effects.append(Disconnect(conn, CLOSE_TAKEN_OVER, "client id taken over"))
+        return client_refusal(self._projects.get(project_id), client_id, user_id)
 
     def detach(self, conn: ConnId, now: float) -> None:
         """Forget a connection (no-op if unknown); the others get the new ``Presence``."""
@@ -376,23 +356,10 @@ class SyncEngine:
         Raises:
             ValueError: the connection is not attached.
         """
-        taken_over = self._taken_over.get(conn)
-        if taken_over is not None:
-            self._effects.append(Error(taken_over, conn, mutation.mid, "conflict", TAKEN_OVER_MESSAGE))
-            return
-        project = self._project_of(conn)
-        session = project.editors.get(conn)
-        mid = mutation.mid
+        session = self._sending(conn, mutation.mid)
         if session is None:
-            self._reject(project, conn, mid, Rejection("unavailable", "the project is still loading"))
             return
-        client_id = session.client_id
-        if project.mutations.seen(client_id, mid):
-            # The seq of the mutation's last change if still in history; else (a flush, a mutation
-            # that changed nothing, or one from before a restart) the current seq.
-            seq = project.history.ack_seq(client_id, mid)
-            self._effects.append(Ack(conn, mid, project.seq if seq is None else seq))
-            return
+        project, client_id, mid = self._projects[session.project_id], session.client_id, mutation.mid
         by: MutationId = (client_id, mid)
         match mutation:
             case Patch():
@@ -404,10 +371,8 @@ class SyncEngine:
                 seq = project.apply_patch(key, mutation.set, by)
             case Insert():
                 checked = check_insert(mutation, project.project_id, project.view)
-                if not isinstance(checked, Rejection) and self._taken_elsewhere(project, checked[:2]):
-                    checked = Rejection(
-                        "conflict", f"row {checked[1]!r} already exists in table {checked[0]!r}"
-                    )
+                if not isinstance(checked, Rejection):
+                    checked = taken_rejection(project, self._projects.values(), checked[:2]) or checked
                 if isinstance(checked, Rejection):
                     self._reject(project, conn, mid, checked)
                     return
@@ -441,18 +406,27 @@ class SyncEngine:
         self._accept(project, conn, by, seq)
         self._debouncer.touch(project.project_id, now)
 
-    def _taken_elsewhere(self, project: ProjectState, key: tuple[Table, RowId]) -> bool:
-        """True when another open project holds this row (saved or not).
+    def _sending(self, conn: ConnId, mid: int) -> Session | None:
+        """The session of a connection whose mutation must be applied; None when it is answered already.
 
-        Such an insert could never be saved (ids are unique across projects), so it is refused before its
-        ack, with the same words as an id taken in this project: nothing tells which project holds it.
-        An id held by a project that is not open is only found by the save (see `ProjectState.write_ok`).
+        A taken-over connection gets ``conflict``, one whose project loads gets ``unavailable``, and a
+        mid accepted already gets its ``Ack`` again: the seq of the mutation's last change if still in
+        history; else (a flush, a mutation that changed nothing, one from before a restart) the current.
         """
-        return any(
-            key in other.view or key in other.server
-            for other in self._projects.values()
-            if other is not project
-        )
+        taken_over = self._taken_over.get(conn)
+        if taken_over is not None:
+            self._effects.append(Error(taken_over, conn, mid, "conflict", TAKEN_OVER_MESSAGE))
+            return None
+        project = self._project_of(conn)
+        session = project.editors.get(conn)
+        if session is None:
+            self._reject(project, conn, mid, Rejection("unavailable", "the project is still loading"))
+            return None
+        if project.mutations.seen(session.client_id, mid):
+            seq = project.history.ack_seq(session.client_id, mid)
+            self._effects.append(Ack(conn, mid, project.seq if seq is None else seq))
+            return None
+        return session
 
     def _accept(self, project: ProjectState, conn: ConnId, by: MutationId, seq: int) -> None:
         project.mutations.accept(by[0], by[1])

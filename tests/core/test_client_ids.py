@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
+from syncd.core.clients import CLIENT_BOUND_MESSAGE, TAKEN_OVER_MESSAGE
 from syncd.core.effects import Ack, Append, Change, Disconnect, Error, Presence, Snapshot, Welcome, WriteBatch
-from syncd.core.engine import CLIENT_BOUND_MESSAGE, TAKEN_OVER_MESSAGE, SyncEngine
+from syncd.core.engine import SyncEngine
 from syncd.core.ids import ConnId, ProjectId, RowId, UserId
 from syncd.core.inputs import Delete, Insert, Patch, ProjectRows, WriteOk
 from syncd.core.journal import JournalEntry
