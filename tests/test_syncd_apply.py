@@ -36,10 +36,19 @@ from tests.adapters.apply_conformance import (
     new_id,
     update,
 )
+from tests.support.postgres import (
+    BOOTSTRAP_SQL,
+    MIGRATIONS_DIR,
+    PostgresServer,
+    unique_database_name,
+)
 
 integration = pytest.mark.integration
 
 SERVICE_CLAIMS = json.dumps({"role": "service_role"})
+
+BY_PROJECT = MIGRATIONS_DIR / "20261201000001_syncd_mutations_by_project.sql"
+"""The migration that keys ``syncd_mutations`` by (project_id, client_id, mid)."""
 
 
 @pytest.fixture
@@ -444,3 +453,33 @@ async def test_refused_batch_reports_the_sqlstate(db: asyncpg.Connection) -> Non
     with pytest.raises(ApplyRefused) as caught:
         await target.apply(batch(p, [update("projects", p, status=("bogus", ("c", 1)))]))
     assert caught.value.sqlstate == "23514"
+
+
+@integration
+async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_server: PostgresServer) -> None:
+    """The migration to per-project keys on a database with recorded mutations keeps every row."""
+    name = unique_database_name()
+    pg_server.create_database(name)
+    try:
+        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < BY_PROJECT.name]
+        pg_server.psql_files(name, [BOOTSTRAP_SQL, *before])
+        conn = await asyncpg.connect(pg_server.dsn(name))
+        try:
+            p = await new_project(conn)
+            await call_as(conn, "service_role", batch(p, [], [("c", 1), ("c", 7)]))
+            pg_server.psql(name, BY_PROJECT)
+            q = await new_project(conn)
+            # The same (client_id, mid) in another project is now recorded, and applied, on its own.
+            s = new_id()
+            await call_as(conn, "service_role", batch(q, [insert("scenes", s, ("c", 7))]))
+            found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
+            assert sorted(tuple(r) for r in found) == sorted([(p, "c", 1), (p, "c", 7), (q, "c", 7)])
+            assert await conn.fetchval("select count(*) from public.scenes where id = $1::uuid", s) == 1
+            key = await conn.fetchval(
+                "select pg_get_constraintdef(oid) from pg_constraint where conname = 'syncd_mutations_pkey'"
+            )
+            assert key == "PRIMARY KEY (project_id, client_id, mid)"
+        finally:
+            await conn.close()
+    finally:
+        pg_server.drop_database(name)
