@@ -5,7 +5,9 @@ The daemon sees a backend only through :class:`Backend`: typed reads and writes 
 :class:`~syncd.core.inputs.WriteOk`). The JSON documents that cross the wire stay inside the
 adapters: a write batch travels as :func:`syncd.core.batch.encode_batch` makes it and is answered
 ``{"rows": [{"table", "row"}], "missing": [{"table", "id"}]}`` (what the ``syncd_apply`` Postgres
-function returns); a read is ``{"project": row | None, "scenes": [...], "clips": [...]}``.
+function returns); a read is ``{"project": row | None, "scenes": [...], "clips": [...], "applied":
+{client_id: mid}}`` (``applied``: the highest mid per client that the database recorded for the
+project; may be left out).
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def project_rows(data: Mapping[str, Any]) -> ProjectRows:
             project=data["project"],
             scenes=tuple(data["scenes"]),
             clips=tuple(data["clips"]),
+            applied=dict(data.get("applied") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"malformed read from the backend: {exc}") from exc

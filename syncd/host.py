@@ -29,6 +29,7 @@ from syncd.core.effects import (
     Append,
     CatchUp,
     Change,
+    Disconnect,
     Effect,
     Error,
     LoadProject,
@@ -175,15 +176,16 @@ class ProjectHost:
             if user_id is None:
                 raise AccessRefused("unauthorized", "this project needs a token")
             raise AccessRefused("forbidden", "this project belongs to another user")
+        client_id, user = ClientId(hello.client_id.lower()), UserId(user_id) if user_id else ANONYMOUS
+        refused = self.engine.check_client(project_id, client_id, user)
+        if refused is not None:
+            raise AccessRefused(refused.code, refused.message)
         self.editors.join(conn, project_id)
         now = self._now()
         if project_id not in self.engine.open_projects():
             self._open_project(project_id, now)
         resume = (hello.resume.epoch, hello.resume.seq) if hello.resume else None
-        user = UserId(user_id) if user_id else ANONYMOUS
-        self.engine.attach(
-            ConnId(conn.conn_id), ClientId(hello.client_id.lower()), user, project_id, resume, now
-        )
+        self.engine.attach(ConnId(conn.conn_id), client_id, user, project_id, resume, now)
         self._dispatch()
 
     def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
@@ -325,13 +327,15 @@ class ProjectHost:
                 self._spawn(self._reread(project_id, token), f"syncd.reread.{project_id}")
             case WriteBatch():
                 self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
-            case RemoveJournal(_, mutation_ids):
-                self._spawn(self._outbox.remove(mutation_ids), "syncd.outbox.remove")
+            case RemoveJournal(project_id, mutation_ids):
+                self._spawn(self._outbox.remove(project_id, mutation_ids), "syncd.outbox.remove")
             case ProjectNotFound(project_id, conns, dropped):
                 if dropped:
                     log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
                 for conn_id in conns:
                     self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
+            case Disconnect(conn_id, code, reason):
+                self.editors.close(conn_id, code, reason)
             case _:
                 assert_never(effect)
 

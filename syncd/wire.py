@@ -50,6 +50,7 @@ CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
 CLOSE_NOT_FOUND: Final = 4404
 CLOSE_HELLO_TIMEOUT: Final = 4408
+CLOSE_TAKEN_OVER: Final = 4409
 CLOSE_RATE_LIMITED: Final = 4429
 
 CLOSE_CODES: Final[dict[int, str]] = {
@@ -59,6 +60,7 @@ CLOSE_CODES: Final[dict[int, str]] = {
     CLOSE_FORBIDDEN: "forbidden",
     CLOSE_NOT_FOUND: "project not found",
     CLOSE_HELLO_TIMEOUT: "hello timeout",
+    CLOSE_TAKEN_OVER: "client id taken over",
     CLOSE_RATE_LIMITED: "rate limited",
 }
 """The close codes the server uses on purpose, with their meaning."""
@@ -71,6 +73,14 @@ CLOSE_FOR_ERROR: Final[dict[str, int]] = {
 """The close code that follows a refused ``hello``, by the refusal's error code."""
 
 FINAL_CLOSE_CODES: Final[frozenset[int]] = frozenset(
-    {CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND}
+    {
+        CLOSE_NORMAL,
+        CLOSE_PROTOCOL_ERROR,
+        CLOSE_TOO_BIG,
+        CLOSE_UNAUTHORIZED,
+        CLOSE_FORBIDDEN,
+        CLOSE_NOT_FOUND,
+        CLOSE_TAKEN_OVER,
+    }
 )
 """Close codes after which a client does not reconnect by itself: reconnecting cannot help."""

@@ -1,4 +1,6 @@
-"""Tests of supabase/migrations/20261126000004_syncd_apply.sql: ``syncd_apply`` and ``syncd_mutations``.
+"""Tests of ``syncd_apply``, ``syncd_mutations`` and ``syncd_applied_mids`` (supabase/migrations/
+20261126000004_syncd_apply.sql, and 20261201000001_syncd_mutations_by_project.sql that keys the
+mutations by project).
 
 The apply rule itself is tested by the cases of tests/adapters/apply_conformance.py, which run here
 against both ``syncd_apply`` and the embedded store. The tests after them cover what only PostgreSQL
@@ -34,10 +36,19 @@ from tests.adapters.apply_conformance import (
     new_id,
     update,
 )
+from tests.support.postgres import (
+    BOOTSTRAP_SQL,
+    MIGRATIONS_DIR,
+    PostgresServer,
+    unique_database_name,
+)
 
 integration = pytest.mark.integration
 
 SERVICE_CLAIMS = json.dumps({"role": "service_role"})
+
+BY_PROJECT = MIGRATIONS_DIR / "20261201000001_syncd_mutations_by_project.sql"
+"""The migration that keys ``syncd_mutations`` by (project_id, client_id, mid)."""
 
 
 @pytest.fixture
@@ -155,7 +166,7 @@ async def test_function_is_invoker_with_empty_search_path(db: asyncpg.Connection
 
 @integration
 async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) -> None:
-    """syncd_mutations has RLS enabled, no policy, and indexes on applied_at and project_id."""
+    """syncd_mutations has RLS enabled, no policy, a key led by project_id, and an index on applied_at."""
     assert await db.fetchval(
         "select relrowsecurity from pg_class where oid = 'public.syncd_mutations'::regclass"
     )
@@ -166,8 +177,29 @@ async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) 
     )
     defs = " ".join(r["def"] for r in indexes)
     assert "(applied_at)" in defs
-    assert "(project_id)" in defs
-    assert "(client_id, mid)" in defs
+    assert (
+        "UNIQUE INDEX syncd_mutations_pkey ON public.syncd_mutations USING btree (project_id, client_id, mid)"
+        in defs
+    )
+    assert len(indexes) == 2
+
+
+@integration
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+async def test_editor_roles_cannot_read_applied_mids(db: asyncpg.Connection, role: str) -> None:
+    """syncd_applied_mids is for service_role only: it names every editor's client id of a project."""
+    p = await new_project(db)
+    await call_as(db, "service_role", batch(p, [], [("c", 4)]))
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await run_as(db, role, "select public.syncd_applied_mids($1::uuid)", p)
+    answer = await run_as(db, "service_role", "select public.syncd_applied_mids($1::uuid)::text", p)
+    assert json.loads(answer) == {"c": 4}
+    found = await db.fetchrow(
+        "select prosecdef, proconfig, provolatile::text from pg_proc"
+        " where oid = 'public.syncd_applied_mids(uuid)'::regprocedure"
+    )
+    assert found is not None
+    assert (found["prosecdef"], found["proconfig"], found["provolatile"]) == (False, ['search_path=""'], "s")
 
 
 @integration
@@ -421,3 +453,33 @@ async def test_refused_batch_reports_the_sqlstate(db: asyncpg.Connection) -> Non
     with pytest.raises(ApplyRefused) as caught:
         await target.apply(batch(p, [update("projects", p, status=("bogus", ("c", 1)))]))
     assert caught.value.sqlstate == "23514"
+
+
+@integration
+async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_server: PostgresServer) -> None:
+    """The migration to per-project keys on a database with recorded mutations keeps every row."""
+    name = unique_database_name()
+    pg_server.create_database(name)
+    try:
+        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < BY_PROJECT.name]
+        pg_server.psql_files(name, [BOOTSTRAP_SQL, *before])
+        conn = await asyncpg.connect(pg_server.dsn(name))
+        try:
+            p = await new_project(conn)
+            await call_as(conn, "service_role", batch(p, [], [("c", 1), ("c", 7)]))
+            pg_server.psql(name, BY_PROJECT)
+            q = await new_project(conn)
+            # The same (client_id, mid) in another project is now recorded, and applied, on its own.
+            s = new_id()
+            await call_as(conn, "service_role", batch(q, [insert("scenes", s, ("c", 7))]))
+            found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
+            assert sorted(tuple(r) for r in found) == sorted([(p, "c", 1), (p, "c", 7), (q, "c", 7)])
+            assert await conn.fetchval("select count(*) from public.scenes where id = $1::uuid", s) == 1
+            key = await conn.fetchval(
+                "select pg_get_constraintdef(oid) from pg_constraint where conname = 'syncd_mutations_pkey'"
+            )
+            assert key == "PRIMARY KEY (project_id, client_id, mid)"
+        finally:
+            await conn.close()
+    finally:
+        pg_server.drop_database(name)

@@ -2,10 +2,10 @@
 
 It holds the six tables (:mod:`syncd.adapters.sqlite_schema`) and applies write batches with the same
 semantics as the ``syncd_apply`` Postgres function of Supabase mode: one transaction per batch; every
-mutation id recorded in ``syncd_mutations``; an insert, a field or a delete whose mutation was already
-recorded is skipped, so a batch replayed after a crash applies nothing twice; each update raises the
-row's ``version`` by one. The batch and its result travel as JSON (see :mod:`syncd.core.batch`),
-the same documents that ``syncd_apply`` takes and returns.
+mutation id recorded in ``syncd_mutations`` (per project); an insert, a field or a delete whose
+mutation was already recorded in the batch's project is skipped, so a batch replayed after a crash
+applies nothing twice; each update raises the row's ``version`` by one. The batch and its result
+travel as JSON (see :mod:`syncd.core.batch`), the same documents that ``syncd_apply`` takes and returns.
 
 SQLite calls block, so they run on one dedicated thread (a connection belongs to its thread).
 """
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW
+from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW, migrate
 from syncd.backend import DocumentBackend, RemoteSink
 from syncd.core.ids import ProjectId
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
@@ -65,6 +65,8 @@ class LocalBackend(DocumentBackend):
         db.execute("pragma foreign_keys = on")
         db.execute("pragma busy_timeout = 5000")
         db.executescript(DDL)
+        if migrate(db):
+            log.info("store %s: syncd_mutations is now keyed by (project_id, client_id, mid)", self._path)
         self._db = db
 
     def _close(self) -> None:
@@ -104,7 +106,10 @@ class LocalBackend(DocumentBackend):
     # Reads ---------------------------------------------------------------------------------------
 
     async def read_project(self, project_id: str) -> dict[str, Any]:
-        """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
+        """Read a project: ``{"project": row or None, "scenes", "clips", "applied"}``.
+
+        ``applied`` maps each client id to the highest mid recorded for it in this project.
+        """
         return await self._call(self._load, project_id)
 
     def _load(self, project_id: str) -> dict[str, Any]:
@@ -112,7 +117,11 @@ class LocalBackend(DocumentBackend):
             project = _one(db, "projects", "id = ?", (project_id,))
             scenes = _rows(db, "scenes", "project_id = ? order by scene_index, id", (project_id,))
             clips = _rows(db, "clips", "project_id = ? order by order_index, id", (project_id,))
-        return {"project": project, "scenes": scenes, "clips": clips}
+            applied = db.execute(
+                "select client_id, max(mid) from syncd_mutations where project_id = ? group by client_id",
+                (project_id,),
+            ).fetchall()
+        return {"project": project, "scenes": scenes, "clips": clips, "applied": dict(applied)}
 
     async def project_owner(self, project_id: ProjectId) -> tuple[bool, str | None]:
         """Whether the project exists, and its ``user_id``."""
@@ -172,7 +181,7 @@ class LocalBackend(DocumentBackend):
             if project_exists is not None:
                 db.executemany(
                     "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"
-                    " on conflict (client_id, mid) do nothing",
+                    " on conflict (project_id, client_id, mid) do nothing",
                     [(project_id, c, m) for c, m in batch["mutations"]],
                 )
             # What a row looks like after the whole batch decides: a row deleted and inserted again
@@ -205,11 +214,11 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
     if kind in ("insert", "delete") and table == "projects":
         raise sqlite3.IntegrityError(f"a batch cannot {kind} projects rows")
     if kind == "delete":
-        if not _is_recorded(db, op["by"]):
+        if not _is_recorded(db, project_id, op["by"]):
             db.execute(f"delete from {table} where id = ? and project_id = ?", (row_id, project_id))
     elif kind == "insert":
         values = _insert_values(table, row_id, op["row"])
-        if project_exists and not _is_recorded(db, op["by"]):
+        if project_exists and not _is_recorded(db, project_id, op["by"]):
             values = _live_references(db, table, project_id, values)
             cols = ["id", "project_id", *values]
             # Only a taken id is passed over (its row stays as it is); every other constraint still fails.
@@ -221,7 +230,9 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
     elif kind == "update":
         for name in op["set"]:
             _check_writable(table, name)
-        fields = {name: w["value"] for name, w in op["set"].items() if not _is_recorded(db, w["by"])}
+        fields = {
+            name: w["value"] for name, w in op["set"].items() if not _is_recorded(db, project_id, w["by"])
+        }
         fields = _live_references(db, table, project_id, fields)
         if fields:
             assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -285,10 +296,11 @@ def _live_references(
     return {**values, column: None}
 
 
-def _is_recorded(db: sqlite3.Connection, by: list[Any]) -> bool:
+def _is_recorded(db: sqlite3.Connection, project_id: str, by: list[Any]) -> bool:
     client_id, mid = by
     found = db.execute(
-        "select 1 from syncd_mutations where client_id = ? and mid = ?", (client_id, mid)
+        "select 1 from syncd_mutations where project_id = ? and client_id = ? and mid = ?",
+        (project_id, client_id, mid),
     ).fetchone()
     return found is not None
 

@@ -42,8 +42,9 @@ create table if not exists journal (
     created    real    not null
 );
 """
-# No index on (client_id, mid): it would cost every commit a random B-tree insert per entry. The
-# outbox keeps the mutation id -> seq map in memory instead, and deletes by primary key.
+# No index on (project_id, client_id, mid): it would cost every commit a random B-tree insert per
+# entry. The outbox keeps the (project, mutation id) -> seq map in memory instead, and deletes by
+# primary key.
 
 # One encoder for all appends: json.dumps with non-default options builds a new one per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -66,6 +67,9 @@ class _Remove:
 
 _Op = _Append | _Remove
 
+_Key = tuple[ProjectId, ClientId, int]
+"""What names a journal entry's mutation: client ids are public, so the project is part of it."""
+
 
 class Outbox:
     """The journal of acknowledged edits.
@@ -87,7 +91,7 @@ class Outbox:
         self.commits = 0
         self._depth = 0
         self._next_seq = 1
-        self._seqs: dict[MutationId, list[int]] = {}
+        self._seqs: dict[_Key, list[int]] = {}
         self._db: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._queue: list[_Op] = []
@@ -146,7 +150,7 @@ class Outbox:
         )
         self._enqueue(_Append(row, future))
         self._next_seq += 1
-        self._seqs.setdefault(entry.mutation_id, []).append(seq)
+        self._seqs.setdefault((entry.project_id, entry.client_id, entry.mid), []).append(seq)
         return future
 
     async def append(self, entry: JournalEntry) -> None:
@@ -157,8 +161,11 @@ class Outbox:
         """
         await self.append_nowait(entry)
 
-    async def remove(self, mutation_ids: Sequence[MutationId]) -> None:
-        """Delete the entries of these mutations (committed after every append queued before).
+    async def remove(self, project_id: ProjectId, mutation_ids: Sequence[MutationId]) -> None:
+        """Delete the entries of these mutations of one project (committed after every append queued before).
+
+        The entries of another project with the same ``(client_id, mid)`` stay: a client id may be used
+        in several projects, and each project's mids are its own.
 
         Raises:
             JournalError: the outbox is not open, or the write failed.
@@ -166,7 +173,8 @@ class Outbox:
         if not mutation_ids:
             return
         self._check_open()
-        seqs = [(seq,) for mutation_id in mutation_ids for seq in self._seqs.pop(mutation_id, ())]
+        keys = [(project_id, client_id, mid) for client_id, mid in mutation_ids]
+        seqs = [(seq,) for key in keys for seq in self._seqs.pop(key, ())]
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._enqueue(_Remove(seqs, future))
         await future
@@ -237,15 +245,15 @@ class Outbox:
             db.execute("pragma journal_mode = wal")
             db.execute("pragma synchronous = full")
             db.executescript(SCHEMA)
-            keys = db.execute("select seq, client_id, mid from journal order by seq").fetchall()
+            keys = db.execute("select seq, project_id, client_id, mid from journal order by seq").fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the outbox {self.path}: {exc}") from exc
         self._db = db
         self._depth = len(keys)
         self._next_seq = keys[-1][0] + 1 if keys else 1
         self._seqs = {}
-        for seq, client_id, mid in keys:
-            self._seqs.setdefault((ClientId(str(client_id)), mid), []).append(seq)
+        for seq, project_id, client_id, mid in keys:
+            self._seqs.setdefault((ProjectId(str(project_id)), ClientId(str(client_id)), mid), []).append(seq)
 
     def _close(self) -> None:
         assert self._db is not None

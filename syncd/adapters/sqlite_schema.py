@@ -7,6 +7,7 @@ returns). Defaults and checks are the same as in Postgres; tests/adapters/test_l
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Final, Literal
 
 ColumnKind = Literal["text", "json", "real", "int"]
@@ -94,6 +95,20 @@ COLUMNS: Final[dict[str, dict[str, ColumnKind]]] = {
 }
 """Every column of every table, in the order of the Postgres schema, with how it is stored."""
 
+MUTATIONS_TABLE: Final = f"""create table if not exists syncd_mutations (
+  project_id text not null,
+  client_id text not null,
+  mid integer not null,
+  applied_at text not null default {NOW},
+  primary key (project_id, client_id, mid)
+)"""
+"""The record of applied mutations, keyed by project first: client ids are public, so a mutation is
+named within its project (and the key's index serves a project's highest mid per client)."""
+
+MUTATIONS_INDEX: Final = (
+    "create index if not exists syncd_mutations_applied_idx on syncd_mutations (applied_at)"
+)
+
 DDL: Final = f"""
 create table if not exists projects (
   id text primary key,
@@ -172,19 +187,49 @@ create table if not exists audio_files (
   created_at text not null default {NOW},
   updated_at text not null default {NOW}
 );
-create table if not exists syncd_mutations (
-  project_id text not null,
-  client_id text not null,
-  mid integer not null,
-  applied_at text not null default {NOW},
-  primary key (client_id, mid)
-);
+{MUTATIONS_TABLE};
 create index if not exists projects_user_id_idx on projects (user_id);
 create index if not exists scenes_project_idx on scenes (project_id, scene_index);
 create index if not exists clips_project_idx on clips (project_id, order_index);
 create index if not exists clips_scene_idx on clips (scene_id);
 create index if not exists exports_project_idx on exports (project_id);
 create index if not exists audio_files_project_idx on audio_files (project_id);
-create index if not exists syncd_mutations_applied_idx on syncd_mutations (applied_at);
+{MUTATIONS_INDEX};
 """
 """Creates the store; safe to run on an existing one."""
+
+MUTATIONS_KEY: Final = ("project_id", "client_id", "mid")
+"""The columns of the key of ``syncd_mutations``, in order."""
+
+
+def migrate(db: sqlite3.Connection) -> bool:
+    """Bring a store made by an earlier version up to `DDL`; run after it. Returns whether it changed.
+
+    Stores made before mutations were named within their project key ``syncd_mutations`` by
+    ``(client_id, mid)`` alone. SQLite cannot change a primary key, so the table is copied into one
+    with the new key; every recorded mutation keeps its project, so nothing recorded is forgotten.
+
+    Raises:
+        sqlite3.Error: the store cannot be read or written.
+    """
+    info = db.execute("pragma table_info(syncd_mutations)").fetchall()
+    # pragma table_info: (cid, name, type, notnull, default, pk); pk is the column's place in the key.
+    key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda c: c[5]) if pk > 0)
+    if key == MUTATIONS_KEY:
+        return False
+    db.execute("begin immediate")
+    try:
+        db.execute("alter table syncd_mutations rename to syncd_mutations_old")
+        db.execute("drop index if exists syncd_mutations_applied_idx")
+        db.execute(MUTATIONS_TABLE)
+        db.execute(MUTATIONS_INDEX)
+        db.execute(
+            "insert or ignore into syncd_mutations (project_id, client_id, mid, applied_at)"
+            " select project_id, client_id, mid, applied_at from syncd_mutations_old"
+        )
+        db.execute("drop table syncd_mutations_old")
+    except BaseException:
+        db.execute("rollback")
+        raise
+    db.execute("commit")
+    return True

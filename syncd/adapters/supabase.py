@@ -200,13 +200,14 @@ class SupabaseBackend(DocumentBackend):
     # -- reads and writes ---------------------------------------------------------------------------
 
     async def read_project(self, project_id: str) -> dict[str, Any]:
-        """Read a project with its scenes and clips: ``{"project": row or None, "scenes", "clips"}``."""
+        """Read a project with its scenes and clips, and its highest applied mid per client (``applied``)."""
         c = self.client
         try:
-            project, scenes, clips = await asyncio.gather(
+            project, scenes, clips, applied = await asyncio.gather(
                 c.table("projects").select("*").eq("id", project_id).execute(),
                 c.table("scenes").select("*").eq("project_id", project_id).order("scene_index").execute(),
                 c.table("clips").select("*").eq("project_id", project_id).order("order_index").execute(),
+                c.rpc("syncd_applied_mids", {"project": project_id}).execute(),
             )
         except (APIError, httpx.HTTPError) as exc:
             raise UpstreamError(f"reading project {project_id} failed: {_describe(exc)}") from exc
@@ -214,6 +215,7 @@ class SupabaseBackend(DocumentBackend):
             "project": project.data[0] if project.data else None,
             "scenes": scenes.data,
             "clips": clips.data,
+            "applied": applied.data,
         }
 
     async def project_owner(self, project_id: ProjectId) -> tuple[bool, str | None]:

@@ -20,12 +20,16 @@ delete). All of them are recorded.
 
 Apply rule, in one transaction:
 
-- skip a delete, an insert or a single field whose ``by`` is already in ``syncd_mutations`` (an
-  earlier attempt of the same edits applied it; the writer's retry must not apply it twice);
+- skip a delete, an insert or a single field whose ``by`` is already in ``syncd_mutations`` for the
+  batch's project (an earlier attempt of the same edits applied it; the writer's retry must not apply
+  it twice). The record is keyed by ``(project_id, client_id, mid)``: client ids are public, so the
+  same ``(client_id, mid)`` in another project is another mutation;
 - a delete of a missing row, or an update of a missing row, is not an error: report the row in
   ``missing``;
-- an insert whose id exists is not an error: leave the row as it is and return it;
-- record every ``mutation_ids`` entry in ``syncd_mutations``;
+- an insert whose id exists is not an error: leave the row as it is and return it when it is this
+  project's; a row of another project is left untouched and reported in ``missing``, like a row
+  deleted meanwhile (nothing of it is returned);
+- record every ``mutation_ids`` entry in ``syncd_mutations``, with the batch's project;
 - answer with the full row after the write for every touched row that exists (``rows``, with its
   ``version``) and the touched rows that do not (``missing``): see `syncd.core.inputs.WriteOk`.
 """

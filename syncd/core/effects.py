@@ -184,6 +184,18 @@ class ProjectNotFound:
     dropped: tuple[MutationId, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close a connection with this WebSocket close code; the engine has already let go of it.
+
+    The daemon still calls ``detach`` when the connection is gone (a no-op for the engine).
+    """
+
+    conn: ConnId
+    code: int
+    reason: str
+
+
 Effect: TypeAlias = (
     LoadProject
     | RequestReread
@@ -199,6 +211,7 @@ Effect: TypeAlias = (
     | Presence
     | WriteBatch
     | ProjectNotFound
+    | Disconnect
 )
 """Everything the engine asks the daemon to do."""
 
@@ -207,6 +220,7 @@ __all__ = [
     "Append",
     "CatchUp",
     "Change",
+    "Disconnect",
     "Effect",
     "Error",
     "LoadProject",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from syncd.core.backoff import Backoff
+from syncd.core.clients import TAKEN_OVER_MESSAGE, client_refusal, take_over, taken_rejection
 from syncd.core.debounce import Debouncer
 from syncd.core.effects import (
     Ack,
@@ -120,6 +121,7 @@ class SyncEngine:
         self._projects: dict[ProjectId, ProjectState] = {}
         self._sessions: dict[ConnId, Session] = {}
         self._restored: dict[ProjectId, list[JournalEntry]] = {}
+        self._taken_over: dict[ConnId, ProjectId] = {}
         self._retries: dict[ProjectId, float] = {}
         self._batch_ids = itertools.count(1)
 
@@ -282,16 +284,26 @@ class SyncEngine:
     ) -> None:
         """Let a connection into an open project: ``Welcome``, ``CatchUp`` or ``Snapshot``, then ``Presence``.
 
-        While the project loads, the connection waits and gets all of it after the load.
+        While the project loads, the connection waits and gets all of it after the load. The client id
+        is bound to ``user_id`` in this project (`check_client`). A connection of the project that uses
+        the same client id already is taken over: the engine lets go of it, and it gets an ``Error``
+        ``conflict`` and a ``Disconnect`` (close 4409).
 
         Raises:
-            ValueError: the connection is attached already, or the project was not opened.
+            ValueError: the connection is attached already, the project was not opened, or
+                `check_client` refuses the client id (the caller must ask it first).
         """
         if conn in self._sessions:
             raise ValueError(f"connection {conn!r} is attached already")
         project = self._projects.get(project_id)
         if project is None:
             raise ValueError(f"project {project_id!r} is not open")
+        if self.check_client(project_id, client_id, user_id) is not None:
+            raise ValueError(f"client id {client_id!r} is bound to another user in project {project_id!r}")
+        project.owners[client_id] = user_id
+        for replaced in take_over(project, client_id):
+            del self._sessions[replaced]
+            self._taken_over[replaced] = project_id
         session = Session(conn, client_id, user_id, project_id, resume)
         self._sessions[conn] = session
         if project.loaded:
@@ -299,8 +311,18 @@ class SyncEngine:
         else:
             project.waiting[conn] = session
 
+    def check_client(self, project_id: ProjectId, client_id: ClientId, user_id: UserId) -> Rejection | None:
+        """Whether a connection of ``user_id`` may act as ``client_id`` in a project (before `attach`).
+
+        A client id is bound to the first user that attaches with it while the project is open; any
+        other user is refused (``forbidden``), so that nobody can send mutations under another user's
+        client id (and so make its later mids count as seen). Anonymous editors are all one user.
+        """
+        return client_refusal(self._projects.get(project_id), client_id, user_id)
+
     def detach(self, conn: ConnId, now: float) -> None:
         """Forget a connection (no-op if unknown); the others get the new ``Presence``."""
+        self._taken_over.pop(conn, None)
         session = self._sessions.pop(conn, None)
         if session is None:
             return
@@ -310,7 +332,9 @@ class SyncEngine:
             project.announce()
 
     def snapshot_for(self, conn: ConnId) -> Snapshot | None:
-        """A fresh snapshot for a welcomed connection (None while its project loads)."""
+        """A fresh snapshot for a welcomed connection (None while its project loads, or once taken over)."""
+        if conn in self._taken_over:
+            return None
         project = self._project_of(conn)
         return project.snapshot(conn) if conn in project.editors else None
 
@@ -330,24 +354,15 @@ class SyncEngine:
         """Apply an editor's mutation: ``Append``, its ``Change``s, then ``Ack`` (or an ``Error``).
 
         A mutation whose mid was accepted already is acknowledged again (with its original seq when
-        remembered) and applied zero times.
+        remembered) and applied zero times. A connection that was taken over gets ``conflict``.
 
         Raises:
             ValueError: the connection is not attached.
         """
-        project = self._project_of(conn)
-        session = project.editors.get(conn)
-        mid = mutation.mid
+        session = self._sending(conn, mutation.mid)
         if session is None:
-            self._reject(project, conn, mid, Rejection("unavailable", "the project is still loading"))
             return
-        client_id = session.client_id
-        if project.mutations.seen(client_id, mid):
-            # The seq of the mutation's last change if still in history; else (a flush, a mutation
-            # that changed nothing, or one from before a restart) the current seq.
-            seq = project.history.ack_seq(client_id, mid)
-            self._effects.append(Ack(conn, mid, project.seq if seq is None else seq))
-            return
+        project, client_id, mid = self._projects[session.project_id], session.client_id, mutation.mid
         by: MutationId = (client_id, mid)
         match mutation:
             case Patch():
@@ -359,6 +374,8 @@ class SyncEngine:
                 seq = project.apply_patch(key, mutation.set, by)
             case Insert():
                 checked = check_insert(mutation, project.project_id, project.view)
+                if not isinstance(checked, Rejection):
+                    checked = taken_rejection(project, self._projects.values(), checked[:2]) or checked
                 if isinstance(checked, Rejection):
                     self._reject(project, conn, mid, checked)
                     return
@@ -391,6 +408,28 @@ class SyncEngine:
                 assert_never(mutation)
         self._accept(project, conn, by, seq)
         self._debouncer.touch(project.project_id, now)
+
+    def _sending(self, conn: ConnId, mid: int) -> Session | None:
+        """The session of a connection whose mutation must be applied; None when it is answered already.
+
+        A taken-over connection gets ``conflict``, one whose project loads gets ``unavailable``, and a
+        mid accepted already gets its ``Ack`` again: the seq of the mutation's last change if still in
+        history; else (a flush, a mutation that changed nothing, one from before a restart) the current.
+        """
+        taken_over = self._taken_over.get(conn)
+        if taken_over is not None:
+            self._effects.append(Error(taken_over, conn, mid, "conflict", TAKEN_OVER_MESSAGE))
+            return None
+        project = self._project_of(conn)
+        session = project.editors.get(conn)
+        if session is None:
+            self._reject(project, conn, mid, Rejection("unavailable", "the project is still loading"))
+            return None
+        if project.mutations.seen(session.client_id, mid):
+            seq = project.history.ack_seq(session.client_id, mid)
+            self._effects.append(Ack(conn, mid, project.seq if seq is None else seq))
+            return None
+        return session
 
     def _accept(self, project: ProjectState, conn: ConnId, by: MutationId, seq: int) -> None:
         project.mutations.accept(by[0], by[1])

@@ -27,4 +27,5 @@ Epoch: TypeAlias = str
 """Names one lifetime of a project's change stream; ``seq`` restarts at 0 with each epoch."""
 
 MutationId: TypeAlias = tuple[ClientId, int]
-"""``(client_id, mid)``: identifies one editor mutation everywhere (journal, batch, ``syncd_mutations``)."""
+"""``(client_id, mid)``: identifies one editor mutation within its project (journal, batch,
+``syncd_mutations`` all add the project: the same pair in another project is another mutation)."""

@@ -6,10 +6,11 @@ effect. Inputs from the adapters (rows, changes, results) are trusted; a row wit
 ``version`` is a bug in the adapter and raises `ValueError`.
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from syncd.core.ids import RowId
+from syncd.core.ids import ClientId, RowId
 from syncd.core.schema import Table
 from syncd.core.values import Row, row_version
 
@@ -83,15 +84,25 @@ class ProjectRows:
         project: the ``projects`` row, or None when the project does not exist.
         scenes: the project's scenes, in any order.
         clips: the project's clips, in any order.
+        applied: per client id, the highest mid the database recorded as applied in this project
+            (``syncd_mutations``); the engine counts every mid up to it as accepted.
+
+    Raises:
+        ValueError: a row without ``id`` or ``version``, or an ``applied`` entry that is not a string
+            client id with an integer mid.
     """
 
     project: Row | None
     scenes: tuple[Row, ...] = ()
     clips: tuple[Row, ...] = ()
+    applied: Mapping[ClientId, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for row in self.rows():
             _check_row(row[1])
+        for client_id, mid in self.applied.items():
+            if not isinstance(client_id, str) or type(mid) is not int:
+                raise ValueError(f"applied mids need a string client id and an integer mid: {client_id!r}")
 
     def rows(self) -> list[tuple[Table, Row]]:
         """Return every row with its table, the project first."""

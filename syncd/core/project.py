@@ -112,6 +112,7 @@ class ProjectState:
         out: where effects go (the engine's queue).
         history: its recent changes; ``history.seq`` is the current seq.
         backoff: retry delays of its write batches.
+        owners: the user each client id is bound to while the project is open (the first to use it).
     """
 
     project_id: ProjectId
@@ -129,6 +130,7 @@ class ProjectState:
     inflight: InFlight | None = None
     view: dict[Key, dict[str, JsonValue]] = field(default_factory=dict)
     mutations: MutationLog = field(default_factory=MutationLog)
+    owners: dict[ClientId, UserId] = field(default_factory=dict)
     clock: int = 0
     saved_emitted: int = 0
     editors: dict[ConnId, Session] = field(default_factory=dict)
@@ -302,6 +304,8 @@ class ProjectState:
         Returns True when one of the waiting changes deleted the project.
         """
         self.loaded = True
+        for client_id, mid in rows.applied.items():
+            self.mutations.accept(client_id, mid)
         for table, row in rows.rows():
             key = (table, RowId(str(row["id"])))
             self._set_server(key, row)

@@ -63,6 +63,9 @@ class ApplyTarget(Protocol):
     async def create_voice(self) -> str:
         """Create a voice (voices are not synced, so not through a batch) and return its id."""
 
+    async def applied(self, project_id: str) -> dict[str, int]:
+        """Return the highest recorded mid per client of one project, as the backend's load reads it."""
+
 
 class PostgresTarget:
     """``public.syncd_apply`` called as ``service_role``, the way PostgREST runs an RPC of syncd.
@@ -116,6 +119,14 @@ class PostgresTarget:
         """Insert a voice as the superuser and return its id."""
         return str(await self.conn.fetchval("insert into public.voices default values returning id::text"))
 
+    async def applied(self, project_id: str) -> dict[str, int]:
+        """Call ``syncd_applied_mids`` as ``service_role``, the way the Supabase backend's load does."""
+        async with self.conn.transaction():
+            await self.conn.execute("set local role service_role")
+            answer = await self.conn.fetchval("select public.syncd_applied_mids($1::uuid)::text", project_id)
+        decoded: dict[str, int] = json.loads(answer)
+        return decoded
+
 
 class LocalTarget:
     """The embedded store, :class:`LocalBackend`, on a SQLite file.
@@ -168,6 +179,11 @@ class LocalTarget:
         with sqlite3.connect(self.path) as db:
             db.execute("insert into voices (id) values (?)", (voice,))
         return voice
+
+    async def applied(self, project_id: str) -> dict[str, int]:
+        """Read ``applied`` of :meth:`LocalBackend.read_project`."""
+        applied: dict[str, int] = (await self.store.read_project(project_id))["applied"]
+        return applied
 
 
 # Batch builders -----------------------------------------------------------------------------------
@@ -542,6 +558,48 @@ async def every_listed_mutation_is_recorded(target: ApplyTarget) -> None:
     await target.apply(flush)
     await target.apply(flush)
     assert await target.recorded() == {("c", 1), ("c", 2), ("d", 1)}
+
+
+@case
+async def one_client_and_mid_in_two_projects_are_two_mutations(target: ApplyTarget) -> None:
+    """A mutation is recorded per project: the same (client_id, mid) in another project is applied."""
+    p, q = await target.create_project(), await target.create_project()
+    mine = await seed_scene(target, p, "c", 1, heading="p")
+    gone = await seed_scene(target, q, "z", 1)
+    await target.apply(batch(p, [update("scenes", mine, heading=("p2", ("c", 2)))], [("c", 2), ("c", 3)]))
+    theirs = new_id()
+    answer = await target.apply(
+        batch(
+            q,
+            [
+                insert("scenes", theirs, ("c", 1), heading="q"),
+                update("scenes", theirs, body=("q2", ("c", 2))),
+                delete("scenes", gone, ("c", 3)),
+            ],
+        )
+    )
+    assert missing(answer) == {("scenes", gone)}
+    row = answer_rows(answer)[("scenes", theirs)]
+    assert (row["heading"], row["body"]) == ("q", "q2")
+    rows = await read_plain(target, q)
+    assert rows[("scenes", theirs)]["body"] == "q2"
+    assert ("scenes", gone) not in rows
+    # A replay in either project still applies nothing twice.
+    await target.apply(batch(p, [update("scenes", mine, heading=("again", ("c", 2)))]))
+    await target.apply(batch(q, [update("scenes", theirs, body=("again", ("c", 2)))]))
+    assert (await read_plain(target, p))[("scenes", mine)]["heading"] == "p2"
+    assert (await read_plain(target, q))[("scenes", theirs)]["body"] == "q2"
+
+
+@case
+async def applied_mids_are_the_highest_per_client_of_the_project(target: ApplyTarget) -> None:
+    """The load's ``applied``: per client id, the highest recorded mid of this project only."""
+    p, q = await target.create_project(), await target.create_project()
+    await target.apply(batch(p, [], [("c", 1), ("c", 5), ("d", 2), ("c", 3)]))
+    await target.apply(batch(q, [], [("c", 9), ("e", 2**53)]))
+    assert await target.applied(p) == {"c": 5, "d": 2}
+    assert await target.applied(q) == {"c": 9, "e": 2**53}
+    assert await target.applied(new_id()) == {}
 
 
 @case

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from syncd.adapters.local import LocalBackend
+from syncd.adapters.sqlite_schema import DDL, migrate
 from syncd.core.ids import ProjectId
 from syncd.errors import WriteError
 
@@ -215,3 +216,47 @@ async def test_store_is_durable_and_in_wal_mode(tmp_path: Path) -> None:
     async with LocalBackend(path) as store:
         projects = await store.list_projects()
     assert [x["id"] for x in projects] == [p]
+
+
+def _key_of_mutations(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        info = db.execute("pragma table_info(syncd_mutations)").fetchall()
+    return [name for _, name, _, _, _, pk in sorted(info, key=lambda c: c[5]) if pk > 0]
+
+
+async def test_a_store_keyed_by_client_and_mid_is_migrated(tmp_path: Path) -> None:
+    """An earlier store's syncd_mutations is rekeyed by project, keeping every record, once."""
+    path = tmp_path / "s.db"
+    old_ddl = DDL.replace("primary key (project_id, client_id, mid)", "primary key (client_id, mid)")
+    assert old_ddl != DDL
+    p, q = new_id(), new_id()
+    with sqlite3.connect(path) as db:
+        db.executescript(old_ddl)
+        db.executemany("insert into projects (id) values (?)", [(p,), (q,)])
+        db.executemany(
+            "insert into syncd_mutations (project_id, client_id, mid, applied_at) values (?, ?, ?, ?)",
+            [(p, "c", 1, "2026-01-01T00:00:00.000+00:00"), (p, "c", 4, "2026-01-02T00:00:00.000+00:00")],
+        )
+    assert _key_of_mutations(path) == ["client_id", "mid"]
+
+    async with LocalBackend(path) as store:
+        assert (await store.read_project(p))["applied"] == {"c": 4}
+        # The same (client_id, mid) in the other project is now a mutation of its own.
+        s = new_id()
+        op = {"op": "insert", "table": "scenes", "id": s, "row": {"id": s}, "by": ["c", 4]}
+        await store.apply_encoded(batch(q, [op], [["c", 4]]))
+        assert [row["id"] for row in (await store.read_project(q))["scenes"]] == [s]
+    assert _key_of_mutations(path) == ["project_id", "client_id", "mid"]
+    with sqlite3.connect(path) as db:
+        kept = db.execute("select project_id, client_id, mid, applied_at from syncd_mutations").fetchall()
+        indexes = {row[1] for row in db.execute("pragma index_list(syncd_mutations)")}
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    assert {row for row in kept if row[0] == p} == {
+        (p, "c", 1, "2026-01-01T00:00:00.000+00:00"),
+        (p, "c", 4, "2026-01-02T00:00:00.000+00:00"),
+    }
+    assert [row[:3] for row in kept if row[0] == q] == [(q, "c", 4)]
+    assert "syncd_mutations_applied_idx" in indexes
+    assert "syncd_mutations_old" not in tables
+    with sqlite3.connect(path) as db:
+        assert migrate(db) is False

@@ -86,12 +86,32 @@ async def test_remove(tmp_path: Path) -> None:
         for mid in (1, 2, 3):
             await outbox.append(patch(mid))
         await outbox.append(patch(1, B))
-        await outbox.remove([(A, 1), (A, 3), (A, 99)])
-        await outbox.remove([])
+        await outbox.remove(P, [(A, 1), (A, 3), (A, 99)])
+        await outbox.remove(P, [])
         assert outbox.depth() == 2
         assert [entry.mutation_id for entry in await outbox.load()] == [(A, 2), (B, 1)]
     async with asyncio.timeout(10), Outbox(path) as again:
         assert [entry.mutation_id for entry in await again.load()] == [(A, 2), (B, 1)]
+
+
+async def test_remove_trims_only_its_own_project(tmp_path: Path) -> None:
+    """The same (client_id, mid) in two projects are two entries: saving one project keeps the other's."""
+    path = tmp_path / "outbox.sqlite3"
+    q = ProjectId("p-2")
+    other = JournalEntry(q, A, 1, Insert(1, "scenes", {"id": "s-q", "project_id": q}))
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        await outbox.append(other)
+        await outbox.append(patch(1))
+        await outbox.remove(P, [(A, 1)])
+        assert await outbox.load() == [other]
+    # The map from mutations to rows is rebuilt from the file with the project in it.
+    async with asyncio.timeout(10), Outbox(path) as again:
+        await again.append(patch(1))
+        await again.remove(P, [(A, 1)])
+        assert await again.load() == [other]
+        await again.remove(q, [(A, 1)])
+        assert await again.load() == []
+        assert again.depth() == 0
 
 
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
@@ -113,7 +133,7 @@ async def test_closed_outbox_refuses_appends(tmp_path: Path) -> None:
     async with asyncio.timeout(10), outbox:
         pass
     with pytest.raises(JournalError, match="is not open"):
-        await outbox.remove([(A, 1)])
+        await outbox.remove(P, [(A, 1)])
 
 
 @pytest.mark.parametrize(

@@ -184,6 +184,7 @@ class Run:
 
     def lose(self, code: int) -> None:
         self.client.connection_lost(code, "", 0.0)
+        self.last_delivered = None  # a frame of the old connection cannot arrive on the next one
         self.server.received.clear()
         self.settle()
 

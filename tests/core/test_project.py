@@ -602,12 +602,14 @@ def test_table_named() -> None:
         table_named("voices")
 
 
-def test_conflict_errors_go_to_every_connection_of_the_author() -> None:
-    """An author with two connections hears about a conflict on both."""
-    sync = loaded(conns=((CONN_A, A), (CONN_B, A), (ConnId("conn-c"), ClientId("c"))))
+def test_conflict_errors_go_to_the_connection_of_the_author() -> None:
+    """The conflict reaches the author's connection (one per client id: a newer one takes over)."""
+    sync = loaded(conns=((CONN_A, A), (CONN_B, B), (ConnId("conn-c"), ClientId("c"))))
     send(sync, Patch(1, "scenes", S2, {"heading": "x"}))
+    sync.attach(ConnId("conn-d"), A, USER, P, None, 0.0)
+    sync.take_effects()
     errors = of_type(remote(sync, RemoteDelete("scenes", S2)), Error)
-    assert [e.conn for e in errors] == [CONN_A, CONN_B]
+    assert [e.conn for e in errors] == [ConnId("conn-d")]
 
 
 def test_project_patch_row_key() -> None:
