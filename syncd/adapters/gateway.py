@@ -375,7 +375,7 @@ class EditorGateway:
             except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
                 conn.send_now(error_frame(exc.code, exc.message))
-                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), exc.message[:120])
+                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), _close_reason(exc.message))
                 await writer
                 return
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
@@ -471,7 +471,12 @@ async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str
     log.info("refused before hello completed: %s (%s, close %d)", message, code, close_code)
     with contextlib.suppress(ConnectionClosed):
         await ws.send(error_frame(code, message), text=True)
-        await ws.close(close_code, message[:120])
+        await ws.close(close_code, _close_reason(message))
+
+
+def _close_reason(message: str) -> str:
+    """``message`` cut to the 123 bytes of UTF-8 that a close frame holds, on a character boundary."""
+    return message.encode(errors="replace")[:123].decode(errors="ignore")
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import pytest
 
 from tests.e2e.conftest import (
-    NO_SAVES,
     WAIT,
     Daemon,
     DaemonFactory,
@@ -44,7 +43,7 @@ class Joined:
 @pytest.fixture
 async def joined(start_daemon: DaemonFactory, raw_editor: RawFactory) -> Joined:
     """A daemon of this test (1 MiB frames, so the parser's own limits are reached before the size)."""
-    daemon = start_daemon(NO_SAVES)
+    daemon = start_daemon()
     editor = await raw_editor(daemon.url)
     snapshot = await editor.join(daemon.project_id)
     editor.next_mid = MID + 1
@@ -103,16 +102,22 @@ async def test_hostile_frames_get_bad_request_and_change_nothing(
 
     await editor.send({"type": "ping", "t": "still here"})
     assert (await editor.expect("pong"))["t"] == "still here"
-    mid = await editor.patch("scenes", joined.snapshot["scenes"][0]["id"], {"heading": "after"})
+    scene = joined.snapshot["scenes"][0]["id"]
+    mid = await editor.patch("scenes", scene, {"heading": "after"})
     change, ack = await editor.frames_until("ack")
     assert change["seq"] == ack["seq"] == joined.snapshot["seq"] + 1, "a hostile frame took a seq"
     assert ack["mid"] == mid
+    await editor.send({"type": "flush", "mid": mid + 1})
+    await editor.frames_until("saved")
 
     later = await raw_editor(daemon.url)
     snapshot = await later.join(daemon.project_id)
     assert snapshot["project"]["settings"] == joined.snapshot["project"]["settings"]
     assert snapshot["clips"] == joined.snapshot["clips"]
-    assert show_project(daemon, daemon.project_id) == before
+    stored = show_project(daemon, daemon.project_id)  # reads back: nothing unencodable was saved
+    assert stored["project"]["settings"] == before["project"]["settings"]
+    assert {row["id"]: row["heading"] for row in stored["scenes"]}[scene] == "after"
+    assert stored["clips"] == before["clips"]
     assert "Traceback" not in daemon.stderr[logged:]
 
 
@@ -162,3 +167,19 @@ async def test_malformed_handshakes_are_refused_quietly(
     editor = await raw_editor(shared_daemon.url)
     snapshot = await editor.join(shared_daemon.project_id)
     assert snapshot["project"]["id"] == shared_daemon.project_id
+
+
+async def test_a_refused_hello_with_a_long_non_ascii_reason_closes_cleanly(
+    shared_daemon: Daemon, raw_editor: RawFactory
+) -> None:
+    """The close reason is cut to the 123 bytes a close frame holds, not to 120 characters of any size."""
+    logged = len(shared_daemon.stderr)
+    editor = await raw_editor(shared_daemon.url)
+    await editor.send({"type": "ümlaut" * 20})
+    code, frames = await editor.closed()
+    assert code == 4401
+    assert [(frame["type"], frame["code"]) for frame in frames] == [("error", "bad_request")]
+    assert editor.ws.close_reason
+    assert editor.ws.close_reason.startswith("type: unknown frame type 'ümlaut")
+    assert len(editor.ws.close_reason.encode()) <= 123
+    assert "Traceback" not in shared_daemon.stderr[logged:]
