@@ -149,8 +149,7 @@ assert all(set(FIELD_VALUES[t]) <= EDITABLE_FIELDS[t] for t in TABLES)
 
 @dataclass(frozen=True)
 class Rows:
-    """Row ids the fuzzer aims at: the fuzzed project's, and ids its inserts take (so later frames
-    find the rows they made)."""
+    """Row ids the fuzzer aims at: the fuzzed project's rows, and the ids its inserts take from."""
 
     project: str
     scenes: list[str]
@@ -175,15 +174,14 @@ def _valid(rows: Rows) -> st.SearchStrategy[dict[str, Any]]:
     mid = st.just(NEXT_MID)
 
     def patch(table: str) -> st.SearchStrategy[dict[str, Any]]:
-        frame = {
-            "type": "patch",
-            "mid": mid,
-            "table": table,
-            "id": rows.of(table),
-            "set": _values(table, min_size=1),
-        }
         return st.fixed_dictionaries(
-            {k: v if isinstance(v, st.SearchStrategy) else st.just(v) for k, v in frame.items()}
+            {
+                "type": st.just("patch"),
+                "mid": mid,
+                "table": st.just(table),
+                "id": rows.of(table),
+                "set": _values(table, min_size=1),
+            }
         )
 
     def insert(table: str, ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
@@ -217,8 +215,7 @@ def _valid(rows: Rows) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def _mutate(frame: dict[str, Any], how: int, key: str, value: object) -> dict[str, Any]:
-    """``frame`` with one field dropped, replaced or added: at the top, or (``how`` >= 3) in its
-    ``set`` or ``row``."""
+    """``frame`` with one field dropped, replaced or added; with ``how`` >= 3, in its ``set`` or ``row``."""
     inner = "set" if "set" in frame else "row" if "row" in frame else None
     if how >= 3 and inner is not None and isinstance(frame[inner], dict):
         return {**frame, inner: _change(frame[inner], how % 3, key, value)}
