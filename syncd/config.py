@@ -100,6 +100,8 @@ class GatewaySettings(_Section):
     mutation_rate: float = Field(default=200.0, gt=0)
     mutation_burst: int = Field(default=400, ge=1)
     hello_timeout: PositiveSeconds = 10.0
+    # The frame's own object is level 1; the JSON decoder recurses per level, hence the ceiling.
+    max_json_depth: int = Field(default=32, ge=4, le=256)
 
 
 class AuthSettings(_Section):

@@ -9,17 +9,22 @@ docs/protocol.md is the full text of the protocol.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Final, Literal
+import sys
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from syncd.errors import FieldError, FrameError
-from syncd.rows import Uuid, validate_insert, validate_set
+from syncd.rows import Uuid, check_json, validate_insert, validate_set
 
 PROTOCOL: Final = 1
 
 SyncedTable = Literal["projects", "scenes", "clips"]
 ChildTable = Literal["scenes", "clips"]
+MAX_JSON_DEPTH: Final = 32
+"""How deeply a client frame may nest arrays and objects, its own object being level 1: deep enough
+for any project setting, and far from the depth where decoding recurses out of stack."""
+
 Mid = Annotated[int, Field(ge=0, le=2**53)]
 """A mutation id: an integer per client id, strictly increasing; JSON-safe in every language."""
 
@@ -114,25 +119,34 @@ _FRAMES: Final[dict[str, type[_Frame]]] = {
 }
 
 
-def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
+def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> ClientFrame:
     """Parse and validate one client frame.
 
-    Row fields are checked against the table: a ``patch`` comes back with its ``set`` validated and
-    normalised, an ``insert`` with its ``row`` complete (defaults filled in).
+    Every value in the frame must be JSON that any reader takes back unchanged: no lone surrogate in
+    a string or key, no ``NaN`` or ``Infinity``, at most ``max_depth`` levels of arrays and objects
+    (see :func:`syncd.rows.check_json`). Row fields are checked against the table: a ``patch`` comes
+    back with its ``set`` validated and normalised, an ``insert`` with its ``row`` complete (defaults
+    filled in).
+
+    Args:
+        data: a text frame, or a binary frame, which must be UTF-8.
+        max_bytes: the largest frame accepted (``gateway.max_frame_bytes``).
+        max_depth: the deepest nesting accepted, the frame's own object being level 1
+            (``gateway.max_json_depth``).
 
     Raises:
-        FrameError: the frame is too large, not JSON, not an object, of an unknown type, or has a
-            missing, extra or wrongly typed field.
+        FrameError: the frame is too large, not UTF-8, not JSON, not an object, nested too deep, of
+            an unknown type, or has a missing, extra, wrongly typed or non-portable field.
     """
-    size = len(data.encode() if isinstance(data, str) else data)
+    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     try:
-        raw = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = _load(data, max_depth)
+    except FrameError:
         if size > max_bytes:
             raise FrameError("too_large", _too_large(size, max_bytes)) from None
-        raise FrameError("bad_request", f"frame is not valid JSON: {exc}") from None
+        raise
     mid = raw.get("mid") if isinstance(raw, dict) else None
-    mid = mid if isinstance(mid, int) and not isinstance(mid, bool) else None
+    mid = mid if isinstance(mid, int) and not isinstance(mid, bool) and abs(mid) <= 2**53 else None
     if size > max_bytes:
         # Parsed all the same (the server caps frames at a few times the limit) so that the error
         # carries the mid and the editor can tell which of its mutations was refused.
@@ -141,9 +155,15 @@ def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
         raise FrameError("bad_request", "frame must be a JSON object")
     kind = raw.get("type")
     model = _FRAMES.get(kind) if isinstance(kind, str) else None
-    if model is None:
+    if model is None or not isinstance(kind, str):
         known = ", ".join(_FRAMES)
-        raise FrameError("bad_request", f"type: unknown frame type {kind!r} (known: {known})", mid)
+        shown = repr(kind)  # escapes surrogates; cut so that a huge value makes no huge answer
+        shown = shown if len(shown) <= 60 else shown[:60] + "…"
+        raise FrameError("bad_request", f"type: unknown frame type {shown} (known: {known})", mid)
+    try:
+        check_json(raw, kind, max_depth=max_depth)
+    except FieldError as exc:
+        raise FrameError("bad_request", exc.message, mid) from None
     try:
         frame = model.model_validate(raw)
     except ValidationError as exc:
@@ -154,6 +174,28 @@ def parse_frame(data: str | bytes, *, max_bytes: int) -> ClientFrame:
         return _normalise(frame)
     except FieldError as exc:
         raise FrameError("bad_request", f"{kind}.{exc.message}", mid) from None
+
+
+def _load(data: str | bytes, max_depth: int) -> Any:
+    """Decode a frame's JSON; FrameError (``bad_request``) if it is not UTF-8 JSON that Python can hold."""
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        why = f"binary frame is not valid UTF-8 ({exc.reason} at byte {exc.start}); frames are UTF-8 JSON"
+        raise FrameError("bad_request", why) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FrameError("bad_request", f"frame is not valid JSON: {exc}") from None
+    except ValueError:
+        # Python refuses to convert integers of more digits than this (a guard against slow parsing);
+        # no row could hold one anyway.
+        limit = sys.get_int_max_str_digits()
+        raise FrameError("bad_request", f"frame holds an integer of more than {limit} digits") from None
+    except RecursionError:
+        # The decoder recurses per level, and gives up far beyond any sensible limit.
+        why = f"frame is nested deeper than {max_depth} levels of arrays and objects"
+        raise FrameError("bad_request", why) from None
 
 
 def _too_large(size: int, max_bytes: int) -> str:

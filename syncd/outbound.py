@@ -17,8 +17,13 @@ from syncd.wire import PROTOCOL_VERSION
 
 
 def encode(frame: Mapping[str, Any]) -> bytes:
-    """Serialize a frame compactly as UTF-8 JSON."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialize a frame compactly as UTF-8 JSON.
+
+    Raises:
+        ValueError: a number is not finite; JSON has no NaN or Infinity and browsers refuse them.
+        UnicodeEncodeError: a string holds a lone surrogate, which UTF-8 cannot carry.
+    """
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def welcome(project_id: str, epoch: str, seq: int, session: str) -> bytes:

@@ -8,6 +8,7 @@ database returns it, including the read-only columns that only the database sets
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
@@ -37,6 +38,12 @@ AudioKind = Literal["voice", "music", "sfx"]
 
 _TEXT: Final = 100_000
 """Longest text an editor may set in one field (characters); a script is long, but not unbounded."""
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+"""Largest integer that every JSON reader keeps exact (JavaScript's ``Number.MAX_SAFE_INTEGER``)."""
+
+_SHOWN_KEY: Final = 40
+"""Characters of an object key shown in an error's path; a long key is cut, so is the message."""
 
 
 class _Strict(BaseModel):
@@ -196,14 +203,96 @@ ROWS: Final[dict[str, type[_Lax]]] = {
 """The row model of every table."""
 
 
+def check_json(
+    value: object, where: str, *, max_depth: int | None = None, max_int: int | None = None
+) -> None:
+    """Check that ``value`` is JSON that every reader takes and gives back unchanged.
+
+    Strings (object keys included) must be valid Unicode, with no lone surrogate; numbers must be
+    finite (no ``NaN`` or ``Infinity``, which JSON does not have); with ``max_int``, integers must lie
+    within ``-max_int`` to ``max_int``; with ``max_depth``, arrays and objects may nest that deep,
+    ``value`` itself being level 1 if it is one.
+
+    Args:
+        value: a JSON value as :func:`json.loads` returns it.
+        where: the path of ``value``, the start of an error's message (``patch.set.settings``).
+        max_depth: the deepest nesting allowed; None: unchecked.
+        max_int: the largest integer magnitude allowed; None: unchecked.
+
+    Raises:
+        FieldError: the first value that breaks a rule, named by its path.
+    """
+    _check_json(value, [where], 1, max_depth, max_int)
+
+
+def _check_json(
+    value: object, path: list[str | int], depth: int, max_depth: int | None, max_int: int | None
+) -> None:
+    """Check ``value`` at ``path``; ``path`` grows and shrinks back as the walk goes down and up."""
+    if isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise FieldError(
+                f"{_path(path)}: not a finite number (NaN, Infinity and numbers beyond a double's range "
+                "are not JSON)"
+            )
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if max_int is not None and not -max_int <= value <= max_int:
+            raise FieldError(f"{_path(path)}: integer out of the JSON-safe range -{max_int} to {max_int}")
+    elif isinstance(value, dict | list):
+        if max_depth is not None and depth > max_depth:
+            raise FieldError(f"{_path(path)}: nested deeper than {max_depth} levels of arrays and objects")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            path.append(key)
+            if isinstance(key, str):
+                _check_text(key, path)
+            # An ASCII string, the commonest value (ids, most text), is fine: no call for it.
+            if not (type(item) is str and item.isascii()):
+                _check_json(item, path, depth + 1, max_depth, max_int)
+            path.pop()
+    elif value is not None and not isinstance(value, bool):
+        raise FieldError(f"{_path(path)}: {type(value).__name__} is not a JSON value")
+
+
+def _check_text(text: str, path: list[str | int]) -> None:
+    if text.isascii():
+        return
+    try:
+        # UTF-8 takes every code point but a surrogate; the JSON decoder joins escaped pairs into one
+        # character, so a surrogate left in a decoded string stands alone.
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise FieldError(
+            f"{_path(path)}: text holds a lone UTF-16 surrogate ({_shown(text[exc.start])} at character "
+            f"{exc.start}); send valid Unicode"
+        ) from None
+
+
+def _path(path: list[str | int]) -> str:
+    """The path as ``a.b.0.c``, safe to send: surrogates escaped, long keys cut."""
+    return ".".join(str(part) if isinstance(part, int) else _shown(part) for part in path)
+
+
+def _shown(text: str) -> str:
+    if len(text) > _SHOWN_KEY:
+        text = text[:_SHOWN_KEY] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if not text.isascii() else text
+
+
 def validate_set(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:
     """Check the fields of a ``patch`` and return them as JSON values.
 
+    Every value, at any depth, must pass :func:`check_json` with integers in the JSON-safe range.
+
     Raises:
-        FieldError: an unknown, read-only or wrongly typed field, or an empty ``set``.
+        FieldError: an unknown, read-only or wrongly typed field, a value that is not portable JSON,
+            or an empty ``set``.
     """
     if not values:
         raise FieldError("set: must name at least one field")
+    check_json(values, "set", max_int=MAX_SAFE_INTEGER)
     _refuse_read_only(table, values, "set")
     # In field order, as the model checks and dumps them: the first error and the key order are the
     # model's. Every editable field's validated value is already its JSON value.
@@ -223,9 +312,13 @@ def validate_insert(table: Table, row: dict[str, Any]) -> dict[str, JsonValue]:
     ``id`` is required; ``project_id`` may be given and is passed through as it is: the core checks
     that it names the editor's own project.
 
+    Every value, at any depth, must pass :func:`check_json` with integers in the JSON-safe range.
+
     Raises:
-        FieldError: no ``id``, a malformed ``id``, or an unknown, read-only or wrongly typed field.
+        FieldError: no ``id``, a malformed ``id``, an unknown, read-only or wrongly typed field, or a
+            value that is not portable JSON.
     """
+    check_json(row, "row", max_int=MAX_SAFE_INTEGER)
     values = dict(row)
     row_id = values.pop("id", None)
     project_id = values.pop("project_id", None)

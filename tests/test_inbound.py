@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
+from syncd.config import GatewaySettings
 from syncd.errors import FrameError
 from syncd.inbound import (
+    MAX_JSON_DEPTH,
     HelloFrame,
     InsertFrame,
     PatchFrame,
@@ -160,3 +162,143 @@ def test_reorder_ok() -> None:
 def test_encode_is_compact_utf8() -> None:
     """Server frames are encoded once, compactly, as UTF-8."""
     assert encode({"type": "pong", "t": "é"}) == '{"type":"pong","t":"é"}'.encode()
+
+
+def _patch_text(table: str, set_json: str) -> str:
+    """A patch as JSON text with ``set`` spliced in verbatim: escapes and NaN stay as written."""
+    return f'{{"type":"patch","mid":12,"table":"{table}","id":"{R}","set":{set_json}}}'
+
+
+def _nested(depth: int) -> str:
+    """A ping whose ``t`` nests arrays so that the frame has ``depth`` levels in all."""
+    return '{"type":"ping","t":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "mid"),
+    [
+        (_patch_text("projects", '{"settings":{"\\udfff":1}}'), "patch.set.settings.\\udfff: ", 12),
+        (
+            _patch_text("projects", '{"settings":{"a":[1,{"b":"x\\ud800y"}]}}'),
+            "patch.set.settings.a.1.b: ",
+            12,
+        ),
+        (_patch_text("projects", '{"title":"\\udc00"}'), "patch.set.title: ", 12),
+        (_patch_text("projects", '{"\\udfff":1}'), "patch.set.\\udfff: ", 12),
+        (
+            f'{{"type":"insert","mid":13,"table":"clips","row":{{"id":"{R}","metadata":{{"k":["\\udbff"]}}}}}}',
+            "insert.row.metadata.k.0: ",
+            13,
+        ),
+        ('{"type":"ping","t":"\\udfff"}', "ping.t: ", None),
+        ('{"type":"ping","t":{"\\ud800":0}}', "ping.t.\\ud800: ", None),
+        ('{"type":"ping","\\udfff":0}', "ping.\\udfff: ", None),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_path(data: str, where: str, mid: int | None) -> None:
+    """A lone surrogate in any string or key, at any depth, is bad_request naming its path."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(data, max_bytes=1 << 20)
+    assert (caught.value.code, caught.value.mid) == ("bad_request", mid)
+    assert caught.value.message.startswith(where)
+    assert "lone UTF-16 surrogate" in caught.value.message
+    encode({"type": "error", "message": caught.value.message})  # the answer itself can be sent
+
+
+def test_a_long_key_is_cut_in_the_error() -> None:
+    """The path in an error shows at most 40 characters of a key, so the answer stays small."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame('{"type":"ping","t":{"' + "k" * 10_000 + '\\udfff":0}}', max_bytes=1 << 20)
+    assert caught.value.message.startswith("ping.t." + "k" * 40 + "…: ")
+    assert len(caught.value.message) < 200
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e999"])
+@pytest.mark.parametrize(
+    ("template", "where"),
+    [
+        (_patch_text("projects", '{"settings":{"fps":%s}}'), "patch.set.settings.fps: "),
+        (_patch_text("clips", '{"metadata":{"list":[0,%s]}}'), "patch.set.metadata.list.1: "),
+        (_patch_text("scenes", '{"duration":%s}'), "patch.set.duration: "),
+        ('{"type":"ping","t":%s}', "ping.t: "),
+    ],
+)
+def test_numbers_that_are_not_json_are_refused(template: str, where: str, number: str) -> None:
+    """NaN, Infinity and numbers beyond a double are bad_request naming the field."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(template % number, max_bytes=1 << 20)
+    assert caught.value.code == "bad_request"
+    assert caught.value.message.startswith(where)
+    assert "finite" in caught.value.message
+
+
+@pytest.mark.parametrize("value", [2**53, -(2**53), 10**30])
+def test_row_integers_must_be_json_safe(value: int) -> None:
+    """An integer in a row beyond ±(2^53 - 1) is refused: a browser would read another number."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(_patch_text("projects", f'{{"settings":{{"n":[{value}]}}}}'), max_bytes=1 << 20)
+    assert caught.value.message.startswith("patch.set.settings.n.0: integer out of the JSON-safe range")
+    assert caught.value.mid == 12
+
+
+def test_json_safe_integers_are_kept() -> None:
+    """The largest safe integers pass unchanged."""
+    frame = parse(
+        {
+            "type": "patch",
+            "mid": 1,
+            "table": "projects",
+            "id": R,
+            "set": {"settings": {"a": [2**53 - 1, -(2**53 - 1)]}},
+        }
+    )
+    assert isinstance(frame, PatchFrame)
+    assert frame.set == {"settings": {"a": [2**53 - 1, -(2**53 - 1)]}}
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    """A frame exactly ``max_depth`` levels deep parses; one more level is refused, naming where."""
+    assert isinstance(parse_frame(_nested(MAX_JSON_DEPTH), max_bytes=1 << 20), PingFrame)
+    with pytest.raises(FrameError) as caught:
+        parse_frame(_nested(MAX_JSON_DEPTH + 1), max_bytes=1 << 20)
+    assert caught.value.message == "ping.t" + ".0" * (MAX_JSON_DEPTH - 1) + (
+        f": nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
+    )
+    with pytest.raises(FrameError, match="nested deeper than 4 levels"):
+        parse_frame(_nested(5), max_bytes=1 << 20, max_depth=4)
+
+
+def test_the_depth_limit_is_the_gateway_default() -> None:
+    """parse_frame's default depth is the setting's default."""
+    assert GatewaySettings().max_json_depth == MAX_JSON_DEPTH
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_nested(100_000), "frame is nested deeper than 32 levels of arrays and objects"),
+        ('{"type":"ping","t":' + "9" * 5000 + "}", "frame holds an integer of more than 4300 digits"),
+        (json.dumps({"type": "ping", "t": 1}).encode("utf-16"), "binary frame is not valid UTF-8"),
+        (b'{"type":"ping","t":"\xed\xa0\x80"}', "binary frame is not valid UTF-8"),
+        (b'{"type":"ping","t":"\xff"}', "binary frame is not valid UTF-8"),
+    ],
+)
+def test_parser_failures_are_bad_request(data: str | bytes, message: str) -> None:
+    """What the JSON decoder cannot read (too deep, too many digits, not UTF-8) is bad_request."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(data, max_bytes=1 << 20)
+    assert caught.value.code == "bad_request"
+    assert caught.value.message.startswith(message)
+
+
+def test_a_utf8_binary_frame_is_read() -> None:
+    """A binary frame holding UTF-8 JSON is a frame like any other."""
+    frame = parse_frame(json.dumps({"type": "ping", "t": "é"}, ensure_ascii=False).encode(), max_bytes=1024)
+    assert frame == PingFrame(type="ping", t="é")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_encode_refuses_what_is_not_json(value: float) -> None:
+    """No server frame can carry NaN or Infinity: browsers' JSON.parse refuses them."""
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        encode({"type": "pong", "t": [value]})

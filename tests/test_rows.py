@@ -8,7 +8,7 @@ import pytest
 
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, TABLES
 from syncd.errors import FieldError
-from syncd.rows import FIELDS, ROWS, validate_insert, validate_set
+from syncd.rows import FIELDS, ROWS, check_json, validate_insert, validate_set
 
 
 def test_models_agree_with_core_schema() -> None:
@@ -78,3 +78,48 @@ def test_bad_insert(row: dict[str, object], message: str) -> None:
     with pytest.raises(FieldError) as caught:
         validate_insert("clips", row)
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("table", "values", "message"),
+    [
+        ("projects", {"settings": {"fps": float("nan")}}, "set.settings.fps: not a finite number"),
+        ("projects", {"settings": {"a": [{"b": float("-inf")}]}}, "set.settings.a.0.b: not a finite number"),
+        ("projects", {"settings": {"\udfff": 1}}, "set.settings.\\udfff: text holds a lone UTF-16 surrogate"),
+        ("projects", {"\udfff": 1}, "set.\\udfff: text holds a lone UTF-16 surrogate"),
+        (
+            "scenes",
+            {"body": "ok \ud800"},
+            "set.body: text holds a lone UTF-16 surrogate (\\ud800 at character 3)",
+        ),
+        ("clips", {"metadata": {"seed": 2**53}}, "set.metadata.seed: integer out of the JSON-safe range"),
+        ("clips", {"metadata": {"seed": -(2**53)}}, "set.metadata.seed: integer out of the JSON-safe range"),
+        ("clips", {"duration": 10**400}, "set.duration: integer out of the JSON-safe range"),
+    ],
+)
+def test_patch_values_must_be_portable_json(table: str, values: dict[str, object], message: str) -> None:
+    """NaN, Infinity, lone surrogates and unsafe integers are refused at any depth, naming the path."""
+    with pytest.raises(FieldError) as caught:
+        validate_set(table, values)  # type: ignore[arg-type]
+    assert caught.value.message.startswith(message)
+
+
+def test_insert_values_must_be_portable_json() -> None:
+    """An insert's row is held to the same rules as a patch's values."""
+    row_id = str(uuid.uuid4())
+    with pytest.raises(FieldError, match=r"^row\.metadata\.x\.1: not a finite number"):
+        validate_insert("clips", {"id": row_id, "metadata": {"x": [1, float("inf")]}})
+    with pytest.raises(FieldError, match=r"^row\.prompt: text holds a lone UTF-16 surrogate"):
+        validate_insert("clips", {"id": row_id, "prompt": "\udc00"})
+    row = validate_insert("clips", {"id": row_id, "metadata": {"seed": 2**53 - 1, "emoji": "🎬"}})
+    assert row["metadata"] == {"seed": 2**53 - 1, "emoji": "🎬"}
+
+
+def test_check_json_counts_levels_and_refuses_other_types() -> None:
+    """Depth counts the value itself as level 1; values JSON cannot hold are refused by type."""
+    check_json([[1]], "v", max_depth=2)
+    with pytest.raises(FieldError, match=r"^v\.0\.0: nested deeper than 2 levels"):
+        check_json([[[1]]], "v", max_depth=2)
+    with pytest.raises(FieldError, match=r"^v\.k: bytes is not a JSON value"):
+        check_json({"k": b"x"}, "v")
+    check_json({"big": 10**30}, "v")  # no integer bound unless asked for

@@ -22,11 +22,11 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -212,6 +212,43 @@ class EditorConnection:
             return
 
 
+class _EditorSocket(ServerConnection):
+    """A server connection that turns malformed handshakes away with an HTTP status and one log line.
+
+    The library logs every failed opening handshake as an error with a traceback, and answers a
+    request it cannot parse (a header line over 8 KiB, more than 128 headers) with no response at
+    all. Both are the client's doing: it gets a 400 (or the library's own status) and syncd logs one
+    INFO line.
+    """
+
+    _answered = False
+
+    def send_data(self) -> None:
+        # Runs right after the request failed to parse, before the library's EOF goes out.
+        exc = self.protocol.handshake_exc
+        if (
+            not self._answered
+            and self.request is None
+            and isinstance(exc, InvalidMessage)
+            and not isinstance(exc.__cause__, EOFError)
+        ):
+            self._answered = True
+            bad = self.protocol.reject(http.HTTPStatus.BAD_REQUEST, "Malformed HTTP request.\n")
+            self.transport.write(bad.serialize())
+        super().send_data()
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().handshake(*args, **kwargs)
+        except InvalidHandshake as exc:
+            # Returning leaves the connection unopened: the server drops it without a word more.
+            why = f"{exc} ({exc.__cause__})" if exc.__cause__ is not None else str(exc)
+            if isinstance(exc.__cause__, EOFError):
+                log.debug("connection closed before a complete handshake: %s", why)
+            else:
+                log.info("refused a malformed WebSocket handshake from %s: %s", self.remote_address, why)
+
+
 class _RateLimit:
     """A token bucket: ``rate`` mutations per second on average, ``burst`` at once."""
 
@@ -271,6 +308,7 @@ class EditorGateway:
             max_size=s.max_frame_bytes * 4,
             compression=None,
             server_header=None,
+            create_connection=_EditorSocket,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         log.info("listening on ws://%s:%d%s", s.host, self.port, EDITOR_PATH)
@@ -340,7 +378,7 @@ class EditorGateway:
             except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
                 conn.send_now(outbound.error(exc.code, exc.message))
-                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), exc.message[:120])
+                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), _close_reason(exc.message))
                 await writer
                 return
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
@@ -372,7 +410,7 @@ class EditorGateway:
         except ConnectionClosed:
             return None
         try:
-            frame = parse_frame(data, max_bytes=s.max_frame_bytes)
+            frame = parse_frame(data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
         except FrameError as exc:
             await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
             return None
@@ -396,7 +434,7 @@ class EditorGateway:
         bucket = _RateLimit(s.mutation_rate, s.mutation_burst, loop.time())
         async for data in conn.ws:
             try:
-                frame = parse_frame(data, max_bytes=s.max_frame_bytes)
+                frame = parse_frame(data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
             except FrameError as exc:
                 conn.reply(outbound.error(exc.code, exc.message, exc.mid))
                 continue
@@ -451,7 +489,12 @@ async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str
     log.info("refused before hello completed: %s (%s, close %d)", message, code, close_code)
     with contextlib.suppress(ConnectionClosed):
         await ws.send(outbound.error(code, message), text=True)
-        await ws.close(close_code, message[:120])
+        await ws.close(close_code, _close_reason(message))
+
+
+def _close_reason(message: str) -> str:
+    """``message`` cut to the 123 bytes of UTF-8 that a close frame holds, on a character boundary."""
+    return message.encode(errors="replace")[:123].decode(errors="ignore")
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
