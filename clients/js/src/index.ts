@@ -9,3 +9,6 @@ export * from "./events.js";
 export * from "./view.js";
 export { Backoff } from "./backoff.js";
 export * from "./protocol.js";
+export * from "./errors.js";
+export * from "./emitter.js";
+export * from "./client.js";
