@@ -12,3 +12,8 @@ export * from "./protocol.js";
 export * from "./errors.js";
 export * from "./emitter.js";
 export * from "./client.js";
+export * from "./endpoints.js";
+export * from "./http.js";
+export * from "./rows.js";
+export * from "./studio.js";
+export * from "./store.js";

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** The syncd command of the repository's virtual environment (tests/run makes it), or $SYNCD_BIN. */
+/** The syncd command of the repository's virtual environment (tests/run makes it), or $SYNCD_TEST_BIN. */
 export const SYNCD = process.env.SYNCD_TEST_BIN ?? join(REPO, ".venv", "bin", "syncd");
 /** A debounce short enough that saves happen within a test. */
 export const FAST_SAVES = { SYNCD_DEBOUNCE__QUIET: "0.2", SYNCD_DEBOUNCE__MAX_WAIT: "1" };

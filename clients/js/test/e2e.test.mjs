@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 
-import { EditorClient } from "../dist/index.js";
+import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { Daemon, waitFor } from "./daemon.mjs";
 
 const daemon = new Daemon();
@@ -46,6 +46,61 @@ test("an edit in one client appears in the other", async () => {
   assert.ok(saved.seq >= ack.seq);
   a.close();
   b.close();
+});
+
+test("the studio's calls edit the live project over the WebSocket, and a store sees it saved", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  const watcher = client();
+  await watcher.connect(10_000);
+  const { project, source } = await studio.loadProject(daemon.projectId, { projects: [] });
+  assert.equal(source, "syncd");
+  assert.equal(project.id, daemon.projectId);
+  const [first, second, third] = project.scenes;
+
+  await studio.updateProject(daemon.projectId, { title: "Studio title", aspectRatio: "9:16" });
+  const added = { id: "5ce0e000-0000-4000-8000-000000000001", heading: "Coda", duration: 3 };
+  await studio.syncScenes(daemon.projectId, [{ ...third, heading: "Opening" }, first, added]);
+  const { id: clipId } = await studio.saveClip(daemon.projectId, { sceneId: added.id, prompt: "fade out", provider: "demo" });
+  await studio.saveClip(daemon.projectId, { id: clipId, prompt: "fade to black" });
+  const clipIds = studio.editor(daemon.projectId).view.ordered("clips").map((clip) => clip.id);
+  await studio.reorderClips(daemon.projectId, [clipId]);
+  await studio.saveNow(daemon.projectId);
+
+  const store = new ProjectStore({ projectId: daemon.projectId, studio, autoSaveDelay: 50 });
+  await store.start();
+  const edit = store.updateScene(first.id, { body: "A new body" });
+  assert.equal(store.getSnapshot().saveStatus, "unsaved");
+  await edit;
+  await waitFor(() => store.getSnapshot().saveStatus === "saved", 10_000, "the store's edit to be saved");
+  store.stop();
+
+  await waitFor(() => watcher.view.scenes.get(first.id)?.body === "A new body", 5_000, "the watcher to see the store's edit");
+  const view = watcher.view;
+  assert.equal(view.project.title, "Studio title");
+  assert.equal(view.project.aspect_ratio, "9:16");
+  assert.deepEqual(
+    view.ordered("scenes").map((scene) => [scene.id, scene.scene_index, scene.heading]),
+    [
+      [third.id, 0, "Opening"],
+      [first.id, 1, first.heading],
+      [added.id, 2, "Coda"],
+    ],
+  );
+  assert.equal(view.scenes.has(second.id), false);
+  assert.deepEqual(view.ordered("clips").map((clip) => clip.id), [clipId, ...clipIds.filter((id) => id !== clipId && view.clips.has(id))]);
+  assert.equal(view.clips.get(clipId).prompt, "fade to black");
+  assert.equal(view.clips.get(clipId).scene_id, added.id);
+  studio.close();
+  watcher.close();
+});
+
+test("loadProject falls back to the Redux state for a project syncd does not have", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  const id = "10ca1000-0000-4000-8000-000000000001";
+  const loaded = await studio.loadProject(id, { projects: [{ id, title: "Only in Redux", scenes: [], clips: [] }] });
+  assert.equal(loaded.source, "local");
+  assert.equal(loaded.project.title, "Only in Redux");
+  studio.close();
 });
 
 test("after kill -9 and a restart the client reconnects by itself and every edit is saved exactly once", async () => {
