@@ -114,3 +114,14 @@ test("a project of the Redux state is found by id, camelCase, rows in their orde
   assert.equal(findLocalProject({ projects: { p1: state.projects[1] } }, "p1").title, "Mine");
   assert.equal(findLocalProject(null, "p1"), null);
 });
+
+test("the core is sans-I/O: no sockets, timers, clocks or fetch in its modules", async () => {
+  const { readFileSync } = await import("node:fs");
+  const core = ["protocol", "view", "events", "frames", "wire", "backoff"];
+  const forbidden = /\b(WebSocket|setTimeout|setInterval|Date\.now|new Date|performance|fetch|process\.)\b|from "\.\/(client|http|studio|store|react)\.js"/;
+  const offenders = core.filter((name) =>
+    forbidden.test(readFileSync(new URL(`../src/${name}.ts`, import.meta.url), "utf8").replace(/\/\*\*[\s\S]*?\*\/|\/\/.*$/gm, "")),
+  );
+  assert.deepEqual(offenders, []);
+  assert.ok(forbidden.test(readFileSync(new URL("../src/client.ts", import.meta.url), "utf8")), "the check sees the I/O layer");
+});

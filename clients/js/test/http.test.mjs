@@ -155,3 +155,16 @@ test("adoptProject saves a local project to syncd with its id, once", async () =
   assert.equal(requests.length, 1, "a project syncd has is not created again");
   studio.close();
 });
+
+test("loadProject falls back to the Redux state when syncd cannot be reached in time, and stops trying", async () => {
+  const { FakeSocket } = await import("./fake.mjs");
+  FakeSocket.reset();
+  const studio = new SyncdStudio({ url: base, WebSocket: FakeSocket, openTimeout: 50 });
+  const redux = { projects: [{ id: "p9", title: "Offline copy", scenes: [], clips: [] }] };
+  const loaded = await studio.loadProject("p9", redux);
+  assert.equal(loaded.source, "local");
+  assert.equal(loaded.project.title, "Offline copy");
+  assert.equal(studio.editor("p9").status, "closed");
+  await assert.rejects(studio.loadProject("p8", redux), (error) => error.name === "TimeoutError");
+  studio.close();
+});
