@@ -153,6 +153,7 @@ export class EditorClient {
   private savedWaiters: Array<Waiter<SavedUpTo> & { seq: number }> = [];
   private pingCounter = 0;
   private lastJoined: Joined | null = null;
+  private lastEpoch: string | null = null;
 
   constructor(options: EditorClientOptions) {
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -285,7 +286,8 @@ export class EditorClient {
 
   /**
    * Wait until every change up to `seq` is in the database (default: everything this client has
-   * had acknowledged, and the view's seq when that is higher).
+   * had acknowledged, and the view's seq when that is higher). Seqs count within an epoch: after a
+   * daemon restart the wait is for the new view's seq.
    */
   waitSaved(seq?: number, timeout?: number): Promise<SavedUpTo> {
     const target = seq ?? Math.max(this.protocol.ackedSeq, this.protocol.seq);
@@ -416,6 +418,8 @@ export class EditorClient {
         this.settleJoin();
         return;
       case "view_replaced":
+        if (this.lastEpoch !== null && event.epoch !== this.lastEpoch) this.retargetSaved();
+        this.lastEpoch = event.epoch;
         this.emitter.emit("snapshot", event);
         this.emitter.emit("view", this.view);
         return;
@@ -480,6 +484,8 @@ export class EditorClient {
           this.setStatus("closed");
           this.failWaiters(new ClientClosed(event.code, event.reason));
         } else {
+          // The protocol forgot the pings of the lost connection: their pongs will not come.
+          this.failPings(new ClientClosed(event.code, event.reason));
           this.setStatus("reconnecting");
           this.retryTimer = setTimeout(() => this.dial(), Math.max(0, (event.retry_at! - this.clock()) * 1000));
         }
@@ -510,11 +516,24 @@ export class EditorClient {
     this.savedWaiters = still;
   }
 
+  /**
+   * A snapshot of a new epoch: the daemon restarted and its seqs began again. What was acknowledged
+   * before is in its journal and part of the new view, so a wait for an old seq becomes a wait for
+   * the new view's seq.
+   */
+  private retargetSaved(): void {
+    for (const waiter of this.savedWaiters) waiter.seq = Math.min(waiter.seq, this.protocol.seq);
+  }
+
+  private failPings(error: ClientClosed): void {
+    for (const waiter of this.pingWaiters.values()) waiter.reject(error);
+    this.pingWaiters.clear();
+  }
+
   private failWaiters(error: ClientClosed): void {
     for (const waiter of this.answers.values()) waiter.reject(error);
     this.answers.clear();
-    for (const waiter of this.pingWaiters.values()) waiter.reject(error);
-    this.pingWaiters.clear();
+    this.failPings(error);
     for (const waiter of this.joinWaiters) waiter.reject(error);
     this.joinWaiters = [];
     for (const waiter of this.savedWaiters) waiter.reject(error);

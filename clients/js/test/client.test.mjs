@@ -250,3 +250,26 @@ test("without a WebSocket the client says what to pass", () => {
     if (saved !== undefined) globalThis.WebSocket = saved;
   }
 });
+
+test("a lost connection fails the pings in flight; a wait for a saved seq carries over into a new epoch", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join(FakeSocket.last, 50);
+  const rtt = client.ping();
+  const saved = client.waitSaved(52);
+  FakeSocket.last.drop(1012, "daemon restarting");
+  await assert.rejects(rtt, (error) => error instanceof ClientClosed && error.code === 1012);
+  advance(t, 0.25);
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome(2, "e2"));
+  socket.receive(snapshot(2, "e2"));
+  let done = false;
+  saved.then(() => (done = true));
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:00.000Z" });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(done, false);
+  socket.receive({ type: "saved", seq: 2, at: "2026-12-01T10:00:01.000Z" });
+  assert.equal((await saved).seq, 2);
+  client.close();
+});
