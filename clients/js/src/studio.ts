@@ -70,7 +70,7 @@ export function projectFromView(view: ProjectView): StudioProject | null {
 export class SyncdStudio {
   readonly http: HttpApi;
   readonly clientId: string;
-  private readonly options: StudioOptions;
+  private readonly options: StudioOptions; // setToken changes its token
   private readonly editors = new Map<string, EditorClient>();
   private readonly users = new Map<string, number>();
 
@@ -78,6 +78,12 @@ export class SyncdStudio {
     this.options = options;
     this.clientId = options.clientId ?? randomUuid();
     this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => this.options.token ?? null, fetch: options.fetch });
+  }
+
+  /** Use `token` from now on: for HTTP calls at once, for each connection at its next `hello`. */
+  setToken(token: string | null): void {
+    this.options.token = token;
+    for (const editor of this.editors.values()) editor.setToken(token);
   }
 
   /** The live connection to `projectId` (one per project, made on first use; not connected yet). */

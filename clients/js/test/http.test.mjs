@@ -168,3 +168,18 @@ test("loadProject falls back to the Redux state when syncd cannot be reached in 
   await assert.rejects(studio.loadProject("p8", redux), (error) => error.name === "TimeoutError");
   studio.close();
 });
+
+test("setToken changes the token of the HTTP calls and of the next hello", async () => {
+  route("GET", "/v1/voices", 200, []);
+  const { FakeSocket } = await import("./fake.mjs");
+  FakeSocket.reset();
+  const studio = new SyncdStudio({ url: base, token: "old", WebSocket: FakeSocket });
+  const editor = studio.editor("p1");
+  studio.setToken("new");
+  await studio.listVoices();
+  assert.equal(requests.at(-1).auth, "Bearer new");
+  editor.connect().catch(() => {});
+  FakeSocket.last.open();
+  assert.equal(FakeSocket.last.take()[0].token, "new");
+  studio.close();
+});
