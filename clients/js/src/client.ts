@@ -1,0 +1,575 @@
+/**
+ * `EditorClient`: one editor's connection to one project, a thin layer of WebSocket I/O over
+ * `ClientProtocol`.
+ *
+ * The protocol object decides everything about the stream (the view, gaps, mids, what to resend);
+ * this class dials, reads and writes, reconnects when the protocol says so (after its backoff delay,
+ * or at once after a gap), and turns the protocol's events into answers for waiting calls and into
+ * events for the application: `change`, `presence`, `saved`, `event` (the renderer's notices), ...
+ * Close codes are handled as §16 of docs/protocol.md says: 1000, 1002, 1009, 4401, 4403 and 4404 are
+ * final, any other code reconnects, resumes and resends the unacknowledged mutations.
+ */
+
+import { Emitter, type Unsubscribe } from "./emitter.js";
+import { ClientClosed, EditorError, TimeoutError } from "./errors.js";
+import type {
+  ChangeApplied,
+  ClientEvent,
+  Disconnected,
+  Joined,
+  Noticed,
+  SavedUpTo,
+  ServerError,
+  ViewReplaced,
+} from "./events.js";
+import { encode, type Frame } from "./frames.js";
+import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
+import type { ProjectView } from "./view.js";
+import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, EDITOR_PATH, type ChildTable, type Table } from "./wire.js";
+
+/** The part of the WHATWG `WebSocket` the client uses; the browser's and the `ws` package's both fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+/** A `WebSocket` constructor: `globalThis.WebSocket` in a browser, `ws`'s `WebSocket` in Node. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** Where the client stands, for people: a summary of the protocol's phase and the reconnect loop. */
+export type ConnectionStatus = "new" | "connecting" | "live" | "reconnecting" | "closed";
+
+/** What `patch`, `insert`, ... resolve with: the mutation's mid and the seq of its last change. */
+export interface Ack {
+  mid: number;
+  seq: number;
+}
+
+/** The events an `EditorClient` emits; subscribe with `client.on(name, listener)`. */
+export interface EditorClientEvents extends Record<string, unknown> {
+  /** The view is in sync on a new connection. */
+  joined: Joined;
+  /** A change was applied to the view. */
+  change: ChangeApplied;
+  /** A snapshot replaced the whole view. */
+  snapshot: ViewReplaced;
+  /** The view changed in any way (a change or a snapshot). */
+  view: ProjectView;
+  /** Who has the project open. */
+  presence: Frame[];
+  /** Every change up to `seq` is in the database. */
+  saved: SavedUpTo;
+  /** A renderer `event` (`render.progress`, ...), not persisted. */
+  event: Noticed;
+  /** An `error` frame that answers no waiting call. */
+  error: EditorError;
+  /** The connection ended; `final` says whether the client reconnects by itself. */
+  disconnected: Disconnected;
+  /** The status changed. */
+  status: ConnectionStatus;
+  /** Every event of the protocol, in order, for logs and tools. */
+  protocol: ClientEvent;
+}
+
+/** The settings of an `EditorClient`. */
+export interface EditorClientOptions extends ProtocolOptions {
+  /** The editor URL (`ws://host:port/v1/editor`); a bare `ws://host:port` or `http://host:port` gets the path. */
+  url: string;
+  /** The project to open. */
+  projectId: string;
+  /** This editor's id across reconnects (default: a random UUID). */
+  clientId?: string;
+  /** The `WebSocket` constructor (default `globalThis.WebSocket`; pass `ws`'s in Node). */
+  WebSocket?: WebSocketConstructor;
+  /** Milliseconds for a connection to be in sync before it counts as failed (default 10,000). */
+  openTimeout?: number;
+  /** The clock in seconds (default `performance.now() / 1000`); tests pass their own. */
+  clock?: () => number;
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+}
+
+/** A random UUID, also where `crypto.randomUUID` is missing (plain-http pages that are not localhost). */
+export function randomUuid(): string {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === "function") return c.randomUUID();
+  const bytes = new Uint8Array(16);
+  c.getRandomValues(bytes);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The editor URL for `url`: `http(s)` becomes `ws(s)`, and a URL without a path gets `/v1/editor`. */
+export function editorUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = EDITOR_PATH;
+  return parsed.toString();
+}
+
+/** A close reason a close frame can carry (123 bytes of UTF-8). */
+function shortReason(reason: string): string {
+  const bytes = new TextEncoder().encode(reason);
+  if (bytes.length <= 120) return reason;
+  return new TextDecoder().decode(bytes.slice(0, 120)).replace(/\uFFFD+$/, "");
+}
+
+/** One editor's live connection to one project; see the module's description. */
+export class EditorClient {
+  /** The sans-I/O state machine behind this client: the view, seqs, mids, unacked mutations. */
+  readonly protocol: ClientProtocol;
+  readonly url: string;
+  readonly projectId: string;
+  readonly clientId: string;
+  /** `error` frames that answered no waiting call, the latest last (at most 100). */
+  readonly errors: EditorError[] = [];
+  /** The close code and reason of the last connection that ended, or null. */
+  lastClose: { code: number; reason: string } | null = null;
+
+  private readonly emitter = new Emitter<EditorClientEvents>();
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly openTimeout: number;
+  private readonly clock: () => number;
+  private ws: WebSocketLike | null = null;
+  private opened = false;
+  private statusValue: ConnectionStatus = "new";
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private openTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly answers = new Map<number, Waiter<Ack>>();
+  private readonly pingWaiters = new Map<string, Waiter<number> & { sentAt: number }>();
+  private joinWaiters: Array<Waiter<Joined>> = [];
+  private savedWaiters: Array<Waiter<SavedUpTo> & { seq: number }> = [];
+  private pingCounter = 0;
+  private lastJoined: Joined | null = null;
+  private lastEpoch: string | null = null;
+
+  constructor(options: EditorClientOptions) {
+    const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (WebSocketImpl === undefined) {
+      throw new TypeError("EditorClient: no WebSocket here; pass one (the `ws` package's in Node) as options.WebSocket");
+    }
+    this.WebSocketImpl = WebSocketImpl;
+    this.url = editorUrl(options.url);
+    this.projectId = options.projectId;
+    this.clientId = options.clientId ?? randomUuid();
+    this.openTimeout = options.openTimeout ?? 10_000;
+    this.clock = options.clock ?? (() => performance.now() / 1000);
+    this.protocol = new ClientProtocol(this.projectId, this.clientId, options);
+  }
+
+  // ---- what the application reads --------------------------------------------------------------
+
+  /** The live view: the project row and its scenes and clips, kept up to date. */
+  get view(): ProjectView {
+    return this.protocol.view;
+  }
+
+  /** `new`, `connecting`, `live`, `reconnecting` or `closed`. */
+  get status(): ConnectionStatus {
+    return this.statusValue;
+  }
+
+  /** The protocol's phase (`idle`, `hello`, `syncing`, `live`, `closed`). */
+  get phase(): Phase {
+    return this.protocol.phase;
+  }
+
+  /** Who has the project open, as the last `presence` said. */
+  get editors(): Frame[] {
+    return this.protocol.editors;
+  }
+
+  /** The seq of the last change applied to the view. */
+  get seq(): number {
+    return this.protocol.seq;
+  }
+
+  /** The highest seq the server reported saved. */
+  get savedSeq(): number {
+    return this.protocol.savedSeq;
+  }
+
+  /** Mids of the mutations without an answer yet. */
+  get unacked(): number[] {
+    return this.protocol.unacked;
+  }
+
+  /** Call `listener` with every `name` event; returns what removes it. */
+  on<K extends keyof EditorClientEvents>(name: K, listener: (payload: EditorClientEvents[K]) => void): Unsubscribe {
+    return this.emitter.on(name, listener);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  /**
+   * Open the connection (unless one is open or opening) and wait until the view is in sync.
+   *
+   * The client keeps reconnecting by itself after a lost connection; this rejects only when the
+   * connection ends for good (`ClientClosed`: 4401, 4403, 4404, a protocol violation, `close()`), or
+   * with `TimeoutError` after `timeout` milliseconds (the client goes on trying until closed).
+   */
+  connect(timeout?: number): Promise<Joined> {
+    const joined = new Promise<Joined>((resolve, reject) => {
+      this.joinWaiters.push({ resolve, reject });
+    });
+    if (this.statusValue === "new" || this.statusValue === "closed") {
+      this.setStatus("connecting");
+      this.dial();
+    } else if (this.statusValue === "live" && this.protocol.phase === "live") {
+      this.settleJoin();
+    }
+    if (timeout === undefined) return joined;
+    return withTimeout(joined, timeout, `project ${this.projectId}: not in sync within ${timeout} ms`);
+  }
+
+  /** Close the connection for good: waiting calls reject with `ClientClosed` (1000); unacked mutations are kept. */
+  close(): void {
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    this.protocol.close();
+    this.protocol.takeEvents();
+    if (ws !== null) closeQuietly(ws, CLOSE_NORMAL, "");
+    this.lastClose = { code: CLOSE_NORMAL, reason: "" };
+    this.setStatus("closed");
+    this.failWaiters(new ClientClosed(CLOSE_NORMAL, "closed by the client"));
+  }
+
+  /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
+  setToken(token: string | null): void {
+    this.protocol.token = token;
+  }
+
+  // ---- mutations -------------------------------------------------------------------------------
+
+  /** Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError` if refused. */
+  patch(table: Table, id: string, set: Record<string, unknown>): Promise<Ack> {
+    return this.send(this.protocol.patch(table, id, set));
+  }
+
+  /** Add a row (it must hold its `id`); see `patch`. */
+  insert(table: ChildTable, row: Record<string, unknown>): Promise<Ack> {
+    return this.send(this.protocol.insert(table, row));
+  }
+
+  /** Remove a row; see `patch`. */
+  delete(table: ChildTable, id: string): Promise<Ack> {
+    return this.send(this.protocol.delete(table, id));
+  }
+
+  /** Put `ids` first, in this order (`scene_index` / `order_index` = position); see `patch`. */
+  reorder(table: ChildTable, ids: Iterable<string>): Promise<Ack> {
+    return this.send(this.protocol.reorder(table, ids));
+  }
+
+  /** Save now (the seed's `saveNow()`): resolves with the ack; `waitSaved(ack.seq)` waits for the write. */
+  flush(): Promise<Ack> {
+    return this.send(this.protocol.flush());
+  }
+
+  /** Send any mutation frame (`{type, ...}`); it gets the next mid. */
+  mutation(frame: Frame): Promise<Ack> {
+    return this.send(this.protocol.mutation(frame));
+  }
+
+  /**
+   * Wait until every change up to `seq` is in the database (default: everything this client has
+   * had acknowledged, and the view's seq when that is higher). Seqs count within an epoch: after a
+   * daemon restart the wait is for the new view's seq.
+   */
+  waitSaved(seq?: number, timeout?: number): Promise<SavedUpTo> {
+    const target = seq ?? Math.max(this.protocol.ackedSeq, this.protocol.seq);
+    let promise: Promise<SavedUpTo>;
+    if (this.protocol.savedSeq >= target) {
+      promise = Promise.resolve(this.protocol.lastSaved ?? { type: "saved_up_to", seq: this.protocol.savedSeq, at: null });
+    } else if (this.statusValue === "closed") {
+      promise = Promise.reject(this.closedError());
+    } else {
+      promise = new Promise((resolve, reject) => this.savedWaiters.push({ seq: target, resolve, reject }));
+    }
+    return timeout === undefined ? promise : withTimeout(promise, timeout, `not saved up to seq ${target} within ${timeout} ms`);
+  }
+
+  /** Measure the round trip: resolves with the milliseconds between `ping` and its `pong`. */
+  ping(timeout?: number): Promise<number> {
+    this.pingCounter += 1;
+    const t = `${this.clientId}:${this.pingCounter}`;
+    const promise = new Promise<number>((resolve, reject) => {
+      this.pingWaiters.set(JSON.stringify(t), { resolve, reject, sentAt: this.clock() });
+    });
+    this.protocol.ping(t);
+    this.pump();
+    return timeout === undefined ? promise : withTimeout(promise, timeout, `no pong within ${timeout} ms`);
+  }
+
+  // ---- internals: the socket -------------------------------------------------------------------
+
+  private send(frame: Frame): Promise<Ack> {
+    const mid = frame["mid"] as number;
+    const promise = new Promise<Ack>((resolve, reject) => this.answers.set(mid, { resolve, reject }));
+    if (this.statusValue === "closed") {
+      // Kept by the protocol for the next connect(); this call's answer would not come on this one.
+      this.answers.delete(mid);
+      return Promise.reject(this.closedError());
+    }
+    this.pump();
+    return promise;
+  }
+
+  private dial(): void {
+    this.clearTimers();
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketImpl(this.url);
+    } catch (error) {
+      this.ws = null;
+      this.protocol.connectionFailed(String(error), this.clock());
+      this.handleEvents();
+      return;
+    }
+    this.ws = ws;
+    this.opened = false;
+    ws.binaryType = "arraybuffer";
+    this.openTimer = setTimeout(() => this.openTimedOut(ws), this.openTimeout);
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.opened = true;
+      this.protocol.connectionMade();
+      this.pump();
+    };
+    ws.onmessage = (event) => {
+      if (this.ws !== ws) return;
+      this.protocol.receiveText(event.data as string | ArrayBuffer);
+      this.handleEvents();
+      this.pump();
+    };
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      const code = event.code || CLOSE_ABNORMAL;
+      this.lastClose = { code, reason: event.reason ?? "" };
+      if (this.opened) this.protocol.connectionLost(code, event.reason ?? "", this.clock());
+      else this.protocol.connectionFailed(`could not connect to ${this.url} (${code})`, this.clock());
+      this.handleEvents();
+    };
+    ws.onerror = () => {
+      // The close event that follows reports what happened.
+    };
+  }
+
+  private openTimedOut(ws: WebSocketLike): void {
+    if (this.ws !== ws || this.protocol.phase === "live") return;
+    this.ws = null;
+    closeQuietly(ws, CLOSE_NORMAL, "not in sync in time");
+    const reason = `not in sync within ${this.openTimeout} ms`;
+    if (this.opened) this.protocol.connectionLost(CLOSE_ABNORMAL, reason, this.clock());
+    else this.protocol.connectionFailed(reason, this.clock());
+    this.handleEvents();
+  }
+
+  /** Write what the protocol queued, if a socket is open. */
+  private pump(): void {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== 1) return;
+    for (const frame of this.protocol.takeFrames()) {
+      try {
+        ws.send(encode(frame));
+      } catch {
+        return; // the socket is closing: its close event comes next and the protocol resends
+      }
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.openTimer !== null) clearTimeout(this.openTimer);
+    this.retryTimer = this.openTimer = null;
+  }
+
+  // ---- internals: the protocol's events --------------------------------------------------------
+
+  private handleEvents(): void {
+    for (const event of this.protocol.takeEvents()) {
+      this.handle(event);
+      this.emitter.emit("protocol", event);
+    }
+  }
+
+  private handle(event: ClientEvent): void {
+    switch (event.type) {
+      case "joined":
+        if (this.openTimer !== null) clearTimeout(this.openTimer);
+        this.openTimer = null;
+        this.setStatus("live");
+        this.lastJoined = event;
+        this.emitter.emit("joined", event);
+        this.settleJoin();
+        return;
+      case "view_replaced":
+        if (this.lastEpoch !== null && event.epoch !== this.lastEpoch) this.retargetSaved();
+        this.lastEpoch = event.epoch;
+        this.emitter.emit("snapshot", event);
+        this.emitter.emit("view", this.view);
+        return;
+      case "change_applied":
+        this.emitter.emit("change", event);
+        this.emitter.emit("view", this.view);
+        return;
+      case "acknowledged":
+        this.answers.get(event.mid)?.resolve({ mid: event.mid, seq: event.seq });
+        this.answers.delete(event.mid);
+        return;
+      case "rejected":
+        this.answers.get(event.mid)?.reject(new EditorError(event.code, event.message, event.mid));
+        this.answers.delete(event.mid);
+        return;
+      case "unanswered":
+        this.answers.get(event.mid)?.reject(new ClientClosed(CLOSE_ABNORMAL, `mid ${event.mid} was sent on a lost connection`));
+        this.answers.delete(event.mid);
+        return;
+      case "server_error":
+        return this.serverError(event);
+      case "saved_up_to":
+        this.emitter.emit("saved", event);
+        this.settleSaved(event);
+        return;
+      case "presence_changed":
+        this.emitter.emit("presence", event.editors);
+        return;
+      case "noticed":
+        this.emitter.emit("event", event);
+        return;
+      case "pong_received": {
+        const key = JSON.stringify(event.t);
+        const waiter = this.pingWaiters.get(key);
+        this.pingWaiters.delete(key);
+        waiter?.resolve((this.clock() - waiter.sentAt) * 1000);
+        return;
+      }
+      case "resyncing": {
+        // Leave this connection and open the next one now; the protocol knows whether it resumes.
+        const ws = this.ws;
+        this.ws = null;
+        if (ws !== null) closeQuietly(ws, CLOSE_NORMAL, "resync");
+        this.setStatus("reconnecting");
+        this.dial();
+        return;
+      }
+      case "violation": {
+        const ws = this.ws;
+        this.ws = null;
+        this.clearTimers();
+        if (ws !== null) closeQuietly(ws, CLOSE_PROTOCOL_ERROR, event.reason);
+        this.lastClose = { code: CLOSE_PROTOCOL_ERROR, reason: event.reason };
+        this.setStatus("closed");
+        this.failWaiters(new ClientClosed(CLOSE_PROTOCOL_ERROR, shortReason(event.reason)));
+        return;
+      }
+      case "disconnected":
+        this.emitter.emit("disconnected", event);
+        if (event.final) {
+          this.clearTimers();
+          this.setStatus("closed");
+          this.failWaiters(new ClientClosed(event.code, event.reason));
+        } else {
+          // The protocol forgot the pings of the lost connection: their pongs will not come.
+          this.failPings(new ClientClosed(event.code, event.reason));
+          this.setStatus("reconnecting");
+          this.retryTimer = setTimeout(() => this.dial(), Math.max(0, (event.retry_at! - this.clock()) * 1000));
+        }
+        return;
+    }
+  }
+
+  private serverError(event: ServerError): void {
+    const error = new EditorError(event.code, event.message, event.mid);
+    this.errors.push(error);
+    if (this.errors.length > 100) this.errors.shift();
+    this.emitter.emit("error", error);
+  }
+
+  private settleJoin(): void {
+    const waiters = this.joinWaiters;
+    this.joinWaiters = [];
+    const joined = this.lastJoined!;
+    for (const waiter of waiters) waiter.resolve(joined);
+  }
+
+  private settleSaved(saved: SavedUpTo): void {
+    const still: typeof this.savedWaiters = [];
+    for (const waiter of this.savedWaiters) {
+      if (this.protocol.savedSeq >= waiter.seq) waiter.resolve(saved);
+      else still.push(waiter);
+    }
+    this.savedWaiters = still;
+  }
+
+  /**
+   * A snapshot of a new epoch: the daemon restarted and its seqs began again. What was acknowledged
+   * before is in its journal and part of the new view, so a wait for an old seq becomes a wait for
+   * the new view's seq.
+   */
+  private retargetSaved(): void {
+    for (const waiter of this.savedWaiters) waiter.seq = Math.min(waiter.seq, this.protocol.seq);
+  }
+
+  private failPings(error: ClientClosed): void {
+    for (const waiter of this.pingWaiters.values()) waiter.reject(error);
+    this.pingWaiters.clear();
+  }
+
+  private failWaiters(error: ClientClosed): void {
+    for (const waiter of this.answers.values()) waiter.reject(error);
+    this.answers.clear();
+    this.failPings(error);
+    for (const waiter of this.joinWaiters) waiter.reject(error);
+    this.joinWaiters = [];
+    for (const waiter of this.savedWaiters) waiter.reject(error);
+    this.savedWaiters = [];
+  }
+
+  private closedError(): ClientClosed {
+    return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "");
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (status === this.statusValue) return;
+    this.statusValue = status;
+    this.emitter.emit("status", status);
+  }
+}
+
+/** Close `ws` with `code`; browsers refuse codes other than 1000 and 3000-4999 from a page, so fall back to 1000. */
+function closeQuietly(ws: WebSocketLike, code: number, reason: string): void {
+  const short = shortReason(reason);
+  try {
+    ws.close(code, short);
+  } catch {
+    try {
+      ws.close(CLOSE_NORMAL, short);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** `promise`, or a `TimeoutError` after `ms` milliseconds. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

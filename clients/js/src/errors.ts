@@ -1,0 +1,66 @@
+/** The errors the client's calls reject with. */
+
+import { CLOSE_ABNORMAL, CLOSE_CODES } from "./wire.js";
+
+/** The server answered a request with an `error` frame. */
+export class EditorError extends Error {
+  override name = "EditorError";
+
+  /**
+   * @param code one of the protocol's error codes (`bad_request`, `conflict`, ...).
+   * @param detail the server's explanation.
+   * @param mid the mutation the error is about, or null for errors about the connection.
+   */
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+    readonly mid: number | null,
+  ) {
+    super(mid === null ? `${code}: ${detail}` : `${code} (mid ${mid}): ${detail}`);
+  }
+}
+
+/** The connection is closed for good, so the awaited answer will not come on it. */
+export class ClientClosed extends Error {
+  override name = "ClientClosed";
+
+  /**
+   * @param code the WebSocket close code (4401 unauthorized, 4404 not found, 1002 protocol error, ...;
+   *   1006 when the connection dropped without a close frame).
+   * @param reason the close reason, possibly empty.
+   */
+  constructor(
+    readonly code: number = CLOSE_ABNORMAL,
+    readonly reason: string = "",
+  ) {
+    const meaning = CLOSE_CODES[code];
+    let text = `connection closed with code ${code}`;
+    if (meaning) text += ` (${meaning})`;
+    super(reason ? `${text}: ${reason}` : text);
+  }
+}
+
+/** A call that did not get its answer within the time it was given. */
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
+/** A request to syncd's HTTP API that was answered with an error status. */
+export class HttpError extends Error {
+  override name = "HttpError";
+
+  /**
+   * @param status the HTTP status.
+   * @param code the protocol's error code from the JSON body, when it has one.
+   * @param detail the body's message, or its text.
+   * @param where the method and path of the request.
+   */
+  constructor(
+    readonly status: number,
+    readonly code: string | null,
+    readonly detail: string,
+    readonly where: string,
+  ) {
+    super(`${where}: ${status}${code ? ` ${code}` : ""}: ${detail}`);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * `HttpApi`: the calls that need syncd's HTTP API rather than the editor WebSocket (creating and
+ * listing projects, voices, exports). The paths are in `endpoints.ts`; they follow docs/http.md.
+ */
+
+import { exportsPath, projectPath, PROJECTS_PATH, voicePath, VOICES_PATH } from "./endpoints.js";
+import { HttpError } from "./errors.js";
+import { isObject } from "./frames.js";
+
+/** The `fetch` the API uses: the browser's, Node's, or a test's. */
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** The settings of an `HttpApi`. */
+export interface HttpApiOptions {
+  /** The daemon's base URL, `http://host:port` (a `ws://` URL is turned into `http://`). */
+  baseUrl: string;
+  /** The access token sent as `Authorization: Bearer …` (null or absent: anonymous). */
+  token?: string | null | (() => string | null);
+  /** The `fetch` to use (default `globalThis.fetch`). */
+  fetch?: FetchLike;
+}
+
+/** The HTTP base URL for `url`: `ws(s)` becomes `http(s)`, and the path is dropped. */
+export function httpBase(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol === "ws:") parsed.protocol = "http:";
+  else if (parsed.protocol === "wss:") parsed.protocol = "https:";
+  return parsed.origin;
+}
+
+/** syncd's HTTP API, one method per call; every error status rejects with `HttpError`. */
+export class HttpApi {
+  readonly baseUrl: string;
+  private readonly token: string | null | (() => string | null);
+  private readonly fetchImpl: FetchLike;
+
+  constructor(options: HttpApiOptions) {
+    this.baseUrl = httpBase(options.baseUrl);
+    this.token = options.token ?? null;
+    const fetchImpl = options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    if (fetchImpl === undefined) throw new TypeError("HttpApi: no fetch here; pass one as options.fetch");
+    this.fetchImpl = fetchImpl;
+  }
+
+  /** Send one request with a JSON body (if any); resolve with the JSON answer (null for 204). */
+  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    const token = typeof this.token === "function" ? this.token() : this.token;
+    if (token) headers["Authorization"] = `Bearer ${token}`;
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const where = `${method} ${path}`;
+    const response = await this.fetchImpl(`${this.baseUrl}${path}`, init);
+    const text = await response.text();
+    let parsed: unknown = null;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        if (response.ok) throw new HttpError(response.status, null, "the answer is not JSON", where);
+      }
+    }
+    if (!response.ok) {
+      const error = isObject(parsed) && isObject(parsed["error"]) ? parsed["error"] : parsed;
+      const code = isObject(error) && typeof error["code"] === "string" ? error["code"] : null;
+      const message = isObject(error) && typeof error["message"] === "string" ? error["message"] : text || response.statusText;
+      throw new HttpError(response.status, code, message, where);
+    }
+    return parsed as T;
+  }
+
+  /** The projects the caller may open. */
+  listProjects(): Promise<Record<string, unknown>[]> {
+    return this.request("GET", PROJECTS_PATH).then((body) => listOf(body, "projects"));
+  }
+
+  /** Create a project (`id` optional: a client-chosen UUID); resolves with its row. */
+  createProject(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request("POST", PROJECTS_PATH, fields).then((body) => rowOf(body, "project"));
+  }
+
+  /** One project's row, or null when it does not exist (404). */
+  async getProject(projectId: string): Promise<Record<string, unknown> | null> {
+    try {
+      return rowOf(await this.request("GET", projectPath(projectId)), "project");
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Delete a project with everything in it. */
+  async deleteProject(projectId: string): Promise<void> {
+    await this.request("DELETE", projectPath(projectId));
+  }
+
+  /** The caller's voices. */
+  listVoices(): Promise<Record<string, unknown>[]> {
+    return this.request("GET", VOICES_PATH).then((body) => listOf(body, "voices"));
+  }
+
+  /** Create a voice; resolves with its row. */
+  createVoice(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request("POST", VOICES_PATH, fields).then((body) => rowOf(body, "voice"));
+  }
+
+  /** Change a voice's fields; resolves with its row. */
+  updateVoice(voiceId: string, fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request("PATCH", voicePath(voiceId), fields).then((body) => rowOf(body, "voice"));
+  }
+
+  /** Delete a voice. */
+  async deleteVoice(voiceId: string): Promise<void> {
+    await this.request("DELETE", voicePath(voiceId));
+  }
+
+  /** A project's exports. */
+  listExports(projectId: string): Promise<Record<string, unknown>[]> {
+    return this.request("GET", exportsPath(projectId)).then((body) => listOf(body, "exports"));
+  }
+
+  /** Request an export of a project; resolves with the export's row. */
+  requestExport(projectId: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return this.request("POST", exportsPath(projectId), fields).then((body) => rowOf(body, "export"));
+  }
+}
+
+/** A list answer: the array itself, or the array under `key` (`{"projects": [...]}`). */
+function listOf(body: unknown, key: string): Record<string, unknown>[] {
+  if (Array.isArray(body)) return body as Record<string, unknown>[];
+  if (isObject(body) && Array.isArray(body[key])) return body[key] as Record<string, unknown>[];
+  throw new HttpError(200, null, `expected a list of ${key}`, key);
+}
+
+/** A row answer: the object itself, or the object under `key` (`{"project": {...}}`). */
+function rowOf(body: unknown, key: string): Record<string, unknown> {
+  if (isObject(body) && isObject(body[key])) return body[key] as Record<string, unknown>;
+  if (isObject(body)) return body;
+  throw new HttpError(200, null, `expected a ${key}`, key);
+}

@@ -1,0 +1,84 @@
+/**
+ * `useProjectSync`: the seed's React hook, a thin layer over `ProjectStore` (which holds all the
+ * logic and works without React) through `useSyncExternalStore`.
+ *
+ * ```tsx
+ * <SyncdProvider value={new SyncdStudio({ url: "http://127.0.0.1:8765" })}>
+ *   <Editor projectId={id} />
+ * </SyncdProvider>
+ *
+ * const { project, saveNow, isInitialLoad, saveStatus, editors } = useProjectSync({ projectId, autoSaveDelay: 1500 });
+ * ```
+ */
+
+import { createContext, useContext, useEffect, useMemo, useSyncExternalStore } from "react";
+
+import type { ReduxState } from "./rows.js";
+import { ProjectStore, type ProjectSnapshot } from "./store.js";
+import type { SyncdStudio } from "./studio.js";
+
+/** The studio the hooks below it use; `SyncdProvider` is its provider. */
+export const SyncdContext = createContext<SyncdStudio | null>(null);
+
+/** Gives a `SyncdStudio` to every `useProjectSync` below it. */
+export const SyncdProvider = SyncdContext.Provider;
+
+/** The settings of `useProjectSync`. */
+export interface UseProjectSyncOptions {
+  projectId: string;
+  /** Milliseconds of quiet after an edit before saving (default 1,500); null: the daemon's own debounce. */
+  autoSaveDelay?: number | null;
+  /** The studio to use instead of the one from `SyncdProvider`. */
+  studio?: SyncdStudio;
+  /** The Redux state to show the project from when syncd does not have it. */
+  fallback?: ReduxState | null;
+  /** A store made by the caller (it is then started and stopped by the caller, not the hook). */
+  store?: ProjectStore;
+}
+
+/** What `useProjectSync` returns: the store's snapshot and its calls. */
+export interface ProjectSync extends ProjectSnapshot {
+  saveNow: ProjectStore["saveNow"];
+  updateProject: ProjectStore["updateProject"];
+  updateScene: ProjectStore["updateScene"];
+  syncScenes: ProjectStore["syncScenes"];
+  saveClip: ProjectStore["saveClip"];
+  deleteClip: ProjectStore["deleteClip"];
+  reorderClips: ProjectStore["reorderClips"];
+  store: ProjectStore;
+}
+
+/** The live project `projectId`, its save status and the editors present; see the module's description. */
+export function useProjectSync(options: UseProjectSyncOptions): ProjectSync {
+  const fromContext = useContext(SyncdContext);
+  const studio = options.studio ?? fromContext;
+  const { projectId, autoSaveDelay, store: given } = options;
+  const store = useMemo(() => {
+    if (given !== undefined) return given;
+    if (studio === null) throw new Error("useProjectSync: no SyncdStudio; wrap the tree in <SyncdProvider> or pass `studio`");
+    return new ProjectStore({ projectId, studio, autoSaveDelay, fallback: options.fallback });
+    // The fallback state is read once, at the first load: a new Redux state object must not reopen the project.
+  }, [given, studio, projectId, autoSaveDelay]);
+  useEffect(() => {
+    if (given !== undefined) return undefined;
+    void store.start();
+    return store.stop;
+  }, [store, given]);
+  const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
+  return useMemo(
+    () => ({
+      ...snapshot,
+      saveNow: store.saveNow,
+      updateProject: store.updateProject,
+      updateScene: store.updateScene,
+      syncScenes: store.syncScenes,
+      saveClip: store.saveClip,
+      deleteClip: store.deleteClip,
+      reorderClips: store.reorderClips,
+      store,
+    }),
+    [snapshot, store],
+  );
+}
+
+export { ProjectStore, type ProjectSnapshot, type SaveStatus, type PresentEditor } from "./store.js";

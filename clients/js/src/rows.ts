@@ -1,0 +1,126 @@
+/**
+ * Rows as the studio's frontend keeps them (camelCase keys) and as syncd sends them (snake_case, the
+ * database's column names), and which fields an editor may write.
+ */
+
+import type { Table } from "./wire.js";
+
+/** The fields an editor may set with `patch` or `insert` (docs/protocol.md §5). */
+export const EDITABLE_FIELDS: Readonly<Record<Table, ReadonlySet<string>>> = {
+  projects: new Set(["title", "script", "status", "aspect_ratio", "settings"]),
+  scenes: new Set(["scene_index", "heading", "body", "duration", "voice_id"]),
+  clips: new Set([
+    "scene_id",
+    "provider",
+    "prompt",
+    "file_url",
+    "thumbnail_url",
+    "status",
+    "duration",
+    "trim_start",
+    "trim_end",
+    "order_index",
+    "metadata",
+  ]),
+};
+
+/** `aspectRatio` → `aspect_ratio`; a snake_case name stays as it is. */
+export function snakeName(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+/** `aspect_ratio` → `aspectRatio`. */
+export function camelName(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** The row with snake_case keys (top level only: `settings` and `metadata` keep their own keys). */
+export function toSnake(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).map(([key, value]) => [snakeName(key), value]));
+}
+
+/** The row with camelCase keys (top level only). */
+export function toCamel<T = Record<string, unknown>>(row: Record<string, unknown>): T {
+  return Object.fromEntries(Object.entries(row).map(([key, value]) => [camelName(key), value])) as T;
+}
+
+/** Only the fields of `row` (snake_case) that an editor may write to `table`. */
+export function editable(table: Table, row: Record<string, unknown>): Record<string, unknown> {
+  const fields = EDITABLE_FIELDS[table];
+  return Object.fromEntries(Object.entries(row).filter(([key, value]) => fields.has(key) && value !== undefined));
+}
+
+/** A project row as the frontend keeps it. */
+export interface Project {
+  id: string;
+  userId?: string | null;
+  title: string;
+  script: string;
+  status: string;
+  aspectRatio: string;
+  settings: Record<string, unknown>;
+  createdAt?: string;
+  updatedAt?: string;
+  [field: string]: unknown;
+}
+
+/** A scene row as the frontend keeps it. */
+export interface Scene {
+  id: string;
+  projectId?: string;
+  sceneIndex: number;
+  heading: string;
+  body: string;
+  duration: number;
+  voiceId: string | null;
+  [field: string]: unknown;
+}
+
+/** A clip row as the frontend keeps it. */
+export interface Clip {
+  id: string;
+  projectId?: string;
+  sceneId: string | null;
+  provider: string;
+  prompt: string;
+  fileUrl: string | null;
+  thumbnailUrl: string | null;
+  status: string;
+  duration: number;
+  trimStart: number;
+  trimEnd: number | null;
+  orderIndex: number;
+  metadata: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** A project with its scenes and clips, in their order: the shape of the studio's Redux state. */
+export interface StudioProject extends Project {
+  scenes: Scene[];
+  clips: Clip[];
+}
+
+/** The part of the studio's Redux state that holds projects: `{projects: [...]}` (an object by id works too). */
+export interface ReduxState {
+  projects: StudioProject[] | Record<string, StudioProject>;
+}
+
+/** A project of the Redux state, by id, with its keys in camelCase (snake_case keys accepted). */
+export function findLocalProject(state: ReduxState | null | undefined, projectId: string): StudioProject | null {
+  if (state == null || state.projects == null) return null;
+  const projects = Array.isArray(state.projects) ? state.projects : Object.values(state.projects);
+  const found = projects.find((project) => project != null && project.id === projectId);
+  if (found === undefined) return null;
+  const project = toCamel<StudioProject>(found);
+  // Rows without an index take their position; then they are put in their order (stable for ties).
+  const order = (rows: unknown, field: string): Record<string, unknown>[] =>
+    (Array.isArray(rows) ? rows : [])
+      .map((row: Record<string, unknown>, index) => {
+        const camel = toCamel<Record<string, unknown>>(row);
+        return { ...camel, [field]: typeof camel[field] === "number" ? camel[field] : index };
+      })
+      .sort((a, b) => (a[field] as number) - (b[field] as number));
+  project.scenes = order(project.scenes, "sceneIndex") as Scene[];
+  project.clips = order(project.clips, "orderIndex") as Clip[];
+  return project;
+}

@@ -1,0 +1,316 @@
+/**
+ * `SyncdStudio`: the studio frontend's persistence calls, with the seed's names, on top of syncd.
+ *
+ * Live rows (the project, its scenes and clips) go over the editor WebSocket as mutations, so they
+ * are ordered with every other editor's edits, broadcast at once and saved by the daemon; the rest
+ * (creating and listing projects, voices, exports) goes to syncd's HTTP API (`HttpApi`). Rows come
+ * and go with camelCase keys, as the frontend's Redux state keeps them; snake_case keys are accepted.
+ */
+
+import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from "./client.js";
+import { ClientClosed, TimeoutError } from "./errors.js";
+import { type FetchLike, HttpApi } from "./http.js";
+import {
+  type Clip,
+  editable,
+  findLocalProject,
+  type Project,
+  type ReduxState,
+  type Scene,
+  type StudioProject,
+  toCamel,
+  toSnake,
+} from "./rows.js";
+import type { ProjectView } from "./view.js";
+import { CLOSE_NOT_FOUND } from "./wire.js";
+
+/** The settings of a `SyncdStudio`. */
+export interface StudioOptions {
+  /** The daemon's address: `http://host:port` or the editor URL `ws://host:port/v1/editor`. */
+  url: string;
+  /** The access token (a Supabase user JWT), or null for anonymous projects. */
+  token?: string | null;
+  /** The `WebSocket` constructor (default `globalThis.WebSocket`; `ws`'s in Node). */
+  WebSocket?: WebSocketConstructor;
+  /** The `fetch` for the HTTP API (default `globalThis.fetch`). */
+  fetch?: FetchLike;
+  /** The HTTP API to use instead of one built from `url`, `token` and `fetch`. */
+  http?: HttpApi;
+  /** This browser tab's editor id (default: a random UUID), kept across reconnects. */
+  clientId?: string;
+  /** Milliseconds for a project to open before `loadProject` gives up on syncd (default 5,000). */
+  openTimeout?: number;
+}
+
+/** What `loadProject` resolves with: the project and where it came from. */
+export interface LoadedProject {
+  project: StudioProject;
+  /** `syncd`: the live project; `local`: syncd does not have it (or cannot be reached) and the Redux state does. */
+  source: "syncd" | "local";
+}
+
+/** What `adoptProject` resolves with. */
+export interface Adoption {
+  /** True when the project was saved to syncd now; false when syncd already had it. */
+  adopted: boolean;
+  project: StudioProject;
+}
+
+/** The live view as a `StudioProject` (camelCase rows, scenes and clips in their order), or null. */
+export function projectFromView(view: ProjectView): StudioProject | null {
+  if (view.project === null) return null;
+  return {
+    ...toCamel<Project>(view.project),
+    scenes: view.ordered("scenes").map((row) => toCamel<Scene>(row)),
+    clips: view.ordered("clips").map((row) => toCamel<Clip>(row)),
+  };
+}
+
+/** The studio's calls; one instance per browser tab (or per user session in Node). */
+export class SyncdStudio {
+  readonly http: HttpApi;
+  readonly clientId: string;
+  private readonly options: StudioOptions; // setToken changes its token
+  private readonly editors = new Map<string, EditorClient>();
+  private readonly users = new Map<string, number>();
+
+  constructor(options: StudioOptions) {
+    this.options = options;
+    this.clientId = options.clientId ?? randomUuid();
+    this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => this.options.token ?? null, fetch: options.fetch });
+  }
+
+  /** Use `token` from now on: for HTTP calls at once, for each connection at its next `hello`. */
+  setToken(token: string | null): void {
+    this.options.token = token;
+    for (const editor of this.editors.values()) editor.setToken(token);
+  }
+
+  /** The live connection to `projectId` (one per project, made on first use; not connected yet). */
+  editor(projectId: string): EditorClient {
+    let editor = this.editors.get(projectId);
+    if (editor === undefined) {
+      editor = new EditorClient({
+        url: this.options.url,
+        projectId,
+        clientId: this.clientId,
+        token: this.options.token ?? null,
+        WebSocket: this.options.WebSocket,
+      });
+      this.editors.set(projectId, editor);
+    }
+    return editor;
+  }
+
+  /** The connection to `projectId` for one more user (a hook); `release` gives it back. */
+  acquire(projectId: string): EditorClient {
+    this.users.set(projectId, (this.users.get(projectId) ?? 0) + 1);
+    return this.editor(projectId);
+  }
+
+  /** One user less for `projectId`'s connection; the last one closes it. */
+  release(projectId: string): void {
+    const users = (this.users.get(projectId) ?? 0) - 1;
+    if (users > 0) {
+      this.users.set(projectId, users);
+      return;
+    }
+    this.users.delete(projectId);
+    this.editors.get(projectId)?.close();
+  }
+
+  /** The connection to `projectId`, in sync. */
+  async open(projectId: string, timeout = this.options.openTimeout ?? 5_000): Promise<EditorClient> {
+    const editor = this.editor(projectId);
+    await editor.connect(timeout);
+    return editor;
+  }
+
+  /** Close every connection (unacknowledged edits stay with their client for a later open). */
+  close(): void {
+    for (const editor of this.editors.values()) editor.close();
+  }
+
+  // ---- projects --------------------------------------------------------------------------------
+
+  /** Create a project over the HTTP API (`id` optional: keep the frontend's own); resolves with it. */
+  async createProject(fields: Partial<Project> & { title?: string } = {}): Promise<Project> {
+    const body = toSnake(fields);
+    const row = await this.http.createProject({
+      ...(typeof body["id"] === "string" ? { id: body["id"] } : {}),
+      ...editable("projects", body),
+    });
+    return toCamel<Project>(row);
+  }
+
+  /** Change fields of a project (title, script, status, aspectRatio, settings) over the WebSocket. */
+  async updateProject(projectId: string, fields: Partial<Project>): Promise<Ack> {
+    const editor = await this.open(projectId);
+    return editor.patch("projects", projectId, editable("projects", toSnake(fields)));
+  }
+
+  /** The projects the user may open (HTTP API), camelCase. */
+  async listProjects(): Promise<Project[]> {
+    return (await this.http.listProjects()).map((row) => toCamel<Project>(row));
+  }
+
+  /**
+   * The project with its scenes and clips: live from syncd when it has it; else from `fallback`,
+   * the studio's Redux state (`{projects: [...]}`), when syncd does not have the project (4404) or
+   * cannot be reached in time.
+   *
+   * @throws ClientClosed or TimeoutError when neither has it (the error syncd gave).
+   */
+  async loadProject(projectId: string, fallback?: ReduxState | null): Promise<LoadedProject> {
+    try {
+      const editor = await this.open(projectId);
+      return { project: projectFromView(editor.view)!, source: "syncd" };
+    } catch (error) {
+      const local = findLocalProject(fallback, projectId);
+      const missing = error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND;
+      if (local === null || !(missing || error instanceof TimeoutError)) throw error;
+      if (!missing) this.editor(projectId).close(); // unreachable: stop trying in the background
+      return { project: local, source: "local" };
+    }
+  }
+
+  /**
+   * Save a project of the Redux state to syncd when syncd does not have it yet, keeping its id: the
+   * project row over the HTTP API (the WebSocket cannot create projects), then its scenes and clips
+   * over the WebSocket, then a save. A project syncd already has is left as it is.
+   */
+  async adoptProject(state: StudioProject | Record<string, unknown>): Promise<Adoption> {
+    const local = findLocalProject({ projects: [state as StudioProject] }, String(state["id"]));
+    if (local === null || typeof local.id !== "string") throw new TypeError("adoptProject: the project needs an id");
+    const editor = this.editor(local.id);
+    try {
+      await editor.connect(this.options.openTimeout ?? 5_000);
+      return { adopted: false, project: projectFromView(editor.view)! };
+    } catch (error) {
+      if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
+    }
+    const { scenes, clips, ...fields } = local;
+    await this.createProject(fields);
+    await editor.connect(this.options.openTimeout ?? 5_000);
+    const inserts = [
+      ...scenes.map((scene) => editor.insert("scenes", { id: scene.id, ...editable("scenes", toSnake(scene)) })),
+      ...clips.map((clip) => editor.insert("clips", { id: clip.id, ...editable("clips", toSnake(clip)) })),
+    ];
+    await Promise.all(inserts);
+    const flushed = await editor.flush();
+    await editor.waitSaved(flushed.seq);
+    return { adopted: true, project: projectFromView(editor.view)! };
+  }
+
+  // ---- scenes and clips ------------------------------------------------------------------------
+
+  /**
+   * Make the project's scene list equal to `scenes`, in this order: insert the new ones, patch the
+   * fields that differ, delete the ones not listed, and index them by position. Resolves with the
+   * last acknowledgement (null when nothing changed).
+   */
+  async syncScenes(projectId: string, scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> {
+    return syncScenesOn(await this.open(projectId), scenes);
+  }
+
+  /**
+   * Save one clip: insert it when the project does not have it (a missing `id` gets a new UUID, a
+   * missing `orderIndex` puts it after the last clip), else patch the fields that differ. Resolves
+   * with the clip's id and the acknowledgement (null when nothing changed).
+   */
+  async saveClip(projectId: string, clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> {
+    return saveClipOn(await this.open(projectId), clip);
+  }
+
+  /** Delete one clip. */
+  async deleteClip(projectId: string, clipId: string): Promise<Ack> {
+    return (await this.open(projectId)).delete("clips", clipId);
+  }
+
+  /** Put the clips in this order (`orderIndex` = position; unlisted clips follow). */
+  async reorderClips(projectId: string, clipIds: string[]): Promise<Ack> {
+    return (await this.open(projectId)).reorder("clips", clipIds);
+  }
+
+  /** Save the project now instead of after the daemon's debounce, and wait until the database has it. */
+  async saveNow(projectId: string): Promise<void> {
+    const editor = await this.open(projectId);
+    const ack = await editor.flush();
+    await editor.waitSaved(ack.seq);
+  }
+
+  // ---- voices and exports (HTTP API) -----------------------------------------------------------
+
+  /** The user's voices. */
+  async listVoices(): Promise<Record<string, unknown>[]> {
+    return (await this.http.listVoices()).map((row) => toCamel(row));
+  }
+
+  /** Create a voice. */
+  async createVoice(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return toCamel(await this.http.createVoice(toSnake(fields)));
+  }
+
+  /** Change a voice. */
+  async updateVoice(voiceId: string, fields: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return toCamel(await this.http.updateVoice(voiceId, toSnake(fields)));
+  }
+
+  /** Delete a voice. */
+  deleteVoice(voiceId: string): Promise<void> {
+    return this.http.deleteVoice(voiceId);
+  }
+
+  /** A project's exports. */
+  async listExports(projectId: string): Promise<Record<string, unknown>[]> {
+    return (await this.http.listExports(projectId)).map((row) => toCamel(row));
+  }
+
+  /** Request an export of a project. */
+  async requestExport(projectId: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return toCamel(await this.http.requestExport(projectId, toSnake(fields)));
+  }
+}
+
+/** `SyncdStudio.syncScenes` on an open connection. */
+export async function syncScenesOn(editor: EditorClient, scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> {
+  const live = editor.view.scenes;
+  const wanted = new Set(scenes.map((scene) => scene.id));
+  const calls: Promise<Ack>[] = [];
+  for (const id of [...live.keys()]) if (!wanted.has(id)) calls.push(editor.delete("scenes", id));
+  scenes.forEach((scene, index) => {
+    const fields = editable("scenes", toSnake({ ...scene, sceneIndex: index }));
+    const row = live.get(scene.id);
+    if (row === undefined) {
+      calls.push(editor.insert("scenes", { id: scene.id, ...fields }));
+      return;
+    }
+    const changed = differing(row, fields);
+    if (Object.keys(changed).length > 0) calls.push(editor.patch("scenes", scene.id, changed));
+  });
+  const acks = await Promise.all(calls);
+  return acks.at(-1) ?? null;
+}
+
+/** `SyncdStudio.saveClip` on an open connection. */
+export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> {
+  const id = typeof clip.id === "string" ? clip.id : randomUuid();
+  const fields = editable("clips", toSnake(clip));
+  const row = editor.view.clips.get(id);
+  if (row === undefined) {
+    if (fields["order_index"] === undefined) {
+      const last = editor.view.ordered("clips").at(-1);
+      fields["order_index"] = last === undefined ? 0 : Number(last["order_index"] ?? 0) + 1;
+    }
+    return { id, ack: await editor.insert("clips", { id, ...fields }) };
+  }
+  const changed = differing(row, fields);
+  return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
+}
+
+/** The fields of `fields` whose value differs from `row`'s (compared as JSON). */
+function differing(row: Record<string, unknown>, fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(fields).filter(([key, value]) => JSON.stringify(row[key] ?? null) !== JSON.stringify(value ?? null)),
+  );
+}

@@ -1,0 +1,275 @@
+// Unit tests of EditorClient over a scripted socket: reconnects, close codes, answers and events.
+
+import assert from "node:assert/strict";
+import { beforeEach, test } from "node:test";
+
+import { ClientClosed, EditorClient, EditorError, editorUrl, TimeoutError } from "../dist/index.js";
+import { FakeSocket, join, PROJECT, snapshot, welcome } from "./fake.mjs";
+
+let now = 0;
+
+function makeClient(t, options = {}) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  now = 0;
+  return new EditorClient({
+    url: "http://127.0.0.1:8765",
+    projectId: PROJECT,
+    clientId: "c0ffee00-0000-4000-8000-000000000001",
+    WebSocket: FakeSocket,
+    jitter: () => 0,
+    clock: () => now,
+    ...options,
+  });
+}
+
+/** Let time pass on both the client's clock and the mocked timers. */
+function advance(t, seconds) {
+  now += seconds;
+  t.mock.timers.tick(seconds * 1000);
+}
+
+beforeEach(() => FakeSocket.reset());
+
+test("the editor URL gets the editor path and a ws scheme", () => {
+  assert.equal(editorUrl("http://127.0.0.1:8765"), "ws://127.0.0.1:8765/v1/editor");
+  assert.equal(editorUrl("https://syncd.example.org/"), "wss://syncd.example.org/v1/editor");
+  assert.equal(editorUrl("ws://127.0.0.1:1/v1/editor"), "ws://127.0.0.1:1/v1/editor");
+});
+
+test("connect says hello on open and resolves once the snapshot is in; a patch resolves with its ack", async (t) => {
+  const client = makeClient(t);
+  const joined = client.connect();
+  assert.equal(client.status, "connecting");
+  const socket = FakeSocket.last;
+  assert.equal(socket.url, "ws://127.0.0.1:8765/v1/editor");
+  socket.open();
+  assert.deepEqual(socket.take(), [
+    { type: "hello", protocol: 1, project_id: PROJECT, client_id: "c0ffee00-0000-4000-8000-000000000001", token: null, resume: null },
+  ]);
+  socket.receive(welcome());
+  socket.receive(snapshot());
+  assert.equal((await joined).session, "c1");
+  assert.equal(client.status, "live");
+  assert.equal(client.view.project.title, "The Lighthouse");
+
+  const changes = [];
+  client.on("change", (event) => changes.push(event));
+  const ack = client.patch("scenes", "s1", { heading: "Nightfall" });
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall" } }]);
+  assert.equal(client.view.scenes.get("s1").heading, "Dusk", "the view changes only with the server's change");
+  socket.receive({ type: "change", seq: 1, table: "scenes", op: "update", id: "s1", set: { heading: "Nightfall" }, origin: "editor", client_id: client.clientId, mid: 1 });
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  assert.deepEqual(await ack, { mid: 1, seq: 1 });
+  assert.equal(client.view.scenes.get("s1").heading, "Nightfall");
+  assert.deepEqual(changes.map((c) => c.seq), [1]);
+  client.close();
+});
+
+test("a refused mutation rejects with the server's error; an error for no mutation is kept and emitted", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  const errors = [];
+  client.on("error", (error) => errors.push(error));
+  const refused = client.patch("scenes", "s1", { colour: "red" });
+  socket.receive({ type: "error", mid: 1, code: "bad_request", message: "patch.set.colour: no such field in scenes" });
+  await assert.rejects(refused, (error) => error instanceof EditorError && error.code === "bad_request" && error.mid === 1);
+  socket.receive({ type: "error", mid: null, code: "unavailable", message: "the database refused the save" });
+  assert.equal(errors.length, 1);
+  assert.equal(client.errors[0].code, "unavailable");
+  client.close();
+});
+
+test("a lost connection reconnects after the backoff delay, resumes and resends the unacked mutation", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const first = FakeSocket.last;
+  const ack = client.insert("clips", { id: "k2", order_index: 1 });
+  first.take();
+  first.drop(1006);
+  assert.equal(client.status, "reconnecting");
+  advance(t, 0.24);
+  assert.equal(FakeSocket.instances.length, 1, "no reconnect before the delay (0.5 s × jitter 0 = 0.25 s)");
+  advance(t, 0.01);
+  assert.equal(FakeSocket.instances.length, 2);
+  const second = FakeSocket.last;
+  second.open();
+  assert.deepEqual(second.take(), [
+    { type: "hello", protocol: 1, project_id: PROJECT, client_id: client.clientId, token: null, resume: { epoch: "e1", seq: 0 } },
+  ]);
+  second.receive(welcome(0));
+  assert.equal(client.status, "live");
+  assert.deepEqual(second.take(), [{ type: "insert", mid: 1, table: "clips", row: { id: "k2", order_index: 1 } }]);
+  second.receive({ type: "ack", mid: 1, seq: 1 });
+  assert.deepEqual(await ack, { mid: 1, seq: 1 });
+  client.close();
+});
+
+test("connections that cannot be opened are retried with a doubling delay", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  const waits = [];
+  client.on("disconnected", (event) => waits.push(event.retry_at - now));
+  for (let i = 0; i < 4; i += 1) {
+    FakeSocket.last.drop(1006);
+    advance(t, waits.at(-1));
+  }
+  assert.deepEqual(waits, [0.25, 0.5, 1, 2]);
+  assert.equal(FakeSocket.instances.length, 5);
+  client.close();
+});
+
+for (const code of [1000, 1002, 1009, 4401, 4403, 4404]) {
+  test(`close ${code} is final: connect rejects and no reconnect follows`, async (t) => {
+    const client = makeClient(t);
+    const joined = client.connect();
+    FakeSocket.last.open();
+    FakeSocket.last.drop(code, "refused");
+    await assert.rejects(joined, (error) => error instanceof ClientClosed && error.code === code);
+    advance(t, 60);
+    assert.equal(FakeSocket.instances.length, 1);
+    assert.equal(client.status, "closed");
+  });
+}
+
+for (const code of [1001, 1006, 1008, 1011, 1012, 4408, 4429]) {
+  test(`close ${code} reconnects by itself`, (t) => {
+    const client = makeClient(t);
+    client.connect().catch(() => {});
+    join();
+    FakeSocket.last.drop(code);
+    advance(t, 0.25);
+    assert.equal(FakeSocket.instances.length, 2);
+    client.close();
+  });
+}
+
+test("a gap closes the connection with 1000 and opens the next one at once, resuming", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const first = FakeSocket.last;
+  first.receive({ type: "change", seq: 2, table: "scenes", op: "update", id: "s1", set: { heading: "x" }, origin: "db", client_id: null, mid: null });
+  assert.deepEqual(first.closedWith, { code: 1000, reason: "resync" });
+  assert.equal(FakeSocket.instances.length, 2, "no wait after a gap");
+  FakeSocket.last.open();
+  assert.deepEqual(FakeSocket.last.take()[0].resume, { epoch: "e1", seq: 0 });
+  first.drop(1000);
+  assert.equal(client.status, "reconnecting", "the old socket's close is not the client's");
+  client.close();
+});
+
+test("a protocol violation closes with 1002 and does not reconnect; waiting calls fail", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  socket.receive("[1, 2]");
+  assert.equal(socket.closedWith.code, 1002);
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1002);
+  advance(t, 60);
+  assert.equal(FakeSocket.instances.length, 1);
+  assert.deepEqual(client.unacked, [1], "the mutation waits for a connection the user opens later");
+});
+
+test("presence, saved and renderer events are emitted; waitSaved resolves at its seq", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  const seen = [];
+  client.on("presence", (editors) => seen.push(["presence", editors.length]));
+  client.on("event", (event) => seen.push(["event", event.topic, event.data.progress]));
+  client.on("saved", (saved) => seen.push(["saved", saved.seq]));
+  const saved = client.waitSaved(1);
+  socket.receive({ type: "presence", editors: [{ client_id: client.clientId, user_id: null }, { client_id: "other", user_id: "u" }] });
+  socket.receive({ type: "event", topic: "render.progress", data: { clip_id: "k1", progress: 0.4 } });
+  socket.receive({ type: "change", seq: 1, table: "clips", op: "update", id: "k1", set: { status: "ready" }, origin: "db", client_id: null, mid: null });
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:00.000Z" });
+  assert.equal((await saved).at, "2026-12-01T10:00:00.000Z");
+  assert.deepEqual(seen, [["presence", 2], ["event", "render.progress", 0.4], ["saved", 1]]);
+  assert.equal(client.editors.length, 2);
+  client.close();
+});
+
+test("ping resolves with the round trip once its pong comes", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const rtt = client.ping();
+  const [frame] = socket.take();
+  assert.equal(frame.type, "ping");
+  now += 0.012;
+  socket.receive({ type: "pong", t: frame.t });
+  assert.ok(Math.abs((await rtt) - 12) < 1e-6);
+  client.close();
+});
+
+test("a connection that is not in sync within openTimeout is given up and retried", async (t) => {
+  const client = makeClient(t, { openTimeout: 1000 });
+  const joined = client.connect(5000);
+  FakeSocket.last.open();
+  advance(t, 1);
+  assert.ok(FakeSocket.instances[0].closedWith, "the first socket is closed");
+  advance(t, 0.25);
+  assert.equal(FakeSocket.instances.length, 2);
+  advance(t, 4);
+  await assert.rejects(joined, TimeoutError);
+  client.close();
+});
+
+test("close rejects waiting calls with 1000 and keeps the mutations for a later connect", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  client.close();
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1000);
+  assert.deepEqual(client.unacked, [1]);
+  const again = client.connect();
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.take();
+  socket.receive(welcome(0));
+  await again;
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "x" } }]);
+  client.close();
+});
+
+test("without a WebSocket the client says what to pass", () => {
+  const saved = globalThis.WebSocket;
+  try {
+    delete globalThis.WebSocket;
+    assert.throws(() => new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT }), /options\.WebSocket/);
+  } finally {
+    if (saved !== undefined) globalThis.WebSocket = saved;
+  }
+});
+
+test("a lost connection fails the pings in flight; a wait for a saved seq carries over into a new epoch", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join(FakeSocket.last, 50);
+  const rtt = client.ping();
+  const saved = client.waitSaved(52);
+  FakeSocket.last.drop(1012, "daemon restarting");
+  await assert.rejects(rtt, (error) => error instanceof ClientClosed && error.code === 1012);
+  advance(t, 0.25);
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome(2, "e2"));
+  socket.receive(snapshot(2, "e2"));
+  let done = false;
+  saved.then(() => (done = true));
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:00.000Z" });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(done, false);
+  socket.receive({ type: "saved", seq: 2, at: "2026-12-01T10:00:01.000Z" });
+  assert.equal((await saved).seq, 2);
+  client.close();
+});

@@ -1,0 +1,185 @@
+// The calls that go to syncd's HTTP API, against a tiny local HTTP server that records requests
+// (the daemon's API is tested end to end once it serves these paths), and adoptProject and the
+// Redux fallback of loadProject against an in-memory syncd.
+
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { after, before, beforeEach, test } from "node:test";
+
+import { ClientClosed, HttpApi, HttpError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
+import { FakeSyncd } from "./fake.mjs";
+
+const requests = [];
+const routes = new Map();
+let server;
+let base;
+
+function route(method, path, status, body) {
+  routes.set(`${method} ${path}`, typeof body === "function" ? body : () => [status, body]);
+}
+
+before(async () => {
+  server = createServer((req, res) => {
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => (text += chunk));
+    req.on("end", () => {
+      const body = text ? JSON.parse(text) : undefined;
+      requests.push({ method: req.method, path: req.url, auth: req.headers.authorization ?? null, type: req.headers["content-type"] ?? null, body });
+      const handler = routes.get(`${req.method} ${req.url}`);
+      const [status, answer] = handler ? handler(body) : [404, { error: { code: "not_found", message: `no route ${req.url}` } }];
+      res.writeHead(status, { "Content-Type": "application/json" });
+      res.end(answer === undefined ? "" : JSON.stringify(answer));
+    });
+  });
+  await new Promise((done) => server.listen(0, "127.0.0.1", done));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => new Promise((done) => server.close(done)));
+
+beforeEach(() => {
+  requests.length = 0;
+  routes.clear();
+});
+
+test("createProject posts the editable fields and the id, with the token; the answer comes back camelCase", async () => {
+  route("POST", PROJECTS_PATH, 201, (body) => [201, { project: { ...body, user_id: null, created_at: "2026-12-01T00:00:00Z" } }]);
+  const studio = new SyncdStudio({ url: base, token: "tok", WebSocket: new FakeSyncd().WebSocket });
+  const project = await studio.createProject({ id: "0f0e0000-0000-4000-8000-00000000000a", title: "Trailer", aspectRatio: "9:16", version: 4, userId: "someone" });
+  assert.deepEqual(requests, [
+    {
+      method: "POST",
+      path: "/v1/projects",
+      auth: "Bearer tok",
+      type: "application/json",
+      body: { id: "0f0e0000-0000-4000-8000-00000000000a", title: "Trailer", aspect_ratio: "9:16" },
+    },
+  ]);
+  assert.equal(project.aspectRatio, "9:16");
+  assert.equal(project.createdAt, "2026-12-01T00:00:00Z");
+});
+
+test("the list, voice and export calls use the paths of endpoints.ts", async () => {
+  route("GET", "/v1/projects", 200, [{ id: "p1", title: "A" }]);
+  route("GET", "/v1/voices", 200, { voices: [{ id: "v1", provider_voice_id: "x" }] });
+  route("POST", "/v1/voices", 201, { voice: { id: "v2", name: "Narrator" } });
+  route("PATCH", "/v1/voices/v2", 200, { id: "v2", name: "Narrator 2" });
+  route("DELETE", "/v1/voices/v2", 204, undefined);
+  route("GET", "/v1/projects/p1/exports", 200, { exports: [{ id: "x1", status: "pending", file_url: null }] });
+  route("POST", "/v1/projects/p1/exports", 201, { export: { id: "x2", status: "pending" } });
+  route("GET", "/v1/projects/p1", 200, { project: { id: "p1" } });
+  route("DELETE", "/v1/projects/p1", 204, undefined);
+  const studio = new SyncdStudio({ url: base.replace("http", "ws") + "/v1/editor", WebSocket: new FakeSyncd().WebSocket });
+  assert.deepEqual(await studio.listProjects(), [{ id: "p1", title: "A" }]);
+  assert.deepEqual(await studio.listVoices(), [{ id: "v1", providerVoiceId: "x" }]);
+  assert.deepEqual(await studio.createVoice({ name: "Narrator", providerVoiceId: "y" }), { id: "v2", name: "Narrator" });
+  assert.deepEqual(await studio.updateVoice("v2", { name: "Narrator 2" }), { id: "v2", name: "Narrator 2" });
+  await studio.deleteVoice("v2");
+  assert.deepEqual(await studio.listExports("p1"), [{ id: "x1", status: "pending", fileUrl: null }]);
+  assert.deepEqual(await studio.requestExport("p1", { format: "mp4" }), { id: "x2", status: "pending" });
+  assert.deepEqual(await studio.http.getProject("p1"), { id: "p1" });
+  await studio.http.deleteProject("p1");
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.path} ${r.auth} ${JSON.stringify(r.body ?? null)}`),
+    [
+      "GET /v1/projects null null",
+      "GET /v1/voices null null",
+      'POST /v1/voices null {"name":"Narrator","provider_voice_id":"y"}',
+      'PATCH /v1/voices/v2 null {"name":"Narrator 2"}',
+      "DELETE /v1/voices/v2 null null",
+      "GET /v1/projects/p1/exports null null",
+      'POST /v1/projects/p1/exports null {"format":"mp4"}',
+      "GET /v1/projects/p1 null null",
+      "DELETE /v1/projects/p1 null null",
+    ],
+  );
+});
+
+test("an error status rejects with HttpError carrying the protocol's code; a missing project is null", async () => {
+  route("POST", "/v1/projects", 403, { error: { code: "forbidden", message: "not your user id" } });
+  const api = new HttpApi({ baseUrl: base });
+  await assert.rejects(
+    api.createProject({ title: "x" }),
+    (error) => error instanceof HttpError && error.status === 403 && error.code === "forbidden" && /POST \/v1\/projects: 403 forbidden: not your user id/.test(error.message),
+  );
+  assert.equal(await api.getProject("nope"), null);
+  route("GET", "/v1/voices", 200, { nothing: true });
+  await assert.rejects(api.listVoices(), HttpError);
+});
+
+test("loadProject falls back to the Redux state when syncd does not have the project", async () => {
+  const syncd = new FakeSyncd();
+  syncd.addProject({ id: "live", title: "Live" }, [{ id: "s1", scene_index: 0, heading: "A" }]);
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
+  const redux = { projects: [{ id: "local", title: "Only here", scenes: [{ id: "s9", heading: "B" }], clips: [] }] };
+  const live = await studio.loadProject("live", redux);
+  assert.equal(live.source, "syncd");
+  assert.equal(live.project.title, "Live");
+  assert.deepEqual(live.project.scenes.map((s) => s.heading), ["A"]);
+  const local = await studio.loadProject("local", redux);
+  assert.equal(local.source, "local");
+  assert.equal(local.project.title, "Only here");
+  assert.equal(local.project.scenes[0].sceneIndex, 0);
+  await assert.rejects(studio.loadProject("neither", redux), (error) => error instanceof ClientClosed && error.code === 4404);
+  studio.close();
+});
+
+test("adoptProject saves a local project to syncd with its id, once", async () => {
+  const syncd = new FakeSyncd();
+  route("POST", "/v1/projects", 201, (body) => {
+    syncd.addProject({ ...body, user_id: null });
+    return [201, { project: body }];
+  });
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
+  const local = {
+    id: "4d0c0000-0000-4000-8000-000000000001",
+    title: "From Redux",
+    aspectRatio: "1:1",
+    scenes: [
+      { id: "4d0c0000-0000-4000-8000-000000000011", sceneIndex: 0, heading: "One" },
+      { id: "4d0c0000-0000-4000-8000-000000000012", sceneIndex: 1, heading: "Two" },
+    ],
+    clips: [{ id: "4d0c0000-0000-4000-8000-000000000021", sceneId: "4d0c0000-0000-4000-8000-000000000011", prompt: "a", orderIndex: 0 }],
+  };
+  const first = await studio.adoptProject(local);
+  assert.equal(first.adopted, true);
+  assert.equal(first.project.id, local.id);
+  assert.deepEqual(first.project.scenes.map((s) => s.heading), ["One", "Two"]);
+  assert.equal(first.project.clips[0].sceneId, local.scenes[0].id);
+  assert.deepEqual(requests.map((r) => [r.method, r.path, r.body]), [
+    ["POST", "/v1/projects", { id: local.id, title: "From Redux", aspect_ratio: "1:1" }],
+  ]);
+  const again = await studio.adoptProject(local);
+  assert.equal(again.adopted, false);
+  assert.equal(requests.length, 1, "a project syncd has is not created again");
+  studio.close();
+});
+
+test("loadProject falls back to the Redux state when syncd cannot be reached in time, and stops trying", async () => {
+  const { FakeSocket } = await import("./fake.mjs");
+  FakeSocket.reset();
+  const studio = new SyncdStudio({ url: base, WebSocket: FakeSocket, openTimeout: 50 });
+  const redux = { projects: [{ id: "p9", title: "Offline copy", scenes: [], clips: [] }] };
+  const loaded = await studio.loadProject("p9", redux);
+  assert.equal(loaded.source, "local");
+  assert.equal(loaded.project.title, "Offline copy");
+  assert.equal(studio.editor("p9").status, "closed");
+  await assert.rejects(studio.loadProject("p8", redux), (error) => error.name === "TimeoutError");
+  studio.close();
+});
+
+test("setToken changes the token of the HTTP calls and of the next hello", async () => {
+  route("GET", "/v1/voices", 200, []);
+  const { FakeSocket } = await import("./fake.mjs");
+  FakeSocket.reset();
+  const studio = new SyncdStudio({ url: base, token: "old", WebSocket: FakeSocket });
+  const editor = studio.editor("p1");
+  studio.setToken("new");
+  await studio.listVoices();
+  assert.equal(requests.at(-1).auth, "Bearer new");
+  editor.connect().catch(() => {});
+  FakeSocket.last.open();
+  assert.equal(FakeSocket.last.take()[0].token, "new");
+  studio.close();
+});

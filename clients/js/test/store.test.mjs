@@ -1,0 +1,178 @@
+// ProjectStore without React: the snapshot, the save status, auto-save and the fallback.
+
+import assert from "node:assert/strict";
+import { beforeEach, test } from "node:test";
+
+import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { FakeSocket, join, PROJECT, welcome } from "./fake.mjs";
+
+let now = 0;
+
+function setup(t, storeOptions = {}) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  now = 0;
+  const editor = new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, jitter: () => 0, clock: () => now });
+  const store = new ProjectStore({ projectId: PROJECT, editor, ...storeOptions });
+  const notified = [];
+  store.subscribe(() => notified.push(store.getSnapshot()));
+  return { editor, store, notified };
+}
+
+beforeEach(() => FakeSocket.reset());
+
+test("the snapshot shows the initial load, then the live project in camelCase; it is stable while nothing changes", async (t) => {
+  const { editor, store } = setup(t);
+  assert.equal(store.getSnapshot().isInitialLoad, true);
+  assert.equal(store.getSnapshot().project, null);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.source, "syncd");
+  assert.equal(snap.connection, "live");
+  assert.equal(snap.project.aspectRatio, "16:9");
+  assert.deepEqual(snap.project.scenes.map((s) => s.sceneIndex), [0, 1]);
+  assert.equal(snap.saveStatus, "saved");
+  assert.equal(store.getSnapshot(), snap, "the same object while nothing changed");
+  FakeSocket.last.receive({ type: "pong", t: "nobody asked" });
+  assert.equal(store.getSnapshot(), snap);
+
+  FakeSocket.last.receive({ type: "change", seq: 1, table: "scenes", op: "update", id: "s2", set: { heading: "Lamp" }, origin: "db", client_id: null, mid: null });
+  const next = store.getSnapshot();
+  assert.notEqual(next, snap);
+  assert.equal(next.project.scenes[1].heading, "Lamp");
+  assert.equal(next.project.scenes[0], snap.project.scenes[0], "an unchanged row keeps its object");
+  assert.equal(next.project.clips[0], snap.project.clips[0]);
+  store.stop();
+  editor.close();
+});
+
+test("an edit is unsaved until saved; after autoSaveDelay of quiet the store asks for a save", async (t) => {
+  const { editor, store, notified } = setup(t, { autoSaveDelay: 1500 });
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  socket.take();
+  const edit = store.updateScene("s1", { heading: "Nightfall", sceneIndex: 0 });
+  assert.equal(store.getSnapshot().saveStatus, "unsaved");
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall", scene_index: 0 } }]);
+  socket.receive({ type: "change", seq: 1, table: "scenes", op: "update", id: "s1", set: { heading: "Nightfall" }, origin: "editor", client_id: editor.clientId, mid: 1 });
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  assert.equal(store.getSnapshot().saveStatus, "unsaved", "acknowledged is not saved");
+
+  t.mock.timers.tick(1499);
+  assert.deepEqual(socket.take(), [], "no save before the delay");
+  t.mock.timers.tick(1);
+  assert.deepEqual(socket.take(), [{ type: "flush", mid: 2 }]);
+  assert.equal(store.getSnapshot().saveStatus, "saving");
+  socket.receive({ type: "ack", mid: 2, seq: 1 });
+  await new Promise((done) => setImmediate(done));
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:00.000Z" });
+  await new Promise((done) => setImmediate(done));
+  const snap = store.getSnapshot();
+  assert.equal(snap.saveStatus, "saved");
+  assert.equal(snap.lastSavedAt, "2026-12-01T10:00:00.000Z");
+  assert.ok(notified.length >= 4, `listeners were told (${notified.length} times)`);
+  store.stop();
+  editor.close();
+});
+
+test("saveNow saves at once and resolves when the database has it; a refused save shows as error", async (t) => {
+  const { editor, store } = setup(t, { autoSaveDelay: null });
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  socket.take();
+  store.updateProject({ title: "Renamed" });
+  socket.take();
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  t.mock.timers.tick(60_000);
+  assert.deepEqual(socket.take(), [], "with autoSaveDelay null the daemon's debounce saves");
+  const saved = store.saveNow();
+  assert.deepEqual(socket.take(), [{ type: "flush", mid: 2 }]);
+  socket.receive({ type: "ack", mid: 2, seq: 1 });
+  socket.receive({ type: "error", mid: null, code: "unavailable", message: "the database refused the save" });
+  await new Promise((done) => setImmediate(done));
+  assert.equal(store.getSnapshot().saveStatus, "error");
+  assert.equal(store.getSnapshot().error.code, "unavailable");
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:01.000Z" });
+  await saved;
+  assert.equal(store.getSnapshot().saveStatus, "saved");
+  store.stop();
+  editor.close();
+});
+
+test("the editors present come from presence", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  join();
+  await loaded;
+  FakeSocket.last.receive({ type: "presence", editors: [{ client_id: "a", user_id: null }, { client_id: "b", user_id: "u1" }] });
+  assert.deepEqual(store.getSnapshot().editors, [
+    { clientId: "a", userId: null },
+    { clientId: "b", userId: "u1" },
+  ]);
+  store.stop();
+  editor.close();
+});
+
+test("a project syncd does not have is shown from the fallback state", async (t) => {
+  const { editor, store } = setup(t, { fallback: { projects: [{ id: PROJECT, title: "Local copy", scenes: [], clips: [] }] } });
+  const loaded = store.start();
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ type: "error", mid: null, code: "not_found", message: "no such project" });
+  FakeSocket.last.drop(4404, "project not found");
+  await loaded;
+  const snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.source, "local");
+  assert.equal(snap.project.title, "Local copy");
+  assert.equal(snap.connection, "closed");
+  store.stop();
+  editor.close();
+});
+
+test("a store from a studio shares its connection and the last stop closes it", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket, fetch: async () => new Response("[]") });
+  const a = new ProjectStore({ projectId: PROJECT, studio });
+  const b = new ProjectStore({ projectId: PROJECT, studio });
+  const loading = Promise.all([a.start(), b.start()]);
+  assert.equal(FakeSocket.instances.length, 1);
+  join();
+  await loading;
+  assert.equal(b.getSnapshot().project.title, "The Lighthouse");
+  a.stop();
+  assert.equal(FakeSocket.last.closedWith, null);
+  b.stop();
+  assert.equal(FakeSocket.last.closedWith.code, 1000);
+  await assert.rejects(a.saveNow(), /start\(\) first/);
+});
+
+test("a reconnect into a new epoch does not leave the status waiting on old seqs", async (t) => {
+  const { editor, store } = setup(t, { autoSaveDelay: null });
+  const loaded = store.start();
+  join();
+  await loaded;
+  let socket = FakeSocket.last;
+  socket.take();
+  const edit = store.updateScene("s1", { heading: "x" });
+  socket.receive({ type: "ack", mid: 1, seq: 40 });
+  await edit;
+  socket.drop(1012, "daemon restarting");
+  now += 1;
+  t.mock.timers.tick(1000);
+  socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome(3, "e2"));
+  socket.receive({ type: "snapshot", epoch: "e2", seq: 3, project: { id: PROJECT }, scenes: [], clips: [], saved_seq: 0 });
+  assert.equal(store.getSnapshot().saveStatus, "unsaved");
+  socket.receive({ type: "saved", seq: 3, at: "2026-12-01T10:00:02.000Z" });
+  assert.equal(store.getSnapshot().saveStatus, "saved");
+  store.stop();
+  editor.close();
+});
