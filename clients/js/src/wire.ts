@@ -72,6 +72,7 @@ export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_NOT_FOUND = 4404;
 export const CLOSE_HELLO_TIMEOUT = 4408;
+export const CLOSE_TAKEN_OVER = 4409;
 export const CLOSE_RATE_LIMITED = 4429;
 
 /** The close codes the server uses on purpose, with their meaning. */
@@ -82,6 +83,7 @@ export const CLOSE_CODES: Readonly<Record<number, string>> = {
   [CLOSE_FORBIDDEN]: "forbidden",
   [CLOSE_NOT_FOUND]: "project not found",
   [CLOSE_HELLO_TIMEOUT]: "hello timeout",
+  [CLOSE_TAKEN_OVER]: "client id taken over",
   [CLOSE_RATE_LIMITED]: "rate limited",
 };
 
@@ -93,4 +95,5 @@ export const FINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
   CLOSE_UNAUTHORIZED,
   CLOSE_FORBIDDEN,
   CLOSE_NOT_FOUND,
+  CLOSE_TAKEN_OVER,
 ]);

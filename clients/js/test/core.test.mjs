@@ -19,7 +19,7 @@ import {
 } from "../dist/index.js";
 
 test("the final close codes are the ones of syncd/wire.py", () => {
-  assert.deepEqual([...FINAL_CLOSE_CODES].sort(), [1000, 1002, 1009, 4401, 4403, 4404]);
+  assert.deepEqual([...FINAL_CLOSE_CODES].sort(), [1000, 1002, 1009, 4401, 4403, 4404, 4409]);
 });
 
 test("parse takes text and UTF-8 bytes and refuses what is not a JSON object", () => {
