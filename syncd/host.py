@@ -22,25 +22,9 @@ from syncd.adapters.outbox import Outbox
 from syncd.auth import may_open
 from syncd.backend import Backend
 from syncd.config import SyncdSettings
+from syncd.core import effects as fx
 from syncd.core.backoff import Backoff
 from syncd.core.batch import WriteBatch
-from syncd.core.effects import (
-    Ack,
-    Append,
-    CatchUp,
-    Change,
-    Disconnect,
-    Effect,
-    Error,
-    LoadProject,
-    Presence,
-    ProjectNotFound,
-    RemoveJournal,
-    RequestReread,
-    Saved,
-    Snapshot,
-    Welcome,
-)
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ANONYMOUS, ClientId, ConnId, ProjectId, RowId, UserId
 from syncd.core.inputs import (
@@ -291,27 +275,27 @@ class ProjectHost:
         self.engine.handle_timer(self._now())
         self._dispatch()
 
-    def _act(self, effect: Effect) -> None:
+    def _act(self, effect: fx.Effect) -> None:
         match effect:
-            case Append(entry):
+            case fx.Append(entry):
                 self._last_append = self._outbox.append_nowait(entry)
-            case Ack(conn, mid, seq):
+            case fx.Ack(conn, mid, seq):
                 self._ack(conn, outbound.ack(mid, seq))
-            case Change():
+            case fx.Change():
                 self._broadcast(effect)
-            case CatchUp(conn, _, changes):
+            case fx.CatchUp(conn, _, changes):
                 self._catch_up(conn, changes)
-            case Snapshot():
+            case fx.Snapshot():
                 self._send_snapshot(effect)
-            case Welcome(conn, project_id, epoch, seq):
+            case fx.Welcome(conn, project_id, epoch, seq):
                 self.editors.make_live(conn, project_id)
                 self.editors.reply(conn, outbound.welcome(project_id, epoch, seq, conn))
-            case Saved(project_id, seq):
+            case fx.Saved(project_id, seq):
                 frame = outbound.saved(seq)
                 self.editors.send(project_id, outbound.encode(frame))
                 if self.bus is not None:
                     self.bus.publish_saved(project_id, {**frame, "epoch": self._epochs.get(project_id)})
-            case Error(project_id, conn, mid, code, message):
+            case fx.Error(project_id, conn, mid, code, message):
                 log.info(
                     "project %s: %s %s (mid %s): %s", project_id, code, conn or "all editors", mid, message
                 )
@@ -319,22 +303,22 @@ class ProjectHost:
                     self.editors.reply_all(project_id, outbound.error(code, message, mid))
                 else:
                     self.editors.reply(conn, outbound.error(code, message, mid))
-            case Presence(project_id, editors):
+            case fx.Presence(project_id, editors):
                 self.editors.reply_all(project_id, outbound.presence(editors))
-            case LoadProject(project_id):
+            case fx.LoadProject(project_id):
                 self._spawn(self._load(project_id), f"syncd.load.{project_id}")
-            case RequestReread(project_id, token):
+            case fx.RequestReread(project_id, token):
                 self._spawn(self._reread(project_id, token), f"syncd.reread.{project_id}")
             case WriteBatch():
                 self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
-            case RemoveJournal(project_id, mutation_ids):
+            case fx.RemoveJournal(project_id, mutation_ids):
                 self._spawn(self._outbox.remove(project_id, mutation_ids), "syncd.outbox.remove")
-            case ProjectNotFound(project_id, conns, dropped):
+            case fx.ProjectNotFound(project_id, conns, dropped):
                 if dropped:
                     log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
                 for conn_id in conns:
                     self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
-            case Disconnect(conn_id, code, reason):
+            case fx.Disconnect(conn_id, code, reason):
                 self.editors.close(conn_id, code, reason)
             case _:
                 assert_never(effect)
@@ -355,7 +339,7 @@ class ProjectHost:
             return
         self.editors.reply(conn, data)
 
-    def _broadcast(self, change: Change) -> None:
+    def _broadcast(self, change: fx.Change) -> None:
         frame = outbound.change(change)
         delivered = self.editors.send(change.project_id, outbound.encode(frame))
         self._counters.changes_out.inc(delivered)
@@ -364,7 +348,7 @@ class ProjectHost:
             message = outbound.change_message(frame, self._epochs.get(change.project_id))
             self.bus.publish_change(change.project_id, message)
 
-    def _catch_up(self, conn_id: ConnId, changes: tuple[Change, ...]) -> None:
+    def _catch_up(self, conn_id: ConnId, changes: tuple[fx.Change, ...]) -> None:
         conn = self.editors.get(conn_id)
         if conn is None:
             return
@@ -373,7 +357,7 @@ class ProjectHost:
                 self.overflowed(conn)  # the snapshot stands in for the rest
                 return
 
-    def _send_snapshot(self, snapshot: Snapshot) -> None:
+    def _send_snapshot(self, snapshot: fx.Snapshot) -> None:
         data = outbound.snapshot(snapshot)
         if snapshot.conn is None:
             self.editors.send(snapshot.project_id, data)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
 
 from syncd.core.ids import ClientId, MutationId, ProjectId
@@ -110,12 +109,7 @@ class Outbox:
         self._task = asyncio.create_task(self._commit_loop(), name="syncd.outbox.commit")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         # Commit whatever is queued before closing: those appends are waiting for their ack.
         self._closing = True
         self._wake.set()

@@ -19,21 +19,8 @@ from typing import Literal, Self, TypeAlias
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from syncd.client import events as ev
 from syncd.client.errors import ClientClosed, EditorError
-from syncd.client.events import (
-    Acknowledged,
-    ClientEvent,
-    Disconnected,
-    Joined,
-    Noticed,
-    PongReceived,
-    PresenceChanged,
-    Rejected,
-    Resyncing,
-    ServerError,
-    Unanswered,
-    Violation,
-)
 from syncd.client.frames import encode
 from syncd.client.protocol import ClientProtocol
 from syncd.client.view import Frame
@@ -57,12 +44,12 @@ def _short(reason: str) -> str:
 class _Link:
     """One WebSocket connection of the client, from hello until it is retired or lost.
 
-    ``synced`` gets the `Joined` event once the view is in sync on it, or None when the opening
+    ``synced`` gets the `ev.Joined` event once the view is in sync on it, or None when the opening
     stream did not line up and the client must connect again.
     """
 
     ws: ClientConnection
-    synced: asyncio.Future[Joined | None]
+    synced: asyncio.Future[ev.Joined | None]
     wake: asyncio.Event
     retired: bool = False
     reader: asyncio.Task[None] | None = None
@@ -136,7 +123,7 @@ class Connection:
     ) -> None:
         await self.close()
 
-    async def connect(self) -> Joined:
+    async def connect(self) -> ev.Joined:
         """Open the connection, send ``hello`` and wait until the view is in sync.
 
         The hello carries ``resume {epoch, seq}`` when the client has followed a stream before (and
@@ -152,7 +139,7 @@ class Connection:
             raise RuntimeError("already connected; use reconnect()")
         return await self._establish()
 
-    async def reconnect(self) -> Joined:
+    async def reconnect(self) -> ev.Joined:
         """Close the current connection (if any) and connect again, resuming from the last applied seq.
 
         Mutations still unanswered are sent again with their mids once the view is in sync (unless
@@ -180,7 +167,7 @@ class Connection:
 
     # ---- internals: connecting -------------------------------------------------------------------
 
-    async def _establish(self) -> Joined:
+    async def _establish(self) -> ev.Joined:
         """Dial, say hello and sync the view; connect again while the protocol says the stream did not fit."""
         self._state = "connecting"
         link: _Link | None = None
@@ -223,7 +210,7 @@ class Connection:
             max_size=self.max_size,
             compression=self.compression,
         )
-        synced: asyncio.Future[Joined | None] = asyncio.get_running_loop().create_future()
+        synced: asyncio.Future[ev.Joined | None] = asyncio.get_running_loop().create_future()
         synced.add_done_callback(retrieve)
         link = _Link(ws, synced, asyncio.Event())
         self._link = link
@@ -274,7 +261,7 @@ class Connection:
             self._fail_waiters(error)
         self._notify()
 
-    def _resync(self, link: _Link, event: Resyncing) -> None:
+    def _resync(self, link: _Link, event: ev.Resyncing) -> None:
         """Leave ``link`` and connect again, to recover missed or diverged state."""
         link.retired = True
         if not link.synced.done():
@@ -383,42 +370,42 @@ class Connection:
         """Act on the protocol's events for ``frame`` (None: a lost connection); True after a violation."""
         violated = False
         for event in self.protocol.take_events():
-            violated = violated or isinstance(event, Violation)
+            violated = violated or isinstance(event, ev.Violation)
             self._handle(link, event, frame)
         return violated
 
-    def _handle(self, link: _Link, event: ClientEvent, frame: Frame | None) -> None:
+    def _handle(self, link: _Link, event: ev.ClientEvent, frame: Frame | None) -> None:
         match event:
-            case Joined():
+            case ev.Joined():
                 self._joined(link, event)
-            case Acknowledged():
+            case ev.Acknowledged():
                 self._answers.settle(event.mid, event)
-            case Rejected():
+            case ev.Rejected():
                 self._answers.settle(event.mid, EditorError(event.code, event.message, event.mid))
-            case Unanswered():
+            case ev.Unanswered():
                 self._answers.settle(event.mid, self._closed_error())
-            case ServerError():
+            case ev.ServerError():
                 refusal = EditorError(event.code, event.message, event.mid)
                 logger.warning("project %s: error from the server: %s", self.project_id, refusal)
                 self.errors.append(refusal)
-            case PresenceChanged() | Noticed() if frame is not None:
+            case ev.PresenceChanged() | ev.Noticed() if frame is not None:
                 self._on_event(frame)
-            case PongReceived():
+            case ev.PongReceived():
                 self._pings.settle(event.t, asyncio.get_running_loop().time())
-            case Resyncing():
+            case ev.Resyncing():
                 self._resync(link, event)
-            case Violation():
+            case ev.Violation():
                 logger.warning("project %s: the server broke the protocol: %s", self.project_id, event.reason)
                 self._drop_link(link, ClientClosed(CLOSE_PROTOCOL_ERROR, _short(event.reason)))
                 self._close_in_background(link, CLOSE_PROTOCOL_ERROR, event.reason)
-            case Disconnected():
+            case ev.Disconnected():
                 error = ClientClosed(event.code, event.reason)
                 logger.info("project %s: connection closed: %s", self.project_id, error)
                 self._drop_link(link, error)
             case _:
                 pass  # the view, the seqs and saved_seq are read from the protocol
 
-    def _joined(self, link: _Link, joined: Joined) -> None:
+    def _joined(self, link: _Link, joined: ev.Joined) -> None:
         """The view is in sync on ``link``: answer connect(), and let the calls that failed wait again."""
         self._state = "open"
         self._answers.revive(self.protocol.unacked)
