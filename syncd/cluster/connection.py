@@ -6,8 +6,11 @@ daemon without the ``cluster`` extra runs as long as cluster mode is off.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from syncd.errors import ClusterError
 
@@ -18,6 +21,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_WAIT = 0.25
 """Seconds between attempts to reach another server after losing one."""
+
+T = TypeVar("T")
 
 
 async def connect_nats(
@@ -43,7 +48,8 @@ async def connect_nats(
         log.warning("NATS: %s", exc)
 
     async def on_disconnected() -> None:
-        log.warning("NATS: connection lost, reconnecting")
+        if not client.is_closed:
+            log.warning("NATS: connection lost, reconnecting")
 
     async def on_reconnected() -> None:
         log.info("NATS: reconnected to %s", client.connected_url.netloc if client.connected_url else "?")
@@ -63,3 +69,37 @@ async def connect_nats(
     except (nats.errors.Error, OSError) as exc:
         raise ClusterError(f"cannot reach any NATS server of {', '.join(urls)}: {exc!r}") from exc
     return client
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed NATS request may succeed soon: no answer, no responder, or no leader (503)."""
+    import nats.errors
+    import nats.js.errors
+
+    if isinstance(exc, nats.js.errors.APIError):
+        return exc.code is None or exc.code >= 500
+    return isinstance(
+        exc,
+        nats.errors.TimeoutError
+        | nats.errors.NoRespondersError
+        | nats.js.errors.NoStreamResponseError
+        | nats.errors.ConnectionReconnectingError
+        | asyncio.TimeoutError,
+    )
+
+
+async def patiently(request: Callable[[], Awaitable[T]], within: float, pause: float = 0.25) -> T:
+    """Run ``request`` until it succeeds or fails for good; transient failures are retried for ``within`` s.
+
+    JetStream answers nothing while its meta or stream leader is being elected (a few seconds after a
+    node is lost); a request made then is worth repeating.
+    """
+    give_up_at = time.monotonic() + within
+    while True:
+        try:
+            return await request()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + pause >= give_up_at:
+                raise
+            log.info("NATS request failed (%r), trying again", exc)
+        await asyncio.sleep(pause)

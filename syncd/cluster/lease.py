@@ -21,6 +21,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig
 
+from syncd.cluster.connection import patiently
 from syncd.cluster.ownership import (
     Claim,
     Create,
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 GC_TTLS = 12
 """The bucket's TTL in lease TTLs: a key nobody has written for that long is removed."""
+
+OPEN_WITHIN = 15.0
+"""Seconds opening the bucket may take while JetStream elects a leader."""
 
 Clock = Callable[[], float]
 
@@ -91,12 +95,16 @@ class Leases:
             ClusterError: NATS refused or could not be reached.
         """
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl * GC_TTLS, replicas=replicas)
-        try:
+
+        async def create() -> KeyValue:
             try:
-                kv = await js.create_key_value(config)
+                return await js.create_key_value(config)
             except nats.js.errors.BadRequestError:
                 # Another instance made it first, perhaps with other settings: use it as it is.
-                kv = await js.key_value(bucket)
+                return await js.key_value(bucket)
+
+        try:
+            kv = await patiently(create, OPEN_WITHIN)
         except nats.errors.Error as exc:
             raise ClusterError(f"cannot open the lease bucket {bucket}: {exc!r}") from exc
         return cls(kv, instance_id, ttl, renew_interval)
