@@ -206,22 +206,32 @@ class Leases:
             log.warning("cannot release project %s, it will expire instead: %r", project_id, exc)
 
     def keep(self, project_id: str, term: Term, on_lost: Callable[[], None]) -> asyncio.Task[None]:
-        """Renew ``term`` in the background until it is lost or the task is cancelled.
+        """Renew ``term`` in the background until another instance takes the key or the task is cancelled.
 
-        ``on_lost`` is called once when another instance took the key, or when renewals failed until
-        the term ran out (the owner cannot know then, so it must act as if it had lost).
+        ``on_lost`` is called once, when a renewal finds the key written by someone else. While NATS
+        does not answer (a leader being elected after a node was lost), renewals go on: the term
+        stops holding once its time runs out, so the owner stops acting, and holds again with the same
+        token when a renewal succeeds, since that compare-and-set proves that nobody wrote the key.
         """
         return asyncio.create_task(self._keep(project_id, term, on_lost), name=f"syncd.lease.{project_id}")
 
     async def _keep(self, project_id: str, term: Term, on_lost: Callable[[], None]) -> None:
+        lapsed = False
         while not term.lost:
             await asyncio.sleep(max(0.0, term.renew_at() - self.clock()))
             try:
                 await self.renew(project_id, term)
             except ClusterError as exc:
-                if not term.holds(self.clock()):
-                    log.warning("gave project %s up: no renewal within its TTL (%s)", project_id, exc)
-                    term.give_up()
-                else:
-                    await asyncio.sleep(min(0.2, self.renew_interval / 4))
+                if not lapsed and not term.holds(self.clock()):
+                    lapsed = True
+                    log.warning(
+                        "lease of project %s lapsed, renewing as NATS answers again: %s", project_id, exc
+                    )
+                await asyncio.sleep(min(0.2, self.renew_interval / 4))
+                continue
+            if lapsed:
+                lapsed = False
+                log.info(
+                    "lease of project %s renewed after a lapse (fencing token %d)", project_id, term.token
+                )
         on_lost()

@@ -157,5 +157,5 @@ class Term:
         self.revision = revision
 
     def give_up(self) -> None:
-        """Record that the lease is gone: another instance wrote the key, or it may have."""
+        """Record that the lease is gone: another instance wrote the key, or this one released it."""
         self.lost = True

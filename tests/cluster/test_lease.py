@@ -11,6 +11,7 @@ from syncd.cluster.lease import Leases
 from syncd.cluster.ownership import Term, WaitUntil
 from tests.cluster.conftest import ClientFactory, unique
 from tests.support.nats import NatsCluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +119,24 @@ async def test_release_of_a_lease_taken_over_leaves_the_new_owner(clients: Clien
     assert record is not None
     assert record.owner == "b"
     assert await b.renew(PROJECT, taken)
+
+
+async def test_a_lapsed_owner_nobody_replaced_holds_again_with_its_token(clients: ClientFactory) -> None:
+    """An owner that could not renew past its TTL stops acting; a renewal nobody beat restores it."""
+    bucket = unique("leases")
+    a = await instance(clients, bucket, "a")
+    held = await a.acquire(PROJECT, within=2)
+    assert held is not None
+    await asyncio.sleep(TTL * 1.2)  # paused, or NATS unreachable: no renewal
+    assert not held.holds(a.clock())
+    lost: list[str] = []
+    keeper = a.keep(PROJECT, held, lambda: lost.append("a"))
+    try:
+        await wait_for(lambda: held.holds(a.clock()), "the lapsed term to hold again", 5)
+        record = await a.read(PROJECT)
+        assert record is not None
+        assert (record.owner, record.revision) == ("a", held.revision)
+        assert held.token < held.revision
+        assert lost == []
+    finally:
+        keeper.cancel()
