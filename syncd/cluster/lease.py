@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 GC_TTLS = 12
 """The bucket's TTL in lease TTLs: a key nobody has written for that long is removed."""
 
+POLLS_PER_TTL = 20
+"""How often per TTL a contender reads the key it waits for (at most once per renewal interval)."""
 OPEN_WITHIN = 15.0
 """Seconds opening the bucket may take while JetStream elects a leader."""
 
@@ -76,6 +78,8 @@ class Leases:
         self.ttl = ttl
         self.renew_interval = renew_interval
         self.clock = clock
+        self.poll_interval = min(renew_interval, ttl / POLLS_PER_TTL)
+        """Seconds between two reads of a key this instance waits to take over."""
         self._claims: dict[str, Claim] = {}
 
     @classmethod
@@ -153,8 +157,9 @@ class Leases:
     async def acquire(self, project_id: str, within: float) -> Term | None:
         """Take the project, waiting as long as the rules require; None if ``within`` s pass first.
 
-        While waiting, the key is read every ``renew_interval`` s so that the TTL of the owner's last
-        renewal is counted from soon after it was written.
+        While waiting, the key is read every `poll_interval` s, so that the TTL of the owner's last
+        renewal is counted from soon after it was written: the takeover comes at most ``ttl +
+        poll_interval`` s after the owner's last renewal.
 
         Raises:
             ClusterError: NATS could not be asked.
@@ -167,7 +172,7 @@ class Leases:
             now = self.clock()
             if now >= deadline:
                 return None
-            await asyncio.sleep(max(0.0, min(step.at, now + self.renew_interval, deadline) - now))
+            await asyncio.sleep(max(0.0, min(step.at, now + self.poll_interval, deadline) - now))
 
     async def renew(self, project_id: str, term: Term) -> bool:
         """Renew a held lease; False (and the term given up) when another instance has written the key.
