@@ -144,3 +144,49 @@ async def test_appends_survive_losing_the_connected_node(
     finally:
         await asyncio.to_thread(nats_cluster.restart, victim)
     assert loaded == [0, *range(1, 301)]
+
+
+@pytest.mark.integration
+async def test_an_existing_stream_is_used_as_it_is(clients: ClientFactory) -> None:
+    """A journal opened with other settings on a stream that exists uses that stream."""
+    stream = unique("J")
+    client = await clients()
+    async with asyncio.timeout(20), journal(client, stream) as first:
+        await first.append(patch(1))
+    other = ReplicatedJournal(
+        client.jetstream(), stream=stream, subject_prefix=stream.lower(), writer_id="x", replicas=1
+    )
+    async with asyncio.timeout(20), other:
+        assert [e.mid for e in await other.load(P)] == [1]
+    info = await client.jetstream().stream_info(stream)
+    assert info.config.num_replicas == 3
+
+
+@pytest.mark.integration
+async def test_an_undecodable_entry_is_named(clients: ClientFactory) -> None:
+    """A message on a project's subject that is not a journal entry fails the load, naming its sequence."""
+    stream = unique("J")
+    client = await clients()
+    async with asyncio.timeout(20), journal(client, stream) as writer:
+        await writer.append(patch(1))
+        ack = await client.jetstream().publish(writer.subject(P), b'{"project_id": 3}')
+        with pytest.raises(JournalError, match=f"entry {ack.seq} cannot be decoded"):
+            await writer.load(P)
+
+
+@pytest.mark.integration
+async def test_an_append_nobody_stores_fails_in_time(clients: ClientFactory) -> None:
+    """With the stream gone, an append is re-sent until append_timeout, then fails: it is never acked."""
+    stream = unique("J")
+    client = await clients()
+    js = client.jetstream()
+    short = ReplicatedJournal(
+        js, stream=stream, subject_prefix=stream.lower(), writer_id="w", append_timeout=0.6
+    )
+    async with asyncio.timeout(20), short:
+        await short.append(patch(1))
+        await js.delete_stream(stream)
+        with pytest.raises(JournalError, match=r"not stored"):
+            await short.append(patch(2))
+        assert short.publishes >= 3
+        assert short.depth() == 1

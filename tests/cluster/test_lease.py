@@ -9,6 +9,7 @@ import pytest
 
 from syncd.cluster.lease import Leases
 from syncd.cluster.ownership import Term, WaitUntil
+from syncd.errors import ClusterError
 from tests.cluster.conftest import ClientFactory, unique
 from tests.support.nats import NatsCluster
 from tests.support.waiting import wait_for
@@ -140,3 +141,39 @@ async def test_a_lapsed_owner_nobody_replaced_holds_again_with_its_token(clients
         assert lost == []
     finally:
         keeper.cancel()
+
+
+async def test_an_owner_cut_off_from_nats_stops_acting_without_losing(clients: ClientFactory) -> None:
+    """Renewals that cannot reach NATS let the term run out (the owner stops acting); no loss is reported."""
+    bucket = unique("leases")
+    client = await clients(name="a")
+    a = await Leases.open(client.jetstream(), bucket, "a", ttl=TTL, renew_interval=RENEW)
+    held = await a.acquire(PROJECT, within=2)
+    assert held is not None
+    lost: list[str] = []
+    keeper = a.keep(PROJECT, held, lambda: lost.append("a"))
+    await client.close()
+    try:
+        await wait_for(lambda: not held.holds(a.clock()), "the term to run out", 3 * TTL)
+        assert lost == []
+        assert not keeper.done()
+        with pytest.raises(ClusterError, match=f"cannot read the lease of project {PROJECT}"):
+            await a.read(PROJECT)
+        with pytest.raises(ClusterError, match="cannot renew"):
+            await a.renew(PROJECT, held)
+        await a.release(PROJECT, held)  # logged, not raised: the lease runs out by itself
+    finally:
+        keeper.cancel()
+
+
+async def test_a_bucket_made_by_another_instance_is_used_as_it_is(clients: ClientFactory) -> None:
+    """An instance with another TTL binds to the existing bucket instead of failing."""
+    bucket = unique("leases")
+    first = await instance(clients, bucket, "a")
+    client = await clients()
+    second = await Leases.open(client.jetstream(), bucket, "b", ttl=3 * TTL, renew_interval=RENEW)
+    held = await first.acquire(PROJECT, within=2)
+    assert held is not None
+    record = await second.read(PROJECT)
+    assert record is not None
+    assert (record.owner, record.ttl) == ("a", TTL)
