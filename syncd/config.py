@@ -15,6 +15,9 @@ Unknown keys are errors, wherever they come from. Secrets are ``SecretStr``: the
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import socket
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -176,6 +179,59 @@ class MqttSettings(_Section):
     client_id: str | None = None
 
 
+def _nats_urls(value: tuple[str, ...]) -> tuple[str, ...]:
+    for url in value:
+        parts = urlsplit(url)
+        if parts.scheme not in ("nats", "tls") or not parts.hostname:
+            raise ValueError(f"expected URLs like nats://host:port, got {url!r}")
+    if not value:
+        raise ValueError("name at least one NATS server")
+    return value
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""A name usable as a JetStream stream or bucket name and as one token of a NATS subject."""
+
+
+class ClusterSettings(_Section):
+    """Cluster mode on NATS JetStream (docs/scaling.md); off by default.
+
+    Args:
+        enabled: run as one of several instances sharing projects through NATS.
+        nats_urls: the NATS servers to connect to (any of them; the client fails over).
+        instance_id: this instance's name in leases and subjects; unset: ``<hostname>-<pid>-<random>``.
+        lease_ttl: seconds a project's owner may go without renewing before another may take over.
+        renew_interval: seconds between renewals of each held lease (well under ``lease_ttl``).
+        lease_bucket: the JetStream key-value bucket of ownership leases.
+        journal_stream: the JetStream stream of acknowledged, not yet saved mutations.
+        subject_prefix: the first token of every subject syncd uses (``<prefix>.journal.<project>``).
+        replicas: how many NATS nodes hold the lease bucket and the journal (3 survives one lost node).
+    """
+
+    enabled: bool = False
+    nats_urls: Annotated[tuple[str, ...], AfterValidator(_nats_urls)] = ("nats://127.0.0.1:4222",)
+    instance_id: Annotated[str, Field(pattern=_NAME_PATTERN, max_length=64)] | None = None
+    lease_ttl: PositiveSeconds = 5.0
+    renew_interval: PositiveSeconds = 1.0
+    lease_bucket: Annotated[str, Field(pattern=_NAME_PATTERN)] = "syncd_leases"
+    journal_stream: Annotated[str, Field(pattern=_NAME_PATTERN)] = "SYNCD_JOURNAL"
+    subject_prefix: Annotated[str, Field(pattern=_NAME_PATTERN)] = "syncd"
+    replicas: int = Field(default=3, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _renew_well_within_ttl(self) -> ClusterSettings:
+        if self.renew_interval * 2 > self.lease_ttl:
+            raise ValueError("renew_interval must be at most half of lease_ttl")
+        return self
+
+    def resolved_instance_id(self) -> str:
+        """``instance_id``, or a name made of the host name, the process id and a random part."""
+        if self.instance_id is not None:
+            return self.instance_id
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32] or "host"
+        return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class LogSettings(_Section):
     """Log lines on stderr: plain (for journald) or JSON."""
 
@@ -236,6 +292,7 @@ class SyncdSettings(BaseSettings):
     supabase: SupabaseSettings = SupabaseSettings()
     mqtt: MqttSettings = MqttSettings()
     log: LogSettings = LogSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -340,4 +397,6 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(item) for item in value) + "]"
     return f'"{value}"'

@@ -11,8 +11,10 @@
     ├── JournalError         the outbox (the durable journal of acked edits) cannot be read or written
     ├── StartupError         something the daemon needs at start is missing or broken
     │   └── StateDirError    the state directory cannot be made, or another syncd holds it
-    └── UpstreamError        Supabase, the embedded store or MQTT failed
+    └── UpstreamError        Supabase, the embedded store, MQTT or NATS failed
+        ├── ClusterError     NATS (cluster mode) cannot be reached or refused a request
         └── WriteError       a write batch failed; ``retryable`` says whether to try again
+            └── StaleOwner   the batch's fencing token is below the project's highest: another owns it
 
 The editor client adds its own under ``SyncdError`` (``syncd.client``).
 """
@@ -92,3 +94,18 @@ class WriteError(UpstreamError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class ClusterError(UpstreamError):
+    """NATS cannot be reached, or refused a request of cluster mode; the message says which."""
+
+
+class StaleOwner(WriteError):
+    """The store refused a batch whose fencing token is below the highest it has seen for the project.
+
+    Another instance has taken the project over since this one acquired it; the batch must not be
+    retried, and this instance must give the project up.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)

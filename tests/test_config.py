@@ -155,3 +155,52 @@ def test_wrong_secret_type_does_not_echo_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(cfg)
     assert "very-secret" not in str(caught.value)
+
+
+def test_cluster_mode_is_off_by_default_with_documented_values() -> None:
+    """[cluster] is off unless enabled; its defaults are a 5 s lease renewed every second, three replicas."""
+    c = load_settings().cluster
+    assert c.enabled is False
+    assert (c.lease_ttl, c.renew_interval, c.replicas) == (5.0, 1.0, 3)
+    assert c.nats_urls == ("nats://127.0.0.1:4222",)
+    assert (c.lease_bucket, c.journal_stream, c.subject_prefix) == ("syncd_leases", "SYNCD_JOURNAL", "syncd")
+
+
+def test_cluster_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Server lists come from the environment as JSON; an explicit instance id is kept as given."""
+    monkeypatch.setenv("SYNCD_CLUSTER__ENABLED", "true")
+    monkeypatch.setenv("SYNCD_CLUSTER__NATS_URLS", '["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]')
+    monkeypatch.setenv("SYNCD_CLUSTER__INSTANCE_ID", "edge-1")
+    c = load_settings().cluster
+    assert c.enabled is True
+    assert c.nats_urls == ("nats://10.0.0.1:4222", "nats://10.0.0.2:4222")
+    assert c.resolved_instance_id() == "edge-1"
+    assert 'cluster.nats_urls = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]' in list(
+        describe_settings(load_settings())
+    )
+
+
+def test_generated_instance_ids_differ_and_fit_a_subject() -> None:
+    """Without instance_id each call makes a fresh name usable as one NATS subject token."""
+    c = load_settings().cluster
+    first, second = c.resolved_instance_id(), c.resolved_instance_id()
+    assert first != second
+    assert all(ch.isalnum() or ch in "-_" for ch in first)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[cluster]\nnats_urls = ["http://x:4222"]\n', "cluster.nats_urls: Value error, expected URLs like"),
+        ("[cluster]\nnats_urls = []\n", "cluster.nats_urls: Value error, name at least one NATS server"),
+        ("[cluster]\nlease_ttl = 2.0\nrenew_interval = 1.5\n", "renew_interval must be at most half"),
+        ('[cluster]\ninstance_id = "a.b"\n', "cluster.instance_id: String should match pattern"),
+        ('[cluster]\nlease_bucket = "x y"\n', "cluster.lease_bucket: String should match pattern"),
+        ("[cluster]\nreplicas = 0\n", "cluster.replicas: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_cluster_settings_are_named(tmp_path: Path, text: str, message: str) -> None:
+    """Each wrong [cluster] key is refused with its name."""
+    with pytest.raises(ConfigError, match="invalid configuration") as caught:
+        load_settings(write(tmp_path / "c.toml", text))
+    assert message in str(caught.value)

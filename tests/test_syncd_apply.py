@@ -483,3 +483,36 @@ async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_serv
             await conn.close()
     finally:
         pg_server.drop_database(name)
+
+
+async def test_stale_owner_is_refused_with_its_own_sqlstate(db: asyncpg.Connection) -> None:
+    """A fence below the highest fails with SQLSTATE SYF01, which the Supabase adapter makes a StaleOwner."""
+    p = await new_project(db)
+    target = PostgresTarget(db)
+    await target.apply({**batch(p, []), "fence": 4})
+    with pytest.raises(ApplyRefused, match="stale owner: fence 3 is below 4") as caught:
+        await target.apply({**batch(p, []), "fence": 3})
+    assert caught.value.sqlstate == "SYF01"
+    assert await db.fetchval("select token from public.syncd_fences where project_id = $1::uuid", p) == 4
+
+
+@integration
+async def test_fences_table_is_closed_to_editors_and_goes_with_its_project(db: asyncpg.Connection) -> None:
+    """syncd_fences has RLS without policies, editors' roles cannot run the unfenced apply, and a deleted
+    project's fence goes with it."""
+    p = await new_project(db)
+    await call_as(db, "service_role", {**batch(p, []), "fence": 9})
+    assert await db.fetchval(
+        "select relrowsecurity from pg_class where oid = 'public.syncd_fences'::regclass"
+    )
+    assert await db.fetchval("select count(*) from pg_policies where tablename = 'syncd_fences'") == 0
+    for role in ("anon", "authenticated"):
+        assert await run_as(db, role, "select count(*) from public.syncd_fences") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await call_as(db, role, batch(p, []))
+        allowed = await db.fetchval(
+            "select has_function_privilege($1, 'public.syncd_apply_unfenced(jsonb)', 'execute')", role
+        )
+        assert allowed is False
+    await db.execute("delete from public.projects where id = $1::uuid", p)
+    assert await db.fetchval("select count(*) from public.syncd_fences") == 0

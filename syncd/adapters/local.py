@@ -27,7 +27,7 @@ from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW, migrate
 from syncd.backend import DocumentBackend, RemoteSink
 from syncd.core.ids import ProjectId
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
-from syncd.errors import WriteError
+from syncd.errors import StaleOwner, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ class LocalBackend(DocumentBackend):
         """Apply one write batch in its JSON form, as ``syncd_apply`` takes it; see the module docstring.
 
         Raises:
+            StaleOwner: the batch's ``fence`` is below the highest the store has seen for the project.
             WriteError: the batch broke a constraint (not retryable) or the file is busy (retryable).
         """
         try:
@@ -173,6 +174,8 @@ class LocalBackend(DocumentBackend):
         project_id = batch["project_id"]
         with self._transaction() as db:
             project_exists = db.execute("select 1 from projects where id = ?", (project_id,)).fetchone()
+            if batch.get("fence") is not None:
+                _check_fence(db, project_id, batch["fence"], project_exists is not None)
             touched: dict[tuple[Table, str], None] = {}
             for op in batch["ops"]:
                 table = _apply_op(db, project_id, project_exists is not None, op)
@@ -244,6 +247,29 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
     else:
         raise sqlite3.IntegrityError(f"unknown op {kind!r}")
     return table
+
+
+def _check_fence(db: sqlite3.Connection, project_id: str, fence: object, project_exists: bool) -> None:
+    """Refuse a stale owner's batch, else raise the project's fence to ``fence`` (cluster mode).
+
+    Raises:
+        sqlite3.IntegrityError: ``fence`` is not a non-negative integer.
+        StaleOwner: ``fence`` is below the highest token seen for the project.
+    """
+    if not isinstance(fence, int) or isinstance(fence, bool) or not 0 <= fence < 2**63:
+        raise sqlite3.IntegrityError("batch.fence must be a non-negative integer")
+    found = db.execute("select token from syncd_fences where project_id = ?", (project_id,)).fetchone()
+    if found is not None and fence < found[0]:
+        raise StaleOwner(
+            f"stale owner: fence {fence} is below {found[0]}, the highest seen for project {project_id}"
+        )
+    # A project that does not exist has nothing to protect (and the batch changes nothing of it).
+    if project_exists and (found is None or fence > found[0]):
+        db.execute(
+            "insert into syncd_fences (project_id, token) values (?, ?) on conflict (project_id)"
+            f" do update set token = excluded.token, raised_at = {NOW}",
+            (project_id, fence),
+        )
 
 
 def _synced(name: object) -> Table:

@@ -188,6 +188,11 @@ create table if not exists audio_files (
   updated_at text not null default {NOW}
 );
 {MUTATIONS_TABLE};
+create table if not exists syncd_fences (
+  project_id text primary key references projects (id) on delete cascade,
+  token integer not null check (token >= 0),
+  raised_at text not null default {NOW}
+);
 create index if not exists projects_user_id_idx on projects (user_id);
 create index if not exists scenes_project_idx on scenes (project_id, scene_index);
 create index if not exists clips_project_idx on clips (project_id, order_index);

@@ -42,12 +42,14 @@ from syncd.core.backoff import Backoff
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import RemoteDelete, RemoteUpsert
 from syncd.core.schema import TABLES, Table, table_named
-from syncd.errors import ConfigError, UpstreamError, WriteError
+from syncd.errors import ConfigError, StaleOwner, UpstreamError, WriteError
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection trouble, serialization failures, resources, operator intervention, system errors."""
+STALE_OWNER_SQLSTATE = "SYF01"
+"""What ``syncd_apply`` raises for a batch whose fence is below the project's highest (cluster mode)."""
 _RETRYABLE_POSTGREST = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 """PostgREST's "cannot reach the database" family (503/504)."""
 
@@ -79,7 +81,7 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, APIError):
         code = exc.code or ""
-        if code.isdigit():
+        if len(code) == 3 and code.isdigit():  # an HTTP status; a SQLSTATE has five characters
             return int(code) >= 500 or int(code) in (408, 429)
         return code in _RETRYABLE_POSTGREST or code[:2] in _RETRYABLE_SQLSTATE_CLASSES
     return False
@@ -234,11 +236,14 @@ class SupabaseBackend(DocumentBackend):
         """Apply one write batch in its JSON form with ``syncd_apply``.
 
         Raises:
+            StaleOwner: the batch's ``fence`` is below the project's highest (SQLSTATE SYF01).
             WriteError: with ``retryable`` set for network errors, timeouts and 5xx answers.
         """
         try:
             answer = await self.client.rpc("syncd_apply", {"batch": dict(batch)}).execute()
         except (APIError, httpx.HTTPError) as exc:
+            if isinstance(exc, APIError) and exc.code == STALE_OWNER_SQLSTATE:
+                raise StaleOwner(f"syncd_apply refused the batch: {exc.message}") from exc
             raise WriteError(f"syncd_apply failed: {_describe(exc)}", retryable=is_retryable(exc)) from exc
         data = answer.data
         if not isinstance(data, dict):

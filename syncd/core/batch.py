@@ -32,6 +32,11 @@ Apply rule, in one transaction:
 - record every ``mutation_ids`` entry in ``syncd_mutations``, with the batch's project;
 - answer with the full row after the write for every touched row that exists (``rows``, with its
   ``version``) and the touched rows that do not (``missing``): see `syncd.core.inputs.WriteOk`.
+
+Fencing (cluster mode, docs/scaling.md): a batch may carry ``fence``, the fencing token of the
+instance that owns the project. The database keeps the highest token it has seen per project and
+refuses, changing nothing, a batch whose ``fence`` is below it (``stale owner``); a batch without
+``fence`` is not checked (single-process mode).
 """
 
 from collections.abc import Mapping
@@ -92,12 +97,14 @@ class WriteBatch:
         batch_id: unique per engine; a retry of the same edits gets a new id.
         ops: the coalesced row operations, in apply order (see the module docstring).
         mutation_ids: every mutation the batch covers, in the order they were accepted.
+        fence: the owner's fencing token in cluster mode; None in single-process mode.
     """
 
     project_id: ProjectId
     batch_id: int
     ops: tuple[RowOp, ...]
     mutation_ids: tuple[MutationId, ...]
+    fence: int | None = None
 
 
 def _by(by: MutationId) -> list[JsonValue]:
@@ -127,11 +134,14 @@ def encode_op(op: RowOp) -> dict[str, JsonValue]:
 def encode_batch(batch: WriteBatch) -> dict[str, JsonValue]:
     """Return the JSON object that ``syncd_apply`` takes: ``{"project_id", "batch_id", "ops", "mutations"}``.
 
-    ``mutations`` is a list of ``[client_id, mid]`` pairs.
+    ``mutations`` is a list of ``[client_id, mid]`` pairs. ``"fence"`` is added when the batch has one.
     """
-    return {
+    encoded: dict[str, JsonValue] = {
         "project_id": batch.project_id,
         "batch_id": batch.batch_id,
         "ops": [encode_op(op) for op in batch.ops],
         "mutations": [_by(mutation_id) for mutation_id in batch.mutation_ids],
     }
+    if batch.fence is not None:
+        encoded["fence"] = batch.fence
+    return encoded

@@ -729,3 +729,82 @@ async def broken_constraints_refuse_the_whole_batch(target: ApplyTarget) -> None
     await assert_refused(target, p, [update("scenes", s, duration=(-1, ("c", 2)))])
     await assert_refused(target, p, [insert("clips", new_id(), ("c", 2), status="bogus")])
     await assert_refused(target, p, [update("projects", p, aspect_ratio=("2:1", ("c", 2)))])
+
+
+# Fencing (cluster mode) ---------------------------------------------------------------------------
+
+
+def fenced(body: dict[str, Any], fence: Any) -> dict[str, Any]:
+    """Return ``body`` with the owner's fencing token ``fence``."""
+    return {**body, "fence": fence}
+
+
+async def assert_stale(target: ApplyTarget, project_id: str, body: dict[str, Any]) -> None:
+    """Assert that ``body`` is refused as a stale owner's and changes nothing."""
+    before = await read_plain(target, project_id)
+    recorded = await target.recorded()
+    with pytest.raises(ApplyRefused, match="stale owner"):
+        await target.apply(body)
+    assert await read_plain(target, project_id) == before
+    assert await target.recorded() == recorded
+
+
+@case
+async def a_fence_below_the_highest_is_refused(target: ApplyTarget) -> None:
+    """Once a project has seen fence 7, a batch with fence 5 changes nothing; 7 again and 9 apply."""
+    p = await target.create_project()
+    await target.apply(fenced(batch(p, [update("projects", p, title=("first", ("a", 1)))]), 5))
+    await target.apply(fenced(batch(p, [update("projects", p, title=("second", ("b", 1)))]), 7))
+    await assert_stale(target, p, fenced(batch(p, [update("projects", p, title=("stale", ("a", 2)))]), 5))
+    assert ("a", 2) not in await target.recorded()
+    await target.apply(fenced(batch(p, [update("projects", p, script=("s", ("b", 2)))]), 7))
+    answer = await target.apply(fenced(batch(p, [update("projects", p, title=("third", ("c", 1)))]), 9))
+    assert answer_rows(answer)[("projects", p)]["title"] == "third"
+    await assert_stale(target, p, fenced(batch(p, [], [("b", 3)]), 7))
+
+
+@case
+async def an_empty_fenced_batch_raises_the_fence(target: ApplyTarget) -> None:
+    """A new owner's batch with no ops still raises the fence, so the old owner's next write is refused."""
+    p = await target.create_project()
+    await target.apply(fenced(batch(p, [update("projects", p, title=("old", ("a", 1)))]), 3))
+    answer = await target.apply(fenced(batch(p, []), 8))
+    assert answer == {"rows": [], "missing": []}
+    await assert_stale(target, p, fenced(batch(p, [update("projects", p, title=("late", ("a", 2)))]), 3))
+
+
+@case
+async def a_batch_without_fence_is_not_checked(target: ApplyTarget) -> None:
+    """A batch without fence (single-process mode), or with fence null, applies whatever was seen."""
+    p = await target.create_project()
+    await target.apply(fenced(batch(p, []), 12))
+    await target.apply(batch(p, [update("projects", p, title=("plain", ("a", 1)))]))
+    answer = await target.apply(fenced(batch(p, [update("projects", p, script=("null", ("a", 2)))]), None))
+    row = answer_rows(answer)[("projects", p)]
+    assert (row["title"], row["script"]) == ("plain", "null")
+    await assert_stale(target, p, fenced(batch(p, []), 11))
+
+
+@case
+async def fences_are_per_project(target: ApplyTarget) -> None:
+    """A high fence on one project does not refuse a lower one on another; a missing project records none."""
+    p, other, ghost = await target.create_project(), await target.create_project(), new_id()
+    await target.apply(fenced(batch(p, []), 50))
+    answer = await target.apply(fenced(batch(other, [update("projects", other, title=("t", ("a", 1)))]), 2))
+    assert answer_rows(answer)[("projects", other)]["title"] == "t"
+    answer = await target.apply(fenced(batch(ghost, [update("projects", ghost, title=("x", ("a", 2)))]), 1))
+    assert missing(answer) == {("projects", ghost)}
+    answer = await target.apply(fenced(batch(ghost, []), 0))  # nothing was recorded for it
+    assert answer == {"rows": [], "missing": []}
+
+
+@case
+async def a_fence_that_is_not_a_non_negative_integer_is_refused(target: ApplyTarget) -> None:
+    """A fence of the wrong type or sign refuses the batch, whatever the project has seen."""
+    p = await target.create_project()
+    for bad in (-1, 1.5, "3", True, [3], {"token": 3}):
+        before = await read_plain(target, p)
+        with pytest.raises(ApplyRefused, match="fence"):
+            await target.apply(fenced(batch(p, [update("projects", p, title=("x", ("v", 1)))]), bad))
+        assert await read_plain(target, p) == before
+    assert ("v", 1) not in await target.recorded()

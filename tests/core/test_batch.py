@@ -51,3 +51,18 @@ def test_encode_batch() -> None:
 def test_empty_batch() -> None:
     """A batch that only records mutations has no ops."""
     assert encode_batch(WriteBatch(ProjectId("p"), 1, (), ((A, 1),)))["ops"] == []
+
+
+def test_fence_is_sent_only_when_set() -> None:
+    """A batch of cluster mode carries its owner's fencing token; one of single-process mode has none."""
+    plain = WriteBatch(ProjectId("p"), 1, (), ((A, 1),))
+    assert plain.fence is None
+    assert "fence" not in encode_batch(plain)
+    fenced = WriteBatch(ProjectId("p"), 2, (), ((A, 1),), fence=41)
+    assert encode_batch(fenced) == {
+        "project_id": "p",
+        "batch_id": 2,
+        "ops": [],
+        "mutations": [["a", 1]],
+        "fence": 41,
+    }
