@@ -15,7 +15,7 @@ import pytest
 
 from tests.chaos.conftest import Daemons, Report, fill, finish, kill_and_restart
 from tests.chaos.stores import LocalStore
-from tests.chaos.workload import Workload
+from tests.chaos.workload import Workload, reconnects
 from tests.service.conftest import mosquitto_pub
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 
@@ -43,9 +43,7 @@ async def test_kill9_local(tmp_path: Path, daemons: Daemons, chaos_seed: int, ch
             workload,
             store,
             chaos_report,
-            lambda: (
-                f"seed {chaos_seed}, {KILLS} kills, {sum(e.reconnects for e in workload.editors)} reconnects"
-            ),
+            lambda: f"seed {chaos_seed}, {KILLS} kills, {reconnects(workload)}",
         )
     finally:
         await workload.close()

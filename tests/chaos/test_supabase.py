@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.conftest import ChaosSupabase, Daemons, Report, finish, kill_and_restart
-from tests.chaos.workload import Workload
+from tests.chaos.workload import Workload, reconnects
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 EDITORS = 3
-KILLS = 4
+KILLS = 3
 DELETIONS = 2
 STOP_WITHIN = 5.0
 """Seconds a daemon may take to stop once its state directory is gone (it looks every second)."""
@@ -56,9 +56,7 @@ async def test_kill9_supabase(
             workload,
             standin.store,
             chaos_report,
-            lambda: (
-                f"seed {chaos_seed}, {KILLS} kills, {sum(e.reconnects for e in workload.editors)} reconnects"
-            ),
+            lambda: f"seed {chaos_seed}, {KILLS} kills, {reconnects(workload)}",
         )
     finally:
         await workload.close()
@@ -249,7 +247,7 @@ async def test_deleted_state_dir(
             workload,
             standin.store,
             chaos_report,
-            lambda: f"seed {chaos_seed}, {DELETIONS} deletions: {', '.join(stops)}",
+            lambda: f"seed {chaos_seed}, {DELETIONS} deletions: {', '.join(stops)}; {reconnects(workload)}",
         )
     finally:
         await workload.close()

@@ -288,6 +288,13 @@ class Counts:
         return f"{head} ({self.details})" if self.details else head
 
 
+def reconnects(workload: Workload) -> str:
+    """How often the editors reconnected, and how often because an answer did not come."""
+    done = sum(editor.reconnects for editor in workload.editors)
+    stalls = sum(editor.stalls for editor in workload.editors)
+    return f"{done} reconnects ({stalls} after {ANSWER_WAIT:g} s without an answer)"
+
+
 class Workload:
     """The editors of one chaos run: connect them, let them edit, stop them, settle and count.
 
