@@ -123,14 +123,20 @@ async def daemons() -> AsyncIterator[Daemons]:
     await started.stop()
 
 
-async def kill_and_restart(daemon: DaemonProcess, down: float) -> None:
-    """``kill -9`` the daemon, leave it down for ``down`` seconds, start it again on its port."""
+async def kill_and_restart(daemon: DaemonProcess, down: float, workload: Workload, store: Store) -> int:
+    """``kill -9`` the daemon, leave it down for ``down`` seconds, start it again on its port.
+
+    Returns:
+        How many acknowledged edits were not saved yet when it was killed (the journal's to keep).
+    """
     await asyncio.to_thread(daemon.kill)
+    unsaved = await workload.unsaved(store)
     await asyncio.sleep(down)
     await daemon.restart()
+    return unsaved
 
 
-# ---- the Supabase stand-in and its faults ------------------------------------------------------------------
+# ---- the Supabase stand-in and its faults ------------------------------------------------------------
 
 
 @dataclass

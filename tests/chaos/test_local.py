@@ -7,7 +7,9 @@ then the store must hold every acknowledged edit once (see :mod:`tests.chaos.wor
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +18,6 @@ import pytest
 from tests.chaos.conftest import Daemons, Report, fill, finish, kill_and_restart
 from tests.chaos.stores import LocalStore
 from tests.chaos.workload import Workload, reconnects
-from tests.service.conftest import mosquitto_pub
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 
 pytestmark = pytest.mark.integration
@@ -34,16 +35,20 @@ async def test_kill9_local(tmp_path: Path, daemons: Daemons, chaos_seed: int, ch
     workload = Workload(daemon.url, project_id, scenes, rng)
     try:
         await workload.start()
+        unsaved = 0
         for _ in range(KILLS):
             await asyncio.sleep(rng.uniform(0.3, 1.2))
-            await kill_and_restart(daemon, rng.uniform(0.0, 0.3))
+            unsaved += await kill_and_restart(daemon, rng.uniform(0.0, 0.3), workload, store)
         await asyncio.sleep(rng.uniform(0.3, 1.0))
         await finish(
             "kill9-local",
             workload,
             store,
             chaos_report,
-            lambda: f"seed {chaos_seed}, {KILLS} kills, {reconnects(workload)}",
+            lambda: (
+                f"seed {chaos_seed}, {KILLS} kills with {unsaved} acknowledged edits unsaved, "
+                f"{reconnects(workload)}"
+            ),
         )
     finally:
         await workload.close()
@@ -135,13 +140,31 @@ async def test_full_disk(small_disk: Path, daemons: Daemons, chaos_seed: int, ch
 async def subscribed(broker: MosquittoBroker, subscriber: MosquittoSub, topic: str) -> None:
     """Wait until the subscriber hears the topic again (it reconnects about a second after an outage)."""
     for probe in range(1, 100):
-        await mosquitto_pub(broker, topic, {"probe": probe})
+        await asyncio.to_thread(publish, broker, topic, json.dumps({"probe": probe}))
         try:
             await subscriber.wait(partial(heard, probe), 0.5)
         except AssertionError:
             continue
         return
     raise AssertionError(f"mosquitto_sub never heard {topic} again:\n{subscriber.connection_log()}")
+
+
+def publish(broker: MosquittoBroker, topic: str, payload: str) -> None:
+    """Publish one message with the broker's own client."""
+    command = [
+        "mosquitto_pub",
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        payload,
+    ]
+    subprocess.run(command, check=True, timeout=10, capture_output=True)
 
 
 def heard(probe: int, subscriber: MosquittoSub) -> bool:

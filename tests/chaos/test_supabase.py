@@ -42,21 +42,26 @@ async def test_kill9_supabase(
 ) -> None:
     """``kill -9`` at random moments under load loses no acknowledged edit and applies none twice."""
     rng = random.Random(f"{chaos_seed}/kill9-supabase")
-    project_id, scenes = await standin.store.seed(EDITORS)
+    store = standin.store
+    project_id, scenes = await store.seed(EDITORS)
     daemon = await daemons.start(tmp_path / "state", standin.env())
     workload = Workload(daemon.url, project_id, scenes, rng)
     try:
         await workload.start()
+        unsaved = 0
         for _ in range(KILLS):
             await asyncio.sleep(rng.uniform(0.3, 1.2))
-            await kill_and_restart(daemon, rng.uniform(0.0, 0.3))
+            unsaved += await kill_and_restart(daemon, rng.uniform(0.0, 0.3), workload, store)
         await asyncio.sleep(rng.uniform(0.3, 1.0))
         await finish(
             "kill9-supabase",
             workload,
             standin.store,
             chaos_report,
-            lambda: f"seed {chaos_seed}, {KILLS} kills, {reconnects(workload)}",
+            lambda: (
+                f"seed {chaos_seed}, {KILLS} kills with {unsaved} acknowledged edits unsaved, "
+                f"{reconnects(workload)}"
+            ),
         )
     finally:
         await workload.close()
@@ -232,9 +237,10 @@ async def test_deleted_state_dir(
             await asyncio.sleep(rng.uniform(0.5, 1.2))
             await asyncio.to_thread(shutil.rmtree, daemon.state_dir)
             deleted = time.monotonic()
+            unsaved = await workload.unsaved(standin.store)
             code = await daemon.exit_code(timeout=10)
             took = time.monotonic() - deleted
-            stops.append(f"exit {code} after {took:.1f} s")
+            stops.append(f"exit {code} after {took:.1f} s with {unsaved} acknowledged edits unsaved")
             assert code == 1, daemon.stderr
             # The daemon looks every second, then writes what is pending and closes the editors.
             assert took < STOP_WITHIN, f"the daemon took {took:.1f} s to stop"

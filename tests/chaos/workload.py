@@ -359,6 +359,12 @@ class Workload:
         """How many mutations were acknowledged."""
         return sum(len(editor.acked) for editor in self.editors)
 
+    async def unsaved(self, store: Store) -> int:
+        """How many acknowledged edits the database does not hold yet (after a kill: only in the journal)."""
+        acked = [(e.client.client_id, mid) for e in self.editors for mid in e.acked]
+        db = await store.read(self.project_id)
+        return sum(mid not in db.recorded.get(client_id, set()) for client_id, mid in acked)
+
     async def settle(self, store: Store) -> DbState:
         """Wait until the database records every acknowledged mid; return what it holds then.
 
