@@ -27,7 +27,7 @@ from tests.support.daemon import FAST_SAVES, DaemonProcess
 from tests.support.localsupabase.app import LocalSupabase
 from tests.support.localsupabase.rest import RestApi, unavailable
 
-MIN_ACKNOWLEDGED = 100
+MIN_ACKNOWLEDGED = 50
 """Fewer acknowledged edits than this means the scenario did not put the daemon under load."""
 
 DISK_BYTES = 3 * 1024 * 1024

@@ -263,10 +263,9 @@ def applied_twice(editors: list[ChaosEditor], db: DbState) -> set[tuple[str, int
         for mid, edit in editor.edits.items()
         if edit.value is not None
     }
-    taken = Counter(
-        (table, row_id, column, value) for table, row_id, column, value in db.writes if value in author
-    )
-    return {author[value] for (_, _, _, value), times in taken.items() if times > 1 and value is not None}
+    # A value names its row and column too: counting the values is counting the writes of each mutation.
+    written = Counter(value for _, _, _, value in db.writes if value is not None and value in author)
+    return {author[value] for value, times in written.items() if times > 1}
 
 
 @dataclass
@@ -385,10 +384,9 @@ class Workload:
 
         async def agree() -> bool:
             db = await store.read(self.project_id)
-            last[:] = [f"{e.name}: {d}" for e in self.editors for d in e.view_differences(db, self.editors)][
-                :5
-            ]
-            return not last
+            differing = [f"{e.name}: {d}" for e in self.editors for d in e.view_differences(db, self.editors)]
+            last[:] = differing[:5]
+            return not differing
 
         await wait_for(agree, lambda: f"the editors' views to equal the database; differing: {last}", SETTLE)
 
