@@ -1,0 +1,172 @@
+"""Chaos in local mode: ``kill -9`` under load, MQTT broker restarts, a full disk.
+
+Three editors edit their own rows throughout each fault (reconnecting and resending what has no answer);
+then the store must hold every acknowledged edit once (see :mod:`tests.chaos.workload`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.conftest import Daemons, Report, fill, finish, kill_and_restart
+from tests.chaos.stores import LocalStore
+from tests.chaos.workload import Workload, reconnects
+from tests.support.mosquitto import MosquittoBroker, MosquittoSub
+
+pytestmark = pytest.mark.integration
+
+EDITORS = 3
+KILLS = 4
+
+
+async def test_kill9_local(tmp_path: Path, daemons: Daemons, chaos_seed: int, chaos_report: Report) -> None:
+    """``kill -9`` at random moments under load loses no acknowledged edit and applies none twice."""
+    rng = random.Random(f"{chaos_seed}/kill9-local")
+    store = LocalStore(tmp_path / "state")
+    project_id, scenes = await store.seed(EDITORS)
+    daemon = await daemons.start(tmp_path / "state", {})
+    workload = Workload(daemon.url, project_id, scenes, rng)
+    try:
+        await workload.start()
+        unsaved = 0
+        for _ in range(KILLS):
+            await asyncio.sleep(rng.uniform(0.3, 1.2))
+            unsaved += await kill_and_restart(daemon, rng.uniform(0.0, 0.3), workload, store)
+        await asyncio.sleep(rng.uniform(0.3, 1.0))
+        await finish(
+            "kill9-local",
+            workload,
+            store,
+            chaos_report,
+            lambda: (
+                f"seed {chaos_seed}, {KILLS} kills with {unsaved} acknowledged edits unsaved, "
+                f"{reconnects(workload)}"
+            ),
+        )
+    finally:
+        await workload.close()
+
+
+async def test_mqtt_broker_restarts(
+    tmp_path: Path, daemons: Daemons, mosquitto: MosquittoBroker, chaos_seed: int, chaos_report: Report
+) -> None:
+    """Broker restarts and a frozen broker under load: edits are kept, and changes reach MQTT again."""
+    rng = random.Random(f"{chaos_seed}/mqtt-restarts")
+    store = LocalStore(tmp_path / "state")
+    project_id, scenes = await store.seed(EDITORS)
+    topic = f"omegaframe/v1/projects/{project_id}/changes"
+    subscriber = MosquittoSub(mosquitto, topic)
+    daemon = await daemons.start(tmp_path / "state", {"SYNCD_MQTT__URL": mosquitto.url})
+    workload = Workload(daemon.url, project_id, scenes, rng)
+    restarts = 3
+    try:
+        await workload.start()
+        for _ in range(restarts):
+            await asyncio.sleep(rng.uniform(0.4, 1.0))
+            await asyncio.to_thread(mosquitto.restart)
+        mosquitto.pause()
+        await asyncio.sleep(rng.uniform(0.5, 1.0))
+        mosquitto.resume()
+        await subscribed(mosquitto, subscriber, topic)
+        # From here on, nothing the daemon publishes may be missing: each editor's next edit must come.
+        finals = [await editor.edit_once() for editor in workload.editors]
+        await subscriber.wait(lambda sub: all(any(v in p for _, p in sub.messages) for v in finals))
+        await finish(
+            "mqtt-restarts",
+            workload,
+            store,
+            chaos_report,
+            lambda: (
+                f"seed {chaos_seed}, {restarts} broker restarts and a freeze, "
+                f"{sum('probe' not in p for p in subscriber.payloads())} changes heard on MQTT"
+            ),
+        )
+    finally:
+        await workload.close()
+        subscriber.close()
+
+
+async def test_full_disk(small_disk: Path, daemons: Daemons, chaos_seed: int, chaos_report: Report) -> None:
+    """A full disk fails the journal write: the daemon stops (exit 1) without acknowledging that edit.
+
+    Once there is space again, a restart on the same state directory keeps every edit acknowledged.
+    """
+    rng = random.Random(f"{chaos_seed}/full-disk")
+    state = small_disk / "state"
+    store = LocalStore(state)
+    project_id, scenes = await store.seed(EDITORS)
+    daemon = await daemons.start(state, {"SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "1"})
+    workload = Workload(daemon.url, project_id, scenes, rng, padding=200)
+    try:
+        await workload.start()
+        await asyncio.sleep(rng.uniform(0.5, 1.0))
+        filler = small_disk / "filler"
+        await asyncio.to_thread(fill, filler)
+        code = await daemon.exit_code(timeout=20)
+        assert code == 1, daemon.stderr
+        assert "the outbox could not be written" in daemon.stderr
+        refusals = [e for editor in workload.editors for e in editor.client.errors if e.code == "internal"]
+        assert refusals, "no editor was told that its edit could not be stored"
+        filler.unlink()
+        # Every edit acknowledged so far must be in the journal or in the store, since nothing else
+        # survives the daemon: an ack given for a failed journal write would show here.
+        durable = await asyncio.to_thread(store.durable)
+        acked = {(e.client.client_id, mid): f"{e.name}.{mid}" for e in workload.editors for mid in e.acked}
+        unbacked = [name for key, name in acked.items() if key not in durable]
+        assert not unbacked, f"acknowledged, but not stored when the daemon stopped: {unbacked}"
+        await daemon.restart()
+        await asyncio.sleep(rng.uniform(0.5, 1.0))
+        await finish(
+            "full-disk",
+            workload,
+            store,
+            chaos_report,
+            lambda: (
+                f"seed {chaos_seed}, exit code {code} with {len(acked)} acknowledged edits all stored, "
+                f"{len(refusals)} refused as unstorable"
+            ),
+        )
+    finally:
+        await workload.close()
+
+
+async def subscribed(broker: MosquittoBroker, subscriber: MosquittoSub, topic: str) -> None:
+    """Wait until the subscriber hears the topic again (it reconnects about a second after an outage)."""
+    for probe in range(1, 100):
+        await asyncio.to_thread(publish, broker, topic, json.dumps({"probe": probe}))
+        try:
+            await subscriber.wait(partial(heard, probe), 0.5)
+        except AssertionError:
+            continue
+        return
+    raise AssertionError(f"mosquitto_sub never heard {topic} again:\n{subscriber.connection_log()}")
+
+
+def publish(broker: MosquittoBroker, topic: str, payload: str) -> None:
+    """Publish one message with the broker's own client."""
+    command = [
+        "mosquitto_pub",
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        payload,
+    ]
+    subprocess.run(command, check=True, timeout=10, capture_output=True)
+
+
+def heard(probe: int, subscriber: MosquittoSub) -> bool:
+    """Whether the subscriber received the probe message numbered ``probe``."""
+    return any(payload.get("probe") == probe for payload in subscriber.payloads())
