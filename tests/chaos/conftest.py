@@ -21,11 +21,11 @@ from typing import TypeAlias
 import pytest
 from aiohttp import web
 
+from localsupabase.app import LocalSupabase
+from localsupabase.rest import RestApi, unavailable
 from tests.chaos.stores import PostgresStore, Store
 from tests.chaos.workload import Counts, Workload
 from tests.support.daemon import FAST_SAVES, DaemonProcess
-from tests.support.localsupabase.app import LocalSupabase
-from tests.support.localsupabase.rest import RestApi, unavailable
 
 MIN_ACKNOWLEDGED = 50
 """Fewer acknowledged edits than this means the scenario did not put the daemon under load."""
