@@ -90,7 +90,12 @@ class DaemonSettings(_Section):
 
 
 class GatewaySettings(_Section):
-    """The editor WebSocket server and its limits."""
+    """The daemon's port (editors' WebSocket, HTTP API) and its limits.
+
+    Args:
+        public_url: how clients reach this port, for the URLs of stored files in local mode
+            (``https://studio.example.com``); unset: ``http://HOST:PORT``.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
@@ -100,6 +105,7 @@ class GatewaySettings(_Section):
     mutation_rate: float = Field(default=200.0, gt=0)
     mutation_burst: int = Field(default=400, ge=1)
     hello_timeout: PositiveSeconds = 10.0
+    public_url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
 
 
 class AuthSettings(_Section):

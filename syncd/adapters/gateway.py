@@ -260,6 +260,7 @@ class EditorGateway:
         verifier: checks editors' tokens.
         status: what ``/readyz`` and ``/metrics`` report.
         routes: adds the daemon's HTTP API to the application, if any.
+        max_body_bytes: the largest HTTP request body (uploads included).
     """
 
     name = "gateway"
@@ -271,11 +272,13 @@ class EditorGateway:
         verifier: TokenVerifier,
         status: ServiceStatus,
         routes: Routes | None = None,
+        max_body_bytes: int = 1024 * 1024,
     ) -> None:
         self._settings = settings
         self._handler = handler
         self._status = status
         self._routes = routes
+        self._max_body = max_body_bytes
         self._draining = False
         self._verifier = verifier
         self._runner: web.AppRunner | None = None
@@ -291,7 +294,7 @@ class EditorGateway:
 
     async def __aenter__(self) -> EditorGateway:
         s = self._settings
-        app = web.Application(middlewares=[_json_errors])
+        app = web.Application(middlewares=[_json_errors], client_max_size=self._max_body)
         app.router.add_get(EDITOR_PATH, self._serve)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)

@@ -1,0 +1,315 @@
+"""The HTTP API's routes on the daemon's port (docs/http.md): JSON in, JSON out, protocol error codes.
+
+Every answer is JSON. A refusal is ``{"error": code, "message": …}`` with the status of its code
+(:data:`STATUS`). Writes to projects, scenes and clips take ``?save=now`` to be saved before the answer
+instead of with the debounce.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from syncd.api.access import Caller, Gate
+from syncd.api.assets import AssetsApi
+from syncd.api.projects import ProjectsApi
+from syncd.errors import EditRejected
+from syncd.service import Written
+from syncd.storage import BUCKETS, LocalFiles
+from syncd.wire import ErrorCode
+
+STATUS: Final[dict[ErrorCode, int]] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+"""The HTTP status of each error code."""
+
+MAX_BODY_BYTES: Final = max(rule.size_limit for rule in BUCKETS.values())
+"""The largest request body: the largest file a bucket takes (the gateway's ``max_body_bytes``)."""
+
+MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+"""The largest JSON body the API reads."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def answer(status: int, body: object) -> web.Response:
+    """A JSON answer."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return web.Response(status=status, body=data, content_type="application/json")
+
+
+def refusal(exc: EditRejected) -> web.Response:
+    """An error as the API answers it."""
+    return answer(STATUS.get(exc.code, 400), {"error": exc.code, "message": exc.message})
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (an empty body is ``{}``).
+
+    Raises:
+        EditRejected: ``too_large`` or ``bad_request``.
+    """
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise EditRejected("too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        data += chunk
+        if len(data) > MAX_JSON_BYTES:
+            raise EditRejected("too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    if not data.strip():
+        return {}
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EditRejected("bad_request", f"the body is not valid JSON: {exc}") from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise EditRejected("bad_request", "the body must be a JSON object")
+    return body
+
+
+def _save(request: web.Request) -> bool:
+    value = request.query.get("save", "")
+    if value not in ("", "now", "debounce"):
+        raise EditRejected("bad_request", "save: 'now' or 'debounce'")
+    return value == "now"
+
+
+def _written(written: Written, **extra: Any) -> dict[str, Any]:
+    return {**extra, "seq": written.seq, "saved": written.saved}
+
+
+class HttpApi:
+    """The routes, bound to the operations.
+
+    Args:
+        gate: tells callers apart.
+        projects: projects, scenes and clips.
+        assets: voices, exports, audio files and files.
+        local_files: the file store whose URLs this daemon serves (local mode), if any.
+    """
+
+    def __init__(
+        self, gate: Gate, projects: ProjectsApi, assets: AssetsApi, local_files: LocalFiles | None
+    ) -> None:
+        self._gate = gate
+        self._projects = projects
+        self._assets = assets
+        self._local = local_files
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the API on the gateway's application."""
+        r = app.router
+        r.add_post("/v1/projects", self._h(self.create_project))
+        r.add_get("/v1/projects", self._h(self.list_projects))
+        r.add_get("/v1/projects/{pid}", self._h(self.load_project))
+        r.add_patch("/v1/projects/{pid}", self._h(self.update_project))
+        r.add_delete("/v1/projects/{pid}", self._h(self.delete_project))
+        r.add_put("/v1/projects/{pid}/scenes", self._h(self.sync_scenes))
+        r.add_post("/v1/projects/{pid}/clips", self._h(self.add_clip))
+        r.add_put("/v1/projects/{pid}/clips/order", self._h(self.reorder_clips))
+        r.add_patch("/v1/projects/{pid}/clips/{cid}", self._h(self.update_clip))
+        r.add_delete("/v1/projects/{pid}/clips/{cid}", self._h(self.delete_clip))
+        r.add_post("/v1/projects/{pid}/exports", self._h(self.create_export))
+        r.add_get("/v1/projects/{pid}/exports", self._h(self.list_exports))
+        r.add_patch("/v1/exports/{eid}", self._h(self.update_export))
+        r.add_post("/v1/projects/{pid}/audio", self._h(self.create_audio))
+        r.add_get("/v1/projects/{pid}/audio", self._h(self.list_audio))
+        r.add_delete("/v1/audio/{aid}", self._h(self.delete_audio))
+        r.add_get("/v1/voices", self._h(self.list_voices))
+        r.add_post("/v1/voices", self._h(self.create_voice))
+        r.add_patch("/v1/voices/{vid}", self._h(self.update_voice))
+        r.add_delete("/v1/voices/{vid}", self._h(self.delete_voice))
+        r.add_put("/v1/storage/{bucket}/{path:.+}", self._h(self.upload))
+        r.add_delete("/v1/storage/{bucket}/{path:.+}", self._h(self.remove))
+        r.add_post("/v1/storage/sign/{bucket}/{path:.+}", self._h(self.sign))
+        r.add_get("/v1/storage/public/{bucket}/{path:.+}", self._h(self.public_url))
+        if self._local is not None:
+            r.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._plain(self.serve_signed))
+            r.add_get("/storage/v1/object/public/{bucket}/{path:.+}", self._plain(self.serve_public))
+
+    def _h(self, operation: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                caller = await self._gate.caller(request.headers.get("Authorization"))
+                return await operation(request, caller)
+            except EditRejected as exc:
+                return refusal(exc)
+
+        return handle
+
+    @staticmethod
+    def _plain(operation: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                return await operation(request)
+            except EditRejected as exc:
+                return refusal(exc)
+
+        return handle
+
+    # -- projects, scenes, clips ------------------------------------------------------------------------
+
+    async def create_project(self, request: web.Request, caller: Caller) -> web.Response:
+        row, created = await self._projects.create(caller, await read_object(request))
+        return answer(201 if created else 200, row)
+
+    async def list_projects(self, request: web.Request, caller: Caller) -> web.Response:
+        user = request.query.get("user_id")
+        rows = await self._projects.list(caller, user, all_users="user_id" not in request.query)
+        return answer(200, rows)
+
+    async def load_project(self, request: web.Request, caller: Caller) -> web.Response:
+        view = await self._projects.load(caller, request.match_info["pid"])
+        pid = view["project"]["id"]
+        view["exports"] = await self._assets.list_exports(caller, pid)
+        view["audio_files"] = await self._assets.list_audio(caller, pid)
+        return answer(200, view)
+
+    async def update_project(self, request: web.Request, caller: Caller) -> web.Response:
+        pid = request.match_info["pid"]
+        written = await self._projects.update(caller, pid, await read_object(request), _save(request))
+        return answer(200, _written(written, project=dict(written.view.project)))
+
+    async def delete_project(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._projects.delete(caller, request.match_info["pid"])
+        return answer(200, {"deleted": True})
+
+    async def sync_scenes(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await read_json(request)
+        scenes = body.get("scenes") if isinstance(body, dict) else body
+        written = await self._projects.sync_scenes(caller, request.match_info["pid"], scenes, _save(request))
+        return answer(200, _written(written, scenes=[dict(r) for r in written.view.scenes]))
+
+    async def add_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid = request.match_info["pid"]
+        clip = await self._projects.add_clip(caller, pid, await read_object(request), _save(request))
+        return answer(201, clip)
+
+    async def update_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid, cid = request.match_info["pid"], request.match_info["cid"]
+        clip = await self._projects.update_clip(caller, pid, cid, await read_object(request), _save(request))
+        return answer(200, clip)
+
+    async def delete_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid, cid = request.match_info["pid"], request.match_info["cid"]
+        written = await self._projects.delete_clip(caller, pid, cid, _save(request))
+        return answer(200, _written(written, deleted=True))
+
+    async def reorder_clips(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await read_json(request)
+        ids = body.get("clip_ids") if isinstance(body, dict) else body
+        written = await self._projects.reorder_clips(caller, request.match_info["pid"], ids, _save(request))
+        return answer(200, _written(written, clips=[dict(r) for r in written.view.clips]))
+
+    # -- exports, audio, voices -------------------------------------------------------------------------
+
+    async def create_export(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.create_export(caller, request.match_info["pid"], await read_object(request))
+        return answer(201, row)
+
+    async def list_exports(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(200, await self._assets.list_exports(caller, request.match_info["pid"]))
+
+    async def update_export(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.update_export(caller, request.match_info["eid"], await read_object(request))
+        return answer(200, row)
+
+    async def create_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.create_audio(caller, request.match_info["pid"], await read_object(request))
+        return answer(201, row)
+
+    async def list_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(200, await self._assets.list_audio(caller, request.match_info["pid"]))
+
+    async def delete_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._assets.delete_audio(caller, request.match_info["aid"])
+        return answer(200, {"deleted": True})
+
+    async def list_voices(self, request: web.Request, caller: Caller) -> web.Response:
+        user = request.query.get("user_id")
+        return answer(
+            200, await self._assets.list_voices(caller, user, all_users="user_id" not in request.query)
+        )
+
+    async def create_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(201, await self._assets.create_voice(caller, await read_object(request)))
+
+    async def update_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        vid = request.match_info["vid"]
+        return answer(200, await self._assets.update_voice(caller, vid, await read_object(request)))
+
+    async def delete_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._assets.delete_voice(caller, request.match_info["vid"])
+        return answer(200, {"deleted": True})
+
+    # -- files ------------------------------------------------------------------------------------------
+
+    async def upload(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        caller.require_service()
+        limit = BUCKETS[bucket].size_limit if bucket in BUCKETS else 0
+        if request.content_length is not None and request.content_length > limit:
+            raise EditRejected(
+                "too_large", f"{request.content_length} bytes is over the limit of bucket {bucket}"
+            )
+        data = await request.read()
+        upsert = request.query.get("upsert", "true") != "false"
+        expires = request.query.get("expires_in")
+        row = await self._assets.upload(
+            caller,
+            bucket,
+            path,
+            data,
+            request.headers.get("Content-Type", ""),
+            upsert=upsert,
+            expires_in=int(expires) if expires and expires.isdigit() else None,
+        )
+        return answer(201, row)
+
+    async def remove(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        return answer(200, {"deleted": await self._assets.remove(caller, bucket, path)})
+
+    async def sign(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        body = await read_object(request)
+        url = await self._assets.sign(caller, bucket, path, body.get("expires_in", 3600))
+        return answer(200, {"signed_url": url})
+
+    async def public_url(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        return answer(200, {"public_url": self._assets.public_url(caller, bucket, path)})
+
+    async def serve_signed(self, request: web.Request) -> web.StreamResponse:
+        assert self._local is not None
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        self._local.verify(bucket, path, request.query.get("token", ""), time.time())
+        return self._file(bucket, path)
+
+    async def serve_public(self, request: web.Request) -> web.StreamResponse:
+        assert self._local is not None
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        self._local.public_url(bucket, path)  # refuses a private bucket
+        return self._file(bucket, path)
+
+    def _file(self, bucket: str, path: str) -> web.StreamResponse:
+        assert self._local is not None
+        target, content_type = self._local.read(bucket, path)
+        return web.FileResponse(target, headers={"Content-Type": content_type})
