@@ -171,7 +171,7 @@ class HttpApi:
         return answer(201 if created else 200, row)
 
     async def list_projects(self, request: web.Request, caller: Caller) -> web.Response:
-        user = request.query.get("user_id")
+        user = request.query.get("user_id") or None
         rows = await self._projects.list(caller, user, all_users="user_id" not in request.query)
         return answer(200, rows)
 
@@ -243,7 +243,7 @@ class HttpApi:
         return answer(200, {"deleted": True})
 
     async def list_voices(self, request: web.Request, caller: Caller) -> web.Response:
-        user = request.query.get("user_id")
+        user = request.query.get("user_id") or None
         return answer(
             200, await self._assets.list_voices(caller, user, all_users="user_id" not in request.query)
         )

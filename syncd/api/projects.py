@@ -205,11 +205,16 @@ class ProjectsApi:
         """
         caller.require_service()
         pid = await self.owner(caller, project_id)
-        wanted = _scene_list(scenes)
+        wanted = scene_list(scenes)
         return await self._host.service.write(pid, lambda view: _sync(view, wanted), save=save)
 
 
-def _scene_list(scenes: object) -> list[Row]:
+def scene_list(scenes: object) -> list[Row]:
+    """Check a scene list for ``sync_scenes``; return each row with its id and position.
+
+    Raises:
+        EditRejected: ``bad_request`` naming the first wrong scene and field.
+    """
     if not isinstance(scenes, list) or len(scenes) > MAX_SCENES:
         raise EditRejected("bad_request", f"scenes: a list of at most {MAX_SCENES} scenes")
     wanted: list[Row] = []
