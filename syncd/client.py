@@ -52,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from syncd.core.schema import ORDER_FIELD, TABLES, Table
+from syncd.core.schema import ORDER_FIELD, SIDE_TABLES, TABLES, Table
 from syncd.errors import SyncdError
 
 __all__ = [
@@ -252,6 +252,8 @@ class ProjectView:
         self.project: Row | None = None
         self.scenes: dict[str, Row] = {}
         self.clips: dict[str, Row] = {}
+        self.sides: dict[str, dict[str, Row]] = {table: {} for table in SIDE_TABLES}
+        """The read-only rows that editors follow: ``exports`` and ``audio_files``, by id."""
 
     def rows(self, table: Table) -> dict[str, Row]:
         """Return the rows of ``table`` by id (for ``projects``: the project row, if any)."""
@@ -290,7 +292,10 @@ class ProjectView:
         row_id: str = change["id"]
         if table == "projects":
             return self._apply_to_project(op, row_id, change)
-        rows = self.scenes if table == "scenes" else self.clips
+        if table not in TABLES:
+            rows = self.sides.setdefault(table, {})
+        else:
+            rows = self.scenes if table == "scenes" else self.clips
         if op == "insert":
             rows[row_id] = {**change["row"], "id": row_id}
         elif op == "update":
@@ -342,9 +347,8 @@ def _get_rows(frame: Frame, key: str) -> list[Row]:
 
 def _check_change(frame: Frame) -> int:
     seq = _get(frame, "seq", int)
-    table = _get(frame, "table", str)
-    if table not in TABLES:
-        raise _BadFrame(f"change.table: unknown table {table!r}")
+    # A table this client does not know is kept as it comes (protocol §4: tables may be added).
+    _get(frame, "table", str)
     if _get(frame, "op", str) not in _CHANGE_OPS:
         raise _BadFrame(f"change.op: unknown op {frame['op']!r}")
     _get(frame, "id", str)
@@ -1108,6 +1112,9 @@ class EditorClient:
         if epoch != self.epoch:
             self.acked_seq = 0  # acks of another epoch say nothing about this one's seqs
         self.view.reset(project, scenes, clips)
+        for table in SIDE_TABLES:
+            rows = frame.get(table)
+            self.view.sides[table] = {str(r["id"]): dict(r) for r in rows} if isinstance(rows, list) else {}
         self.epoch, self.seq, self.saved_seq = epoch, seq, saved_seq
         self._resyncs_in_a_row = 0
         if not link.synced.done():
