@@ -19,7 +19,7 @@ from syncd.api.assets import AssetsApi
 from syncd.api.projects import ProjectsApi
 from syncd.errors import EditRejected
 from syncd.service import Written
-from syncd.storage import BUCKETS, LocalFiles
+from syncd.storage import BUCKETS, LocalFiles, bucket_rule
 from syncd.wire import ErrorCode
 
 STATUS: Final[dict[ErrorCode, int]] = {
@@ -264,7 +264,7 @@ class HttpApi:
     async def upload(self, request: web.Request, caller: Caller) -> web.Response:
         bucket, path = request.match_info["bucket"], request.match_info["path"]
         caller.require_service()
-        limit = BUCKETS[bucket].size_limit if bucket in BUCKETS else 0
+        limit = bucket_rule(bucket).size_limit
         if request.content_length is not None and request.content_length > limit:
             raise EditRejected(
                 "too_large", f"{request.content_length} bytes is over the limit of bucket {bucket}"
