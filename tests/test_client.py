@@ -1035,7 +1035,7 @@ async def test_a_broken_opening_closes_with_1002(
 async def test_a_malformed_change_closes_with_1002(
     server: ScriptedServer, make_client: ClientFactory, bad: Frame
 ) -> None:
-    """A change with a table that is not a string, an unknown op, or a missing id, row or set, closes with 1002."""
+    """A change whose table is not a string, an unknown op, or a missing id, row or set: close with 1002."""
     client = make_client()
     peer, _, _ = await open_session(server, client)
     await peer.send({**heading(1, SCENE_A, "x"), **bad})

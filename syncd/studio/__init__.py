@@ -87,56 +87,61 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
 _studio: Studio | None = None
 
 
-def _run(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``call(studio, *args, **kwargs)`` on the background loop and wait for its result."""
-    global _loop, _studio
+def _run(method_name: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Run the :class:`Studio` method ``method_name`` on the background loop and wait for its result."""
+    global _loop, _studio, _thread
     with _lock:
         if _studio is None:
             studio = connect()
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="syncd.studio", daemon=True).start()
-            _loop, _studio = loop, studio
+            thread = threading.Thread(target=loop.run_forever, name="syncd.studio", daemon=True)
+            thread.start()
+            _loop, _studio, _thread = loop, studio, thread
     assert _loop is not None
-    coro: Coroutine[Any, Any, Any] = call(_studio, *args, **kwargs)
+    coro: Coroutine[Any, Any, Any] = getattr(_studio, method_name)(*args, **kwargs)
     return asyncio.run_coroutine_threadsafe(coro, _loop).result()
 
 
 def reset() -> None:
     """Forget the connection of the plain functions, so the next call reads the environment again."""
-    global _loop, _studio
+    global _loop, _studio, _thread
     with _lock:
-        loop, studio, _loop, _studio = _loop, _studio, None, None
-    if loop is not None and studio is not None:
-        asyncio.run_coroutine_threadsafe(studio.aclose(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
+        loop, studio, thread, _loop, _studio, _thread = _loop, _studio, _thread, None, None, None
+    if loop is None or studio is None or thread is None:
+        return
+    asyncio.run_coroutine_threadsafe(studio.aclose(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()
 
 
 def upload_video_clip(project_id: str, scene_id: str | None, data: bytes, provider: str, **kw: Any) -> str:
     """Store a generated clip in ``clips``; return its (signed) URL. See :meth:`Studio.upload_video_clip`."""
-    return str(_run(Studio.upload_video_clip, project_id, scene_id, data, provider, **kw))
+    return str(_run("upload_video_clip", project_id, scene_id, data, provider, **kw))
 
 
 def upload_audio(project_id: str, data: bytes, **kw: Any) -> str:
     """Store an audio track in ``audio``; return its signed URL."""
-    return str(_run(Studio.upload_audio, project_id, data, **kw))
+    return str(_run("upload_audio", project_id, data, **kw))
 
 
 def upload_thumbnail(project_id: str, data: bytes, **kw: Any) -> str:
     """Store a thumbnail in ``thumbnails``; return its public URL."""
-    return str(_run(Studio.upload_thumbnail, project_id, data, **kw))
+    return str(_run("upload_thumbnail", project_id, data, **kw))
 
 
 def upload_export(project_id: str, data: bytes, **kw: Any) -> str:
     """Store a rendered export in ``exports`` (``final/``); return its signed URL."""
-    return str(_run(Studio.upload_export, project_id, data, **kw))
+    return str(_run("upload_export", project_id, data, **kw))
 
 
 def signed_url(bucket: str, path: str, expires_in: int = 3600) -> str:
     """A URL that reads a stored file for ``expires_in`` seconds."""
-    return str(_run(Studio.signed_url, bucket, path, expires_in))
+    return str(_run("signed_url", bucket, path, expires_in))
 
 
 def save_clip_record(
@@ -145,7 +150,7 @@ def save_clip_record(
     """Add a clip after the project's last one (unless ``order_index`` is given); return it."""
     return dict(
         _run(
-            Studio.save_clip_record,
+            "save_clip_record",
             project_id=project_id,
             scene_id=scene_id,
             provider=provider,
@@ -158,89 +163,89 @@ def save_clip_record(
 
 def save_clip(project_id: str, clip_id: str, **fields: Any) -> dict[str, Any]:
     """Change fields of a clip; return it."""
-    return dict(_run(Studio.save_clip, project_id, clip_id, **fields))
+    return dict(_run("save_clip", project_id, clip_id, **fields))
 
 
 def delete_clip(project_id: str, clip_id: str) -> None:
     """Remove a clip."""
-    _run(Studio.delete_clip, project_id, clip_id)
+    _run("delete_clip", project_id, clip_id)
 
 
 def reorder_clips(project_id: str, clip_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Put the listed clips first, in that order; return the project's clips in order."""
-    return list(_run(Studio.reorder_clips, project_id, clip_ids))
+    return list(_run("reorder_clips", project_id, clip_ids))
 
 
 def create_project(title: str, **fields: Any) -> dict[str, Any]:
     """Create a project (``id`` may be given; the same call again returns the same row)."""
-    return dict(_run(Studio.create_project, title, **fields))
+    return dict(_run("create_project", title, **fields))
 
 
 def update_project(project_id: str, **fields: Any) -> dict[str, Any]:
     """Change fields of a project; return it."""
-    return dict(_run(Studio.update_project, project_id, **fields))
+    return dict(_run("update_project", project_id, **fields))
 
 
 def delete_project(project_id: str) -> None:
     """Delete a project with everything in it."""
-    _run(Studio.delete_project, project_id)
+    _run("delete_project", project_id)
 
 
 def load_project(project_id: str) -> dict[str, Any]:
     """``{"project", "scenes", "clips"}`` with scenes and clips in order."""
-    return dict(_run(Studio.load_project, project_id))
+    return dict(_run("load_project", project_id))
 
 
 def sync_scenes(project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Make the project's scenes exactly ``scenes``, in that order, in one step; return them."""
-    return list(_run(Studio.sync_scenes, project_id, scenes))
+    return list(_run("sync_scenes", project_id, scenes))
 
 
 def list_voices(user_id: str | None = None) -> list[dict[str, Any]]:
     """The voices of a user (None: the anonymous studio's)."""
-    return list(_run(Studio.list_voices, user_id))
+    return list(_run("list_voices", user_id))
 
 
 def create_voice(**fields: Any) -> dict[str, Any]:
     """Add a voice (``user_id`` None: for the anonymous studio)."""
-    return dict(_run(Studio.create_voice, **fields))
+    return dict(_run("create_voice", **fields))
 
 
 def update_voice(voice_id: str, **fields: Any) -> dict[str, Any]:
     """Change fields of a voice."""
-    return dict(_run(Studio.update_voice, voice_id, **fields))
+    return dict(_run("update_voice", voice_id, **fields))
 
 
 def delete_voice(voice_id: str) -> None:
     """Delete a voice."""
-    _run(Studio.delete_voice, voice_id)
+    _run("delete_voice", voice_id)
 
 
 def create_export(project_id: str, **fields: Any) -> dict[str, Any]:
     """Request an export of a project; it starts ``queued``."""
-    return dict(_run(Studio.create_export, project_id, **fields))
+    return dict(_run("create_export", project_id, **fields))
 
 
 def update_export(export_id: str, **fields: Any) -> dict[str, Any]:
     """Report an export's status (never backwards), progress, file URL or error."""
-    return dict(_run(Studio.update_export, export_id, **fields))
+    return dict(_run("update_export", export_id, **fields))
 
 
 def list_exports(project_id: str) -> list[dict[str, Any]]:
     """A project's exports, oldest first."""
-    return list(_run(Studio.list_exports, project_id))
+    return list(_run("list_exports", project_id))
 
 
 def create_audio_file(project_id: str, **fields: Any) -> dict[str, Any]:
     """Add an audio file row to a project."""
-    return dict(_run(Studio.create_audio_file, project_id, **fields))
+    return dict(_run("create_audio_file", project_id, **fields))
 
 
 def list_audio_files(project_id: str) -> list[dict[str, Any]]:
     """A project's audio files, oldest first."""
-    return list(_run(Studio.list_audio_files, project_id))
+    return list(_run("list_audio_files", project_id))
 
 
 def delete_audio_file(audio_id: str) -> None:
     """Remove an audio file row."""
-    _run(Studio.delete_audio_file, audio_id)
+    _run("delete_audio_file", audio_id)
