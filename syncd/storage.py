@@ -181,7 +181,7 @@ class FileStore(Protocol):
             EditRejected: ``not_found`` when there is no such object.
         """
 
-    def public_url(self, bucket: str, path: str) -> str:
+    async def public_url(self, bucket: str, path: str) -> str:
         """The URL of an object of a public bucket.
 
         Raises:
@@ -256,8 +256,12 @@ class LocalFiles:
         token = self.sign(bucket, path, expires)
         return f"{self.base_url}/storage/v1/object/sign/{bucket}/{quote(path)}?token={token}"
 
-    def public_url(self, bucket: str, path: str) -> str:
+    async def public_url(self, bucket: str, path: str) -> str:
         """The daemon's URL of an object of a public bucket."""
+        return self.public(bucket, path)
+
+    def public(self, bucket: str, path: str) -> str:
+        """The daemon's URL of an object of a public bucket (refused for a private one)."""
         if not bucket_rule(bucket).public:
             raise EditRejected("forbidden", f"bucket {bucket} is private: ask for a signed URL")
         project_of(path)
@@ -324,11 +328,11 @@ class SupabaseFiles:
             raise _refusal(exc) from None
         return str(answer["signedURL"])
 
-    def public_url(self, bucket: str, path: str) -> str:
+    async def public_url(self, bucket: str, path: str) -> str:
         """Storage's public URL."""
         if not bucket_rule(bucket).public:
             raise EditRejected("forbidden", f"bucket {bucket} is private: ask for a signed URL")
-        return str(self._client.storage.from_(bucket).get_public_url(path)).rstrip("?")
+        return str(await self._client.storage.from_(bucket).get_public_url(path)).rstrip("?")
 
 
 def _refusal(exc: Any) -> EditRejected:

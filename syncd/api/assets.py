@@ -163,7 +163,7 @@ class AssetsApi:
         await self._projects.owner(caller, project_id)
         await self._files.upload(bucket, path, data, content_type, upsert=upsert)
         if bucket_rule(bucket).public:
-            url = self._files.public_url(bucket, path)
+            url = await self._files.public_url(bucket, path)
         else:
             url = await self._files.signed_url(bucket, path, check_expiry(expires_in or UPLOAD_URL_SECONDS))
         return {"bucket": bucket, "path": path, "url": url, "size": len(data), "content_type": content_type}
@@ -175,10 +175,11 @@ class AssetsApi:
         project_of(path)
         return await self._files.signed_url(bucket, path, check_expiry(expires_in))
 
-    def public_url(self, caller: Caller, bucket: str, path: str) -> str:
+    async def public_url(self, caller: Caller, bucket: str, path: str) -> str:
         """The public URL of a file of a public bucket (refused for private ones)."""
         caller.require_service()
-        return self._files.public_url(bucket, path)
+        project_of(path)
+        return await self._files.public_url(bucket, path)
 
     async def remove(self, caller: Caller, bucket: str, path: str) -> bool:
         """Remove a stored file; return whether there was one."""

@@ -295,7 +295,7 @@ class HttpApi:
 
     async def public_url(self, request: web.Request, caller: Caller) -> web.Response:
         bucket, path = request.match_info["bucket"], request.match_info["path"]
-        return answer(200, {"public_url": self._assets.public_url(caller, bucket, path)})
+        return answer(200, {"public_url": await self._assets.public_url(caller, bucket, path)})
 
     async def serve_signed(self, request: web.Request) -> web.StreamResponse:
         assert self._local is not None
@@ -306,7 +306,7 @@ class HttpApi:
     async def serve_public(self, request: web.Request) -> web.StreamResponse:
         assert self._local is not None
         bucket, path = request.match_info["bucket"], request.match_info["path"]
-        self._local.public_url(bucket, path)  # refuses a private bucket
+        self._local.public(bucket, path)  # refuses a private bucket
         return self._file(bucket, path)
 
     def _file(self, bucket: str, path: str) -> web.StreamResponse:

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from syncd.api.projects import scene_list
 from syncd.errors import EditRejected
 from syncd.records import SupabaseRecords, check_id, export_step, validate_new
@@ -26,6 +28,9 @@ from syncd.storage import (
     project_of,
 )
 from syncd.studio.base import URL_SECONDS, Row, Studio, StudioError
+
+REQUEST_TIMEOUT = 30.0
+"""Seconds one request to Supabase may take."""
 
 
 def _refused(exc: EditRejected) -> StudioError:
@@ -46,23 +51,26 @@ class SupabaseStudio(Studio):
         self._url = url
         self._key = service_key
         self._client: Any = None
+        self._http: httpx.AsyncClient | None = None
 
     async def _db(self) -> SupabaseRecords:
         return SupabaseRecords(await self._supabase())
 
     async def _supabase(self) -> Any:
         if self._client is None:
-            from supabase import acreate_client
+            from supabase import AsyncClientOptions, acreate_client
 
-            self._client = await acreate_client(self._url, self._key)
+            self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
+            options = AsyncClientOptions(httpx_client=self._http)
+            self._client = await acreate_client(self._url, self._key, options=options)
         return self._client
 
     async def aclose(self) -> None:
         """Close the client's connections."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.postgrest.aclose()
-            await client.storage.session.aclose()
+        self._client = None
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
 
     async def _project(self, project_id: str) -> str:
         try:
@@ -91,7 +99,7 @@ class SupabaseStudio(Studio):
             files = SupabaseFiles(await self._supabase())
             await files.upload(bucket, path, data, content_type, upsert=upsert)
             if bucket_rule(bucket).public:
-                return files.public_url(bucket, path)
+                return await files.public_url(bucket, path)
             return await files.signed_url(bucket, path, check_expiry(expires_in))
         except EditRejected as exc:
             raise _refused(exc) from None
@@ -111,7 +119,7 @@ class SupabaseStudio(Studio):
         """Storage's public URL (public buckets only)."""
         try:
             project_of(path)
-            return SupabaseFiles(await self._supabase()).public_url(bucket, path)
+            return await SupabaseFiles(await self._supabase()).public_url(bucket, path)
         except EditRejected as exc:
             raise _refused(exc) from None
 
