@@ -1077,7 +1077,7 @@ async def test_a_change_of_a_side_table_is_kept_and_counts_in_the_stream(
         }
     )
     await client.wait_seq(2)
-    assert client.view.sides["exports"][export["id"]]["progress"] == 0.5
+    assert client.view.sides["exports"][str(export["id"])]["progress"] == 0.5
     assert client.state == "open"
 
 

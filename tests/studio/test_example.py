@@ -41,18 +41,18 @@ def run_renderer(script: Path, env: dict[str, str], *args: str) -> subprocess.Co
     )
 
 
+def service_key_of(state_dir: Path) -> str:
+    """What ``syncd service-key`` prints for this state directory."""
+    command = syncd_command(state_dir, "service-key")
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
 async def test_the_documented_renderer_runs_against_syncd_run(tmp_path: Path) -> None:
     """Upload and record a clip with the doc's code: the editor gets it, the bytes come back signed."""
     daemon = DaemonProcess(tmp_path / "state", env=FAST_SAVES)
     await asyncio.to_thread(daemon.start)
     try:
-        key = subprocess.run(
-            syncd_command(daemon.state_dir, "service-key"),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
+        key = (await asyncio.to_thread(service_key_of, daemon.state_dir)).strip()
         async with EditorClient(daemon.url, daemon.project_id, request_timeout=WAIT) as editor:
             scene_id = editor.view.ordered("scenes")[0]["id"]
             script = tmp_path / "renderer.py"

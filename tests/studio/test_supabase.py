@@ -48,7 +48,7 @@ async def needs_signed_urls(stack: Stack) -> None:
 async def test_rows_through_the_library_reach_the_editors_through_realtime(
     stack: Stack, lib: SupabaseStudio
 ) -> None:
-    """Clips, scenes, an export's progress and an audio file, written straight to Supabase, reach the editor."""
+    """Clips, scenes, an export's progress, an audio file: written to Supabase, seen by the editor."""
     daemon = await stack.start_daemon()
     project = await lib.create_project("Supabase film", id=str(uuid.uuid4()))
     assert (await lib.create_project("Supabase film", id=project["id"]))["id"] == project["id"]
