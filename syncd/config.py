@@ -40,6 +40,9 @@ SEED_ENV = {
 }
 """Environment names of the studio's seed, and the ``[supabase]`` key each one sets."""
 
+LIBRARY_ENV = frozenset({"SYNCD_URL", "SYNCD_SERVICE_KEY"})
+"""Variables of ``syncd.studio`` (where the daemon is, its service key), not settings of the daemon."""
+
 Mode = Literal["supabase", "local"]
 """Which backend the daemon runs on."""
 
@@ -299,7 +302,7 @@ def _check_env_names(environ: Mapping[str, str]) -> None:
     """Refuse ``SYNCD_*`` variables that name no setting: a typo must not be ignored silently."""
     sections = SyncdSettings.model_fields
     for name in environ:
-        if not name.upper().startswith(ENV_PREFIX):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in LIBRARY_ENV:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in sections:

@@ -245,3 +245,12 @@ async def test_bad_input_through_the_library_changes_nothing(lib: DaemonStudio, 
         if (daemon.state_dir / "files").exists()
         else True
     )
+
+
+def test_the_librarys_variables_do_not_trouble_the_daemons_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SYNCD_URL`` and ``SYNCD_SERVICE_KEY`` belong to the library: the daemon's settings ignore them."""
+    from syncd.config import load_settings
+
+    monkeypatch.setenv("SYNCD_URL", "http://127.0.0.1:8765")
+    monkeypatch.setenv("SYNCD_SERVICE_KEY", "syncd_sk_x")
+    assert load_settings(None).mode == "local"

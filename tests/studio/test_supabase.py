@@ -127,6 +127,15 @@ async def test_voices_and_bad_input_in_supabase_mode(stack: Stack, lib: Supabase
             await call
         assert caught.value.code == code, caught.value
     assert (await lib.load_project(pid))["clips"] == []
+    thumb = await lib.upload_thumbnail(pid, b"png")
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        assert (await http.get(thumb)).content == b"png"
+    path = thumb.split("/object/public/thumbnails/")[1]
+    assert await lib.remove_file("thumbnails", path) is True
+    await lib.delete_project(pid)
+    with pytest.raises(StudioError) as gone:
+        await lib.load_project(pid)
+    assert gone.value.code == "not_found"
 
 
 async def test_a_thumbnail_uploaded_through_the_daemon_is_public(stack: Stack) -> None:
@@ -164,6 +173,11 @@ async def test_signed_urls_through_the_library(stack: Stack, lib: SupabaseStudio
     again = await lib.signed_url("clips", path, 60)
     async with httpx.AsyncClient(timeout=WAIT) as http:
         assert (await http.get(again)).content == b"clip bytes"
+        for url, data in (
+            (await lib.upload_audio(project["id"], b"ID3"), b"ID3"),
+            (await lib.upload_export(project["id"], b"final"), b"final"),
+        ):
+            assert (await http.get(url)).content == data
 
 
 async def test_the_documented_renderer_runs_in_supabase_mode(stack: Stack, tmp_path: Path) -> None:
