@@ -150,7 +150,9 @@ class Supervisor:
         try:
             stack.enter_context(self._state)
             await stack.enter_async_context(self._backend)
-            self.api, self.files = build_api(self.settings, self.host, self._backend, self._verifier)
+            self.api, self.files = build_api(
+                self.settings, self.host, self._backend, self._verifier, lambda: self.gateway.draining
+            )
             await stack.enter_async_context(self._outbox)
             await self.host.restore()
         except (OSError, sqlite3.Error, SyncdError) as exc:

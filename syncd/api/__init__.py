@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from syncd.api.access import Gate
@@ -20,7 +21,11 @@ __all__ = ["MAX_BODY_BYTES", "HttpApi", "build_api"]
 
 
 def build_api(
-    settings: SyncdSettings, host: ProjectHost, backend: Backend, verifier: TokenVerifier
+    settings: SyncdSettings,
+    host: ProjectHost,
+    backend: Backend,
+    verifier: TokenVerifier,
+    stopping: Callable[[], bool],
 ) -> tuple[HttpApi, LocalFiles | None]:
     """Make the API for the backend in use (entered); in local mode also the file store it serves.
 
@@ -47,4 +52,4 @@ def build_api(
     gate = Gate(secret, verifier, allow_anonymous=settings.allow_anonymous)
     projects = ProjectsApi(host, backend, records, gate)
     assets = AssetsApi(projects, records, files, gate, host.side_changed)
-    return HttpApi(gate, projects, assets, local), local
+    return HttpApi(gate, projects, assets, local, stopping), local

@@ -103,11 +103,19 @@ class HttpApi:
         projects: projects, scenes and clips.
         assets: voices, exports, audio files and files.
         local_files: the file store whose URLs this daemon serves (local mode), if any.
+        stopping: whether the daemon is stopping; it then takes no more writes (503), as it takes no
+            more edits from editors.
     """
 
     def __init__(
-        self, gate: Gate, projects: ProjectsApi, assets: AssetsApi, local_files: LocalFiles | None
+        self,
+        gate: Gate,
+        projects: ProjectsApi,
+        assets: AssetsApi,
+        local_files: LocalFiles | None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._stopping = stopping
         self._gate = gate
         self._projects = projects
         self._assets = assets
@@ -148,6 +156,8 @@ class HttpApi:
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
                 caller = await self._gate.caller(request.headers.get("Authorization"))
+                if request.method != "GET" and self._stopping():
+                    raise EditRejected("unavailable", "the daemon is stopping; try again in a moment")
                 return await operation(request, caller)
             except EditRejected as exc:
                 return refusal(exc)

@@ -130,3 +130,14 @@ def test_side_rows_diff_a_fresh_read() -> None:
     assert "p" in rows
     rows.drop("p")
     assert "p" not in rows
+
+
+async def test_once_the_daemon_stops_accepting_it_takes_no_more_writes(daemon: LocalDaemon) -> None:
+    """After ``stop_accepting`` a write on an open connection is 503 and changes nothing; reads still work."""
+    project_id = await daemon.project()
+    assert (await daemon.service.get(f"/v1/projects/{project_id}")).status_code == 200  # keep-alive
+    daemon.sup.gateway.stop_accepting()
+    refused = await daemon.service.post(f"/v1/projects/{project_id}/clips", json={"prompt": "late"})
+    assert (refused.status_code, refused.json()["error"]) == (503, "unavailable")
+    view = await daemon.service.get(f"/v1/projects/{project_id}")
+    assert view.json()["clips"] == []
