@@ -20,7 +20,7 @@ from syncd.api.projects import ProjectsApi
 from syncd.errors import EditRejected
 from syncd.service import Written
 from syncd.storage import BUCKETS, LocalFiles, bucket_rule
-from syncd.wire import ErrorCode
+from syncd.wire import EDITOR_PATH, ErrorCode
 
 STATUS: Final[dict[ErrorCode, int]] = {
     "bad_request": 400,
@@ -84,6 +84,15 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    """Let the studio's frontend call the API from its own origin; the token is a header, not a cookie."""
+    if request.path.startswith(("/v1/", "/storage/v1/")) and request.path != EDITOR_PATH:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+
+
 def _save(request: web.Request) -> bool:
     value = request.query.get("save", "")
     if value not in ("", "now", "debounce"):
@@ -123,34 +132,40 @@ class HttpApi:
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the API on the gateway's application."""
-        r = app.router
-        r.add_post("/v1/projects", self._h(self.create_project))
-        r.add_get("/v1/projects", self._h(self.list_projects))
-        r.add_get("/v1/projects/{pid}", self._h(self.load_project))
-        r.add_patch("/v1/projects/{pid}", self._h(self.update_project))
-        r.add_delete("/v1/projects/{pid}", self._h(self.delete_project))
-        r.add_put("/v1/projects/{pid}/scenes", self._h(self.sync_scenes))
-        r.add_post("/v1/projects/{pid}/clips", self._h(self.add_clip))
-        r.add_put("/v1/projects/{pid}/clips/order", self._h(self.reorder_clips))
-        r.add_patch("/v1/projects/{pid}/clips/{cid}", self._h(self.update_clip))
-        r.add_delete("/v1/projects/{pid}/clips/{cid}", self._h(self.delete_clip))
-        r.add_post("/v1/projects/{pid}/exports", self._h(self.create_export))
-        r.add_get("/v1/projects/{pid}/exports", self._h(self.list_exports))
-        r.add_patch("/v1/exports/{eid}", self._h(self.update_export))
-        r.add_post("/v1/projects/{pid}/audio", self._h(self.create_audio))
-        r.add_get("/v1/projects/{pid}/audio", self._h(self.list_audio))
-        r.add_delete("/v1/audio/{aid}", self._h(self.delete_audio))
-        r.add_get("/v1/voices", self._h(self.list_voices))
-        r.add_post("/v1/voices", self._h(self.create_voice))
-        r.add_patch("/v1/voices/{vid}", self._h(self.update_voice))
-        r.add_delete("/v1/voices/{vid}", self._h(self.delete_voice))
-        r.add_put("/v1/storage/{bucket}/{path:.+}", self._h(self.upload))
-        r.add_delete("/v1/storage/{bucket}/{path:.+}", self._h(self.remove))
-        r.add_post("/v1/storage/sign/{bucket}/{path:.+}", self._h(self.sign))
-        r.add_get("/v1/storage/public/{bucket}/{path:.+}", self._h(self.public_url))
+        routes = [
+            ("POST", "/v1/projects", self.create_project),
+            ("GET", "/v1/projects", self.list_projects),
+            ("GET", "/v1/projects/{pid}", self.load_project),
+            ("PATCH", "/v1/projects/{pid}", self.update_project),
+            ("DELETE", "/v1/projects/{pid}", self.delete_project),
+            ("PUT", "/v1/projects/{pid}/scenes", self.sync_scenes),
+            ("POST", "/v1/projects/{pid}/clips", self.add_clip),
+            ("PUT", "/v1/projects/{pid}/clips/order", self.reorder_clips),
+            ("PATCH", "/v1/projects/{pid}/clips/{cid}", self.update_clip),
+            ("DELETE", "/v1/projects/{pid}/clips/{cid}", self.delete_clip),
+            ("POST", "/v1/projects/{pid}/exports", self.create_export),
+            ("GET", "/v1/projects/{pid}/exports", self.list_exports),
+            ("PATCH", "/v1/exports/{eid}", self.update_export),
+            ("POST", "/v1/projects/{pid}/audio", self.create_audio),
+            ("GET", "/v1/projects/{pid}/audio", self.list_audio),
+            ("DELETE", "/v1/audio/{aid}", self.delete_audio),
+            ("GET", "/v1/voices", self.list_voices),
+            ("POST", "/v1/voices", self.create_voice),
+            ("PATCH", "/v1/voices/{vid}", self.update_voice),
+            ("DELETE", "/v1/voices/{vid}", self.delete_voice),
+            ("PUT", "/v1/storage/{bucket}/{path:.+}", self.upload),
+            ("DELETE", "/v1/storage/{bucket}/{path:.+}", self.remove),
+            ("POST", "/v1/storage/sign/{bucket}/{path:.+}", self.sign),
+            ("GET", "/v1/storage/public/{bucket}/{path:.+}", self.public_url),
+        ]
+        for method, path, operation in routes:
+            app.router.add_route(method, path, self._h(operation))
+        for path in sorted({path for _, path, _ in routes}):
+            app.router.add_route("OPTIONS", path, self.preflight)
+        app.on_response_prepare.append(_cors)
         if self._local is not None:
-            r.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._plain(self.serve_signed))
-            r.add_get("/storage/v1/object/public/{bucket}/{path:.+}", self._plain(self.serve_public))
+            app.router.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._plain(self.serve_signed))
+            app.router.add_get("/storage/v1/object/public/{bucket}/{path:.+}", self._plain(self.serve_public))
 
     def _h(self, operation: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -173,6 +188,10 @@ class HttpApi:
                 return refusal(exc)
 
         return handle
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        """A browser's CORS preflight: any origin may call, with a bearer token (no cookies are used)."""
+        return web.Response(status=204)
 
     # -- projects, scenes, clips ------------------------------------------------------------------------
 

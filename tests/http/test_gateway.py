@@ -141,3 +141,19 @@ async def test_once_the_daemon_stops_accepting_it_takes_no_more_writes(daemon: L
     assert (refused.status_code, refused.json()["error"]) == (503, "unavailable")
     view = await daemon.service.get(f"/v1/projects/{project_id}")
     assert view.json()["clips"] == []
+
+
+async def test_the_frontend_may_call_the_api_from_its_own_origin(daemon: LocalDaemon) -> None:
+    """A CORS preflight is answered 204, and API answers allow any origin (the token is a header)."""
+    preflight = await daemon.anonymous.options(
+        "/v1/projects", headers={"Origin": "http://studio.test", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    upload = await daemon.anonymous.options(f"/v1/storage/clips/projects/{new_id()}/clips/a.mp4")
+    assert upload.status_code == 204
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    created = await daemon.anonymous.post(
+        "/v1/projects", json={"title": "x"}, headers={"Origin": "http://studio.test"}
+    )
+    assert created.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in (await daemon.anonymous.get("/healthz")).headers
