@@ -201,3 +201,47 @@ async def test_the_documented_renderer_runs_in_supabase_mode(stack: Stack, tmp_p
     await wait_for(lambda: clip_id in editor.view.clips, "the editor to get the clip", WAIT)
     async with httpx.AsyncClient(timeout=WAIT) as http:
         assert (await http.get(file_url)).content == b"rendered"
+
+
+async def test_the_daemons_api_in_supabase_mode_goes_through_the_engine(stack: Stack) -> None:
+    """Scenes synced and an export reported through the daemon reach the editor and the database."""
+    daemon = await stack.start_daemon()
+    project_id, _ = await stack.create_project("Through syncd", scenes=2)
+    await stack.wait_ready(daemon)
+    editor = await stack.editor(daemon, project_id)
+    headers = {"Authorization": f"Bearer {stack.supabase.service_key}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=WAIT) as http:
+        wanted = {"scenes": [{"heading": "Only"}]}
+        synced = await http.put(f"/v1/projects/{project_id}/scenes?save=now", json=wanted)
+        assert synced.status_code == 200, synced.text
+        assert synced.json()["saved"] is True
+        export = (await http.post(f"/v1/projects/{project_id}/exports", json={})).json()
+        step = await http.patch(f"/v1/exports/{export['id']}", json={"status": "rendering", "progress": 0.7})
+        assert step.status_code == 200, step.text
+    rows = await stack.db_rows(project_id)
+    assert [s["heading"] for s in rows["scenes"].values()] == ["Only"]
+
+    def seen() -> bool:
+        export_row = editor.view.sides["exports"].get(export["id"], {})
+        return [s["heading"] for s in editor.view.ordered("scenes")] == ["Only"] and export_row.get(
+            "progress"
+        ) == 0.7
+
+    await wait_for(seen, "the editor to see the scenes and the export", WAIT)
+
+
+async def test_a_clip_uploaded_through_the_daemon_comes_back_signed(stack: Stack) -> None:
+    """Signed URLs through the daemon in Supabase mode. Needs the stand-in's signed URLs."""
+    await needs_signed_urls(stack)
+    daemon = await stack.start_daemon()
+    project_id, _ = await stack.create_project("Signed via syncd", scenes=0)
+    headers = {"Authorization": f"Bearer {stack.supabase.service_key}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=WAIT) as http:
+        path = f"projects/{project_id}/clips/a.mp4"
+        put = await http.put(
+            f"/v1/storage/clips/{path}", content=b"clip", headers={"Content-Type": "video/mp4"}
+        )
+        assert put.status_code == 201, put.text
+        assert (await http.get(put.json()["url"])).content == b"clip"
+        public = await http.get(f"/v1/storage/public/clips/{path}")
+        assert public.status_code == 403
