@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
-from syncd.errors import EditRejected
+from syncd.errors import EditRejected, UpstreamError
 from syncd.rows import UUID_PATTERN, AudioKind, ExportFormat, ExportStatus, ProjectFields, Seconds, Uuid
 
 OtherTable = Literal["projects", "voices", "exports", "audio_files"]
@@ -318,10 +318,13 @@ class SupabaseRecords:
         return await self._run(query.order("created_at").order("id"), table)
 
     async def _run(self, query: Any, table: str) -> list[Row]:
+        import httpx
         from postgrest.exceptions import APIError
 
         try:
             answer = await query.execute()
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{table}: Supabase cannot be reached ({type(exc).__name__})") from None
         except APIError as exc:
             code = exc.code or ""
             if code == "23505":
@@ -332,5 +335,5 @@ class SupabaseRecords:
                 raise EditRejected(
                     "bad_request", f"{table}: refused by the database ({exc.message})"
                 ) from None
-            raise
+            raise UpstreamError(f"{table}: Supabase answered {code or 'an error'}: {exc.message}") from None
         return [dict(row) for row in answer.data or []]

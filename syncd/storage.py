@@ -311,7 +311,7 @@ class SupabaseFiles:
         try:
             await self._client.storage.from_(bucket).upload(path, data, options)
         except StorageApiError as exc:
-            raise _refusal(exc) from None
+            raise storage_refusal(exc) from None
 
     async def remove(self, bucket: str, path: str) -> bool:
         """Remove through Storage."""
@@ -325,7 +325,7 @@ class SupabaseFiles:
         try:
             answer = await self._client.storage.from_(bucket).create_signed_url(path, expires_in)
         except StorageApiError as exc:
-            raise _refusal(exc) from None
+            raise storage_refusal(exc) from None
         return str(answer["signedURL"])
 
     async def public_url(self, bucket: str, path: str) -> str:
@@ -335,7 +335,7 @@ class SupabaseFiles:
         return str(await self._client.storage.from_(bucket).get_public_url(path)).rstrip("?")
 
 
-def _refusal(exc: Any) -> EditRejected:
+def storage_refusal(exc: Any) -> EditRejected:
     """Storage's error as one of the protocol's codes."""
     status = str(getattr(exc, "status", ""))
     message = str(getattr(exc, "message", exc))

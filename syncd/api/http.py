@@ -8,6 +8,7 @@ instead of with the debounce.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -17,7 +18,7 @@ from aiohttp import web
 from syncd.api.access import Caller, Gate
 from syncd.api.assets import AssetsApi
 from syncd.api.projects import ProjectsApi
-from syncd.errors import EditRejected
+from syncd.errors import EditRejected, UpstreamError
 from syncd.service import Written
 from syncd.storage import BUCKETS, LocalFiles, bucket_rule
 from syncd.wire import EDITOR_PATH, ErrorCode
@@ -42,6 +43,8 @@ MAX_JSON_BYTES: Final = 4 * 1024 * 1024
 """The largest JSON body the API reads."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = logging.getLogger(__name__)
 
 
 def answer(status: int, body: object) -> web.Response:
@@ -176,6 +179,9 @@ class HttpApi:
                 return await operation(request, caller)
             except EditRejected as exc:
                 return refusal(exc)
+            except (UpstreamError, OSError) as exc:
+                log.warning("%s %s: the database failed: %s", request.method, request.path, exc)
+                return refusal(EditRejected("unavailable", "the database cannot be reached; try again"))
 
         return handle
 

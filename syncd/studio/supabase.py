@@ -8,14 +8,18 @@ The same checks as the daemon's HTTP API run first, so a refused call changes no
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
+from postgrest.exceptions import APIError
+from storage3.exceptions import StorageApiError
 
 from syncd.api.projects import scene_list
-from syncd.errors import EditRejected
+from syncd.errors import EditRejected, UpstreamError
 from syncd.records import SupabaseRecords, check_id, export_step, validate_new
 from syncd.records import validate_set as validate_other
 from syncd.rows import validate_insert, validate_set
@@ -26,6 +30,7 @@ from syncd.storage import (
     check_expiry,
     check_upload,
     project_of,
+    storage_refusal,
 )
 from syncd.studio.base import URL_SECONDS, Row, Studio, StudioError
 
@@ -37,6 +42,42 @@ def _refused(exc: EditRejected) -> StudioError:
     return StudioError(exc.code, exc.message)
 
 
+_T = TypeVar("_T")
+
+
+def _translated(method: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
+    """The method, with what Supabase or its clients raise turned into :class:`StudioError`."""
+
+    @functools.wraps(method)
+    async def call(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except EditRejected as exc:
+            raise _refused(exc) from None
+        except UpstreamError as exc:
+            raise StudioError("unavailable", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise StudioError("unavailable", f"cannot reach Supabase ({type(exc).__name__})") from None
+        except APIError as exc:
+            raise StudioError("bad_request", f"Supabase refused the call: {exc.message}") from None
+        except StorageApiError as exc:
+            raise _refused(storage_refusal(exc)) from None
+
+    return call
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def _translate_errors(cls: _C) -> _C:
+    """Apply :func:`_translated` to every public coroutine method of ``cls``."""
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(value):
+            setattr(cls, name, _translated(value))
+    return cls
+
+
+@_translate_errors
 class SupabaseStudio(Studio):
     """The studio on a Supabase project.
 

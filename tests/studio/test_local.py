@@ -254,3 +254,16 @@ def test_the_librarys_variables_do_not_trouble_the_daemons_settings(monkeypatch:
     monkeypatch.setenv("SYNCD_URL", "http://127.0.0.1:8765")
     monkeypatch.setenv("SYNCD_SERVICE_KEY", "syncd_sk_x")
     assert load_settings(None).mode == "local"
+
+
+async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
+    """No daemon, no Supabase at the address: ``unavailable``, with the address, never the key."""
+    for env in (
+        {"SYNCD_URL": "http://127.0.0.1:9", "SYNCD_SERVICE_KEY": "syncd_sk_secret"},
+        {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_KEY": "eyJhbGciOiJIUzI1NiJ9.e30.c2VjcmV0"},
+    ):
+        async with connect(env) as lib:
+            with pytest.raises(StudioError) as caught:
+                await lib.create_project("nowhere")
+        assert caught.value.code == "unavailable"
+        assert "secret" not in str(caught.value)
