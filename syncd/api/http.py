@@ -207,7 +207,7 @@ class HttpApi:
 
     async def list_projects(self, request: web.Request, caller: Caller) -> web.Response:
         user = request.query.get("user_id") or None
-        rows = await self._projects.list(caller, user, all_users="user_id" not in request.query)
+        rows = await self._projects.list_for(caller, user, all_users="user_id" not in request.query)
         return answer(200, rows)
 
     async def load_project(self, request: web.Request, caller: Caller) -> web.Response:

@@ -103,7 +103,7 @@ class ProjectsApi:
             return _public(existing), False
         raise EditRejected("conflict", f"project {project_id} exists with other values")
 
-    async def list(self, caller: Caller, user_id: str | None, all_users: bool) -> list[Row]:
+    async def list_for(self, caller: Caller, user_id: str | None, all_users: bool) -> list[Row]:
         """The caller's projects (a service: every project, or one user's)."""
         where: dict[str, str | None] = {"user_id": caller.user_id}
         if caller.service:
