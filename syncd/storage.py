@@ -164,8 +164,12 @@ def _mime_matches(mime: str, allowed: str) -> bool:
 class FileStore(Protocol):
     """What the HTTP API needs from a file store (both modes)."""
 
-    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool) -> None:
+    async def upload(
+        self, bucket: str, path: str, data: bytes | Path, content_type: str, *, upsert: bool
+    ) -> None:
         """Store an object (replacing it when ``upsert``); the caller checked it with :func:`check_upload`.
+
+        ``data`` is the bytes, or a file holding them that the store may move away.
 
         Raises:
             EditRejected: ``conflict`` when it exists and ``upsert`` is false.
@@ -199,7 +203,7 @@ class LocalFiles:
     """
 
     def __init__(self, root: Path, secret: str, base_url: str) -> None:
-        self._root = root
+        self.root = root
         self._secret = secret.encode()
         self.base_url = base_url
 
@@ -207,18 +211,26 @@ class LocalFiles:
         """Where an object's bytes are kept (checked: inside the bucket's folder)."""
         bucket_rule(bucket)
         project_of(path)
-        return self._root / bucket / path
+        return self.root / bucket / path
 
-    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool) -> None:
+    async def upload(
+        self, bucket: str, path: str, data: bytes | Path, content_type: str, *, upsert: bool
+    ) -> None:
         """Write the object and its content type; a reader never sees half a file."""
         target = self.file(bucket, path)
         await asyncio.to_thread(self._write, target, data, content_type, upsert)
 
-    def _write(self, target: Path, data: bytes, content_type: str, upsert: bool) -> None:
+    def _write(self, target: Path, data: bytes | Path, content_type: str, upsert: bool) -> None:
         if target.exists() and not upsert:
             raise EditRejected("conflict", f"{target.name} exists; upload with upsert to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
-        for final, content in ((target, data), (_meta(target), json.dumps({"type": content_type}).encode())):
+        writes: list[tuple[Path, bytes]] = []
+        if isinstance(data, Path):
+            data.replace(target)  # a file the caller wrote and synced, on this disk
+        else:
+            writes.append((target, data))
+        writes.append((_meta(target), json.dumps({"type": content_type}).encode()))
+        for final, content in writes:
             partial = final.with_name(final.name + ".partial")
             with partial.open("wb") as f:
                 f.write(content)
@@ -303,7 +315,9 @@ class SupabaseFiles:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    async def upload(self, bucket: str, path: str, data: bytes, content_type: str, *, upsert: bool) -> None:
+    async def upload(
+        self, bucket: str, path: str, data: bytes | Path, content_type: str, *, upsert: bool
+    ) -> None:
         """Upload through Storage, which checks the bucket's rules again."""
         from storage3.exceptions import StorageApiError
 

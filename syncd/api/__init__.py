@@ -52,4 +52,5 @@ def build_api(
     gate = Gate(secret, verifier, allow_anonymous=settings.allow_anonymous)
     projects = ProjectsApi(host, backend, records, gate)
     assets = AssetsApi(projects, records, files, gate, host.side_changed)
-    return HttpApi(gate, projects, assets, local, stopping), local
+    incoming = (local.root if local is not None else settings.daemon.state_dir) / ".incoming"
+    return HttpApi(gate, projects, assets, local, incoming, stopping), local

@@ -7,8 +7,10 @@ buckets of :mod:`syncd.storage`, in either mode's file store.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from syncd.api.access import Caller, Gate
@@ -146,27 +148,36 @@ class AssetsApi:
 
     # -- files ------------------------------------------------------------------------------------------
 
+    async def check_upload(
+        self, caller: Caller, bucket: str, path: str, content_type: str, size: int
+    ) -> None:
+        """Check an upload before its bytes are read: the caller, the bucket's rules, the project."""
+        caller.require_service()
+        await self._projects.owner(caller, check_upload(bucket, path, content_type, size))
+
     async def upload(
         self,
         caller: Caller,
         bucket: str,
         path: str,
-        data: bytes,
+        data: bytes | Path,
         content_type: str,
         *,
         upsert: bool,
         expires_in: int | None,
     ) -> Row:
-        """Store a file of a project; return its URL (public for thumbnails, else signed)."""
-        caller.require_service()
-        project_id = check_upload(bucket, path, content_type, len(data))
-        await self._projects.owner(caller, project_id)
+        """Store a file of a project (its bytes, or a file of them); return its URL.
+
+        The URL is public for thumbnails, else signed.
+        """
+        size = (await asyncio.to_thread(data.stat)).st_size if isinstance(data, Path) else len(data)
+        await self.check_upload(caller, bucket, path, content_type, size)
         await self._files.upload(bucket, path, data, content_type, upsert=upsert)
         if bucket_rule(bucket).public:
             url = await self._files.public_url(bucket, path)
         else:
             url = await self._files.signed_url(bucket, path, check_expiry(expires_in or UPLOAD_URL_SECONDS))
-        return {"bucket": bucket, "path": path, "url": url, "size": len(data), "content_type": content_type}
+        return {"bucket": bucket, "path": path, "url": url, "size": size, "content_type": content_type}
 
     async def sign(self, caller: Caller, bucket: str, path: str, expires_in: object) -> str:
         """A signed URL of a stored file."""

@@ -7,11 +7,15 @@ instead of with the debounce.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, BinaryIO, Final
 
 from aiohttp import web
 
@@ -96,6 +100,11 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Access-Control-Max-Age"] = "600"
 
 
+def _sync_file(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def _save(request: web.Request) -> bool:
     value = request.query.get("save", "")
     if value not in ("", "now", "debounce"):
@@ -115,6 +124,7 @@ class HttpApi:
         projects: projects, scenes and clips.
         assets: voices, exports, audio files and files.
         local_files: the file store whose URLs this daemon serves (local mode), if any.
+        incoming: where uploads are written while they arrive (in local mode, on the files' disk).
         stopping: whether the daemon is stopping; it then takes no more writes (503), as it takes no
             more edits from editors.
     """
@@ -125,8 +135,10 @@ class HttpApi:
         projects: ProjectsApi,
         assets: AssetsApi,
         local_files: LocalFiles | None,
+        incoming: Path,
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._incoming = incoming
         self._stopping = stopping
         self._gate = gate
         self._projects = projects
@@ -299,24 +311,43 @@ class HttpApi:
     async def upload(self, request: web.Request, caller: Caller) -> web.Response:
         bucket, path = request.match_info["bucket"], request.match_info["path"]
         caller.require_service()
-        limit = bucket_rule(bucket).size_limit
-        if request.content_length is not None and request.content_length > limit:
-            raise EditRejected(
-                "too_large", f"{request.content_length} bytes is over the limit of bucket {bucket}"
+        content_type = request.headers.get("Content-Type", "")
+        await self._assets.check_upload(caller, bucket, path, content_type, request.content_length or 0)
+        spool = await self._spool(request, bucket_rule(bucket).size_limit, bucket)
+        try:
+            expires = request.query.get("expires_in")
+            row = await self._assets.upload(
+                caller,
+                bucket,
+                path,
+                spool,
+                content_type,
+                upsert=request.query.get("upsert", "true") != "false",
+                expires_in=int(expires) if expires and expires.isdigit() else None,
             )
-        data = await request.read()
-        upsert = request.query.get("upsert", "true") != "false"
-        expires = request.query.get("expires_in")
-        row = await self._assets.upload(
-            caller,
-            bucket,
-            path,
-            data,
-            request.headers.get("Content-Type", ""),
-            upsert=upsert,
-            expires_in=int(expires) if expires and expires.isdigit() else None,
-        )
+        finally:
+            spool.unlink(missing_ok=True)
         return answer(201, row)
+
+    async def _spool(self, request: web.Request, limit: int, bucket: str) -> Path:
+        """Write the request's body to a file of :attr:`incoming`, refusing it once it passes ``limit``."""
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        spool = self._incoming / f"{uuid.uuid4().hex}.partial"
+        size = 0
+        try:
+            with spool.open("wb") as f:
+                async for chunk in request.content.iter_chunked(1024 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise EditRejected(
+                            "too_large", f"the file is over the limit of bucket {bucket} ({limit} bytes)"
+                        )
+                    await asyncio.to_thread(f.write, chunk)
+                await asyncio.to_thread(_sync_file, f)
+        except BaseException:
+            spool.unlink(missing_ok=True)
+            raise
+        return spool
 
     async def remove(self, request: web.Request, caller: Caller) -> web.Response:
         bucket, path = request.match_info["bucket"], request.match_info["path"]

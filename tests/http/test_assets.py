@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -179,3 +180,22 @@ async def test_voices_belong_to_their_user_or_to_the_anonymous_studio(daemon: Lo
     assert {v["name"] for v in every} == {"Host", "Studio"}
     assert (await as_alice.delete(f"/v1/voices/{voice_id}")).status_code == 200
     assert (await as_alice.get("/v1/voices")).json() == []
+
+
+async def test_a_streamed_upload_is_cut_off_at_the_limit_and_leaves_nothing(daemon: LocalDaemon) -> None:
+    """Without a Content-Length the limit is checked as bytes arrive; nothing of a refused file is kept."""
+    project_id = await daemon.project()
+    limit = BUCKETS["thumbnails"].size_limit
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    url = f"/v1/storage/thumbnails/projects/{project_id}/thumbnails/big.png"
+    refused = await daemon.service.put(url, content=chunks(), headers={"Content-Type": "image/png"})
+    assert (refused.status_code, refused.json()["error"]) == (413, "too_large")
+    files = daemon.state_dir / "files"
+    assert [p for p in files.rglob("*") if p.is_file()] == []
+    empty = await daemon.service.put(url, content=b"", headers={"Content-Type": "image/png"})
+    assert (empty.status_code, empty.json()["size"]) == (201, 0)
+    assert (await _get(empty.json()["url"])).content == b""
