@@ -49,6 +49,10 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CLOSE_TIMEOUT = 5.0
 """Seconds a closing handshake may take before the socket is dropped."""
 
+PING_INTERVAL = 20.0
+"""Seconds of silence after which the gateway pings an editor; one that does not answer within half of
+it is dropped, so a connection whose peer vanished does not stay an editor for good."""
+
 Routes = Callable[[web.Application], None]
 """Adds the daemon's own routes (the HTTP API) to the application before it starts."""
 
@@ -384,7 +388,11 @@ class EditorGateway:
         # Frames up to max_frame_bytes get an error frame and the connection stays usable; far larger
         # ones would cost memory just to refuse, so aiohttp closes with 1009.
         ws = web.WebSocketResponse(
-            max_msg_size=s.max_frame_bytes * 4, compress=False, timeout=CLOSE_TIMEOUT, autoping=True
+            max_msg_size=s.max_frame_bytes * 4,
+            compress=False,
+            timeout=CLOSE_TIMEOUT,
+            autoping=True,
+            heartbeat=PING_INTERVAL,
         )
         if not ws.can_prepare(request).ok:
             return _json(426, {"error": "bad_request", "message": f"{EDITOR_PATH} takes WebSocket upgrades"})
