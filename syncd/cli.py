@@ -14,6 +14,7 @@ from syncd import __version__, projects
 from syncd.config import SyncdSettings, describe_settings, load_settings
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure as configure_logging
+from syncd.servicekey import service_key
 from syncd.supervisor import EXIT_CONFIG, EXIT_FAILED, Supervisor
 
 
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (create, show, listing):
         _add_config_option(sub)
         _add_state_dir_option(sub)
+
+    key = commands.add_parser(
+        "service-key", help="print the key services present to the HTTP API (local mode; made once)"
+    )
+    _add_config_option(key)
+    _add_state_dir_option(key)
     return parser
 
 
@@ -78,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(settings))
         if args.command == "project":
             return asyncio.run(projects.command(settings, args))
+        if args.command == "service-key":
+            return _service_key(settings)
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -118,6 +127,17 @@ async def _run(settings: SyncdSettings) -> int:
     else:
         ready.cancel()
     return await runner
+
+
+def _service_key(settings: SyncdSettings) -> int:
+    if settings.mode == "supabase":
+        print(
+            "syncd: in Supabase mode services present the project's service_role key (SUPABASE_SERVICE_KEY)",
+            file=sys.stderr,
+        )
+        return 1
+    print(service_key(settings.daemon.state_dir))
+    return 0
 
 
 def _check_config(config: Path | None) -> int:

@@ -43,6 +43,9 @@ SEED_ENV = {
 }
 """Environment names of the studio's seed, and the ``[supabase]`` key each one sets."""
 
+LIBRARY_ENV = frozenset({"SYNCD_URL", "SYNCD_SERVICE_KEY"})
+"""Variables of ``syncd.studio`` (where the daemon is, its service key), not settings of the daemon."""
+
 Mode = Literal["supabase", "local"]
 """Which backend the daemon runs on."""
 
@@ -93,7 +96,12 @@ class DaemonSettings(_Section):
 
 
 class GatewaySettings(_Section):
-    """The editor WebSocket server and its limits."""
+    """The daemon's port (editors' WebSocket, HTTP API) and its limits.
+
+    Args:
+        public_url: how clients reach this port, for the URLs of stored files in local mode
+            (``https://studio.example.com``); unset: ``http://HOST:PORT``.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
@@ -105,6 +113,7 @@ class GatewaySettings(_Section):
     hello_timeout: PositiveSeconds = 10.0
     # The frame's own object is level 1; the JSON decoder recurses per level, hence the ceiling.
     max_json_depth: int = Field(default=32, ge=4, le=256)
+    public_url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
 
 
 class AuthSettings(_Section):
@@ -352,7 +361,7 @@ def _check_env_names(environ: Mapping[str, str]) -> None:
     """Refuse ``SYNCD_*`` variables that name no setting: a typo must not be ignored silently."""
     sections = SyncdSettings.model_fields
     for name in environ:
-        if not name.upper().startswith(ENV_PREFIX):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in LIBRARY_ENV:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in sections:

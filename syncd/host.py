@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, assert_never
 
 from syncd import outbound
@@ -31,12 +31,14 @@ from syncd.core.inputs import (
     Delete,
     Flush,
     Insert,
+    Mutation,
     Patch,
     RemoteChange,
     Reorder,
     WriteFailed,
     WriteResult,
 )
+from syncd.core.schema import SIDE_TABLES, SideTable
 from syncd.errors import AccessRefused, SyncdError, UpstreamError, WriteError
 from syncd.inbound import (
     DeleteFrame,
@@ -48,8 +50,11 @@ from syncd.inbound import (
     ReorderFrame,
 )
 from syncd.metrics import Metrics
+from syncd.records import Records
 from syncd.registry import EditorRegistry
-from syncd.wire import CLOSE_NOT_FOUND
+from syncd.service import ServiceSessions, is_service
+from syncd.sides import SideRows
+from syncd.wire import CLOSE_NOT_FOUND, ChangeOp
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,9 @@ class ProjectHost:
         self._timer_at: float | None = None
         self._progress = asyncio.Event()
         self._unsaved_since: dict[str, float] = {}  # project -> loop time its unsaved run began
+        self.service = ServiceSessions(self, s.writer.request_timeout)
+        self.sides = SideRows()
+        self.records: Records | None = None  # where side rows are read; set by the supervisor
 
     # -- start and stop --------------------------------------------------------------------------------
 
@@ -174,16 +182,38 @@ class ProjectHost:
 
     def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
         """Feed an editor's validated mutation to the engine."""
+        self._receive(ConnId(conn.conn_id), conn.project_id or "", (core_mutation(mutation),))
+
+    def _receive(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation]) -> None:
         now = self._now()
-        project_id = conn.project_id or ""
         # An unsaved run only starts here (or in restore), so an untracked project has nothing
         # unsaved; only a tracked one needs a look before the edit, in case its run ended unnoticed.
         # That makes one status read per edit instead of two.
         fresh = project_id not in self._unsaved_since or self.unsaved(project_id) == 0
-        self.engine.receive_mutation(ConnId(conn.conn_id), core_mutation(mutation), now)
+        for mutation in mutations:
+            self.engine.receive_mutation(conn, mutation, now)
         if fresh and self.unsaved(project_id) > 0:
             self._unsaved_since[project_id] = now
-        self._counters.mutations.inc()
+        self._counters.mutations.inc(len(mutations))
+        self._dispatch()
+
+    # -- service sessions (syncd.service) --------------------------------------------------------------
+
+    def attach_service(self, conn: ConnId, client_id: ClientId, project_id: ProjectId) -> None:
+        """Open the project if needed and attach a service session to it; its welcome says it loaded."""
+        now = self._now()
+        if project_id not in self.engine.open_projects():
+            self._open_project(project_id, now)
+        self.engine.attach(conn, client_id, ANONYMOUS, project_id, None, now)
+        self._dispatch()
+
+    def receive_service(self, conn: ConnId, mutations: Sequence[Mutation]) -> None:
+        """Feed a service session's mutations to the engine, all in one go."""
+        self._receive(conn, conn.removeprefix("svc:"), mutations)
+
+    def detach_service(self, conn: ConnId) -> None:
+        """Forget a service session."""
+        self.engine.detach(conn, self._now())
         self._dispatch()
 
     def closed(self, conn: EditorConnection) -> None:
@@ -196,7 +226,7 @@ class ProjectHost:
         """Replace a slow editor's dropped backlog with a fresh snapshot."""
         snapshot = self.engine.snapshot_for(ConnId(conn.conn_id))
         if snapshot is not None:
-            conn.send_now(outbound.snapshot(snapshot))
+            conn.send_now(outbound.snapshot(snapshot, self.sides.lists(snapshot.project_id)))
 
     # -- the backend's change feed -----------------------------------------------------------------------
 
@@ -209,6 +239,20 @@ class ProjectHost:
         else:
             self.engine.receive_remote_change(project_id, change, self._now())
         self._dispatch()
+
+    def side_changed(self, project_id: str, table: SideTable, op: ChangeOp, row: dict[str, Any]) -> None:
+        """An export or audio file of a project changed: pass it to the project's editors, in seq order."""
+        project_id = project_id.lower()
+        change = self.sides.change(project_id, table, op, row)
+        if change is not None:
+            self.engine.receive_side_change(ProjectId(project_id), change, self._now())
+            self._dispatch()
+
+    async def _read_sides(self, project_id: ProjectId) -> dict[SideTable, list[dict[str, Any]]]:
+        """A project's exports and audio files (none without :attr:`records`)."""
+        if self.records is None:
+            return {}
+        return {table: await self.records.select(table, {"project_id": project_id}) for table in SIDE_TABLES}
 
     def relay_event(self, project_id: str, topic: str, data: Any) -> None:
         """A notice from another service (MQTT): pass it to the project's editors, unchanged."""
@@ -242,8 +286,12 @@ class ProjectHost:
     def _close_if_idle(self, project_id: str) -> None:
         if self.editors.has_editors(project_id):
             return
+        if not self.service.release_idle(ProjectId(project_id)):
+            self.editors.start_idle(project_id)  # a service call still uses it
+            return
         if self.engine.close_project(ProjectId(project_id)):
             self._epochs.pop(project_id, None)
+            self.sides.drop(project_id)
             self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
             log.info("closed idle project %s", project_id)
         else:
@@ -279,14 +327,16 @@ class ProjectHost:
         match effect:
             case fx.Append(entry):
                 self._last_append = self._outbox.append_nowait(entry)
-            case fx.Ack(conn, mid, seq):
-                self._ack(conn, outbound.ack(mid, seq))
+            case fx.Ack():
+                self._ack(effect)
             case fx.Change():
                 self._broadcast(effect)
             case fx.CatchUp(conn, _, changes):
                 self._catch_up(conn, changes)
             case fx.Snapshot():
                 self._send_snapshot(effect)
+            case fx.Welcome(conn) if is_service(conn):
+                self.service.welcomed(conn)
             case fx.Welcome(conn, project_id, epoch, seq):
                 self.editors.make_live(conn, project_id)
                 self.editors.reply(conn, outbound.welcome(project_id, epoch, seq, conn))
@@ -295,6 +345,9 @@ class ProjectHost:
                 self.editors.send(project_id, outbound.encode(frame))
                 if self.bus is not None:
                     self.bus.publish_saved(project_id, {**frame, "epoch": self._epochs.get(project_id)})
+                self.service.saved(project_id, seq)
+            case fx.Error(_, conn, mid, code, message) if conn is not None and is_service(conn):
+                self.service.refused(conn, mid, code, message)
             case fx.Error(project_id, conn, mid, code, message):
                 log.info(
                     "project %s: %s %s (mid %s): %s", project_id, code, conn or "all editors", mid, message
@@ -304,7 +357,7 @@ class ProjectHost:
                 else:
                     self.editors.reply(conn, outbound.error(code, message, mid))
             case fx.Presence(project_id, editors):
-                self.editors.reply_all(project_id, outbound.presence(editors))
+                self.editors.reply_all(project_id, outbound.presence(self._people(editors)))
             case fx.LoadProject(project_id):
                 self._spawn(self._load(project_id), f"syncd.load.{project_id}")
             case fx.RequestReread(project_id, token):
@@ -314,30 +367,46 @@ class ProjectHost:
             case fx.RemoveJournal(project_id, mutation_ids):
                 self._spawn(self._outbox.remove(project_id, mutation_ids), "syncd.outbox.remove")
             case fx.ProjectNotFound(project_id, conns, dropped):
+                self.sides.drop(project_id)
                 if dropped:
                     log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
                 for conn_id in conns:
-                    self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
+                    if is_service(conn_id):
+                        self.service.gone(conn_id)
+                    else:
+                        self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
             case fx.Disconnect(conn_id, code, reason):
                 self.editors.close(conn_id, code, reason)
             case _:
                 assert_never(effect)
 
-    def _ack(self, conn: ConnId, data: bytes) -> None:
+    def _ack(self, ack: fx.Ack) -> None:
         """Send an ack once every journal append before it is durable (the outbox commits in order)."""
         barrier = self._last_append
         if barrier is None or barrier.done():
-            self._send_ack(conn, data, barrier)
+            self._send_ack(ack, barrier)
         else:
-            barrier.add_done_callback(lambda fut: self._send_ack(conn, data, fut))
+            barrier.add_done_callback(lambda fut: self._send_ack(ack, fut))
 
-    def _send_ack(self, conn: ConnId, data: bytes, barrier: asyncio.Future[None] | None) -> None:
+    def _send_ack(self, ack: fx.Ack, barrier: asyncio.Future[None] | None) -> None:
         if barrier is not None and (barrier.cancelled() or barrier.exception() is not None):
             # The journal could not be written: the edit is not durable, so it is not acknowledged.
-            self.editors.reply(conn, outbound.error("internal", "the daemon could not store the edit"))
+            message = "the daemon could not store the edit"
+            if is_service(ack.conn):
+                self.service.refused(ack.conn, ack.mid, "internal", message)
+            else:
+                self.editors.reply(ack.conn, outbound.error("internal", message))
             self._on_fatal("the outbox could not be written")
             return
-        self.editors.reply(conn, data)
+        if is_service(ack.conn):
+            self.service.acked(ack.conn, ack.mid, ack.seq)
+        else:
+            self.editors.reply(ack.conn, outbound.ack(ack.mid, ack.seq))
+
+    def _people(self, editors: tuple[fx.PresenceEditor, ...]) -> tuple[fx.PresenceEditor, ...]:
+        """The editors of a presence, without the service session."""
+        service = self.service.client_id
+        return tuple(e for e in editors if e.client_id != service)
 
     def _broadcast(self, change: fx.Change) -> None:
         frame = outbound.change(change)
@@ -358,7 +427,7 @@ class ProjectHost:
                 return
 
     def _send_snapshot(self, snapshot: fx.Snapshot) -> None:
-        data = outbound.snapshot(snapshot)
+        data = outbound.snapshot(snapshot, self.sides.lists(snapshot.project_id))
         if snapshot.conn is None:
             self.editors.send(snapshot.project_id, data)
             return
@@ -385,12 +454,14 @@ class ProjectHost:
             try:
                 async with asyncio.timeout(w.request_timeout):
                     rows = await self._backend.load(project_id)
+                    sides = await self._read_sides(project_id)
             except (SyncdError, OSError, TimeoutError) as exc:
                 # A failed load never stands in for the project: pending edits wait for a real one.
                 delay = backoff.next_delay()
                 log.warning("loading project %s failed (%s); retrying in %.1f s", project_id, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            self.sides.load(project_id, sides)
             self.engine.receive_loaded(project_id, rows, self._now())
             self._dispatch()
             return
@@ -399,10 +470,13 @@ class ProjectHost:
         try:
             async with asyncio.timeout(self._settings.writer.request_timeout):
                 rows = await self._backend.load(project_id)
+                sides = await self._read_sides(project_id)
         except (SyncdError, OSError, TimeoutError) as exc:
             log.warning("re-reading project %s failed: %s", project_id, exc)
             return
         if project_id in self.engine.open_projects():
+            for change in self.sides.replace(project_id, sides):
+                self.engine.receive_side_change(project_id, change, self._now())
             self.engine.receive_reread(project_id, token, rows, self._now())
             self._dispatch()
 

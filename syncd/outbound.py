@@ -69,19 +69,19 @@ def change(item: Change) -> dict[str, Any]:
     return frame
 
 
-def snapshot(item: Snapshot) -> bytes:
-    """The whole live view of the project at ``seq``."""
-    return encode(
-        {
-            "type": "snapshot",
-            "epoch": item.epoch,
-            "seq": item.seq,
-            "project": dict(item.project),
-            "scenes": [dict(r) for r in item.scenes],
-            "clips": [dict(r) for r in item.clips],
-            "saved_seq": item.saved_seq,
-        }
-    )
+def snapshot(item: Snapshot, sides: Mapping[str, list[Any]] | None = None) -> bytes:
+    """The whole live view of the project at ``seq``; ``sides`` adds its exports and audio files."""
+    frame: dict[str, Any] = {
+        "type": "snapshot",
+        "epoch": item.epoch,
+        "seq": item.seq,
+        "project": dict(item.project),
+        "scenes": [dict(r) for r in item.scenes],
+        "clips": [dict(r) for r in item.clips],
+    }
+    frame.update(sides or {})
+    frame["saved_seq"] = item.saved_seq
+    return encode(frame)
 
 
 def saved(seq: int) -> dict[str, Any]:

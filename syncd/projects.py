@@ -47,6 +47,8 @@ async def announce(settings: SyncdSettings, port: int) -> None:
     """Print where editors connect and, in local mode, a project they can open (a demo at first)."""
     host = settings.gateway.host
     print(f"syncd {settings.mode} mode: editors connect to ws://{host}:{port}/v1/editor", flush=True)
+    key = "`syncd service-key`" if settings.mode == "local" else "SUPABASE_SERVICE_KEY"
+    print(f"HTTP API: http://{host}:{port}/v1 (services: Authorization: Bearer <{key}>)", flush=True)
     if settings.mode != "local":
         return
     async with LocalBackend(settings.daemon.state_dir / "store.db") as store:

@@ -20,9 +20,12 @@ from collections.abc import Coroutine, Mapping
 from types import FrameType
 from typing import Any
 
+from aiohttp import web
+
 from syncd.adapters.gateway import EditorGateway
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
+from syncd.api import MAX_BODY_BYTES, HttpApi, build_api
 from syncd.auth import TokenVerifier
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
@@ -31,6 +34,7 @@ from syncd.errors import ConfigError, StartupError, SyncdError
 from syncd.host import ProjectHost
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
+from syncd.storage import LocalFiles
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,12 @@ class Supervisor:
             jwks_url=settings.auth.jwks_url,
             audience=settings.auth.audience,
         )
-        self.gateway = EditorGateway(settings.gateway, self.host, verifier, self)
+        self._verifier = verifier
+        self.api: HttpApi | None = None
+        self.files: LocalFiles | None = None
+        self.gateway = EditorGateway(
+            settings.gateway, self.host, verifier, self, routes=self._add_api, max_body_bytes=MAX_BODY_BYTES
+        )
         self._notifier = SystemdNotifier(environ)
         self._mqtt_connected: bool | None = None
         self._stopping = asyncio.Event()
@@ -143,6 +152,9 @@ class Supervisor:
         try:
             stack.enter_context(self._state)
             await stack.enter_async_context(self._backend)
+            self.api, self.files = build_api(
+                self.settings, self.host, self._backend, self._verifier, lambda: self.gateway.draining
+            )
             await stack.enter_async_context(self._outbox)
             await self.host.restore()
         except (OSError, sqlite3.Error, SyncdError) as exc:
@@ -160,8 +172,16 @@ class Supervisor:
         except OSError as exc:
             where = f"{self.settings.gateway.host}:{self.settings.gateway.port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        if self.files is not None:
+            g = self.settings.gateway
+            self.files.base_url = g.public_url or f"http://{g.host}:{self.gateway.port}"
         self._spawn(stack, self._notifier.run_watchdog(), "syncd.watchdog")
         self._spawn(stack, self._watch_state_dir(), "syncd.statedir")
+
+    def _add_api(self, app: web.Application) -> None:
+        """Mount the HTTP API on the gateway (made in :meth:`_start`, once the backend is in)."""
+        if self.api is not None:
+            self.api.add_routes(app)
 
     @staticmethod
     def _spawn(stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str) -> None:

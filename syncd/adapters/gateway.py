@@ -1,9 +1,11 @@
-"""EditorGateway: the WebSocket server that editors connect to, plus /healthz, /readyz and /metrics.
+"""EditorGateway: the HTTP server of the daemon's port: editors' WebSocket, health, readiness, metrics, API.
 
-It translates and makes no decisions about the data: frames are parsed and validated
+aiohttp serves it all on one port: the editor WebSocket at ``/v1/editor``, ``/healthz``, ``/readyz``,
+``/metrics``, and whatever routes the daemon adds (the HTTP API of :mod:`syncd.http`). For editors
+it translates and makes no decisions about the data: frames are parsed and validated
 (:mod:`syncd.inbound`), tokens checked (:mod:`syncd.auth`), and what remains goes to the daemon
-through the :class:`EditorHandler` port. What the daemon sends back is bytes, serialized once and
-queued on every connection that should get them.
+through the :class:`EditorHandler` port. What the daemon sends back is bytes, serialized once,
+wrapped in one WebSocket frame once, and written to every connection that should get it.
 
 Each connection has its own bounded send queue and one task that writes it out, so a slow editor
 only ever delays itself: when its queue passes the bound (frames or bytes), the backlog is dropped
@@ -15,20 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import itertools
 import json
 import logging
+import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage
-from websockets.http11 import Request, Response
-from websockets.protocol import State
+from aiohttp import WSMsgType, web
 
 from syncd import outbound
 from syncd.auth import TokenVerifier
@@ -48,6 +46,15 @@ from syncd.wire import (
 log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CLOSE_TIMEOUT = 5.0
+"""Seconds a closing handshake may take before the socket is dropped."""
+
+PING_INTERVAL = 20.0
+"""Seconds of silence after which the gateway pings an editor; one that does not answer within half of
+it is dropped, so a connection whose peer vanished does not stay an editor for good."""
+
+Routes = Callable[[web.Application], None]
+"""Adds the daemon's own routes (the HTTP API) to the application before it starts."""
 
 
 class EditorHandler(Protocol):
@@ -76,6 +83,20 @@ class ServiceStatus(Protocol):
         """The Prometheus text exposition."""
 
 
+def text_frame(data: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 §5.2) holding ``data``.
+
+    A server's frames are never masked, so the same bytes can go to every editor: the frame is built
+    once per change, however many editors get it.
+    """
+    size = len(data)
+    if size < 126:
+        return struct.pack("!BB", 0x81, size) + data
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
+
+
 class _Reply(bytes):
     """A queued frame that an overflow keeps (see :meth:`EditorConnection.reply`)."""
 
@@ -88,13 +109,15 @@ class EditorConnection:
 
     Args:
         conn_id: a short id for logs and for the core (``c1``, ``c2``, ...).
-        ws: the WebSocket connection.
+        ws: the WebSocket response, once prepared.
+        transport: the connection's transport, where ready frames are written directly.
         max_frames: frames the queue may hold before it overflows.
         max_bytes: bytes the queue may hold before it overflows.
     """
 
     conn_id: str
-    ws: ServerConnection
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
     max_frames: int
     max_bytes: int
     project_id: str | None = None
@@ -121,7 +144,7 @@ class EditorConnection:
         if self._closing is not None:
             return True
         if self.writable_now():
-            broadcast((self.ws,), data.decode())
+            self.transport.write(text_frame(data))
             return True
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -149,7 +172,7 @@ class EditorConnection:
         if self._closing is not None:
             return
         if self.writable_now():
-            broadcast((self.ws,), data.decode())
+            self.transport.write(text_frame(data))
             return
         self._queue.append(_Reply(data))
         self._queued_bytes += len(data)
@@ -160,20 +183,21 @@ class EditorConnection:
             self._queued_bytes = 0
             self._closing = (CLOSE_NOT_READING, "not reading")
             # A close frame would wait behind the unread data; the socket is dropped instead.
-            self.ws.transport.abort()
+            self.transport.abort()
 
     def writable_now(self) -> bool:
         """Whether a frame may be written at once instead of queued: the fast path of a reading editor.
 
         Only while nothing waits before it (the queue is empty and the writer idle), the connection
         is open and its transport has nothing buffered, so frames keep their order and a slow editor
-        still goes through its bounded queue. The write itself is websockets' ``broadcast``.
+        still goes through its bounded queue.
         """
         return (
             not self._queue
             and not self._writing
-            and self.ws.state is State.OPEN
-            and not self.ws.transport.get_write_buffer_size()
+            and not self.ws.closed
+            and not self.transport.is_closing()
+            and not self.transport.get_write_buffer_size()
         )
 
     def send_now(self, data: bytes) -> None:
@@ -203,50 +227,14 @@ class EditorConnection:
                 while self._queue:
                     data = self._queue.popleft()
                     self._queued_bytes -= len(data)
-                    await self.ws.send(data, text=True)
+                    await self.ws.send_frame(data, WSMsgType.TEXT)
                 self._writing = False
                 if self._closing is not None:
-                    await self.ws.close(*self._closing)
+                    code, reason = self._closing
+                    await self.ws.close(code=code, message=reason.encode())
                     return
-        except ConnectionClosed:
+        except ConnectionError:
             return
-
-
-class _EditorSocket(ServerConnection):
-    """A server connection that turns malformed handshakes away with an HTTP status and one log line.
-
-    The library logs every failed opening handshake as an error with a traceback, and answers a
-    request it cannot parse (a header line over 8 KiB, more than 128 headers) with no response at
-    all. Both are the client's doing: it gets a 400 (or the library's own status) and syncd logs one
-    INFO line.
-    """
-
-    _answered = False
-
-    def send_data(self) -> None:
-        # Runs right after the request failed to parse, before the library's EOF goes out.
-        exc = self.protocol.handshake_exc
-        if (
-            not self._answered
-            and self.request is None
-            and isinstance(exc, InvalidMessage)
-            and not isinstance(exc.__cause__, EOFError)
-        ):
-            self._answered = True
-            bad = self.protocol.reject(http.HTTPStatus.BAD_REQUEST, "Malformed HTTP request.\n")
-            self.transport.write(bad.serialize())
-        super().send_data()
-
-    async def handshake(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            await super().handshake(*args, **kwargs)
-        except InvalidHandshake as exc:
-            # Returning leaves the connection unopened: the server drops it without a word more.
-            why = f"{exc} ({exc.__cause__})" if exc.__cause__ is not None else str(exc)
-            if isinstance(exc.__cause__, EOFError):
-                log.debug("connection closed before a complete handshake: %s", why)
-            else:
-                log.info("refused a malformed WebSocket handshake from %s: %s", self.remote_address, why)
 
 
 class _RateLimit:
@@ -268,13 +256,15 @@ class _RateLimit:
 
 
 class EditorGateway:
-    """Serves editors over WebSocket at ``/v1/editor`` and health, readiness and metrics over HTTP.
+    """Serves editors over WebSocket at ``/v1/editor``, and health, readiness, metrics and the API over HTTP.
 
     Args:
         settings: address, frame and queue limits, rate limit, hello timeout.
         handler: the daemon side (see :class:`EditorHandler`).
         verifier: checks editors' tokens.
         status: what ``/readyz`` and ``/metrics`` report.
+        routes: adds the daemon's HTTP API to the application, if any.
+        max_body_bytes: the largest HTTP request body (uploads included).
     """
 
     name = "gateway"
@@ -285,33 +275,49 @@ class EditorGateway:
         handler: EditorHandler,
         verifier: TokenVerifier,
         status: ServiceStatus,
+        routes: Routes | None = None,
+        max_body_bytes: int = 1024 * 1024,
     ) -> None:
         self._settings = settings
         self._handler = handler
         self._status = status
+        self._routes = routes
+        self._max_body = max_body_bytes
         self._draining = False
         self._verifier = verifier
-        self._server: Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._closed = asyncio.Event()
         self._conns: dict[str, EditorConnection] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._serving = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._ids = itertools.count(1)
         self.port = settings.port
 
     async def __aenter__(self) -> EditorGateway:
         s = self._settings
-        self._server = await serve(
-            self._serve,
-            s.host,
-            s.port,
-            process_request=self._http,
-            # Frames up to max_frame_bytes get an error frame and the connection stays usable;
-            # far larger ones would cost memory just to refuse, so the library closes with 1009.
-            max_size=s.max_frame_bytes * 4,
-            compression=None,
-            server_header=None,
-            create_connection=_EditorSocket,
-        )
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
-        log.info("listening on ws://%s:%d%s", s.host, self.port, EDITOR_PATH)
+        app = web.Application(middlewares=[_json_errors], client_max_size=self._max_body)
+        app.router.add_get(EDITOR_PATH, self._serve)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        if self._routes is not None:
+            self._routes(app)
+        app.on_response_prepare.append(_server_header)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        assert runner.server is not None
+        try:
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(runner.server, s.host, s.port, reuse_address=True)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("listening on http://%s:%d (editors: ws://…%s)", s.host, self.port, EDITOR_PATH)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -319,54 +325,96 @@ class EditorGateway:
 
     async def run(self) -> None:
         """Wait until the server is closed (closing happens in ``__aexit__``)."""
-        assert self._server is not None
-        await self._server.wait_closed()
+        await self._closed.wait()
 
     def stop_accepting(self) -> None:
-        """Refuse new editors and take no more edits; the connected editors stay until :meth:`close`.
+        """Refuse new connections and take no more edits; the connected editors stay until :meth:`close`.
 
         An edit that arrives from now on is neither applied nor acknowledged: the editor resends it to
         the next daemon after reconnecting, as it does with every unacknowledged mutation.
         """
         self._draining = True
         if self._server is not None:
-            self._server.close(close_connections=False)
+            self._server.close()
 
     async def close(self) -> None:
-        """Stop accepting editors and close every connection with 1012 (daemon restarting)."""
-        if self._server is None:
+        """Stop accepting connections and close every editor with 1012 (daemon restarting)."""
+        runner, self._runner = self._runner, None
+        if runner is None:
             return
-        server, self._server = self._server, None
-        server.close(close_connections=False)
+        self._draining = True
+        if self._server is not None:
+            self._server.close()
         for conn in list(self._conns.values()):
             conn.close(CLOSE_RESTART, "daemon restarting")
+        for ws in list(self._sockets):
+            if not any(conn.ws is ws for conn in self._conns.values()):
+                with contextlib.suppress(ConnectionError):
+                    await ws.close(code=CLOSE_RESTART, message=b"daemon restarting")
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await server.wait_closed()
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._idle.wait()
+        await runner.cleanup()
+        self._closed.set()
 
     @property
     def connections(self) -> Iterable[EditorConnection]:
         """The open editor connections."""
         return self._conns.values()
 
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.partition("?")[0]
-        if path == EDITOR_PATH:
-            return None
-        if path == "/healthz":
-            return _response(http.HTTPStatus.OK, b'{"status":"ok"}', "application/json")
-        if path == "/readyz":
-            ready, why = self._status.readiness()
-            body = json.dumps({"ready": ready, "reason": why}).encode()
-            status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
-            return _response(status, body, "application/json")
-        if path == "/metrics":
-            return _response(http.HTTPStatus.OK, self._status.metrics_text(), METRICS_CONTENT_TYPE)
-        return _response(http.HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
+    @property
+    def draining(self) -> bool:
+        """Whether the gateway stopped taking edits (a shutdown began)."""
+        return self._draining
 
-    async def _serve(self, ws: ServerConnection) -> None:
+    # -- HTTP -------------------------------------------------------------------------------------------
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return _json(200, {"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ready, why = self._status.readiness()
+        return _json(200 if ready else 503, {"ready": ready, "reason": why})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self._status.metrics_text())
+        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+        return response
+
+    # -- editors ----------------------------------------------------------------------------------------
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         s = self._settings
-        conn = EditorConnection(f"c{next(self._ids)}", ws, s.send_queue_frames, s.send_queue_bytes)
+        # Frames up to max_frame_bytes get an error frame and the connection stays usable; far larger
+        # ones would cost memory just to refuse, so aiohttp closes with 1009.
+        ws = web.WebSocketResponse(
+            max_msg_size=s.max_frame_bytes * 4,
+            compress=False,
+            timeout=CLOSE_TIMEOUT,
+            autoping=True,
+            heartbeat=PING_INTERVAL,
+        )
+        if not ws.can_prepare(request).ok:
+            return _json(426, {"error": "bad_request", "message": f"{EDITOR_PATH} takes WebSocket upgrades"})
+        if self._draining:
+            return _json(503, {"error": "unavailable", "message": "the daemon is stopping"})
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        conn = EditorConnection(f"c{next(self._ids)}", ws, transport, s.send_queue_frames, s.send_queue_bytes)
+        self._serving += 1
+        self._idle.clear()
+        self._sockets.add(ws)
+        try:
+            await self._serve_editor(conn)
+        finally:
+            self._sockets.discard(ws)
+            self._serving -= 1
+            if not self._serving:
+                self._idle.set()
+        return ws
+
+    async def _serve_editor(self, conn: EditorConnection) -> None:
         hello = await self._hello(conn)
         if hello is None:
             return
@@ -383,7 +431,7 @@ class EditorGateway:
                 return
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
             await self._receive(conn)
-        except ConnectionClosed:
+        except ConnectionError:
             pass
         finally:
             self._conns.pop(conn.conn_id, None)
@@ -395,22 +443,21 @@ class EditorGateway:
                     async with asyncio.timeout(1):
                         await asyncio.shield(writer)
                 writer.cancel()
-            conn.log.info("closed (%s)", ws.close_code)
+            conn.log.info("closed (%s)", conn.ws.close_code)
 
     async def _hello(self, conn: EditorConnection) -> HelloFrame | None:
         """Wait for a valid hello with a valid token; close the connection and return None otherwise."""
         s = self._settings
         try:
-            async with asyncio.timeout(s.hello_timeout):
-                data = await conn.ws.recv()
+            message = await conn.ws.receive(timeout=s.hello_timeout)
         except TimeoutError:
             why = f"no hello within {s.hello_timeout:g} s"
             await _refuse(conn.ws, CLOSE_HELLO_TIMEOUT, "unauthorized", why)
             return None
-        except ConnectionClosed:
+        if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return None
         try:
-            frame = parse_frame(data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
+            frame = parse_frame(message.data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
         except FrameError as exc:
             await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
             return None
@@ -432,9 +479,12 @@ class EditorGateway:
         s = self._settings
         loop = asyncio.get_running_loop()
         bucket = _RateLimit(s.mutation_rate, s.mutation_burst, loop.time())
-        async for data in conn.ws:
+        while True:
+            message = await conn.ws.receive()
+            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return
             try:
-                frame = parse_frame(data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
+                frame = parse_frame(message.data, max_bytes=s.max_frame_bytes, max_depth=s.max_json_depth)
             except FrameError as exc:
                 conn.reply(outbound.error(exc.code, exc.message, exc.mid))
                 continue
@@ -455,8 +505,8 @@ class EditorGateway:
                         )
                         conn.close(CLOSE_RATE_LIMITED, "rate limited")
                         # Keep reading (and discarding) until the close completes: a full
-                        # incoming buffer would stall the closing handshake for close_timeout.
-                        async for _ in conn.ws:
+                        # incoming buffer would stall the closing handshake.
+                        while (await conn.ws.receive()).type in (WSMsgType.TEXT, WSMsgType.BINARY):
                             pass
                         return
                     self._handler.receive(conn, frame)
@@ -467,36 +517,54 @@ def fan_out(
 ) -> int:
     """Send the same frame to every connection; return how many got it.
 
-    The connections that can take it at once get it in one ``broadcast`` call (the frame encoded once);
-    the others queue it, and those whose queue overflows are handed to ``on_overflow``.
+    The WebSocket frame is built once and written as it is to every connection that can take it at
+    once; the others queue it, and those whose queue overflows are handed to ``on_overflow``.
     """
     sent = 0
-    direct: list[ServerConnection] = []
+    frame: bytes | None = None
     for conn in conns:
         if conn.writable_now():
-            direct.append(conn.ws)
+            if frame is None:
+                frame = text_frame(data)
+            conn.transport.write(frame)
             sent += 1
         elif conn.send(data):
             sent += 1
         else:
             on_overflow(conn)
-    if direct:
-        broadcast(direct, data.decode())
     return sent
 
 
-async def _refuse(ws: ServerConnection, close_code: int, code: str, message: str) -> None:
+async def _refuse(ws: web.WebSocketResponse, close_code: int, code: str, message: str) -> None:
     log.info("refused before hello completed: %s (%s, close %d)", message, code, close_code)
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(outbound.error(code, message), text=True)
-        await ws.close(close_code, _close_reason(message))
+    with contextlib.suppress(ConnectionError):
+        await ws.send_frame(outbound.error(code, message), WSMsgType.TEXT)
+        await ws.close(code=close_code, message=_close_reason(message).encode())
+
+
+def _json(status: int, body: object) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer aiohttp's own refusals (no such path, wrong method) in JSON, like the API's errors."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return _json(404, {"error": "not_found", "message": f"no such path: {request.path}"})
+    except web.HTTPMethodNotAllowed as exc:
+        return _json(
+            405, {"error": "bad_request", "message": f"{exc.method} is not allowed on {request.path}"}
+        )
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "syncd"
 
 
 def _close_reason(message: str) -> str:
     """``message`` cut to the 123 bytes of UTF-8 that a close frame holds, on a character boundary."""
     return message.encode(errors="replace")[:123].decode(errors="ignore")
-
-
-def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return Response(status.value, status.phrase, headers, body)

@@ -103,6 +103,15 @@ class LocalBackend(DocumentBackend):
             raise
         db.execute("commit")
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the store's thread in one transaction: its writes commit together or not at all."""
+
+        def call() -> T:
+            with self._transaction() as db:
+                return fn(db)
+
+        return await self._call(call)
+
     # Reads ---------------------------------------------------------------------------------------
 
     async def read_project(self, project_id: str) -> dict[str, Any]:
@@ -362,3 +371,13 @@ def _rows(db: sqlite3.Connection, table: str, where: str, args: tuple[Any, ...])
 def _one(db: sqlite3.Connection, table: str, where: str, args: tuple[Any, ...]) -> Row | None:
     found = _rows(db, table, where, args)
     return found[0] if found else None
+
+
+def select_rows(db: sqlite3.Connection, table: str, where: str, args: tuple[Any, ...]) -> list[Row]:
+    """Rows of ``table`` matching ``where`` (SQL with ``?`` parameters), decoded."""
+    return _rows(db, table, where, args)
+
+
+def encode_value(table: str, column: str, value: Any) -> Any:
+    """A value as the store keeps it in this column (JSON columns as text)."""
+    return _encode(table, column, value)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -41,10 +41,14 @@ from syncd.config import SupabaseSettings, WriterSettings
 from syncd.core.backoff import Backoff
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import RemoteDelete, RemoteUpsert
-from syncd.core.schema import TABLES, Table, table_named
+from syncd.core.schema import SIDE_TABLES, TABLES, SideTable, Table, table_named
 from syncd.errors import ConfigError, StaleOwner, UpstreamError, WriteError
+from syncd.wire import ChangeOp
 
 log = logging.getLogger(__name__)
+
+SideSink = Callable[[str, SideTable, ChangeOp, dict[str, Any]], None]
+"""Where changes of exports and audio files go: project, table, what happened, the row."""
 
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 """Connection trouble, serialization failures, resources, operator intervention, system errors."""
@@ -121,6 +125,7 @@ class SupabaseBackend(DocumentBackend):
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._topics = 0
+        self.on_side: SideSink | None = None
 
     @property
     def client(self) -> AsyncClient:
@@ -325,7 +330,7 @@ class SupabaseBackend(DocumentBackend):
         def on_state(state: RealtimeSubscribeStates, err: Exception | None) -> None:
             self._on_state(follow, channel, state, err)
 
-        for table in TABLES:
+        for table in (*TABLES, *SIDE_TABLES):
             column = "id" if table == "projects" else "project_id"
             channel.on_postgres_changes(
                 RealtimePostgresChangesListenEvent.All,
@@ -398,6 +403,9 @@ class SupabaseBackend(DocumentBackend):
 
     async def _deliver(self, project_id: str, payload: Mapping[str, Any]) -> None:
         data = payload.get("data") or {}
+        if data.get("table") in SIDE_TABLES:
+            self._deliver_side(project_id, data)
+            return
         table = _table(data.get("table"))
         if table is None or self._sink is None or project_id not in self._follows:
             return
@@ -425,6 +433,16 @@ class SupabaseBackend(DocumentBackend):
                 self._sink(ProjectId(project_id), RemoteDelete(table, RowId(row_id)))
             return
         self._sink(ProjectId(project_id), RemoteUpsert(table, record))
+
+    def _deliver_side(self, project_id: str, data: Mapping[str, Any]) -> None:
+        """An export or audio file changed: pass the row to :attr:`on_side` (the host's side rows)."""
+        table = SIDE_TABLES[SIDE_TABLES.index(data["table"])]
+        kind = data.get("type")
+        row = (data.get("old_record") if kind == "DELETE" else data.get("record")) or {}
+        if self.on_side is None or project_id not in self._follows or not isinstance(row.get("id"), str):
+            return
+        op: ChangeOp = "delete" if kind == "DELETE" else "insert" if kind == "INSERT" else "update"
+        self.on_side(project_id, table, op, dict(row))
 
     async def _watchdog(self) -> None:
         """Keep the Realtime socket up: open it at start, and reopen it when realtime-py gave up.

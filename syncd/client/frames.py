@@ -10,7 +10,6 @@ import json
 from typing import Any, TypeVar
 
 from syncd.client.view import Frame, Row
-from syncd.core.schema import TABLES
 from syncd.errors import SyncdError
 from syncd.wire import CHANGE_OPS
 
@@ -85,9 +84,9 @@ def get_rows(frame: Frame, key: str) -> list[Row]:
 def check_change(frame: Frame) -> int:
     """Check a ``change`` frame's fields and return its seq; raise `BadServerFrame` if one is wrong."""
     seq = get(frame, "seq", int)
-    table = get(frame, "table", str)
-    if table not in TABLES:
-        raise BadServerFrame(f"change.table: unknown table {table!r}")
+    # Any table name is taken: tables may be added to the stream (protocol §4); the view keeps the
+    # rows of the ones it does not sync aside.
+    get(frame, "table", str)
     if get(frame, "op", str) not in CHANGE_OPS:
         raise BadServerFrame(f"change.op: unknown op {frame['op']!r}")
     get(frame, "id", str)

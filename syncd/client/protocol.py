@@ -51,7 +51,7 @@ from syncd.client.frames import (
 )
 from syncd.client.view import ChildTable, Frame, ProjectView
 from syncd.core.backoff import Backoff
-from syncd.core.schema import Table
+from syncd.core.schema import SIDE_TABLES, Table
 from syncd.wire import (
     CLOSE_ABNORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -400,7 +400,7 @@ class ClientProtocol:
         saved_seq = get(frame, "saved_seq", int)
         if epoch != self.epoch:
             self.acked_seq = 0  # acks of another epoch say nothing about this one's seqs
-        self.view.reset(project, scenes, clips)
+        self.view.reset(project, scenes, clips, {t: get_rows(frame, t) for t in SIDE_TABLES if t in frame})
         self.epoch, self.seq, self.saved_seq = epoch, seq, saved_seq
         self._resyncs_in_a_row = 0
         self._snapshot_needed = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 from syncd.core.schema import ORDER_FIELD, Table
@@ -30,6 +30,8 @@ class ProjectView:
         self.project: Row | None = None
         self.scenes: dict[str, Row] = {}
         self.clips: dict[str, Row] = {}
+        self.sides: dict[str, dict[str, Row]] = {}
+        """Rows of the stream's other tables (``exports``, ``audio_files``, ...), by table and id."""
 
     def rows(self, table: Table) -> dict[str, Row]:
         """Return the rows of ``table`` by id (for ``projects``: the project row, if any)."""
@@ -50,11 +52,18 @@ class ProjectView:
         """Return the view as ``{"project", "scenes", "clips"}`` with ordered row lists, to compare views."""
         return {"project": self.project, "scenes": self.ordered("scenes"), "clips": self.ordered("clips")}
 
-    def reset(self, project: Row | None, scenes: Iterable[Row], clips: Iterable[Row]) -> None:
-        """Replace the whole view, as a ``snapshot`` does."""
+    def reset(
+        self,
+        project: Row | None,
+        scenes: Iterable[Row],
+        clips: Iterable[Row],
+        sides: Mapping[str, Iterable[Row]] | None = None,
+    ) -> None:
+        """Replace the whole view, as a ``snapshot`` does (``sides``: its lists of other tables)."""
         self.project = dict(project) if project is not None else None
         self.scenes = {str(row["id"]): dict(row) for row in scenes}
         self.clips = {str(row["id"]): dict(row) for row in clips}
+        self.sides = {table: {str(r["id"]): dict(r) for r in rows} for table, rows in (sides or {}).items()}
 
     def apply(self, change: Frame) -> bool:
         """Apply one validated ``change`` frame.
@@ -68,6 +77,9 @@ class ProjectView:
         row_id: str = change["id"]
         if table == "projects":
             return self._apply_to_project(op, row_id, change)
+        if table not in ("scenes", "clips"):
+            self._apply_aside(table, op, row_id, change)
+            return True
         rows = self.scenes if table == "scenes" else self.clips
         if op == "insert":
             rows[row_id] = {**change["row"], "id": row_id}
@@ -79,6 +91,16 @@ class ProjectView:
         else:
             rows.pop(row_id, None)
         return True
+
+    def _apply_aside(self, table: str, op: str, row_id: str, change: Frame) -> None:
+        """A change of a table the client does not sync: kept, and never a sign of divergence."""
+        rows = self.sides.setdefault(table, {})
+        if op == "insert":
+            rows[row_id] = {**change["row"], "id": row_id}
+        elif op == "update":
+            rows[row_id] = {**rows.get(row_id, {"id": row_id}), **change["set"]}
+        else:
+            rows.pop(row_id, None)
 
     def _apply_to_project(self, op: str, row_id: str, change: Frame) -> bool:
         if op == "insert":

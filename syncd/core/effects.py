@@ -10,7 +10,7 @@ from typing import TypeAlias
 from syncd.core.batch import WriteBatch
 from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
 from syncd.core.journal import JournalEntry
-from syncd.core.schema import Table
+from syncd.core.schema import StreamTable
 from syncd.core.values import Row
 from syncd.wire import ChangeOp, ErrorCode, Origin
 
@@ -108,7 +108,7 @@ class Change:
 
     project_id: ProjectId
     seq: int
-    table: Table
+    table: StreamTable
     op: ChangeOp
     id: RowId
     row: Row | None

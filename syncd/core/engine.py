@@ -41,6 +41,7 @@ from syncd.core.inputs import (
     ProjectRows,
     RemoteChange,
     Reorder,
+    SideChange,
     WriteFailed,
     WriteOk,
     WriteResult,
@@ -453,6 +454,23 @@ class SyncEngine:
             project.early_changes.append(change)
         elif project.receive_remote(change):
             self._forget(project)
+
+    def receive_side_change(self, project_id: ProjectId, change: SideChange, now: float) -> bool:
+        """Pass on a change to one of a project's side rows (exports, audio files) as the next ``Change``.
+
+        The engine keeps no side rows: the daemon holds them and puts them in snapshots. The change
+        takes the project's next seq, so editors get it in order with the rest of the stream and a
+        resuming editor catches up on it.
+
+        Returns:
+            False, doing nothing, when the project is not open or not loaded yet (the rows are read
+            with its load).
+        """
+        project = self._projects.get(project_id)
+        if project is None or not project.loaded:
+            return False
+        project.side_change(change)
+        return True
 
     def request_reread(self, project_id: ProjectId) -> None:
         """Ask for a full read of an open project (``RequestReread``): after a subscribe; anti-entropy.

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from syncd.core.ids import ClientId, RowId
-from syncd.core.schema import Table
+from syncd.core.schema import SideTable, Table
 from syncd.core.values import Row, row_version
+from syncd.wire import ChangeOp
 
 
 def _check_row(row: Row) -> None:
@@ -137,6 +138,25 @@ class RemoteDelete:
     table: Table
     id: RowId
     version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SideChange:
+    """A change to a row of a side table (an export, an audio file) of a project.
+
+    Attributes:
+        table: the row's table.
+        op: what happened to it.
+        id: the row.
+        row: the whole row (insert only).
+        set: the fields whose values changed (update only).
+    """
+
+    table: SideTable
+    op: ChangeOp
+    id: RowId
+    row: Row | None = None
+    set: Row | None = None
 
 
 RemoteChange: TypeAlias = RemoteUpsert | RemoteDelete

@@ -45,6 +45,7 @@ from syncd.core.inputs import (
     RemoteChange,
     RemoteDelete,
     RemoteUpsert,
+    SideChange,
     WriteOk,
 )
 from syncd.core.journal import JournalEntry, Reordered
@@ -237,6 +238,15 @@ class ProjectState:
         if origin == "editor" and self.pending_first_seq is None:
             self.pending_first_seq = seq
         return seq
+
+    def side_change(self, change: SideChange) -> None:
+        """Pass on a change to a side table's row: the next seq, origin ``db``, nothing kept in the view."""
+        seq = self.history.seq + 1
+        item = Change(
+            self.project_id, seq, change.table, change.op, change.id, change.row, change.set, "db", None, None
+        )
+        self.history.append(item)
+        self.out.append(item)
 
     def _compute(self, key: Key) -> dict[str, JsonValue] | None:
         server = self.server.get(key)

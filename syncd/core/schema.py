@@ -11,6 +11,14 @@ Table = Literal["projects", "scenes", "clips"]
 
 TABLES: Final[tuple[Table, ...]] = ("projects", "scenes", "clips")
 
+SideTable = Literal["exports", "audio_files"]
+"""A table whose rows editors see and follow but do not edit; the engine passes their changes on."""
+
+SIDE_TABLES: Final[tuple[SideTable, ...]] = ("exports", "audio_files")
+
+StreamTable = Table | SideTable
+"""The table of a ``change`` in a project's stream."""
+
 _BY_NAME: Final[dict[object, Table]] = {table: table for table in TABLES}
 
 

@@ -1030,17 +1030,55 @@ async def test_a_broken_opening_closes_with_1002(
 
 
 @pytest.mark.parametrize(
-    "bad", [{"table": "voices"}, {"op": "upsert"}, {"op": "insert", "row": None}, {"id": 3}, {"set": [1]}]
+    "bad", [{"table": 7}, {"op": "upsert"}, {"op": "insert", "row": None}, {"id": 3}, {"set": [1]}]
 )
 async def test_a_malformed_change_closes_with_1002(
     server: ScriptedServer, make_client: ClientFactory, bad: Frame
 ) -> None:
-    """A change with an unknown table or op, or a missing id, row or set, closes the session with 1002."""
+    """A change whose table is not a string, an unknown op, or a missing id, row or set: close with 1002."""
     client = make_client()
     peer, _, _ = await open_session(server, client)
     await peer.send({**heading(1, SCENE_A, "x"), **bad})
     assert (await peer.closed_by_client())[0] == 1002
     assert client.state == "closed"
+
+
+async def test_a_change_of_a_side_table_is_kept_and_counts_in_the_stream(
+    server: ScriptedServer, make_client: ClientFactory
+) -> None:
+    """A change of an export (a table editors follow but do not edit) is kept in ``view.sides``."""
+    client = make_client()
+    peer, _, _ = await open_session(server, client)
+    export = {"id": "e0000000-0000-4000-8000-000000000001", "status": "queued", "progress": 0.0}
+    await peer.send(
+        {
+            "type": "change",
+            "seq": 1,
+            "table": "exports",
+            "op": "insert",
+            "id": export["id"],
+            "row": export,
+            "origin": "db",
+            "client_id": None,
+            "mid": None,
+        }
+    )
+    await peer.send(
+        {
+            "type": "change",
+            "seq": 2,
+            "table": "exports",
+            "op": "update",
+            "id": export["id"],
+            "set": {"progress": 0.5},
+            "origin": "db",
+            "client_id": None,
+            "mid": None,
+        }
+    )
+    await client.wait_seq(2)
+    assert client.view.sides["exports"][str(export["id"])]["progress"] == 0.5
+    assert client.state == "open"
 
 
 async def test_gaps_that_keep_coming_end_the_session(

@@ -60,7 +60,7 @@ from syncd.core.inputs import (
     WriteResult,
 )
 from syncd.core.journal import JournalEntry
-from syncd.core.schema import Table
+from syncd.core.schema import Table, table_named
 from syncd.core.values import JsonValue, Row
 
 settings.register_profile(
@@ -203,7 +203,7 @@ class EditorView:
     def change(self, change: Change) -> None:
         assert change.seq == self.seq + 1, f"gap: seq {change.seq} after {self.seq}"
         self.seq = change.seq
-        key = (change.table, change.id)
+        key = (table_named(change.table), change.id)
         if change.op == "insert":
             assert key not in self.rows
             assert change.row is not None
@@ -333,7 +333,7 @@ class SyncMachine(RuleBasedStateMachine):
         by = (change.client_id, change.mid)
         if by in self.accepted:
             return  # replayed from the journal, or a resend
-        key = (change.table, change.id)
+        key = (table_named(change.table), change.id)
         if change.op == "delete":
             self.deleted.add(key)
             self.editor_deleted.add(key)

@@ -320,19 +320,21 @@ async def test_every_foreign_key_is_indexed(db: asyncpg.Connection) -> None:
 
 
 async def test_realtime_publication_holds_exactly_the_synced_tables(db: asyncpg.Connection) -> None:
-    """The supabase_realtime publication publishes projects, scenes and clips and nothing else."""
+    """The supabase_realtime publication publishes the synced and the side tables, not voices."""
     tables = await db.fetch(
         "select schemaname, tablename from pg_publication_tables where pubname = 'supabase_realtime'"
     )
     assert sorted((row["schemaname"], row["tablename"]) for row in tables) == [
+        ("public", "audio_files"),
         ("public", "clips"),
+        ("public", "exports"),
         ("public", "projects"),
         ("public", "scenes"),
     ]
 
 
 async def test_synced_tables_have_full_replica_identity(db: asyncpg.Connection) -> None:
-    """projects, scenes and clips log whole old rows; the other tables keep the default identity."""
+    """The synced and the side tables log whole old rows; voices keep the default identity."""
     identities = dict(
         await db.fetch(
             "select relname, relreplident::text from pg_class"
@@ -345,8 +347,8 @@ async def test_synced_tables_have_full_replica_identity(db: asyncpg.Connection) 
         "scenes": "f",
         "clips": "f",
         "voices": "d",
-        "exports": "d",
-        "audio_files": "d",
+        "exports": "f",
+        "audio_files": "f",
     }
 
 

@@ -97,7 +97,8 @@ async def test_an_idle_project_is_closed_and_its_channel_left(stack: Stack) -> N
     assert realtime.subscriptions() == []
     editor = await stack.editor(daemon, project_id)
     await stack.wait_ready(daemon)
-    assert {sub.binding.table for sub in realtime.subscriptions()} == {"projects", "scenes", "clips"}
+    followed = {sub.binding.table for sub in realtime.subscriptions()}
+    assert followed == {"projects", "scenes", "clips", "exports", "audio_files"}
     ack = await editor.patch("scenes", scenes[0], {"body": "last words"})
     await editor.close()
 

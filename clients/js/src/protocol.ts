@@ -24,12 +24,14 @@ import {
   parse,
   pingKey,
   type Frame,
+  type Row,
 } from "./frames.js";
 import { ProjectView } from "./view.js";
 import {
   CLOSE_ABNORMAL,
   FINAL_CLOSE_CODES,
   PROTOCOL_VERSION,
+  SIDE_TABLES,
   type ChildTable,
   type Table,
 } from "./wire.js";
@@ -418,7 +420,9 @@ export class ClientProtocol {
     const clips = getRows(frame, "clips");
     const savedSeq = get(frame, "saved_seq", "int");
     if (epoch !== this.epoch) this.ackedSeq = 0; // acks of another epoch say nothing about this one's seqs
-    this.view.reset(project, scenes, clips);
+    const sides: Record<string, Row[]> = {};
+    for (const table of SIDE_TABLES) if (table in frame) sides[table] = getRows(frame, table);
+    this.view.reset(project, scenes, clips, sides);
     this.epoch = epoch;
     this.seq = seq;
     this.savedSeq = savedSeq;

@@ -25,6 +25,8 @@ export class ProjectView {
   project: Row | null = null;
   scenes = new Map<string, Row>();
   clips = new Map<string, Row>();
+  /** Rows of the stream's other tables (`exports`, `audio_files`, ...), by table and id. */
+  sides = new Map<string, Map<string, Row>>();
 
   /** The rows of `table` by id (for `projects`: the project row, if any). */
   rows(table: Table): Map<string, Row> {
@@ -49,10 +51,18 @@ export class ProjectView {
   }
 
   /** Replace the whole view, as a `snapshot` does. */
-  reset(project: Record<string, unknown> | null, scenes: Iterable<Row>, clips: Iterable<Row>): void {
+  reset(
+    project: Record<string, unknown> | null,
+    scenes: Iterable<Row>,
+    clips: Iterable<Row>,
+    sides: Record<string, Iterable<Row>> = {},
+  ): void {
     this.project = project !== null ? ({ ...project } as Row) : null;
     this.scenes = new Map([...scenes].map((row) => [String(row.id), { ...row }]));
     this.clips = new Map([...clips].map((row) => [String(row.id), { ...row }]));
+    this.sides = new Map(
+      Object.entries(sides).map(([table, rows]) => [table, new Map([...rows].map((r) => [String(r.id), { ...r }]))]),
+    );
   }
 
   /**
@@ -69,6 +79,10 @@ export class ProjectView {
     const op = change["op"] as string;
     const id = change["id"] as string;
     if (table === "projects") return this.applyToProject(op, id, change);
+    if (table !== "scenes" && table !== "clips") {
+      this.applyAside(table, op, id, change);
+      return true;
+    }
     const rows = table === "scenes" ? this.scenes : this.clips;
     if (op === "insert") {
       rows.set(id, { ...(change["row"] as Record<string, unknown>), id });
@@ -80,6 +94,18 @@ export class ProjectView {
       rows.delete(id);
     }
     return true;
+  }
+
+  /** A change of a table the client does not sync: kept, and never a sign of divergence. */
+  private applyAside(table: string, op: string, id: string, change: Frame): void {
+    let rows = this.sides.get(table);
+    if (rows === undefined) {
+      rows = new Map();
+      this.sides.set(table, rows);
+    }
+    if (op === "insert") rows.set(id, { ...(change["row"] as Record<string, unknown>), id });
+    else if (op === "update") rows.set(id, { ...(rows.get(id) ?? { id }), ...(change["set"] as Record<string, unknown>) });
+    else rows.delete(id);
   }
 
   private applyToProject(op: string, id: string, change: Frame): boolean {

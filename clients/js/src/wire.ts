@@ -53,6 +53,9 @@ export type ChildTable = "scenes" | "clips";
 /** Every `Table`, for checks at run time. */
 export const TABLES: ReadonlySet<string> = new Set<Table>(["projects", "scenes", "clips"]);
 
+/** Read-only tables of the stream that editors follow but do not edit (protocol §4). */
+export const SIDE_TABLES: readonly string[] = ["exports", "audio_files"];
+
 /** The column that orders the rows of a child table. */
 export const ORDER_FIELD: Readonly<Record<ChildTable, string>> = {
   scenes: "scene_index",

@@ -1,0 +1,381 @@
+"""The HTTP API's routes on the daemon's port (docs/http.md): JSON in, JSON out, protocol error codes.
+
+Every answer is JSON. A refusal is ``{"error": code, "message": …}`` with the status of its code
+(:data:`STATUS`). Writes to projects, scenes and clips take ``?save=now`` to be saved before the answer
+instead of with the debounce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from aiohttp import web
+
+from syncd.api.access import Caller, Gate
+from syncd.api.assets import AssetsApi
+from syncd.api.projects import ProjectsApi
+from syncd.errors import EditRejected, UpstreamError
+from syncd.service import Written
+from syncd.storage import BUCKETS, LocalFiles, bucket_rule
+from syncd.wire import EDITOR_PATH, ErrorCode
+
+STATUS: Final[dict[ErrorCode, int]] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+"""The HTTP status of each error code."""
+
+MAX_BODY_BYTES: Final = max(rule.size_limit for rule in BUCKETS.values())
+"""The largest request body: the largest file a bucket takes (the gateway's ``max_body_bytes``)."""
+
+MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+"""The largest JSON body the API reads."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = logging.getLogger(__name__)
+
+
+def answer(status: int, body: object) -> web.Response:
+    """A JSON answer."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return web.Response(status=status, body=data, content_type="application/json")
+
+
+def refusal(exc: EditRejected) -> web.Response:
+    """An error as the API answers it."""
+    return answer(STATUS.get(exc.code, 400), {"error": exc.code, "message": exc.message})
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body (an empty body is ``{}``).
+
+    Raises:
+        EditRejected: ``too_large`` or ``bad_request``.
+    """
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise EditRejected("too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        data += chunk
+        if len(data) > MAX_JSON_BYTES:
+            raise EditRejected("too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    if not data.strip():
+        return {}
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EditRejected("bad_request", f"the body is not valid JSON: {exc}") from None
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise EditRejected("bad_request", "the body must be a JSON object")
+    return body
+
+
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    """Let the studio's frontend call the API from its own origin; the token is a header, not a cookie."""
+    if request.path.startswith(("/v1/", "/storage/v1/")) and request.path != EDITOR_PATH:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+
+
+def _sync_file(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _save(request: web.Request) -> bool:
+    value = request.query.get("save", "")
+    if value not in ("", "now", "debounce"):
+        raise EditRejected("bad_request", "save: 'now' or 'debounce'")
+    return value == "now"
+
+
+def _written(written: Written, **extra: Any) -> dict[str, Any]:
+    return {**extra, "seq": written.seq, "saved": written.saved}
+
+
+class HttpApi:
+    """The routes, bound to the operations.
+
+    Args:
+        gate: tells callers apart.
+        projects: projects, scenes and clips.
+        assets: voices, exports, audio files and files.
+        local_files: the file store whose URLs this daemon serves (local mode), if any.
+        incoming: where uploads are written while they arrive (in local mode, on the files' disk).
+        stopping: whether the daemon is stopping; it then takes no more writes (503), as it takes no
+            more edits from editors.
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        projects: ProjectsApi,
+        assets: AssetsApi,
+        local_files: LocalFiles | None,
+        incoming: Path,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._incoming = incoming
+        self._stopping = stopping
+        self._gate = gate
+        self._projects = projects
+        self._assets = assets
+        self._local = local_files
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the API on the gateway's application."""
+        routes = [
+            ("POST", "/v1/projects", self.create_project),
+            ("GET", "/v1/projects", self.list_projects),
+            ("GET", "/v1/projects/{pid}", self.load_project),
+            ("PATCH", "/v1/projects/{pid}", self.update_project),
+            ("DELETE", "/v1/projects/{pid}", self.delete_project),
+            ("PUT", "/v1/projects/{pid}/scenes", self.sync_scenes),
+            ("POST", "/v1/projects/{pid}/clips", self.add_clip),
+            ("PUT", "/v1/projects/{pid}/clips/order", self.reorder_clips),
+            ("PATCH", "/v1/projects/{pid}/clips/{cid}", self.update_clip),
+            ("DELETE", "/v1/projects/{pid}/clips/{cid}", self.delete_clip),
+            ("POST", "/v1/projects/{pid}/exports", self.create_export),
+            ("GET", "/v1/projects/{pid}/exports", self.list_exports),
+            ("PATCH", "/v1/exports/{eid}", self.update_export),
+            ("POST", "/v1/projects/{pid}/audio", self.create_audio),
+            ("GET", "/v1/projects/{pid}/audio", self.list_audio),
+            ("DELETE", "/v1/audio/{aid}", self.delete_audio),
+            ("GET", "/v1/voices", self.list_voices),
+            ("POST", "/v1/voices", self.create_voice),
+            ("PATCH", "/v1/voices/{vid}", self.update_voice),
+            ("DELETE", "/v1/voices/{vid}", self.delete_voice),
+            ("PUT", "/v1/storage/{bucket}/{path:.+}", self.upload),
+            ("DELETE", "/v1/storage/{bucket}/{path:.+}", self.remove),
+            ("POST", "/v1/storage/sign/{bucket}/{path:.+}", self.sign),
+            ("GET", "/v1/storage/public/{bucket}/{path:.+}", self.public_url),
+        ]
+        for method, path, operation in routes:
+            app.router.add_route(method, path, self._h(operation))
+        for path in sorted({path for _, path, _ in routes}):
+            app.router.add_route("OPTIONS", path, self.preflight)
+        app.on_response_prepare.append(_cors)
+        if self._local is not None:
+            app.router.add_get("/storage/v1/object/sign/{bucket}/{path:.+}", self._plain(self.serve_signed))
+            app.router.add_get("/storage/v1/object/public/{bucket}/{path:.+}", self._plain(self.serve_public))
+
+    def _h(self, operation: Callable[[web.Request, Caller], Awaitable[web.Response]]) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                caller = await self._gate.caller(request.headers.get("Authorization"))
+                if request.method != "GET" and self._stopping():
+                    raise EditRejected("unavailable", "the daemon is stopping; try again in a moment")
+                return await operation(request, caller)
+            except EditRejected as exc:
+                return refusal(exc)
+            except (UpstreamError, OSError) as exc:
+                log.warning("%s %s: the database failed: %s", request.method, request.path, exc)
+                return refusal(EditRejected("unavailable", "the database cannot be reached; try again"))
+
+        return handle
+
+    @staticmethod
+    def _plain(operation: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                return await operation(request)
+            except EditRejected as exc:
+                return refusal(exc)
+
+        return handle
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        """A browser's CORS preflight: any origin may call, with a bearer token (no cookies are used)."""
+        return web.Response(status=204)
+
+    # -- projects, scenes, clips ------------------------------------------------------------------------
+
+    async def create_project(self, request: web.Request, caller: Caller) -> web.Response:
+        row, created = await self._projects.create(caller, await read_object(request))
+        return answer(201 if created else 200, row)
+
+    async def list_projects(self, request: web.Request, caller: Caller) -> web.Response:
+        user = request.query.get("user_id") or None
+        rows = await self._projects.list_for(caller, user, all_users="user_id" not in request.query)
+        return answer(200, rows)
+
+    async def load_project(self, request: web.Request, caller: Caller) -> web.Response:
+        view = await self._projects.load(caller, request.match_info["pid"])
+        pid = view["project"]["id"]
+        view["exports"] = await self._assets.list_exports(caller, pid)
+        view["audio_files"] = await self._assets.list_audio(caller, pid)
+        return answer(200, view)
+
+    async def update_project(self, request: web.Request, caller: Caller) -> web.Response:
+        pid = request.match_info["pid"]
+        written = await self._projects.update(caller, pid, await read_object(request), _save(request))
+        return answer(200, _written(written, project=dict(written.view.project)))
+
+    async def delete_project(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._projects.delete(caller, request.match_info["pid"])
+        return answer(200, {"deleted": True})
+
+    async def sync_scenes(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await read_json(request)
+        scenes = body.get("scenes") if isinstance(body, dict) else body
+        written = await self._projects.sync_scenes(caller, request.match_info["pid"], scenes, _save(request))
+        return answer(200, _written(written, scenes=[dict(r) for r in written.view.scenes]))
+
+    async def add_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid = request.match_info["pid"]
+        clip = await self._projects.add_clip(caller, pid, await read_object(request), _save(request))
+        return answer(201, clip)
+
+    async def update_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid, cid = request.match_info["pid"], request.match_info["cid"]
+        clip = await self._projects.update_clip(caller, pid, cid, await read_object(request), _save(request))
+        return answer(200, clip)
+
+    async def delete_clip(self, request: web.Request, caller: Caller) -> web.Response:
+        pid, cid = request.match_info["pid"], request.match_info["cid"]
+        written = await self._projects.delete_clip(caller, pid, cid, _save(request))
+        return answer(200, _written(written, deleted=True))
+
+    async def reorder_clips(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await read_json(request)
+        ids = body.get("clip_ids") if isinstance(body, dict) else body
+        written = await self._projects.reorder_clips(caller, request.match_info["pid"], ids, _save(request))
+        return answer(200, _written(written, clips=[dict(r) for r in written.view.clips]))
+
+    # -- exports, audio, voices -------------------------------------------------------------------------
+
+    async def create_export(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.create_export(caller, request.match_info["pid"], await read_object(request))
+        return answer(201, row)
+
+    async def list_exports(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(200, await self._assets.list_exports(caller, request.match_info["pid"]))
+
+    async def update_export(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.update_export(caller, request.match_info["eid"], await read_object(request))
+        return answer(200, row)
+
+    async def create_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        row = await self._assets.create_audio(caller, request.match_info["pid"], await read_object(request))
+        return answer(201, row)
+
+    async def list_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(200, await self._assets.list_audio(caller, request.match_info["pid"]))
+
+    async def delete_audio(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._assets.delete_audio(caller, request.match_info["aid"])
+        return answer(200, {"deleted": True})
+
+    async def list_voices(self, request: web.Request, caller: Caller) -> web.Response:
+        user = request.query.get("user_id") or None
+        return answer(
+            200, await self._assets.list_voices(caller, user, all_users="user_id" not in request.query)
+        )
+
+    async def create_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        return answer(201, await self._assets.create_voice(caller, await read_object(request)))
+
+    async def update_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        vid = request.match_info["vid"]
+        return answer(200, await self._assets.update_voice(caller, vid, await read_object(request)))
+
+    async def delete_voice(self, request: web.Request, caller: Caller) -> web.Response:
+        await self._assets.delete_voice(caller, request.match_info["vid"])
+        return answer(200, {"deleted": True})
+
+    # -- files ------------------------------------------------------------------------------------------
+
+    async def upload(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        caller.require_service()
+        content_type = request.headers.get("Content-Type", "")
+        await self._assets.check_upload(caller, bucket, path, content_type, request.content_length or 0)
+        spool = await self._spool(request, bucket_rule(bucket).size_limit, bucket)
+        try:
+            expires = request.query.get("expires_in")
+            row = await self._assets.upload(
+                caller,
+                bucket,
+                path,
+                spool,
+                content_type,
+                upsert=request.query.get("upsert", "true") != "false",
+                expires_in=int(expires) if expires and expires.isdigit() else None,
+            )
+        finally:
+            spool.unlink(missing_ok=True)
+        return answer(201, row)
+
+    async def _spool(self, request: web.Request, limit: int, bucket: str) -> Path:
+        """Write the request's body to a file of :attr:`incoming`, refusing it once it passes ``limit``."""
+        self._incoming.mkdir(parents=True, exist_ok=True)
+        spool = self._incoming / f"{uuid.uuid4().hex}.partial"
+        size = 0
+        try:
+            with spool.open("wb") as f:
+                async for chunk in request.content.iter_chunked(1024 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise EditRejected(
+                            "too_large", f"the file is over the limit of bucket {bucket} ({limit} bytes)"
+                        )
+                    await asyncio.to_thread(f.write, chunk)
+                await asyncio.to_thread(_sync_file, f)
+        except BaseException:
+            spool.unlink(missing_ok=True)
+            raise
+        return spool
+
+    async def remove(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        return answer(200, {"deleted": await self._assets.remove(caller, bucket, path)})
+
+    async def sign(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        body = await read_object(request)
+        url = await self._assets.sign(caller, bucket, path, body.get("expires_in", 3600))
+        return answer(200, {"signed_url": url})
+
+    async def public_url(self, request: web.Request, caller: Caller) -> web.Response:
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        return answer(200, {"public_url": await self._assets.public_url(caller, bucket, path)})
+
+    async def serve_signed(self, request: web.Request) -> web.StreamResponse:
+        assert self._local is not None
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        self._local.verify(bucket, path, request.query.get("token", ""), time.time())
+        return self._file(bucket, path)
+
+    async def serve_public(self, request: web.Request) -> web.StreamResponse:
+        assert self._local is not None
+        bucket, path = request.match_info["bucket"], request.match_info["path"]
+        self._local.public(bucket, path)  # refuses a private bucket
+        return self._file(bucket, path)
+
+    def _file(self, bucket: str, path: str) -> web.StreamResponse:
+        assert self._local is not None
+        target, content_type = self._local.read(bucket, path)
+        return web.FileResponse(target, headers={"Content-Type": content_type})

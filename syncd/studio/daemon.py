@@ -1,0 +1,184 @@
+"""``Studio`` over the daemon's HTTP API (docs/http.md), with the service key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from syncd.storage import DEFAULT_SIGNED_SECONDS
+from syncd.studio.base import URL_SECONDS, Row, Studio, StudioError
+
+
+class DaemonStudio(Studio):
+    """The studio through a syncd daemon (either mode of the daemon).
+
+    Args:
+        url: the daemon's address, ``http://HOST:PORT``.
+        service_key: what ``syncd service-key`` prints (local mode), or the ``service_role`` key.
+        timeout: seconds one request may take.
+        save: ``now`` to have every write saved before it returns; ``debounce`` to leave it to the
+            daemon's debounce (editors get the change at once either way).
+    """
+
+    mode = "daemon"
+
+    def __init__(self, url: str, service_key: str, *, timeout: float = 30.0, save: str = "debounce") -> None:
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
+        )
+        self._save = {"save": save}
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StudioError("unavailable", f"cannot reach syncd at {self._http.base_url}: {exc}") from None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = {"error": "internal", "message": answer.text[:200]}
+        if answer.status_code >= 400:
+            raise StudioError(str(body.get("error")), str(body.get("message")), answer.status_code)
+        return body
+
+    # -- files ------------------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        bucket: str,
+        path: str,
+        data: bytes,
+        content_type: str,
+        *,
+        upsert: bool = True,
+        expires_in: int = URL_SECONDS,
+    ) -> str:
+        """Upload through ``PUT /v1/storage/{bucket}/{path}``."""
+        params = {"upsert": "true" if upsert else "false", "expires_in": str(expires_in)}
+        headers = {"Content-Type": content_type}
+        body = await self._call(
+            "PUT", f"/v1/storage/{bucket}/{quote(path)}", content=data, headers=headers, params=params
+        )
+        return str(body["url"])
+
+    async def signed_url(self, bucket: str, path: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:
+        """``POST /v1/storage/sign/{bucket}/{path}``."""
+        body = await self._call(
+            "POST", f"/v1/storage/sign/{bucket}/{quote(path)}", json={"expires_in": expires_in}
+        )
+        return str(body["signed_url"])
+
+    async def public_url(self, bucket: str, path: str) -> str:
+        """``GET /v1/storage/public/{bucket}/{path}``."""
+        return str((await self._call("GET", f"/v1/storage/public/{bucket}/{quote(path)}"))["public_url"])
+
+    async def remove_file(self, bucket: str, path: str) -> bool:
+        """``DELETE /v1/storage/{bucket}/{path}``."""
+        return bool((await self._call("DELETE", f"/v1/storage/{bucket}/{quote(path)}"))["deleted"])
+
+    # -- projects, scenes, clips --------------------------------------------------------------------------
+
+    async def create_project(self, title: str = "Untitled project", **fields: Any) -> Row:
+        """``POST /v1/projects``."""
+        return dict(await self._call("POST", "/v1/projects", json={"title": title, **fields}))
+
+    async def update_project(self, project_id: str, **fields: Any) -> Row:
+        """``PATCH /v1/projects/{id}``."""
+        body = await self._call("PATCH", f"/v1/projects/{_id(project_id)}", json=fields, params=self._save)
+        return dict(body["project"])
+
+    async def delete_project(self, project_id: str) -> None:
+        """``DELETE /v1/projects/{id}``."""
+        await self._call("DELETE", f"/v1/projects/{_id(project_id)}")
+
+    async def load_project(self, project_id: str) -> Row:
+        """``GET /v1/projects/{id}`` (the live view: unsaved edits included)."""
+        body = await self._call("GET", f"/v1/projects/{_id(project_id)}")
+        return {"project": body["project"], "scenes": body["scenes"], "clips": body["clips"]}
+
+    async def sync_scenes(self, project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """``PUT /v1/projects/{id}/scenes``."""
+        payload = {"scenes": [dict(s) for s in scenes]}
+        body = await self._call(
+            "PUT", f"/v1/projects/{_id(project_id)}/scenes", json=payload, params=self._save
+        )
+        return list(body["scenes"])
+
+    async def add_clip(self, project_id: str, fields: Mapping[str, Any]) -> Row:
+        """``POST /v1/projects/{id}/clips``."""
+        return dict(
+            await self._call(
+                "POST", f"/v1/projects/{_id(project_id)}/clips", json=dict(fields), params=self._save
+            )
+        )
+
+    async def save_clip(self, project_id: str, clip_id: str, **fields: Any) -> Row:
+        """``PATCH /v1/projects/{id}/clips/{clip_id}``."""
+        path = f"/v1/projects/{_id(project_id)}/clips/{_id(clip_id)}"
+        return dict(await self._call("PATCH", path, json=fields, params=self._save))
+
+    async def delete_clip(self, project_id: str, clip_id: str) -> None:
+        """``DELETE /v1/projects/{id}/clips/{clip_id}``."""
+        await self._call("DELETE", f"/v1/projects/{_id(project_id)}/clips/{_id(clip_id)}", params=self._save)
+
+    async def reorder_clips(self, project_id: str, clip_ids: Sequence[str]) -> list[Row]:
+        """``PUT /v1/projects/{id}/clips/order``."""
+        payload = {"clip_ids": list(clip_ids)}
+        body = await self._call(
+            "PUT", f"/v1/projects/{_id(project_id)}/clips/order", json=payload, params=self._save
+        )
+        return list(body["clips"])
+
+    # -- voices, exports, audio files ---------------------------------------------------------------------
+
+    async def list_voices(self, user_id: str | None = None) -> list[Row]:
+        """``GET /v1/voices?user_id=``."""
+        return list(await self._call("GET", "/v1/voices", params={"user_id": user_id or ""}))
+
+    async def create_voice(self, **fields: Any) -> Row:
+        """``POST /v1/voices``."""
+        return dict(await self._call("POST", "/v1/voices", json=fields))
+
+    async def update_voice(self, voice_id: str, **fields: Any) -> Row:
+        """``PATCH /v1/voices/{id}``."""
+        return dict(await self._call("PATCH", f"/v1/voices/{_id(voice_id)}", json=fields))
+
+    async def delete_voice(self, voice_id: str) -> None:
+        """``DELETE /v1/voices/{id}``."""
+        await self._call("DELETE", f"/v1/voices/{_id(voice_id)}")
+
+    async def create_export(self, project_id: str, **fields: Any) -> Row:
+        """``POST /v1/projects/{id}/exports``."""
+        return dict(await self._call("POST", f"/v1/projects/{_id(project_id)}/exports", json=fields))
+
+    async def update_export(self, export_id: str, **fields: Any) -> Row:
+        """``PATCH /v1/exports/{id}``."""
+        return dict(await self._call("PATCH", f"/v1/exports/{_id(export_id)}", json=fields))
+
+    async def list_exports(self, project_id: str) -> list[Row]:
+        """``GET /v1/projects/{id}/exports``."""
+        return list(await self._call("GET", f"/v1/projects/{_id(project_id)}/exports"))
+
+    async def create_audio_file(self, project_id: str, **fields: Any) -> Row:
+        """``POST /v1/projects/{id}/audio``."""
+        return dict(await self._call("POST", f"/v1/projects/{_id(project_id)}/audio", json=fields))
+
+    async def list_audio_files(self, project_id: str) -> list[Row]:
+        """``GET /v1/projects/{id}/audio``."""
+        return list(await self._call("GET", f"/v1/projects/{_id(project_id)}/audio"))
+
+    async def delete_audio_file(self, audio_id: str) -> None:
+        """``DELETE /v1/audio/{id}``."""
+        await self._call("DELETE", f"/v1/audio/{_id(audio_id)}")
+
+
+def _id(value: str) -> str:
+    """An id for a URL path: quoted, so a malformed one reaches the daemon as it is and is refused there."""
+    return quote(str(value), safe="")

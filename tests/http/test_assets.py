@@ -1,0 +1,201 @@
+"""Files, exports, audio files and voices over the HTTP API in local mode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from syncd.storage import BUCKETS
+from tests.http.conftest import WAIT, LocalDaemon, new_id
+from tests.support.waiting import wait_for
+
+
+async def _get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        return await client.get(url)
+
+
+async def test_an_uploaded_clip_comes_back_from_its_signed_url_only(daemon: LocalDaemon) -> None:
+    """The URL of a private file is signed; without the token, with another's, or public: refused."""
+    project_id = await daemon.project()
+    path = f"projects/{project_id}/clips/scene-pika.mp4"
+    put = await daemon.service.put(
+        f"/v1/storage/clips/{path}", content=b"\x00mp4 bytes", headers={"Content-Type": "video/mp4"}
+    )
+    assert put.status_code == 201, put.text
+    url = put.json()["url"]
+    assert "/storage/v1/object/sign/clips/" in url
+    got = await _get(url)
+    assert (got.status_code, got.content, got.headers["Content-Type"]) == (200, b"\x00mp4 bytes", "video/mp4")
+    unsigned = await _get(url.split("?")[0])
+    forged = await _get(url[:-3] + "abc")
+    public = await _get(f"{daemon.url}/storage/v1/object/public/clips/{path}")
+    asked_public = await daemon.service.get(f"/v1/storage/public/clips/{path}")
+    assert (unsigned.status_code, forged.status_code, public.status_code) == (401, 401, 403)
+    assert asked_public.status_code == 403
+    other = f"projects/{project_id}/clips/other.mp4"
+    await daemon.service.put(
+        f"/v1/storage/clips/{other}", content=b"x", headers={"Content-Type": "video/mp4"}
+    )
+    token = urlsplit(url).query
+    assert (await _get(f"{daemon.url}/storage/v1/object/sign/clips/{other}?{token}")).status_code == 401
+
+
+async def test_a_signed_url_expires_and_a_thumbnail_is_public(daemon: LocalDaemon) -> None:
+    """A signed URL stops working after its expiry; a thumbnail's URL is public."""
+    project_id = await daemon.project()
+    path = f"projects/{project_id}/clips/a.webm"
+    await daemon.service.put(
+        f"/v1/storage/clips/{path}", content=b"webm", headers={"Content-Type": "video/webm"}
+    )
+    files = daemon.sup.files
+    assert files is not None
+    token = files.sign("clips", path, int(time.time()) - 1)
+    expired = f"{daemon.url}/storage/v1/object/sign/clips/{path}?token={token}"
+    assert (await _get(expired)).status_code == 403
+    signed = await daemon.service.post(f"/v1/storage/sign/clips/{path}", json={"expires_in": 60})
+    assert (await _get(signed.json()["signed_url"])).content == b"webm"
+    thumb = f"projects/{project_id}/thumbnails/t.png"
+    put = await daemon.service.put(
+        f"/v1/storage/thumbnails/{thumb}", content=b"png", headers={"Content-Type": "image/png"}
+    )
+    assert put.json()["url"] == f"{daemon.url}/storage/v1/object/public/thumbnails/{thumb}"
+    assert (await _get(put.json()["url"])).content == b"png"
+    assert (await daemon.service.delete(f"/v1/storage/thumbnails/{thumb}")).json() == {"deleted": True}
+    assert (await _get(put.json()["url"])).status_code == 404
+
+
+async def test_uploads_that_break_a_bucket_rule_are_refused_and_store_nothing(daemon: LocalDaemon) -> None:
+    """A path outside projects/{id}/, a missing project, a refused type, an oversize file, no such bucket."""
+    project_id = await daemon.project()
+    video = {"Content-Type": "video/mp4"}
+    limit = BUCKETS["thumbnails"].size_limit
+    cases = [
+        ("clips/elsewhere/a.mp4", b"x", video, 400, "projects/{project_id}/"),
+        (f"clips/projects/{project_id}/../x/a.mp4", b"x", video, 400, "projects/{project_id}/"),
+        (f"clips/projects/{new_id()}/clips/a.mp4", b"x", video, 404, "does not exist"),
+        (
+            f"clips/projects/{project_id}/clips/a.txt",
+            b"x",
+            {"Content-Type": "text/plain"},
+            400,
+            "not accepted",
+        ),
+        (
+            f"thumbnails/projects/{project_id}/thumbnails/big.png",
+            b"x" * (limit + 1),
+            {"Content-Type": "image/png"},
+            413,
+            "limit",
+        ),
+        (f"music/projects/{project_id}/a.mp3", b"x", {"Content-Type": "audio/mpeg"}, 404, "bucket"),
+    ]
+    for where, data, headers, status, words in cases:
+        answer = await daemon.service.put(f"/v1/storage/{where}", content=data, headers=headers)
+        assert answer.status_code == status, (where, answer.text)
+        assert words in answer.json()["message"], answer.text
+    assert not (daemon.state_dir / "files").exists() or not any((daemon.state_dir / "files").rglob("*.*"))
+    no_key = await daemon.anonymous.put(
+        f"/v1/storage/clips/projects/{project_id}/clips/a.mp4", content=b"x", headers=video
+    )
+    assert no_key.status_code == 401
+
+
+async def test_an_export_requested_by_an_editor_and_its_progress_reach_every_editor(
+    daemon: LocalDaemon,
+) -> None:
+    """The editor requests it, the renderer reports progress, both editors see each step in the stream."""
+    project_id = await daemon.project()
+    one, two = await daemon.editor(project_id), await daemon.editor(project_id)
+    requested = await daemon.anonymous.post(f"/v1/projects/{project_id}/exports", json={"format": "webm"})
+    assert requested.status_code == 201, requested.text
+    export_id = requested.json()["id"]
+    assert requested.json()["status"] == "queued"
+    for step in (
+        {"status": "rendering", "progress": 0.5},
+        {"status": "done", "progress": 1.0, "file_url": "u"},
+    ):
+        answer = await daemon.service.patch(f"/v1/exports/{export_id}", json=step)
+        assert answer.status_code == 200, answer.text
+
+    def done() -> bool:
+        return all(e.view.sides["exports"].get(export_id, {}).get("status") == "done" for e in (one, two))
+
+    await wait_for(done, "both editors to see the export done", WAIT)
+    assert one.view.sides["exports"][export_id]["file_url"] == "u"
+    late = await daemon.editor(project_id)
+    assert late.view.sides["exports"][export_id]["status"] == "done"
+    back = await daemon.service.patch(f"/v1/exports/{export_id}", json={"status": "rendering"})
+    assert (back.status_code, back.json()["error"]) == (409, "conflict")
+    by_editor = await daemon.anonymous.patch(f"/v1/exports/{export_id}", json={"progress": 0.1})
+    assert by_editor.status_code == 401
+    sneaky = await daemon.anonymous.post(f"/v1/projects/{project_id}/exports", json={"status": "done"})
+    assert sneaky.status_code == 403
+    listed = (await daemon.service.get(f"/v1/projects/{project_id}/exports")).json()
+    assert [(e["id"], e["status"]) for e in listed] == [(export_id, "done")]
+
+
+async def test_audio_files_are_added_listed_and_removed_and_editors_follow(daemon: LocalDaemon) -> None:
+    """An audio file row reaches the editor on insert and delete."""
+    project_id = await daemon.project(scenes=1)
+    editor = await daemon.editor(project_id)
+    scene_id = next(iter(editor.view.scenes))
+    added = await daemon.service.post(
+        f"/v1/projects/{project_id}/audio", json={"kind": "music", "duration": 12.5, "scene_id": scene_id}
+    )
+    assert added.status_code == 201, added.text
+    audio_id = added.json()["id"]
+    await wait_for(
+        lambda: audio_id in editor.view.sides["audio_files"], "the editor to get the audio file", WAIT
+    )
+    listed = (await daemon.service.get(f"/v1/projects/{project_id}/audio")).json()
+    assert [a["kind"] for a in listed] == ["music"]
+    bad = await daemon.service.post(f"/v1/projects/{project_id}/audio", json={"kind": "speech"})
+    assert bad.status_code == 400
+    assert (await daemon.service.delete(f"/v1/audio/{audio_id}")).status_code == 200
+    await wait_for(lambda: audio_id not in editor.view.sides["audio_files"], "the editor to drop it", WAIT)
+
+
+async def test_voices_belong_to_their_user_or_to_the_anonymous_studio(daemon: LocalDaemon) -> None:
+    """Each user lists and changes only their voices; anonymous voices have no user."""
+    alice = new_id()
+    as_alice, as_bob = daemon.as_user(alice), daemon.as_user(new_id())
+    mine = await as_alice.post(
+        "/v1/voices", json={"name": "Narrator", "provider": "eleven", "voice_ref": "v1"}
+    )
+    shared = await daemon.anonymous.post("/v1/voices", json={"name": "Studio"})
+    assert (mine.status_code, mine.json()["user_id"], shared.json()["user_id"]) == (201, alice, None)
+    voice_id = mine.json()["id"]
+    assert [v["name"] for v in (await as_alice.get("/v1/voices")).json()] == ["Narrator"]
+    assert [v["name"] for v in (await daemon.anonymous.get("/v1/voices")).json()] == ["Studio"]
+    assert (await as_bob.patch(f"/v1/voices/{voice_id}", json={"name": "Mine now"})).status_code == 403
+    assert (await as_bob.delete(f"/v1/voices/{voice_id}")).status_code == 403
+    renamed = await as_alice.patch(f"/v1/voices/{voice_id}", json={"name": "Host"})
+    assert renamed.json()["name"] == "Host"
+    assert (await as_alice.patch(f"/v1/voices/{voice_id}", json={"pitch": 2})).status_code == 400
+    every = (await daemon.service.get("/v1/voices")).json()
+    assert {v["name"] for v in every} == {"Host", "Studio"}
+    assert (await as_alice.delete(f"/v1/voices/{voice_id}")).status_code == 200
+    assert (await as_alice.get("/v1/voices")).json() == []
+
+
+async def test_a_streamed_upload_is_cut_off_at_the_limit_and_leaves_nothing(daemon: LocalDaemon) -> None:
+    """Without a Content-Length the limit is checked as bytes arrive; nothing of a refused file is kept."""
+    project_id = await daemon.project()
+    limit = BUCKETS["thumbnails"].size_limit
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    url = f"/v1/storage/thumbnails/projects/{project_id}/thumbnails/big.png"
+    refused = await daemon.service.put(url, content=chunks(), headers={"Content-Type": "image/png"})
+    assert (refused.status_code, refused.json()["error"]) == (413, "too_large")
+    files = daemon.state_dir / "files"
+    assert [p for p in files.rglob("*") if p.is_file()] == []
+    empty = await daemon.service.put(url, content=b"", headers={"Content-Type": "image/png"})
+    assert (empty.status_code, empty.json()["size"]) == (201, 0)
+    assert (await _get(empty.json()["url"])).content == b""
