@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import outbound
 from syncd.auth import TokenVerifier
@@ -306,6 +307,7 @@ class EditorGateway:
         if self._routes is not None:
             self._routes(app)
         app.on_response_prepare.append(_server_header)
+        _SERVER_LOG.addFilter(_QUIET_BAD_REQUESTS)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         assert runner.server is not None
@@ -568,3 +570,20 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 def _close_reason(message: str) -> str:
     """``message`` cut to the 123 bytes of UTF-8 that a close frame holds, on a character boundary."""
     return message.encode(errors="replace")[:123].decode(errors="ignore")
+
+
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs every request it cannot parse as an ERROR with a traceback; it is the client's
+    doing (a 9 KB header line, 200 headers), already answered 400, so it becomes one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "refused a malformed HTTP request: %s", (exc.message,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_SERVER_LOG = logging.getLogger("aiohttp.server")
+_QUIET_BAD_REQUESTS = _QuietBadRequests()
