@@ -146,7 +146,7 @@ async def _exchange(daemon: DaemonProcess, request: bytes) -> bytes:
         pytest.param(_upgrade("".join(f"X-H{i}: {i}\r\n" for i in range(200))), b"400", id="200 headers"),
         pytest.param(
             b"GET /v1/editor HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            b"400",
+            b"426",
             id="no upgrade",
         ),
     ],
