@@ -23,7 +23,7 @@ from typing import Any
 from syncd.adapters.gateway import EditorGateway
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
-from syncd.auth import TokenVerifier
+from syncd.auth import TokenVerifier, editor_jwt_secret
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
@@ -67,7 +67,7 @@ class Supervisor:
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
         verifier = TokenVerifier(
-            jwt_secret=settings.supabase.jwt_secret,
+            jwt_secret=editor_jwt_secret(settings),
             jwks_url=settings.auth.jwks_url,
             audience=settings.auth.audience,
         )
