@@ -29,6 +29,7 @@ from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
 from syncd.errors import ConfigError, StartupError, SyncdError
 from syncd.host import ProjectHost
+from syncd.inspector import Inspector
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
 
@@ -72,6 +73,15 @@ class Supervisor:
             audience=settings.auth.audience,
         )
         self.gateway = EditorGateway(settings.gateway, self.host, verifier, self)
+        self.gateway.pages = Inspector(
+            backend=self._backend,
+            engine=self.host.engine,
+            editors=lambda: self.gateway.connections,
+            unsaved_age=self.host.unsaved_age,
+            verifier=verifier,
+            local=settings.mode == "local",
+            allow_anonymous=settings.allow_anonymous,
+        )
         self._notifier = SystemdNotifier(environ)
         self._mqtt_connected: bool | None = None
         self._stopping = asyncio.Event()

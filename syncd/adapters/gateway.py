@@ -76,6 +76,13 @@ class ServiceStatus(Protocol):
         """The Prometheus text exposition."""
 
 
+class Pages(Protocol):
+    """Other pages served on the gateway's port (the inspector, :mod:`syncd.inspector`)."""
+
+    async def respond(self, path: str, authorization: str | None = None) -> Any:
+        """A ``Reply`` (``status``, ``content_type``, ``body``, ``headers``), or None: not a page's path."""
+
+
 class _Reply(bytes):
     """A queued frame that an overflow keeps (see :meth:`EditorConnection.reply`)."""
 
@@ -295,6 +302,7 @@ class EditorGateway:
         self._conns: dict[str, EditorConnection] = {}
         self._ids = itertools.count(1)
         self.port = settings.port
+        self.pages: Pages | None = None
 
     async def __aenter__(self) -> EditorGateway:
         s = self._settings
@@ -349,7 +357,7 @@ class EditorGateway:
         """The open editor connections."""
         return self._conns.values()
 
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == EDITOR_PATH:
             return None
@@ -362,6 +370,15 @@ class EditorGateway:
             return _response(status, body, "application/json")
         if path == "/metrics":
             return _response(http.HTTPStatus.OK, self._status.metrics_text(), METRICS_CONTENT_TYPE)
+        page = (
+            None
+            if self.pages is None
+            else await self.pages.respond(path, request.headers.get("Authorization"))
+        )
+        if page is not None:
+            response = _response(http.HTTPStatus(page.status), page.body, page.content_type)
+            response.headers.update(page.headers)
+            return response
         return _response(http.HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
 
     async def _serve(self, ws: ServerConnection) -> None:
