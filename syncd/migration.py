@@ -69,10 +69,16 @@ class Outcome:
 
     def line(self) -> str:
         """One line of the report."""
-        parts = [f"{n} {table} added" for table, n in self.added.items() if n]
-        parts += [f"{n} {table} changed" for table, n in self.changed.items() if n]
+        parts = [f"{_count(n, table)} added" for table, n in self.added.items() if n]
+        parts += [f"{_count(n, table)} changed" for table, n in self.changed.items() if n]
         detail = ", ".join(parts) if parts else "no change"
         return f"{self.action:<8} {self.project_id}  {json.dumps(self.title, ensure_ascii=False)}  ({detail})"
+
+
+def _count(n: int, table: str) -> str:
+    """``1 scene``, ``2 scenes``."""
+    noun = "project" if table == "projects" else table[:-1]
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def snake(key: str) -> str:
@@ -166,16 +172,24 @@ def _project(raw_value: object, where: str) -> ImportedProject:
     clips = []
     for i, clip_raw in enumerate(arrays["clips"]):
         clip_where = f"{where}.clips[{i}]"
-        clip = _child("clips", clip_raw, clip_where, original, project_id, {"order_index": i})
+        raw_clip = _object(clip_raw, clip_where)
+        resolved = {"scene_id": _scene_ref(raw_clip, clip_where, scene_ids)}
+        clip = _child("clips", raw_clip, clip_where, original, project_id, {"order_index": i}, resolved)
         clip.pop("_original")
-        clip["scene_id"] = _scene_ref(_object(clip_raw, clip_where), clip_where, scene_ids)
         clips.append(clip)
     return ImportedProject(where, project_id, user_id.lower() if user_id else None, fields, scenes, clips)
 
 
 def _child(
-    table: Table, raw_value: object, where: str, project: str, project_id: str, defaults: dict[str, Any]
+    table: Table,
+    raw_value: object,
+    where: str,
+    project: str,
+    project_id: str,
+    defaults: dict[str, Any],
+    resolved: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One scene or clip: its id resolved, its fields checked; ``resolved`` replaces fields of ``raw``."""
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
     owner_key = _key(raw, "project_id")
@@ -184,7 +198,7 @@ def _child(
             f"{where}.{owner_key}: the row is inside project {project!r} but names {raw[owner_key]!r}"
         )
     row_id = derived_id(original, f"projects/{project}/{table}/{original}")
-    row = _fields(table, raw, where, row_id, defaults)
+    row = _fields(table, raw, where, row_id, defaults, resolved or {})
     return {"id": row_id, **row, "_original": original}
 
 
@@ -202,7 +216,12 @@ def _scene_ref(raw: Mapping[str, Any], where: str, scene_ids: Mapping[str, str])
 
 
 def _fields(
-    table: Table, raw: Mapping[str, Any], where: str, row_id: str, defaults: dict[str, Any]
+    table: Table,
+    raw: Mapping[str, Any],
+    where: str,
+    row_id: str,
+    defaults: dict[str, Any],
+    resolved: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The editable fields of ``raw`` (snake_case), checked as an editor's insert is; others ignored."""
     names: dict[str, str] = {}
@@ -212,7 +231,7 @@ def _fields(
             if name in names:
                 raise ImportFileError(f"{where}.{key}: the same field as {names[name]!r}")
             names[name] = key
-    values = {**defaults, **{name: raw[key] for name, key in names.items()}}
+    values = {**defaults, **{name: raw[key] for name, key in names.items()}, **(resolved or {})}
     try:
         checked = validate_insert(table, {"id": row_id, **values})
     except FieldError as exc:
@@ -251,7 +270,10 @@ async def import_projects(
             if not dry_run:
                 if current["project"] is None:
                     row = {"id": project.id, "user_id": project.user_id, **project.fields}
-                    await store.insert_missing("projects", [row])
+                    try:
+                        await store.insert_missing("projects", [row])
+                    except UpstreamError as exc:
+                        raise UpstreamError(f"{project.where}: {exc}") from exc
                 if ops:
                     batch = {"project_id": project.id, "ops": ops, "mutations": [op["by"] for op in ops]}
                     answer = await store.apply_encoded(batch)
