@@ -116,7 +116,8 @@ function listingPage(app: HTMLElement): void {
       const projects = await listProjects();
       const open = projects.filter((p) => p.open).length;
       const editors = projects.reduce((n, p) => n + p.editors.length, 0);
-      text(status, `${projects.length} projects · ${open} open · ${editors} editors connected`);
+      const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;
+      text(status, `${plural(projects.length, "project")} · ${open} open · ${plural(editors, "editor")} connected`);
       body.replaceChildren(...projects.map(projectCard));
       if (projects.length === 0) body.append(h("p", { class: "empty" }, "No projects yet. Create one with syncd project create TITLE, or import some with syncd import FILE."));
     } catch (error) {
@@ -399,7 +400,8 @@ class ProjectPage {
       ? Object.keys(row).filter((k) => row[k] !== before[k] && JSON.stringify(row[k]) !== JSON.stringify(before[k]))
       : [];
     const edited = fields.filter((k) => k !== "version" && k !== "updated_at");
-    const what = edited.length ? edited.join(", ") : fields.includes("version") ? `saved, version ${row?.["version"]}` : "";
+    // A change that touches only the database's stamps is the save of earlier edits coming back.
+    const what = edited.length ? edited.join(", ") : fields.length ? "saved" : op === "update" ? "no change" : "";
     const value = edited.length === 1 ? row?.[edited[0]!] : undefined;
     const sample = typeof value === "string" ? value : value === undefined ? "" : JSON.stringify(value);
     const shown = row ?? before;
