@@ -407,7 +407,7 @@ class ProjectPage {
     const shown = row ?? before;
     const label = table === "scenes" ? `scene ${Number(shown?.["scene_index"] ?? 0) + 1}`
       : table === "clips" ? `clip #${Number(shown?.["order_index"] ?? 0) + 1}` : "project";
-    const item = h("li", { "data-seq": String(seq), "data-row": id, "data-op": op },
+    const item = h("li", { "data-seq": String(seq), "data-row": id, "data-op": op, "data-at": String(Date.now()) },
       h("span", { class: "seq" }, String(seq)),
       h("span", { class: `op op-${op}` }, op),
       h("span", { class: "what", title: `${table} ${id}` }, label, what ? h("b", {}, ` · ${what}`) : null),
