@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from syncd.auth import TokenVerifier, may_open
 from syncd.core.engine import SyncEngine
@@ -64,6 +64,7 @@ class Editor(Protocol):
     user_id: str | None
 
 
+@runtime_checkable
 class ProjectLister(Protocol):
     """A backend that can list every project (both of syncd's backends can)."""
 
@@ -143,8 +144,8 @@ class Inspector:
 
     async def _rows(self) -> list[dict[str, Any]]:
         """Every project row; open projects the backend did not list come from the engine's view."""
-        lister = getattr(self._backend, "list_projects", None)
-        rows: list[dict[str, Any]] = list(await lister()) if lister is not None else []
+        backend = self._backend
+        rows = list(await backend.list_projects()) if isinstance(backend, ProjectLister) else []
         listed = {str(r.get("id")) for r in rows}
         for project_id in self._engine.open_projects():
             if project_id not in listed:
