@@ -1,18 +1,28 @@
 """Editors' access tokens: Supabase JWTs, checked with the project's JWT secret or its JWKS.
 
 Who may open which project is decided by :func:`may_open`, the rule of the seed's RLS policies.
+
+Local mode has no Supabase project to take a secret from, so it signs and checks HS256 tokens with a
+secret of its own (:func:`local_secret`), generated once into the state directory; ``syncd token``
+prints tokens signed with it, so user-owned projects can be tried locally.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from pydantic import SecretStr
 
-from syncd.errors import EditRejected
+from syncd.errors import ConfigError, EditRejected
+
+if TYPE_CHECKING:
+    from syncd.config import SyncdSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +111,44 @@ def may_open(project_user_id: str | None, user_id: str | None, *, allow_anonymou
     if project_user_id is None:
         return user_id is None and allow_anonymous
     return user_id is not None and user_id.lower() == project_user_id.lower()
+
+
+LOCAL_SECRET_FILE = "jwt-secret"  # noqa: S105 (a file name, not a secret)
+"""The file in the state directory that holds local mode's JWT secret."""
+
+
+def local_secret(state_dir: Path) -> SecretStr:
+    """Local mode's JWT secret: read from the state directory, or generated there once (mode 0600).
+
+    Raises:
+        ConfigError: the file cannot be read or written, or it is empty.
+    """
+    path = state_dir / LOCAL_SECRET_FILE
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            value = path.read_text(encoding="ascii").strip()
+        else:
+            value = secrets.token_urlsafe(48)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(value + "\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read or create local mode's JWT secret ({exc})") from exc
+    if not value:
+        raise ConfigError(f"{path}: the JWT secret file is empty; remove it to have a new one made")
+    return SecretStr(value)
+
+
+def editor_jwt_secret(settings: SyncdSettings) -> SecretStr | None:
+    """The secret that editors' HS256 tokens are checked with.
+
+    ``supabase.jwt_secret`` when set; else in local mode the state directory's secret
+    (:func:`local_secret`); else None (Supabase mode then needs JWKS for tokens).
+    """
+    if settings.supabase.jwt_secret is not None:
+        return settings.supabase.jwt_secret
+    if settings.mode != "local":
+        return None
+    return local_secret(settings.daemon.state_dir)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from syncd import __version__, projects
+from syncd import __version__, migration, projects
 from syncd.config import SyncdSettings, describe_settings, load_settings
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure as configure_logging
@@ -40,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     show = actions.add_parser("show", help="print a project with its scenes and clips, as JSON")
     show.add_argument("id")
     listing = actions.add_parser("list", help="print every project, one per line")
-    for sub in (create, show, listing):
+    token = commands.add_parser("token", help="print an editor token for a user id (HS256, 24 h)")
+    token.add_argument("user_id", metavar="USER_ID")
+    token.add_argument("--hours", type=float, default=24.0, help="how long the token is valid (default 24)")
+    imports = commands.add_parser("import", help="import projects exported from the studio's Redux state")
+    imports.add_argument("file", type=Path, metavar="FILE", help='JSON: {"projects": [...]}')
+    imports.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    for sub in (create, show, listing, token, imports):
         _add_config_option(sub)
         _add_state_dir_option(sub)
 
@@ -87,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(projects.command(settings, args))
         if args.command == "service-key":
             return _service_key(settings)
+        if args.command == "token":
+            return projects.token_command(settings, args)
+        if args.command == "import":
+            return migration.command(settings, args)
     except ConfigError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG

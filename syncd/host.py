@@ -274,6 +274,11 @@ class ProjectHost:
         starts = [t for p, t in self._unsaved_since.items() if self.unsaved(p) > 0]
         return max(0.0, self._now() - min(starts)) if starts else 0.0
 
+    def unsaved_age(self, project_id: str) -> float:
+        """Seconds since the project's oldest unsaved edit arrived (0 when everything is saved)."""
+        since = self._unsaved_since.get(project_id)
+        return 0.0 if since is None or self.unsaved(project_id) == 0 else max(0.0, self._now() - since)
+
     # -- projects -------------------------------------------------------------------------------------------
 
     def _open_project(self, project_id: ProjectId, now: float) -> None:

@@ -1,24 +1,80 @@
-"""``syncd project create|list|show``, and what ``syncd run`` prints once it serves."""
+"""``syncd project create|list|show``, ``syncd token``, and what ``syncd run`` prints once it serves."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import uuid
+import time
 from typing import Any
 
+import jwt
+
 from syncd.adapters.local import LocalBackend
+from syncd.auth import editor_jwt_secret
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
+from syncd.errors import ConfigError, WriteError
 
-DEMO_TITLE = "Demo: The Lighthouse"
-DEMO_SCENES = (
-    ("Exterior, cliff, dawn", "Waves break below an old lighthouse as the fog lifts.", 6.0),
-    ("Interior, lamp room", "The keeper polishes the great lens; light sweeps the walls.", 8.0),
-    ("Exterior, sea, night", "The beam finds a small boat and guides it home.", 7.5),
+DEMO_PROJECT_ID = "0f000000-0000-4000-8000-000000000001"
+"""The demo project of ``supabase/seed.sql``, which local mode creates in an empty store."""
+
+DEMO_VOICE: dict[str, Any] = {
+    "id": "0f000000-0000-4000-8000-000000000101",
+    "user_id": None,
+    "name": "Keeper (narrator)",
+    "provider": "demo",
+    "voice_ref": "narrator-warm-1",
+    "settings": {"stability": 0.6, "speed": 0.95},
+}
+_LINES = (
+    "At dusk the keeper climbs the spiral stairs.",
+    "The lamp turns; its beam sweeps the restless sea.",
+    "Far out, a small boat turns toward the light and home.",
+)
+DEMO_PROJECT: dict[str, Any] = {
+    "id": DEMO_PROJECT_ID,
+    "user_id": None,
+    "title": "Demo: The Lighthouse",
+    "script": "\n\n".join(_LINES),
+    "status": "draft",
+    "aspect_ratio": "16:9",
+    "settings": {"fps": 30, "resolution": "1080p", "music": "calm-strings"},
+}
+DEMO_SCENES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": f"0f000000-0000-4000-8000-00000000020{index + 1}",
+        "scene_index": index,
+        "heading": heading,
+        "body": _LINES[index],
+        "duration": duration,
+        "voice_id": DEMO_VOICE["id"],
+    }
+    for index, (heading, duration) in enumerate((("Dusk", 6.0), ("The lamp", 7.5), ("Homeward", 8.0)))
+)
+DEMO_CLIPS: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": f"0f000000-0000-4000-8000-00000000030{index + 1}",
+        "scene_id": DEMO_SCENES[index]["id"],
+        "provider": "demo",
+        "prompt": prompt,
+        "status": "pending",
+        "duration": DEMO_SCENES[index]["duration"],
+        "trim_start": 0.0,
+        "trim_end": None,
+        "order_index": index,
+        "metadata": {"seed": 101 + index},
+    }
+    for index, prompt in enumerate(
+        (
+            "An old keeper climbing a spiral staircase inside a lighthouse at dusk, warm lantern light",
+            "A lighthouse beam sweeping across a stormy sea at night, wide shot",
+            "A small fishing boat turning toward a distant lighthouse, calm water at first light",
+        )
+    )
 )
 _DEMO_CLIENT = "00000000-0000-4000-8000-000000000001"
+"""The client id that the demo's rows are recorded under (a batch needs one)."""
 
 
 async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
@@ -43,36 +99,77 @@ async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     raise AssertionError(f"unknown project action {args.action}")
 
 
+def token_command(settings: SyncdSettings, args: argparse.Namespace) -> int:
+    """``syncd token USER_ID``: print an editor token for the user, signed with the daemon's secret."""
+    print(make_token(settings, args.user_id, hours=args.hours))
+    return 0
+
+
+def make_token(settings: SyncdSettings, user_id: str, *, hours: float = 24.0) -> str:
+    """An HS256 access token for ``user_id`` that this daemon's editors' check accepts.
+
+    Signed with ``supabase.jwt_secret`` when it is set, else (local mode) with the secret in the state
+    directory, created on first use.
+
+    Raises:
+        ConfigError: Supabase mode without a JWT secret, an empty user id, or hours not above 0.
+    """
+    if not user_id.strip():
+        raise ConfigError("token: the user id is empty")
+    if not hours > 0:
+        raise ConfigError(f"token: --hours must be above 0, not {hours:g}")
+    secret = editor_jwt_secret(settings)
+    if secret is None:
+        raise ConfigError("token: Supabase mode signs with SUPABASE_JWT_SECRET, which is not set")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "role": "authenticated",
+        "iat": now,
+        "exp": now + int(hours * 3600),
+    }
+    if settings.auth.audience is not None:
+        claims["aud"] = settings.auth.audience
+    return jwt.encode(claims, secret.get_secret_value(), algorithm="HS256")
+
+
 async def announce(settings: SyncdSettings, port: int) -> None:
-    """Print where editors connect and, in local mode, a project they can open (a demo at first)."""
+    """Print where editors connect, the inspector's address, and in local mode a project to open.
+
+    In local mode an empty store first gets the demo project of ``supabase/seed.sql``.
+    """
     host = settings.gateway.host
     print(f"syncd {settings.mode} mode: editors connect to ws://{host}:{port}/v1/editor", flush=True)
+    print(f"inspector: http://{host}:{port}/", flush=True)
     key = "`syncd service-key`" if settings.mode == "local" else "SUPABASE_SERVICE_KEY"
     print(f"HTTP API: http://{host}:{port}/v1 (services: Authorization: Bearer <{key}>)", flush=True)
     if settings.mode != "local":
         return
     async with LocalBackend(settings.daemon.state_dir / "store.db") as store:
         existing = await store.list_projects()
-        project = existing[-1] if existing else await _create_demo(store)
+        project = existing[-1] if existing else await create_demo(store)
     print(f"project: {project['id']} ({project['title']})", flush=True)
 
 
-async def _create_demo(store: LocalBackend) -> dict[str, Any]:
-    project = await store.create_project(DEMO_TITLE)
+async def create_demo(store: LocalBackend) -> dict[str, Any]:
+    """Write the seed's demo (voice, project, scenes, clips) with its fixed ids; return the project row.
+
+    Raises:
+        WriteError: the store refused a row.
+    """
+    await store.insert_missing("voices", [DEMO_VOICE])
+    await store.insert_missing("projects", [DEMO_PROJECT])
     ops: list[dict[str, Any]] = []
-    mutations: list[list[Any]] = []
-    for index, (heading, body, duration) in enumerate(DEMO_SCENES):
-        mid = index + 1
-        row = {"scene_index": index, "heading": heading, "body": body, "duration": duration}
-        ops.append(
-            {
-                "op": "insert",
-                "table": "scenes",
-                "id": str(uuid.uuid4()),
-                "row": row,
-                "by": [_DEMO_CLIENT, mid],
-            }
-        )
-        mutations.append([_DEMO_CLIENT, mid])
-    await store.apply_encoded({"project_id": project["id"], "ops": ops, "mutations": mutations})
+    for table, rows in (("scenes", DEMO_SCENES), ("clips", DEMO_CLIPS)):
+        for row in rows:
+            mid = len(ops) + 1
+            ops.append(
+                {"op": "insert", "table": table, "id": row["id"], "row": row, "by": [_DEMO_CLIENT, mid]}
+            )
+    mutations = [op["by"] for op in ops]
+    await store.apply_encoded({"project_id": DEMO_PROJECT_ID, "ops": ops, "mutations": mutations})
+    data = await store.read_project(DEMO_PROJECT_ID)
+    if data["project"] is None:
+        raise WriteError("the demo project was not written", retryable=False)
+    project: dict[str, Any] = data["project"]
     return project

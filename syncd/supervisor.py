@@ -26,12 +26,13 @@ from syncd.adapters.gateway import EditorGateway
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
 from syncd.api import MAX_BODY_BYTES, HttpApi, build_api
-from syncd.auth import TokenVerifier
+from syncd.auth import TokenVerifier, editor_jwt_secret
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
 from syncd.errors import ConfigError, StartupError, SyncdError
 from syncd.host import ProjectHost
+from syncd.inspector import Inspector
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
 from syncd.storage import LocalFiles
@@ -71,7 +72,7 @@ class Supervisor:
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
         verifier = TokenVerifier(
-            jwt_secret=settings.supabase.jwt_secret,
+            jwt_secret=editor_jwt_secret(settings),
             jwks_url=settings.auth.jwks_url,
             audience=settings.auth.audience,
         )
@@ -80,6 +81,15 @@ class Supervisor:
         self.files: LocalFiles | None = None
         self.gateway = EditorGateway(
             settings.gateway, self.host, verifier, self, routes=self._add_api, max_body_bytes=MAX_BODY_BYTES
+        )
+        self.inspector = Inspector(
+            backend=self._backend,
+            engine=self.host.engine,
+            editors=lambda: self.gateway.connections,
+            unsaved_age=self.host.unsaved_age,
+            verifier=verifier,
+            local=settings.mode == "local",
+            allow_anonymous=settings.allow_anonymous,
         )
         self._notifier = SystemdNotifier(environ)
         self._mqtt_connected: bool | None = None
@@ -179,9 +189,10 @@ class Supervisor:
         self._spawn(stack, self._watch_state_dir(), "syncd.statedir")
 
     def _add_api(self, app: web.Application) -> None:
-        """Mount the HTTP API on the gateway (made in :meth:`_start`, once the backend is in)."""
+        """Mount the HTTP API (made in :meth:`_start`, once the backend is in) and the inspector."""
         if self.api is not None:
             self.api.add_routes(app)
+        self.inspector.add_routes(app)
 
     @staticmethod
     def _spawn(stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str) -> None:

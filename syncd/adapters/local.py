@@ -165,6 +165,42 @@ class LocalBackend(DocumentBackend):
         assert row is not None
         return row
 
+    async def insert_missing(self, table: str, rows: list[Row]) -> list[str]:
+        """Insert the ``projects`` or ``voices`` rows whose id is free, each with the id it carries.
+
+        For the demo project and ``syncd import``, which keep given ids; batches cannot insert these
+        tables. A row whose id is taken is left as it is.
+
+        Returns:
+            The ids that were inserted.
+
+        Raises:
+            WriteError: a table other than those two, an unknown column, or a broken constraint.
+        """
+        try:
+            return await self._call(self._insert_missing, table, rows)
+        except sqlite3.IntegrityError as exc:
+            raise WriteError(f"insert refused by the store: {exc}", retryable=False) from exc
+
+    def _insert_missing(self, table: str, rows: list[Row]) -> list[str]:
+        if table not in ("projects", "voices"):
+            raise sqlite3.IntegrityError(f"insert_missing does not write {table}")
+        inserted: list[str] = []
+        with self._transaction() as db:
+            for row in rows:
+                unknown = set(row) - set(COLUMNS[table])
+                if unknown:
+                    raise sqlite3.IntegrityError(f"unknown column {table}.{sorted(unknown)[0]}")
+                cols = list(row)
+                found = db.execute(
+                    f"insert into {table} ({', '.join(cols)}) values ({', '.join('?' for _ in cols)})"
+                    " on conflict (id) do nothing returning id",
+                    [_encode(table, c, v) for c, v in row.items()],
+                ).fetchone()
+                if found is not None:
+                    inserted.append(found[0])
+        return inserted
+
     async def apply_encoded(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one write batch in its JSON form, as ``syncd_apply`` takes it; see the module docstring.
 

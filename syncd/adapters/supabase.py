@@ -264,6 +264,29 @@ class SupabaseBackend(DocumentBackend):
             raise UpstreamError(f"creating the project failed: {_describe(exc)}") from exc
         return _rows(created.data)[0]
 
+    async def insert_missing(self, table: str, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert the ``projects`` or ``voices`` rows whose id is free, each with the id it carries.
+
+        For ``syncd import``, which keeps given ids; a row whose id is taken is left as it is.
+
+        Returns:
+            The ids that were inserted.
+
+        Raises:
+            WriteError: another table, or the database refused the rows.
+        """
+        if table not in ("projects", "voices"):
+            raise WriteError(f"insert_missing does not write {table}", retryable=False)
+        if not rows:
+            return []
+        try:
+            answer = await (
+                self.client.table(table).upsert(rows, on_conflict="id", ignore_duplicates=True).execute()
+            )
+        except (APIError, httpx.HTTPError) as exc:
+            raise WriteError(f"inserting {table} failed: {_describe(exc)}", retryable=False) from exc
+        return [row["id"] for row in _rows(answer.data)]
+
     async def list_projects(self) -> list[dict[str, Any]]:
         """Every project, newest first."""
         try:

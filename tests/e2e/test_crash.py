@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from syncd.client import EditorClient
+from syncd.projects import DEMO_CLIPS
 from tests.e2e.conftest import NO_SAVES, WAIT, DaemonFactory, RawFactory
 from tests.support.store import store_rows
 from tests.support.waiting import wait_for
@@ -48,5 +49,6 @@ async def test_edits_acknowledged_before_kill_9_reach_the_store_and_a_new_snapsh
     snapshot = await fresh.join(project_id)
     assert snapshot["epoch"] != welcome.epoch
     assert {row["id"]: row["body"] for row in snapshot["scenes"]}[scene] == "draft 19"
-    assert [row["id"] for row in snapshot["clips"]] == [clip_id]
-    assert snapshot["clips"][0]["prompt"] == "dawn, wide"
+    clips = {row["id"]: row for row in snapshot["clips"]}
+    assert set(clips) == {clip_id, *(clip["id"] for clip in DEMO_CLIPS)}  # the demo's clips and the new one
+    assert clips[clip_id]["prompt"] == "dawn, wide"

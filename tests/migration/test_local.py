@@ -1,0 +1,120 @@
+"""``syncd import`` in local mode: the example export is imported, re-imported with no change, updated,
+and opened by an editor; a bad file writes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syncd.client import EditorClient
+from syncd.migration import parse_export
+from tests.support.daemon import DaemonProcess, syncd_command
+from tests.support.env import clean_environ
+from tests.support.store import query, store_rows
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
+
+
+def syncd(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        syncd_command(state_dir, *args),
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        cwd=state_dir.parent,
+        timeout=60,
+        check=False,
+    )
+
+
+def project_count(state_dir: Path) -> int:
+    return int(query(state_dir / "store.db", "select count(*) from projects")[0][0])
+
+
+def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = syncd(state, "import", str(EXAMPLE))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[-1] == "3 projects: 3 created, 0 updated, 0 skipped"
+    _, trailer, owned = parse_export(EXAMPLE.read_text())
+    assert len(store_rows(state, "scenes", trailer.id)) == 3
+    assert len(store_rows(state, "clips", trailer.id)) == 4
+    assert store_rows(state, "projects", owned.id)[owned.id]["user_id"] == owned.user_id
+    versions = {r["id"]: r["version"] for r in query(state / "store.db", "select id, version from clips")}
+
+    again = syncd(state, "import", str(EXAMPLE))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "3 projects: 0 created, 0 updated, 3 skipped"
+    assert {
+        r["id"]: r["version"] for r in query(state / "store.db", "select id, version from clips")
+    } == versions
+    assert project_count(state) == 3
+
+
+def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert syncd(state, "import", str(EXAMPLE)).returncode == 0
+    data = json.loads(EXAMPLE.read_text())
+    trailer = data["projects"][1]
+    trailer["scenes"][0]["heading"] = "Hook, shorter"
+    trailer["clips"].append({"id": "c5", "sceneId": "s2", "prompt": "A second angle of the demo"})
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(data))
+    trailer_id = parse_export(changed.read_text())[1].id
+
+    dry = syncd(state, "import", str(changed), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        f'updated  {trailer_id}  "Product trailer (vertical)"  (1 clip added, 1 scene changed)' in dry.stdout
+    )
+    assert dry.stdout.splitlines()[-1].endswith("(dry run: nothing written)")
+    assert len(store_rows(state, "clips", trailer_id)) == 4
+
+    real = syncd(state, "import", str(changed))
+    assert real.stdout.splitlines()[-1] == "3 projects: 0 created, 1 updated, 2 skipped"
+    scenes = sorted(store_rows(state, "scenes", trailer_id).values(), key=lambda r: r["scene_index"])
+    assert (scenes[0]["heading"], scenes[0]["version"], scenes[1]["version"]) == ("Hook, shorter", 2, 1)
+    assert len(store_rows(state, "clips", trailer_id)) == 5
+
+
+def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    data = json.loads(EXAMPLE.read_text())
+    data["projects"][2]["clips"][0]["scene_id"] = "s9"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = syncd(state, "import", str(bad))
+    assert result.returncode == 1
+    assert result.stderr == f'syncd: {bad}: projects[2].clips[0].scene_id: no scene "s9" in this project\n'
+    assert result.stdout == ""
+    assert not (state / "store.db").exists()  # the file was refused before the store was opened
+
+    bad.write_text("{not json")
+    result = syncd(state, "import", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"syncd: {bad}: not JSON (line 1 column 2")
+
+
+async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert syncd(state, "import", str(EXAMPLE)).returncode == 0
+    trailer = parse_export(EXAMPLE.read_text())[1]
+    daemon = DaemonProcess(state).start()
+    try:
+        async with EditorClient(daemon.url, trailer.id) as editor:
+            assert [row["heading"] for row in editor.view.ordered("scenes")] == [
+                "Hook",
+                "Demo",
+                "Call to action",
+            ]
+            listing = json.loads(await daemon.get("/v1/inspector/projects"))
+        titles = {p["id"]: p["title"] for p in listing["projects"]}
+        assert titles[trailer.id] == "Product trailer (vertical)"
+        assert len(titles) == 3  # the demo is made only for an empty store
+    finally:
+        daemon.stop()

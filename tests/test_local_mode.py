@@ -1,0 +1,122 @@
+"""Local mode's demo project is the seed's, and its own JWT secret signs the tokens of ``syncd token``."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from syncd.auth import LOCAL_SECRET_FILE, TokenVerifier, local_secret
+from syncd.client import EditorClient
+from syncd.client.errors import ClientClosed
+from syncd.errors import ConfigError
+from syncd.projects import DEMO_PROJECT_ID
+from tests.support.daemon import DaemonProcess, syncd_command
+from tests.support.env import clean_environ
+from tests.support.postgres import PostgresServer, prepare_supabase_database, unique_database_name
+from tests.support.store import query, store_rows
+
+ALICE = "a11ce000-0000-4000-8000-000000000001"
+COMPARED = {
+    "projects": ("id", "user_id", "title", "script", "status", "aspect_ratio", "settings"),
+    "scenes": ("id", "project_id", "scene_index", "heading", "body", "duration", "voice_id"),
+    "clips": ("id", "project_id", "scene_id", "provider", "prompt", "status", "duration", "trim_start",
+              "trim_end", "order_index", "metadata"),
+    "voices": ("id", "user_id", "name", "provider", "voice_ref", "settings"),
+}  # fmt: skip
+
+
+def syncd(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        syncd_command(state_dir, *args),
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        cwd=state_dir.parent,
+        timeout=60,
+        check=False,
+    )
+
+
+def plain(value: Any) -> Any:
+    """A column value as both stores give it to Python: JSON decoded, UUIDs and numbers alike."""
+    if isinstance(value, str) and value[:1] in "{[":
+        return json.loads(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None if value is None else str(value) if not isinstance(value, dict | list) else value
+
+
+def test_local_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = local_secret(state)
+    path = state / LOCAL_SECRET_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first.get_secret_value()) >= 48
+    assert local_secret(state).get_secret_value() == first.get_secret_value()
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="the JWT secret file is empty"):
+        local_secret(state)
+
+
+async def test_syncd_token_is_accepted_by_the_daemons_check(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    printed = syncd(state, "token", ALICE, "--hours", "1")
+    assert printed.returncode == 0, printed.stderr
+    token = printed.stdout.strip()
+    verifier = TokenVerifier(jwt_secret=local_secret(state), jwks_url=None, audience="authenticated")
+    assert await verifier.verify(token) == ALICE
+    assert token not in printed.stderr
+    refused = syncd(state, "token", ALICE, "--hours", "0")
+    assert (refused.returncode, refused.stderr) == (78, "syncd: token: --hours must be above 0, not 0\n")
+
+
+@pytest.mark.integration
+async def test_a_user_owned_project_opens_locally_with_a_printed_token(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    created = syncd(state, "project", "create", "Alice's film", "--user", ALICE)
+    project_id = created.stdout.strip()
+    token = syncd(state, "token", ALICE).stdout.strip()
+    daemon = DaemonProcess(state).start()
+    try:
+        async with EditorClient(daemon.url, project_id, token=token) as editor:
+            assert editor.view.project is not None
+            assert editor.view.project["title"] == "Alice's film"
+        with pytest.raises(ClientClosed, match="this project needs a token"):
+            async with EditorClient(daemon.url, project_id):
+                pass
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.integration
+async def test_the_local_demo_is_the_seeds_demo(tmp_path: Path, pg_server: PostgresServer) -> None:
+    state = tmp_path / "state"
+    daemon = DaemonProcess(state).start()
+    daemon.stop()
+    assert daemon.project_id == DEMO_PROJECT_ID
+    assert "inspector: http://127.0.0.1:" in "\n".join(daemon.lines)
+    name = unique_database_name("syncd_demo")
+    seeded = await asyncpg.connect(prepare_supabase_database(pg_server, name, seed=True))
+    try:
+        for table, columns in COMPARED.items():
+            where = "id = $1" if table in ("projects", "voices") else "project_id = $1"
+            sql = f"select {', '.join(columns)} from public.{table} where {where} order by id"  # noqa: S608
+            if table == "voices":
+                sql = f"select {', '.join(columns)} from public.voices order by id"  # noqa: S608
+                expected = [[plain(v) for v in r.values()] for r in await seeded.fetch(sql)]
+                rows = query(state / "store.db", f"select {', '.join(columns)} from voices order by id")  # noqa: S608
+                got = [[plain(v) for v in tuple(r)] for r in rows]
+            else:
+                expected = [[plain(v) for v in r.values()] for r in await seeded.fetch(sql, DEMO_PROJECT_ID)]
+                local = sorted(store_rows(state, table, DEMO_PROJECT_ID).values(), key=lambda r: r["id"])
+                got = [[plain(r[c]) for c in columns] for r in local]
+            assert got == expected, table
+    finally:
+        await seeded.close()
+        pg_server.drop_database(name)
