@@ -223,6 +223,12 @@ class LocalBackend(DocumentBackend):
                 _check_fence(db, project_id, batch["fence"], project_exists is not None)
             touched: dict[tuple[Table, str], None] = {}
             for op in batch["ops"]:
+                if op["op"] == "delete" and op["table"] == "scenes":
+                    # Its clips lose their scene: the answer carries them, as Realtime would.
+                    found = db.execute(
+                        "select id from clips where scene_id = ? and project_id = ?", (op["id"], project_id)
+                    )
+                    touched.update(dict.fromkeys(("clips", str(r[0])) for r in found.fetchall()))
                 table = _apply_op(db, project_id, project_exists is not None, op)
                 touched[(table, op["id"])] = None
             # A project that is gone changes nothing, so there is nothing to protect from a replay.
@@ -263,6 +269,14 @@ def _apply_op(db: sqlite3.Connection, project_id: str, project_exists: bool, op:
         raise sqlite3.IntegrityError(f"a batch cannot {kind} projects rows")
     if kind == "delete":
         if not _is_recorded(db, project_id, op["by"]):
+            if table == "scenes":
+                # What Postgres' `on delete set null` does through its update trigger: the clips of the
+                # scene lose it, and their version moves, so the engine takes the change.
+                db.execute(
+                    f"update clips set scene_id = null, version = version + 1, updated_at = {NOW}"
+                    " where scene_id = ? and project_id = ?",
+                    (row_id, project_id),
+                )
             db.execute(f"delete from {table} where id = ? and project_id = ?", (row_id, project_id))
     elif kind == "insert":
         values = _insert_values(table, row_id, op["row"])
