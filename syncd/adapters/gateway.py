@@ -82,6 +82,14 @@ class _Reply(bytes):
     __slots__ = ()
 
 
+_RESEND = _Reply()
+"""Where a snapshot queued by :meth:`EditorConnection.resend_later` is built and written."""
+
+
+def _nothing() -> None:
+    return None
+
+
 @dataclass(eq=False)
 class EditorConnection:
     """One editor's socket and its send queue.
@@ -106,6 +114,7 @@ class EditorConnection:
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: tuple[int, str] | None = None
     _writing: bool = False
+    _resend: Callable[[], bytes | None] | None = None
     overflows: int = 0
 
     def __post_init__(self) -> None:
@@ -118,8 +127,8 @@ class EditorConnection:
             False when the queue overflowed: its frames were dropped, except replies, and the caller
             must queue a fresh snapshot.
         """
-        if self._closing is not None:
-            return True
+        if self._closing is not None or self._resend is not None:
+            return True  # a snapshot still to be built stands for it
         if self.writable_now():
             broadcast((self.ws,), data.decode())
             return True
@@ -182,6 +191,18 @@ class EditorConnection:
         self._queued_bytes += len(data)
         self._wakeup.set()
 
+    def resend_later(self, build: Callable[[], bytes | None]) -> None:
+        """Queue a snapshot that ``build`` makes when the writer gets to it (None: nothing to send).
+
+        Built then, it is current when written. Until then it stands for every frame that a snapshot
+        replaces, so those are not queued, and a second call does nothing: an editor that does not
+        read costs one pending snapshot, not one per change.
+        """
+        if self._closing is None and self._resend is None:
+            self._resend = build
+            self._queue.append(_RESEND)
+            self._wakeup.set()
+
     def close(self, code: int, reason: str) -> None:
         """Close once what is queued now has been written."""
         if self._closing is None:
@@ -203,6 +224,11 @@ class EditorConnection:
                 while self._queue:
                     data = self._queue.popleft()
                     self._queued_bytes -= len(data)
+                    if data is _RESEND:
+                        built, self._resend = (self._resend or _nothing)(), None
+                        if built is None:
+                            continue
+                        data = built
                     await self.ws.send(data, text=True)
                 self._writing = False
                 if self._closing is not None:

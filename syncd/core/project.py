@@ -16,6 +16,8 @@ field. A remote delete drops the pending edits of its row and tells their author
 """
 
 from dataclasses import dataclass, field
+from itertools import islice
+from math import inf
 from typing import assert_never
 
 from syncd.core.backoff import Backoff
@@ -140,6 +142,7 @@ class ProjectState:
     rereads: set[int] = field(default_factory=set)
     reread_on_load: bool = False
     flush_wanted: bool = False
+    presence_sent: float = -inf
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -189,7 +192,7 @@ class ProjectState:
     # -- editors ------------------------------------------------------------------------------------
 
     def welcome(self, session: Session) -> None:
-        """Let a connection in: welcome, then its missed changes or a snapshot, then presence."""
+        """Let a connection in: welcome, then its missed changes or a snapshot (the engine adds presence)."""
         self.out.append(Welcome(session.conn, self.project_id, self.epoch, self.seq))
         missed = None
         if session.resume is not None and session.resume[0] == self.epoch:
@@ -199,12 +202,13 @@ class ProjectState:
         else:
             self.out.append(CatchUp(session.conn, self.project_id, missed))
         self.editors[session.conn] = session
-        self.announce()
 
-    def announce(self) -> None:
-        """Tell the editors who is here."""
-        editors = tuple(PresenceEditor(s.client_id, s.user_id) for s in self.editors.values())
-        self.out.append(Presence(self.project_id, editors))
+    def presence(self, conn: ConnId | None, limit: int) -> Presence:
+        """Who is here, for one connection or (None) for every editor: the first ``limit`` to arrive."""
+        sessions = islice(self.editors.values(), limit)
+        editors = tuple(PresenceEditor(s.client_id, s.user_id) for s in sessions)
+        count = len(self.editors)
+        return Presence(self.project_id, editors, None if count == len(editors) else count, conn)
 
     def _conflict(self, key: Key, authors: set[MutationId]) -> None:
         """Tell the authors of dropped edits of a deleted row, once per client (its latest mid)."""
