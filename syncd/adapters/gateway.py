@@ -7,8 +7,9 @@ queued on every connection that should get them.
 
 Each connection has its own bounded send queue and one task that writes it out, so a slow editor
 only ever delays itself: when its queue passes the bound (frames or bytes), the backlog is dropped
-and the daemon queues a fresh ``snapshot`` in its place. The snapshot replaces changes, not answers:
-frames queued with :meth:`EditorConnection.reply` (acks, errors, pongs, the welcome, presence) stay.
+and the daemon queues a ``snapshot`` in its place, built when the writer gets to it. The snapshot
+replaces changes, not answers: frames queued with :meth:`EditorConnection.reply` (acks, errors,
+pongs, the welcome, presence) stay.
 """
 
 from __future__ import annotations

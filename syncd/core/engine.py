@@ -46,6 +46,7 @@ from syncd.core.inputs import (
     WriteResult,
 )
 from syncd.core.journal import JournalEntry
+from syncd.core.presence import PresenceGate
 from syncd.core.project import InFlight, ProjectState, Session
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
 
@@ -92,11 +93,9 @@ class SyncEngine:
     Args:
         quiet: seconds of quiet after a project's last edit before it is saved.
         max_wait: seconds after a project's first unsaved edit by which it is saved anyway.
-        history_size: how many changes per project a reconnecting editor can catch up on.
-        history_bytes: how many bytes of changes per project it can catch up on (the oldest go first).
-        presence_interval: at least this many seconds between two ``Presence`` of one project to all
-            its editors (0: one per join or leave); a newcomer gets its own at once meanwhile.
-        presence_limit: at most this many editors listed in a ``Presence`` (its ``count`` says all).
+        history_size, history_bytes: how many changes, and bytes of them, per project a reconnecting
+            editor can catch up on (see `History`).
+        presence_interval, presence_limit: see `PresenceGate` (an interval of 0: one per join or leave).
         retry_initial_delay: seconds before the first retry of a failed write (before jitter).
         retry_max_delay: the cap of retry delays in seconds; also the delay after a rejected write.
         jitter: returns a number in ``[0, 1)``; scales each retry delay into ``[1/2, 1)`` of itself.
@@ -121,9 +120,7 @@ class SyncEngine:
         Backoff(retry_initial_delay, retry_max_delay, jitter).next_delay()  # checks the parameters now
         self._history_size = history_size
         self._history_bytes = history_bytes
-        self._presence_interval = presence_interval
-        self._presence_limit = presence_limit
-        self._presence_due: dict[ProjectId, float] = {}
+        self._presence = PresenceGate(presence_interval, presence_limit)
         self._retry_initial_delay = retry_initial_delay
         self._retry_max_delay = retry_max_delay
         self._jitter = jitter
@@ -147,18 +144,13 @@ class SyncEngine:
 
     def next_deadline(self) -> float | None:
         """When `handle_timer` must be called next (None: no timer needed)."""
-        deadline = self._debouncer.next_deadline()
-        for timers in (self._retries, self._presence_due):
-            if timers:
-                due = min(timers.values())
-                deadline = due if deadline is None else min(deadline, due)
-        return deadline
+        retry = min(self._retries.values(), default=None)
+        due = (self._debouncer.next_deadline(), retry, self._presence.next_deadline())
+        return min((at for at in due if at is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         """Send the write batches that are due (debounced flushes and retries) and delayed presence."""
-        for project_id, at in list(self._presence_due.items()):
-            if at <= now:
-                self._announce(self._projects[project_id], now)
+        self._presence.fire(self._projects, now)
         for project_id, at in list(self._retries.items()):
             if at <= now:
                 del self._retries[project_id]
@@ -210,7 +202,7 @@ class SyncEngine:
         for session in waiting.values():
             project.welcome(session)
         if waiting:
-            self._announce(project, now)
+            self._presence.announce(project, now)
 
     def restore(self, entries: Sequence[JournalEntry]) -> None:
         """Replay journal entries (in journal order) as pending edits of their projects.
@@ -272,7 +264,7 @@ class SyncEngine:
     def _drop(self, project: ProjectState) -> None:
         del self._projects[project.project_id]
         self._debouncer.discard(project.project_id)
-        self._presence_due.pop(project.project_id, None)
+        self._presence.discard(project.project_id)
         self._retries.pop(project.project_id, None)
 
     def _forget(self, project: ProjectState) -> None:
@@ -326,7 +318,7 @@ class SyncEngine:
         self._sessions[conn] = session
         if project.loaded:
             project.welcome(session)
-            self._announce(project, now, newcomer=conn)
+            self._presence.announce(project, now, newcomer=conn)
         else:
             project.waiting[conn] = session
 
@@ -348,23 +340,7 @@ class SyncEngine:
         project = self._projects[session.project_id]
         project.waiting.pop(conn, None)
         if project.editors.pop(conn, None) is not None:
-            self._announce(project, now)
-
-    def _announce(self, project: ProjectState, now: float, newcomer: ConnId | None = None) -> None:
-        """Tell the project's editors who is here, at most once per presence interval.
-
-        Within the interval the ``Presence`` to everyone waits for its end (one for all the joins and
-        leaves meanwhile), and a newcomer gets one of its own at once.
-        """
-        due = project.presence_sent + self._presence_interval
-        if now >= due:
-            self._presence_due.pop(project.project_id, None)
-            project.presence_sent = now
-            self._effects.append(project.presence(None, self._presence_limit))
-            return
-        self._presence_due[project.project_id] = due
-        if newcomer is not None:
-            self._effects.append(project.presence(newcomer, self._presence_limit))
+            self._presence.announce(project, now)
 
     def snapshot_for(self, conn: ConnId) -> Snapshot | None:
         """A fresh snapshot for a welcomed connection (None while its project loads, or once taken over)."""
@@ -372,12 +348,6 @@ class SyncEngine:
             return None
         project = self._project_of(conn)
         return project.snapshot(conn) if conn in project.editors else None
-
-    def resend_snapshot(self, conn: ConnId) -> None:
-        """Queue a fresh ``Snapshot`` for a connection whose backlog was dropped."""
-        snapshot = self.snapshot_for(conn)
-        if snapshot is not None:
-            self._effects.append(snapshot)
 
     def _project_of(self, conn: ConnId) -> ProjectState:
         session = self._sessions.get(conn)

@@ -16,7 +16,6 @@ field. A remote delete drops the pending edits of its row and tells their author
 """
 
 from dataclasses import dataclass, field
-from itertools import islice
 from math import inf
 from typing import assert_never
 
@@ -29,8 +28,6 @@ from syncd.core.effects import (
     Change,
     Effect,
     Error,
-    Presence,
-    PresenceEditor,
     RemoveJournal,
     RequestReread,
     Saved,
@@ -115,6 +112,7 @@ class ProjectState:
         history: its recent changes; ``history.seq`` is the current seq.
         backoff: retry delays of its write batches.
         owners: the user each client id is bound to while the project is open (the first to use it).
+        presence_sent: when the last ``Presence`` to every editor went out (-inf before the first).
     """
 
     project_id: ProjectId
@@ -202,13 +200,6 @@ class ProjectState:
         else:
             self.out.append(CatchUp(session.conn, self.project_id, missed))
         self.editors[session.conn] = session
-
-    def presence(self, conn: ConnId | None, limit: int) -> Presence:
-        """Who is here, for one connection or (None) for every editor: the first ``limit`` to arrive."""
-        sessions = islice(self.editors.values(), limit)
-        editors = tuple(PresenceEditor(s.client_id, s.user_id) for s in sessions)
-        count = len(self.editors)
-        return Presence(self.project_id, editors, None if count == len(editors) else count, conn)
 
     def _conflict(self, key: Key, authors: set[MutationId]) -> None:
         """Tell the authors of dropped edits of a deleted row, once per client (its latest mid)."""

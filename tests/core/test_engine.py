@@ -202,26 +202,26 @@ def test_close_project_waits_for_waiting_connections_and_restored_edits() -> Non
     assert not sync.close_project(Q)
 
 
-def test_snapshot_for_and_resend() -> None:
+def test_snapshot_for_a_connection() -> None:
     """A connection whose backlog was dropped gets a fresh snapshot; unknown connections are a caller bug."""
     sync = loaded()
     send(sync, Patch(1, "scenes", S2, {"heading": "new"}))
-    sync.resend_snapshot(CONN_A)
-    snapshot = only(sync.take_effects(), Snapshot)
-    assert snapshot.seq == 1
+    snapshot = sync.snapshot_for(CONN_A)
+    assert snapshot is not None
+    assert (snapshot.conn, snapshot.seq) == (CONN_A, 1)
     assert snapshot.scenes[1]["heading"] == "new"
+    assert sync.take_effects() == []
     with pytest.raises(ValueError, match="not attached"):
-        sync.resend_snapshot(ConnId("nobody"))
+        sync.snapshot_for(ConnId("nobody"))
 
 
-def test_resend_snapshot_while_loading_waits() -> None:
+def test_no_snapshot_for_a_connection_while_loading() -> None:
     """A connection still waiting for its project's load gets its snapshot with the welcome instead."""
     sync = engine()
     sync.open_project(P, EPOCH, 0.0)
     sync.attach(CONN_A, A, USER, P, None, 0.0)
     sync.take_effects()
-    sync.resend_snapshot(CONN_A)
-    assert sync.take_effects() == []
+    assert sync.snapshot_for(CONN_A) is None
 
 
 # -- resume --------------------------------------------------------------------------------------------
