@@ -223,13 +223,8 @@ async def slow(args: argparse.Namespace) -> None:
             for n in range(int(args.rate * args.duration)):
                 await asyncio.sleep(max(0.0, start + n / args.rate - time.monotonic()))
                 scene = random.choice(scene_ids)
-                patch = {
-                    "type": "patch",
-                    "table": "scenes",
-                    "id": scene,
-                    "set": {"heading": str(time.monotonic_ns())},
-                }
-                await editor.send(patch)
+                values = {"heading": str(time.monotonic_ns()), "body": f"{n} " + "y" * args.edit_bytes}
+                await editor.send({"type": "patch", "table": "scenes", "id": scene, "set": values})
 
         readers = [asyncio.create_task(read(e)) for e in editors]
         async with peak_rss(d) as peak:
@@ -340,6 +335,7 @@ def main() -> int:
         "--only", action="append", choices=["slow", "history", "presence"], help="run only these"
     )
     parser.add_argument("--rate", type=float, default=100.0, help="slow: edits/s of each of 3 editors (100)")
+    parser.add_argument("--edit-bytes", type=int, default=5000, help="slow: body characters per edit (5000)")
     parser.add_argument("--duration", type=float, default=10.0, help="slow, history: seconds of load (10)")
     parser.add_argument("--editors", type=int, default=300, help="presence: editors joining (300)")
     parser.add_argument("--keep", action="store_true", help="keep the state directories and daemon logs")
