@@ -7,12 +7,15 @@ mode, a fresh state directory outside the repository, default settings):
   hello and then reads nothing, and 3 editors sending R patches per second each (a scene heading set
   to the send time). Measured: the snapshots the daemon built for the slow editor (its "is not
   reading" log lines), the daemon's CPU, the latency from send to arrival at the *other* reading
-  editors (p50/p99), and the daemon's RSS growth.
+  editors (p50/p99), and the daemon's RSS growth. Each edit also sets the scene's body (5,000
+  characters): enough for the socket buffers of the slow editor to fill within the run.
 * ``history``: 2 editors sending scene bodies of 100,000 emoji (400 kB of UTF-8 each) as fast as
   the daemon acknowledges them (4 unacknowledged at most), for D seconds. Measured: the daemon's RSS
   growth (its peak, sampled every 0.1 s).
 * ``presence``: N editors joining one project (25 at a time) and reading everything: the ``presence``
-  bytes they receive in total; then N editors joining without reading: the daemon's RSS growth.
+  bytes they receive in total; then N editors joining without reading: the daemon's RSS growth and
+  the kernel's TCP buffer memory growth (what the daemon wrote that nobody read; machine-wide, from
+  ``/proc/net/sockstat``).
 
 The load generator shares the machine with the daemon. Run from the repository root::
 
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from common import percentile
-from fanout import cpu_seconds, create_projects, rss_bytes, start_daemon
+from fanout import PAGE_BYTES, cpu_seconds, create_projects, rss_bytes, start_daemon
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -108,6 +111,15 @@ async def peak_rss(d: Daemon) -> AsyncIterator[list[int]]:
     finally:
         task.cancel()
         peak[0] = max(peak[0], d.rss())
+
+
+def tcp_memory() -> int:
+    """The bytes the kernel holds in TCP buffers, machine-wide (``/proc/net/sockstat``, in pages)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("mem") + 1]) * PAGE_BYTES
+    return 0
 
 
 # ---- editors ----------------------------------------------------------------------------------------
@@ -308,10 +320,11 @@ async def presence(args: argparse.Namespace) -> None:
             task.cancel()
         await close_all(crowd)
     async with daemon(args.keep) as d:
-        rss_before = d.rss()
+        rss_before, tcp_before = d.rss(), tcp_memory()
         async with peak_rss(d) as peak:
             silent = await in_batches(args.editors, 25, lambda: join(d.url, d.project_id, read=False))
             await asyncio.sleep(2.0)
+            tcp_growth = (tcp_memory() - tcp_before) / MiB
         await close_all(silent)
     print(f"\npresence: {args.editors} editors joining one project ({took:.1f} s to join)")
     print(
@@ -319,6 +332,7 @@ async def presence(args: argparse.Namespace) -> None:
     )
     growth = (peak[0] - rss_before) / MiB
     print(f"  daemon RSS growth with {args.editors} editors that read nothing: {growth:.0f} MiB (peak)")
+    print(f"  TCP buffer memory growth meanwhile (kernel, machine-wide): {tcp_growth:.0f} MiB")
 
 
 async def run(args: argparse.Namespace) -> int:
