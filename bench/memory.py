@@ -7,7 +7,7 @@ mode, a fresh state directory outside the repository, default settings):
   hello and then reads nothing, and 3 editors sending R patches per second each (a scene heading set
   to the send time). Measured: the snapshots the daemon built for the slow editor (its "is not
   reading" log lines), the daemon's CPU, the latency from send to arrival at the *other* reading
-  editors (p50/p99), and the daemon's RSS growth. Each edit also sets the scene's body (5,000
+  editors (p50/p99), and the daemon's RSS growth. Each edit also sets the scene's body (20,000
   characters): enough for the socket buffers of the slow editor to fill within the run.
 * ``history``: 2 editors sending scene bodies of 100,000 emoji (400 kB of UTF-8 each) as fast as
   the daemon acknowledges them (4 unacknowledged at most), for D seconds. Measured: the daemon's RSS
@@ -349,7 +349,9 @@ def main() -> int:
         "--only", action="append", choices=["slow", "history", "presence"], help="run only these"
     )
     parser.add_argument("--rate", type=float, default=100.0, help="slow: edits/s of each of 3 editors (100)")
-    parser.add_argument("--edit-bytes", type=int, default=5000, help="slow: body characters per edit (5000)")
+    parser.add_argument(
+        "--edit-bytes", type=int, default=20_000, help="slow: body characters per edit (20,000)"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="slow, history: seconds of load (10)")
     parser.add_argument("--editors", type=int, default=300, help="presence: editors joining (300)")
     parser.add_argument("--keep", action="store_true", help="keep the state directories and daemon logs")
