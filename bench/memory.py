@@ -3,19 +3,19 @@
 Three short scenarios, each against its own daemon (``python -m syncd run`` in the embedded local
 mode, a fresh state directory outside the repository, default settings):
 
-* ``slow``: a project of about 4.5 MB (45 scenes with 100,000-character bodies), one editor that says
-  hello and then reads nothing, and 3 editors sending R patches per second each (a scene heading set
-  to the send time). Measured: the snapshots the daemon built for the slow editor (its "is not
-  reading" log lines), the daemon's CPU, the latency from send to arrival at the *other* reading
-  editors (p50/p99), and the daemon's RSS growth. Each edit also sets the scene's body (20,000
-  characters): enough for the socket buffers of the slow editor to fill within the run.
+* ``slow``: a project of about 4.5 MB (45 scenes with 100,000-character bodies), one editor that
+  says hello and then reads nothing (its socket's receive buffer set to 64 KiB, as on a slow link),
+  and 3 editors sending R patches per second each, each setting a scene's heading to the send time
+  and its body to 20,000 characters. Measured: the snapshots queued for the slow editor (its "is
+  not reading" log lines), the daemon's CPU, the latency from send to arrival at the *other*
+  reading editors (p50/p99), and the daemon's RSS growth.
 * ``history``: 2 editors sending scene bodies of 100,000 emoji (400 kB of UTF-8 each) as fast as
   the daemon acknowledges them (4 unacknowledged at most), for D seconds. Measured: the daemon's RSS
   growth (its peak, sampled every 0.1 s).
 * ``presence``: N editors joining one project (25 at a time) and reading everything: the ``presence``
-  bytes they receive in total; then N editors joining without reading: the daemon's RSS growth and
-  the kernel's TCP buffer memory growth (what the daemon wrote that nobody read; machine-wide, from
-  ``/proc/net/sockstat``).
+  bytes they receive in total; then N editors joining without reading (64 KiB receive buffers): the
+  daemon's RSS growth, and the kernel's TCP buffer memory growth (what the daemon wrote that nobody
+  read; machine-wide, from ``/proc/net/sockstat``).
 
 The load generator shares the machine with the daemon. Run from the repository root::
 
@@ -32,6 +32,7 @@ import json
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -40,6 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from common import percentile
 from fanout import PAGE_BYTES, cpu_seconds, create_projects, rss_bytes, start_daemon
@@ -49,6 +51,8 @@ from websockets.exceptions import ConnectionClosed
 SCENES = 45
 BODY_CHARS = 100_000
 MiB = 2**20
+SLOW_RCVBUF = 64 * 1024
+"""The receive buffer of an editor that reads nothing."""
 
 
 # ---- the daemon -------------------------------------------------------------------------------------
@@ -144,8 +148,21 @@ class Editor:
 
 
 async def join(url: str, project_id: str, *, read: bool = True) -> Editor:
-    """Connect and say hello; with ``read``, read up to the snapshot, else read nothing at all."""
-    ws = await connect(url, compression=None, max_size=None, open_timeout=60, max_queue=None if read else 1)
+    """Connect and say hello; with ``read``, read up to the snapshot, else read nothing at all.
+
+    An editor that does not read gets a small receive buffer, as a slow link has: left to grow, the
+    kernel's buffer on the loopback takes tens of MB before the daemon notices anything.
+    """
+    sock = None
+    if not read:
+        address = urlsplit(url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (address.hostname, address.port))
+    ws = await connect(
+        url, sock=sock, compression=None, max_size=None, open_timeout=60, max_queue=None if read else 1
+    )
     editor = Editor(ws, str(uuid.uuid4()))
     hello = {"type": "hello", "protocol": 1, "project_id": project_id, "client_id": editor.client_id}
     await ws.send(json.dumps({**hello, "token": None, "resume": None}))
