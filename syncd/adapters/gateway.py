@@ -87,10 +87,6 @@ _RESEND = _Reply()
 """Where a snapshot queued by :meth:`EditorConnection.resend_later` is built and written."""
 
 
-def _nothing() -> None:
-    return None
-
-
 @dataclass(eq=False)
 class EditorConnection:
     """One editor's socket and its send queue.
@@ -126,7 +122,8 @@ class EditorConnection:
 
         Returns:
             False when the queue overflowed: its frames were dropped, except replies, and the caller
-            must queue a fresh snapshot.
+            must queue a snapshot (:meth:`resend_later`). True while one is pending: it stands for
+            ``data``, which is not queued.
         """
         if self._closing is not None or self._resend is not None:
             return True  # a snapshot still to be built stands for it
@@ -226,7 +223,8 @@ class EditorConnection:
                     data = self._queue.popleft()
                     self._queued_bytes -= len(data)
                     if data is _RESEND:
-                        built, self._resend = (self._resend or _nothing)(), None
+                        build, self._resend = self._resend, None
+                        built = None if build is None else build()
                         if built is None:
                             continue
                         data = built
