@@ -114,6 +114,9 @@ class GatewaySettings(_Section):
     # The frame's own object is level 1; the JSON decoder recurses per level, hence the ceiling.
     max_json_depth: int = Field(default=32, ge=4, le=256)
     public_url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
+    # A slow editor's snapshots: past this many bytes within resend_window it is closed with 1008.
+    resend_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    resend_window: PositiveSeconds = 60.0
 
 
 class AuthSettings(_Section):
@@ -147,6 +150,9 @@ class EngineSettings(_Section):
     """Live state kept per project."""
 
     history_size: int = Field(default=10_000, ge=0)
+    history_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    presence_interval: float = Field(default=0.5, ge=0)
+    presence_limit: int = Field(default=100, ge=1)
 
 
 class WriterSettings(_Section):

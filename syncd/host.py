@@ -25,6 +25,7 @@ from syncd.config import SyncdSettings
 from syncd.core import effects as fx
 from syncd.core.backoff import Backoff
 from syncd.core.batch import WriteBatch
+from syncd.core.budget import ByteBudget
 from syncd.core.engine import SyncEngine
 from syncd.core.ids import ANONYMOUS, ClientId, ConnId, ProjectId, RowId, UserId
 from syncd.core.inputs import (
@@ -54,7 +55,7 @@ from syncd.records import Records
 from syncd.registry import EditorRegistry
 from syncd.service import ServiceSessions, is_service
 from syncd.sides import SideRows
-from syncd.wire import CLOSE_NOT_FOUND, ChangeOp
+from syncd.wire import CLOSE_NOT_FOUND, CLOSE_NOT_READING, ChangeOp
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,18 @@ class ProjectHost:
             quiet=s.debounce.quiet,
             max_wait=s.debounce.max_wait,
             history_size=s.engine.history_size,
+            history_bytes=s.engine.history_bytes,
+            presence_interval=s.engine.presence_interval,
+            presence_limit=s.engine.presence_limit,
             retry_initial_delay=s.writer.retry_initial_delay,
             retry_max_delay=s.writer.retry_max_delay,
         )
-        self.editors = EditorRegistry(self.overflowed, self._close_if_idle, s.daemon.project_idle_timeout)
+        self.editors = EditorRegistry(
+            self.overflowed,
+            self._close_if_idle,
+            s.daemon.project_idle_timeout,
+            ByteBudget.factory(s.gateway.resend_bytes, s.gateway.resend_window),
+        )
         self.bus: Any = None  # the MqttBridge while MQTT is configured and entered
         self._epochs: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -223,10 +232,27 @@ class ProjectHost:
         self._dispatch()
 
     def overflowed(self, conn: EditorConnection) -> None:
-        """Replace a slow editor's dropped backlog with a fresh snapshot."""
+        """Replace a slow editor's dropped backlog with a snapshot, built when its writer gets to it."""
+        conn.resend_later(lambda: self._resend(conn))
+
+    def _resend(self, conn: EditorConnection) -> bytes | None:
+        """The snapshot a slow editor is due, or None (and the connection closed) past its byte budget."""
+        if self.editors.get(conn.conn_id) is not conn:
+            return None  # gone meanwhile
         snapshot = self.engine.snapshot_for(ConnId(conn.conn_id))
-        if snapshot is not None:
-            conn.send_now(outbound.snapshot(snapshot, self.sides.lists(snapshot.project_id)))
+        if snapshot is None:
+            return None
+        data = outbound.snapshot(snapshot, self.sides.lists(snapshot.project_id))
+        if self.editors.may_resend(conn.conn_id, len(data), self._now()):
+            return data
+        g = self._settings.gateway
+        conn.log.warning(
+            "editor reads too slowly: over %d bytes of snapshots in %g s; closing",
+            g.resend_bytes,
+            g.resend_window,
+        )
+        conn.close(CLOSE_NOT_READING, "not reading")
+        return None
 
     # -- the backend's change feed -----------------------------------------------------------------------
 
@@ -361,8 +387,14 @@ class ProjectHost:
                     self.editors.reply_all(project_id, outbound.error(code, message, mid))
                 else:
                     self.editors.reply(conn, outbound.error(code, message, mid))
-            case fx.Presence(project_id, editors):
-                self.editors.reply_all(project_id, outbound.presence(self._people(editors)))
+            case fx.Presence(project_id, editors, count, conn):
+                people = self._people(editors)
+                hidden = len(editors) - len(people)  # the service session is nobody's editor
+                listed = outbound.presence(people, None if count is None else count - hidden)
+                if conn is None:
+                    self.editors.reply_all(project_id, listed)
+                else:
+                    self.editors.reply(conn, listed)
             case fx.LoadProject(project_id):
                 self._spawn(self._load(project_id), f"syncd.load.{project_id}")
             case fx.RequestReread(project_id, token):

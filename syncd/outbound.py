@@ -89,10 +89,15 @@ def saved(seq: int) -> dict[str, Any]:
     return {"type": "saved", "seq": seq, "at": now_iso()}
 
 
-def presence(editors: Iterable[PresenceEditor]) -> bytes:
-    """Who is in the project now; an anonymous editor's ``user_id`` is null."""
+def presence(editors: Iterable[PresenceEditor], count: int | None = None) -> bytes:
+    """Who is in the project now; an anonymous editor's ``user_id`` is null.
+
+    Args:
+        editors: the editors listed, in the order they arrived.
+        count: how many editors there are, when ``editors`` lists only the first of them.
+    """
     listed = [{"client_id": e.client_id, "user_id": e.user_id or None} for e in editors]
-    return encode({"type": "presence", "editors": listed})
+    return encode({"type": "presence", "editors": listed, "count": len(listed) if count is None else count})
 
 
 def event(topic: str, data: Any) -> bytes:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from syncd.adapters.gateway import EditorConnection, fan_out
+from syncd.core.budget import ByteBudget
 
 
 class EditorRegistry:
@@ -20,6 +21,7 @@ class EditorRegistry:
         on_overflow: called with a connection whose backlog was dropped; it must queue a snapshot.
         on_idle: called with a project that has had no editor for ``idle_timeout`` seconds.
         idle_timeout: seconds a project stays open after its last editor left.
+        resend_budget: makes the budget of snapshot bytes one connection may be resent.
     """
 
     def __init__(
@@ -27,10 +29,13 @@ class EditorRegistry:
         on_overflow: Callable[[EditorConnection], None],
         on_idle: Callable[[str], None],
         idle_timeout: float,
+        resend_budget: Callable[[], ByteBudget],
     ) -> None:
         self._on_overflow = on_overflow
         self._on_idle = on_idle
         self._idle_timeout = idle_timeout
+        self._resend_budget = resend_budget
+        self._resends: dict[str, ByteBudget] = {}
         self._conns: dict[str, EditorConnection] = {}
         self._joined: dict[str, dict[str, EditorConnection]] = {}
         self._live: dict[str, dict[str, EditorConnection]] = {}
@@ -58,6 +63,7 @@ class EditorRegistry:
     def leave(self, conn: EditorConnection) -> None:
         """Forget a connection; a project left with no editor starts its idle timer."""
         self._conns.pop(conn.conn_id, None)
+        self._resends.pop(conn.conn_id, None)
         project_id = conn.project_id or ""
         members = self._joined.get(project_id)
         if members is not None:
@@ -67,6 +73,13 @@ class EditorRegistry:
             self._joined.pop(project_id, None)
             self._live.pop(project_id, None)
             self.start_idle(project_id)
+
+    def may_resend(self, conn_id: str, size: int, now: float) -> bool:
+        """Whether a snapshot of ``size`` bytes fits the connection's resend budget; if so it is spent."""
+        budget = self._resends.get(conn_id)
+        if budget is None:
+            budget = self._resends[conn_id] = self._resend_budget()
+        return budget.spend(size, now)
 
     def has_editors(self, project_id: str) -> bool:
         """Whether any connection is joined to the project."""

@@ -9,8 +9,9 @@ wrapped in one WebSocket frame once, and written to every connection that should
 
 Each connection has its own bounded send queue and one task that writes it out, so a slow editor
 only ever delays itself: when its queue passes the bound (frames or bytes), the backlog is dropped
-and the daemon queues a fresh ``snapshot`` in its place. The snapshot replaces changes, not answers:
-frames queued with :meth:`EditorConnection.reply` (acks, errors, pongs, the welcome, presence) stay.
+and the daemon queues a ``snapshot`` in its place, built when the writer gets to it. The snapshot
+replaces changes, not answers: frames queued with :meth:`EditorConnection.reply` (acks, errors,
+pongs, the welcome, presence) stay.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ class _Reply(bytes):
     __slots__ = ()
 
 
+_RESEND = _Reply()
+"""Where a snapshot queued by :meth:`EditorConnection.resend_later` is built and written."""
+
+
 @dataclass(eq=False)
 class EditorConnection:
     """One editor's socket and its send queue.
@@ -130,6 +135,7 @@ class EditorConnection:
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: tuple[int, str] | None = None
     _writing: bool = False
+    _resend: Callable[[], bytes | None] | None = None
     overflows: int = 0
 
     def __post_init__(self) -> None:
@@ -140,10 +146,11 @@ class EditorConnection:
 
         Returns:
             False when the queue overflowed: its frames were dropped, except replies, and the caller
-            must queue a fresh snapshot.
+            must queue a snapshot (:meth:`resend_later`). True while one is pending: it stands for
+            ``data``, which is not queued.
         """
-        if self._closing is not None:
-            return True
+        if self._closing is not None or self._resend is not None:
+            return True  # a snapshot still to be built stands for it
         if self.writable_now():
             self.transport.write(text_frame(data))
             return True
@@ -207,6 +214,18 @@ class EditorConnection:
         self._queued_bytes += len(data)
         self._wakeup.set()
 
+    def resend_later(self, build: Callable[[], bytes | None]) -> None:
+        """Queue a snapshot that ``build`` makes when the writer gets to it (None: nothing to send).
+
+        Built then, it is current when written. Until then it stands for every frame that a snapshot
+        replaces, so those are not queued, and a second call does nothing: an editor that does not
+        read costs one pending snapshot, not one per change.
+        """
+        if self._closing is None and self._resend is None:
+            self._resend = build
+            self._queue.append(_RESEND)
+            self._wakeup.set()
+
     def close(self, code: int, reason: str) -> None:
         """Close once what is queued now has been written."""
         if self._closing is None:
@@ -228,6 +247,12 @@ class EditorConnection:
                 while self._queue:
                     data = self._queue.popleft()
                     self._queued_bytes -= len(data)
+                    if data is _RESEND:
+                        build, self._resend = self._resend, None
+                        built = None if build is None else build()
+                        if built is None:
+                            continue
+                        data = built
                     await self.ws.send_frame(data, WSMsgType.TEXT)
                 self._writing = False
                 if self._closing is not None:

@@ -132,6 +132,11 @@ class EditorClient(Connection):
         return self.protocol.editors
 
     @property
+    def editor_count(self) -> int:
+        """How many editors the last ``presence`` frame counted (:attr:`editors` may list only the first)."""
+        return self.protocol.editor_count
+
+    @property
     def resyncs(self) -> int:
         """How many times a gap or a diverged view made the client connect again by itself."""
         return self.protocol.resyncs

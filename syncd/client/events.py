@@ -132,6 +132,8 @@ class PresenceChanged:
 
     kind: ClassVar[str] = "presence_changed"
     editors: tuple[dict[str, Any], ...]
+    count: int
+    """How many editors have it open; ``editors`` lists the first of them when there are many."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,8 @@ class ClientProtocol:
         """Highest seq of an ack received in the current epoch."""
         self.session: str | None = None
         self.editors: list[Frame] = []
+        self.editor_count = 0
+        """How many editors the last ``presence`` counted (``editors`` may list only the first)."""
         self.resyncs = 0
         """How many times a gap or a diverged view made the client leave a live connection."""
         self.phase: Phase = "idle"
@@ -360,8 +362,10 @@ class ClientProtocol:
                 self.saved_seq = max(self.saved_seq, saved.seq)
                 self._events.append(saved)
             case "presence":
-                self.editors = get(frame, "editors", list)
-                self._events.append(PresenceChanged(tuple(self.editors)))
+                editors, count = get(frame, "editors", list), get_optional_int(frame, "count")
+                # A presence lists at most the server's limit; ``count`` (newer servers) says how many.
+                self.editors, self.editor_count = editors, len(editors) if count is None else count
+                self._events.append(PresenceChanged(tuple(editors), self.editor_count))
             case "event":
                 self._events.append(Noticed(get(frame, "topic", str), frame.get("data")))
             case "pong":

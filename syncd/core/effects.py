@@ -164,10 +164,19 @@ class PresenceEditor:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """Who has the project open, in the order they arrived; for every editor of the project."""
+    """Who has the project open, in the order they arrived.
+
+    Attributes:
+        project_id: the project.
+        editors: the editors, or the first of them when there are more than a presence lists.
+        count: how many editors there are when ``editors`` lists only the first (None: it lists all).
+        conn: the connection to tell; None means every editor of the project.
+    """
 
     project_id: ProjectId
     editors: tuple[PresenceEditor, ...]
+    count: int | None = None
+    conn: ConnId | None = None
 
 
 @dataclass(frozen=True, slots=True)

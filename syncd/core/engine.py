@@ -47,6 +47,7 @@ from syncd.core.inputs import (
     WriteResult,
 )
 from syncd.core.journal import JournalEntry
+from syncd.core.presence import PresenceGate
 from syncd.core.project import InFlight, ProjectState, Session
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
 
@@ -93,7 +94,9 @@ class SyncEngine:
     Args:
         quiet: seconds of quiet after a project's last edit before it is saved.
         max_wait: seconds after a project's first unsaved edit by which it is saved anyway.
-        history_size: how many changes per project a reconnecting editor can catch up on.
+        history_size, history_bytes: how many changes, and bytes of them, per project a reconnecting
+            editor can catch up on (see `History`).
+        presence_interval, presence_limit: see `PresenceGate` (an interval of 0: one per join or leave).
         retry_initial_delay: seconds before the first retry of a failed write (before jitter).
         retry_max_delay: the cap of retry delays in seconds; also the delay after a rejected write.
         jitter: returns a number in ``[0, 1)``; scales each retry delay into ``[1/2, 1)`` of itself.
@@ -108,12 +111,17 @@ class SyncEngine:
         quiet: float = 1.5,
         max_wait: float = 5.0,
         history_size: int = 10_000,
+        history_bytes: int = 4 * 1024 * 1024,
+        presence_interval: float = 0.0,
+        presence_limit: int = 100,
         retry_initial_delay: float = 0.5,
         retry_max_delay: float = 30.0,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         Backoff(retry_initial_delay, retry_max_delay, jitter).next_delay()  # checks the parameters now
         self._history_size = history_size
+        self._history_bytes = history_bytes
+        self._presence = PresenceGate(presence_interval, presence_limit)
         self._retry_initial_delay = retry_initial_delay
         self._retry_max_delay = retry_max_delay
         self._jitter = jitter
@@ -137,14 +145,13 @@ class SyncEngine:
 
     def next_deadline(self) -> float | None:
         """When `handle_timer` must be called next (None: no timer needed)."""
-        deadline = self._debouncer.next_deadline()
-        if self._retries:
-            retry = min(self._retries.values())
-            deadline = retry if deadline is None else min(deadline, retry)
-        return deadline
+        retry = min(self._retries.values(), default=None)
+        due = (self._debouncer.next_deadline(), retry, self._presence.next_deadline())
+        return min((at for at in due if at is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
-        """Send the write batches that are due: debounced flushes and retries."""
+        """Send the write batches that are due (debounced flushes and retries) and delayed presence."""
+        self._presence.fire(self._projects, now)
         for project_id, at in list(self._retries.items()):
             if at <= now:
                 del self._retries[project_id]
@@ -162,7 +169,7 @@ class SyncEngine:
             project_id,
             epoch,
             self._effects,
-            History(self._history_size),
+            History(self._history_size, self._history_bytes),
             Backoff(self._retry_initial_delay, self._retry_max_delay, self._jitter),
         )
         project.restored = self._restored.pop(project_id, [])
@@ -195,6 +202,8 @@ class SyncEngine:
         waiting, project.waiting = project.waiting, {}
         for session in waiting.values():
             project.welcome(session)
+        if waiting:
+            self._presence.announce(project, now)
 
     def restore(self, entries: Sequence[JournalEntry]) -> None:
         """Replay journal entries (in journal order) as pending edits of their projects.
@@ -256,6 +265,7 @@ class SyncEngine:
     def _drop(self, project: ProjectState) -> None:
         del self._projects[project.project_id]
         self._debouncer.discard(project.project_id)
+        self._presence.discard(project.project_id)
         self._retries.pop(project.project_id, None)
 
     def _forget(self, project: ProjectState) -> None:
@@ -309,6 +319,7 @@ class SyncEngine:
         self._sessions[conn] = session
         if project.loaded:
             project.welcome(session)
+            self._presence.announce(project, now, newcomer=conn)
         else:
             project.waiting[conn] = session
 
@@ -330,7 +341,7 @@ class SyncEngine:
         project = self._projects[session.project_id]
         project.waiting.pop(conn, None)
         if project.editors.pop(conn, None) is not None:
-            project.announce()
+            self._presence.announce(project, now)
 
     def snapshot_for(self, conn: ConnId) -> Snapshot | None:
         """A fresh snapshot for a welcomed connection (None while its project loads, or once taken over)."""
@@ -338,12 +349,6 @@ class SyncEngine:
             return None
         project = self._project_of(conn)
         return project.snapshot(conn) if conn in project.editors else None
-
-    def resend_snapshot(self, conn: ConnId) -> None:
-        """Queue a fresh ``Snapshot`` for a connection whose backlog was dropped."""
-        snapshot = self.snapshot_for(conn)
-        if snapshot is not None:
-            self._effects.append(snapshot)
 
     def _project_of(self, conn: ConnId) -> ProjectState:
         session = self._sessions.get(conn)

@@ -5,18 +5,41 @@ from itertools import islice
 
 from syncd.core.effects import Change
 from syncd.core.ids import ClientId
+from syncd.core.values import Row, row_size
+
+CHANGE_OVERHEAD = 160
+"""Bytes a change frame takes besides its row or values (type, seq, table, ids, origin, mid)."""
+
+
+def change_size(change: Change) -> int:
+    """About how many bytes the change's frame takes (see `syncd.core.values.encoded_size`)."""
+    values: Row | None = change.row if change.row is not None else change.set
+    return CHANGE_OVERHEAD + (0 if values is None else row_size(values))
 
 
 class History:
-    """The most recent changes of one epoch, in seq order.
+    """The most recent changes of one epoch, in seq order, within a count and a byte budget.
+
+    The oldest changes go first when either is passed; a single change larger than the byte budget
+    is not kept at all, so resuming from before it takes a snapshot.
 
     Args:
         size: how many changes to keep.
+        max_bytes: how many bytes of changes to keep, as `change_size` counts them.
     """
 
-    def __init__(self, size: int) -> None:
-        self._changes: deque[Change] = deque(maxlen=size)
+    def __init__(self, size: int, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self._changes: deque[Change] = deque()
+        self._sizes: deque[int] = deque()
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._seq = 0
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the changes kept, as `change_size` counts them."""
+        return self._bytes
 
     @property
     def seq(self) -> int:
@@ -32,7 +55,13 @@ class History:
         if change.seq != self._seq + 1:
             raise ValueError(f"change seq {change.seq} does not follow {self._seq}")
         self._seq = change.seq
+        size = change_size(change)
         self._changes.append(change)
+        self._sizes.append(size)
+        self._bytes += size
+        while self._changes and (len(self._changes) > self._size or self._bytes > self._max_bytes):
+            self._changes.popleft()
+            self._bytes -= self._sizes.popleft()
 
     def ack_seq(self, client_id: ClientId, mid: int) -> int | None:
         """The seq of the last kept change made by this mutation, if any (for re-acknowledgements)."""

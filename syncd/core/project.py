@@ -16,6 +16,7 @@ field. A remote delete drops the pending edits of its row and tells their author
 """
 
 from dataclasses import dataclass, field
+from math import inf
 from typing import assert_never
 
 from syncd.core.backoff import Backoff
@@ -27,8 +28,6 @@ from syncd.core.effects import (
     Change,
     Effect,
     Error,
-    Presence,
-    PresenceEditor,
     RemoveJournal,
     RequestReread,
     Saved,
@@ -114,6 +113,7 @@ class ProjectState:
         history: its recent changes; ``history.seq`` is the current seq.
         backoff: retry delays of its write batches.
         owners: the user each client id is bound to while the project is open (the first to use it).
+        presence_sent: when the last ``Presence`` to every editor went out (-inf before the first).
     """
 
     project_id: ProjectId
@@ -141,6 +141,7 @@ class ProjectState:
     rereads: set[int] = field(default_factory=set)
     reread_on_load: bool = False
     flush_wanted: bool = False
+    presence_sent: float = -inf
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class ProjectState:
     # -- editors ------------------------------------------------------------------------------------
 
     def welcome(self, session: Session) -> None:
-        """Let a connection in: welcome, then its missed changes or a snapshot, then presence."""
+        """Let a connection in: welcome, then its missed changes or a snapshot (the engine adds presence)."""
         self.out.append(Welcome(session.conn, self.project_id, self.epoch, self.seq))
         missed = None
         if session.resume is not None and session.resume[0] == self.epoch:
@@ -200,12 +201,6 @@ class ProjectState:
         else:
             self.out.append(CatchUp(session.conn, self.project_id, missed))
         self.editors[session.conn] = session
-        self.announce()
-
-    def announce(self) -> None:
-        """Tell the editors who is here."""
-        editors = tuple(PresenceEditor(s.client_id, s.user_id) for s in self.editors.values())
-        self.out.append(Presence(self.project_id, editors))
 
     def _conflict(self, key: Key, authors: set[MutationId]) -> None:
         """Tell the authors of dropped edits of a deleted row, once per client (its latest mid)."""

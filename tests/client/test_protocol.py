@@ -67,9 +67,10 @@ def test_a_mutation_json_cannot_carry_uses_no_mid() -> None:
 def test_events_have_a_json_form() -> None:
     """as_json names the event's kind and turns tuples into lists."""
     assert as_json(Acknowledged(3, 9)) == {"type": "acknowledged", "mid": 3, "seq": 9}
-    assert as_json(PresenceChanged(({"client_id": "c"},))) == {
+    assert as_json(PresenceChanged(({"client_id": "c"},), 1)) == {
         "type": "presence_changed",
         "editors": [{"client_id": "c"}],
+        "count": 1,
     }
 
 

@@ -202,26 +202,26 @@ def test_close_project_waits_for_waiting_connections_and_restored_edits() -> Non
     assert not sync.close_project(Q)
 
 
-def test_snapshot_for_and_resend() -> None:
+def test_snapshot_for_a_connection() -> None:
     """A connection whose backlog was dropped gets a fresh snapshot; unknown connections are a caller bug."""
     sync = loaded()
     send(sync, Patch(1, "scenes", S2, {"heading": "new"}))
-    sync.resend_snapshot(CONN_A)
-    snapshot = only(sync.take_effects(), Snapshot)
-    assert snapshot.seq == 1
+    snapshot = sync.snapshot_for(CONN_A)
+    assert snapshot is not None
+    assert (snapshot.conn, snapshot.seq) == (CONN_A, 1)
     assert snapshot.scenes[1]["heading"] == "new"
+    assert sync.take_effects() == []
     with pytest.raises(ValueError, match="not attached"):
-        sync.resend_snapshot(ConnId("nobody"))
+        sync.snapshot_for(ConnId("nobody"))
 
 
-def test_resend_snapshot_while_loading_waits() -> None:
+def test_no_snapshot_for_a_connection_while_loading() -> None:
     """A connection still waiting for its project's load gets its snapshot with the welcome instead."""
     sync = engine()
     sync.open_project(P, EPOCH, 0.0)
     sync.attach(CONN_A, A, USER, P, None, 0.0)
     sync.take_effects()
-    sync.resend_snapshot(CONN_A)
-    assert sync.take_effects() == []
+    assert sync.snapshot_for(CONN_A) is None
 
 
 # -- resume --------------------------------------------------------------------------------------------
@@ -269,6 +269,75 @@ def test_resume_older_than_history_gets_a_snapshot() -> None:
     assert only(sync.take_effects(), Snapshot).seq == 4
     sync.attach(ConnId("conn-c"), ClientId("c"), USER, P, (EPOCH, 2), 0.0)
     assert [c.seq for c in only(sync.take_effects(), CatchUp).changes] == [3, 4]
+
+
+def test_resume_past_the_history_byte_budget_gets_a_snapshot() -> None:
+    """Large edits keep the history within its bytes: a resume from before what is kept gets a snapshot."""
+    sync = loaded(history_bytes=20_000)
+    for mid in range(1, 11):
+        send(sync, Patch(mid, "scenes", S1, {"body": "😀" * 2000}))  # about 8 kB each
+    sync.attach(CONN_B, B, USER, P, (EPOCH, 5), 0.0)
+    assert only(sync.take_effects(), Snapshot).seq == 10
+    sync.attach(ConnId("conn-c"), ClientId("c"), USER, P, (EPOCH, 8), 0.0)
+    assert [c.seq for c in only(sync.take_effects(), CatchUp).changes] == [9, 10]
+
+
+# -- presence ------------------------------------------------------------------------------------------
+
+CONN_C, CONN_D = ConnId("conn-c"), ConnId("conn-d")
+C, D = ClientId("client-c"), ClientId("client-d")
+
+
+def test_presence_to_everyone_is_sent_at_most_once_per_interval() -> None:
+    """Joins and leaves within the interval make one presence at its end; a newcomer gets its own at once."""
+    sync = loaded(presence_interval=0.5)  # A joined at 0.0: that presence went out then
+    assert sync.next_deadline() is None
+    sync.attach(CONN_B, B, USER, P, None, 0.1)
+    effects = sync.take_effects()
+    assert [type(e) for e in effects] == [Welcome, Snapshot, Presence]
+    assert effects[2] == Presence(P, (PresenceEditor(A, USER), PresenceEditor(B, USER)), None, CONN_B)
+    assert sync.next_deadline() == 0.5
+    sync.attach(CONN_C, C, USER, P, None, 0.2)
+    assert only(sync.take_effects(), Presence).conn == CONN_C
+    sync.detach(CONN_A, 0.3)
+    assert sync.take_effects() == []
+    sync.handle_timer(0.49)
+    assert sync.take_effects() == []
+    sync.handle_timer(0.5)
+    assert sync.take_effects() == [Presence(P, (PresenceEditor(B, USER), PresenceEditor(C, USER)))]
+    assert sync.next_deadline() is None
+    sync.detach(CONN_B, 0.7)  # within the interval of the last one: waits until 1.0
+    assert sync.take_effects() == []
+    assert sync.next_deadline() == 1.0
+    sync.handle_timer(1.0)
+    assert sync.take_effects() == [Presence(P, (PresenceEditor(C, USER),))]
+    sync.detach(CONN_C, 2.0)  # long after: at once
+    assert sync.take_effects() == [Presence(P, ())]
+    assert sync.next_deadline() is None
+
+
+def test_presence_lists_the_first_editors_and_counts_all() -> None:
+    """Past the limit a presence lists the first editors to arrive and says how many there are."""
+    sync = loaded(conns=((CONN_A, A), (CONN_B, B), (CONN_C, C)), presence_limit=2)
+    sync.attach(CONN_D, D, USER, P, None, 1.0)
+    presence = only(sync.take_effects(), Presence)
+    assert presence == Presence(P, (PresenceEditor(A, USER), PresenceEditor(B, USER)), 4)
+    sync.detach(CONN_A, 2.0)
+    sync.detach(CONN_B, 2.0)
+    assert of_type(sync.take_effects(), Presence)[-1] == Presence(
+        P, (PresenceEditor(C, USER), PresenceEditor(D, USER))
+    )
+
+
+def test_a_closed_project_forgets_its_delayed_presence() -> None:
+    """A presence still waiting when the project closes is dropped with it, and its timer too."""
+    sync = loaded(presence_interval=0.5)
+    sync.detach(CONN_A, 0.1)
+    assert sync.next_deadline() == 0.5
+    assert sync.close_project(P)
+    assert sync.next_deadline() is None
+    sync.handle_timer(1.0)
+    assert sync.take_effects() == []
 
 
 # -- mutations -----------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """History: exactly the missed changes, or None."""
 
+import json
+
 import pytest
 
 from syncd.core.effects import Change
-from syncd.core.history import History
+from syncd.core.history import CHANGE_OVERHEAD, History, change_size
 from syncd.core.ids import ClientId, ProjectId, RowId
+from syncd.core.values import JsonValue
 
 
 def change(seq: int) -> Change:
@@ -52,3 +55,52 @@ def test_ack_seq_is_the_last_change_of_the_mutation() -> None:
     assert history.ack_seq(b, 2) == 4
     assert history.ack_seq(a, 1) is None  # fell out of the history
     assert history.ack_seq(b, 9) is None
+
+
+def update(seq: int, body: str) -> Change:
+    return Change(
+        ProjectId("p"), seq, "scenes", "update", RowId("s"), None, {"body": body}, "editor", None, None
+    )
+
+
+def test_the_byte_budget_evicts_the_oldest_changes() -> None:
+    """Large changes push the oldest out long before the count is reached; what is kept stays in budget."""
+    size = change_size(update(1, "😀" * 1000))
+    assert size == CHANGE_OVERHEAD + len('{"body":""},') + 4000  # 4 UTF-8 bytes a character
+    history = History(10_000, max_bytes=3 * size)
+    for seq in range(1, 11):
+        history.append(update(seq, "😀" * 1000))
+        assert history.kept_bytes <= 3 * size
+    assert history.kept_bytes == 3 * size
+    assert [c.seq for c in history.since(7) or ()] == [8, 9, 10]
+    assert history.since(6) is None
+
+
+def test_a_change_larger_than_the_budget_is_not_kept() -> None:
+    """A change over the whole budget empties the history: only the current seq resumes without a snapshot."""
+    history = History(10, max_bytes=1000)
+    history.append(update(1, "small"))
+    history.append(update(2, "x" * 2000))
+    assert history.kept_bytes == 0
+    assert history.since(2) == ()
+    assert history.since(1) is None
+    history.append(update(3, "small"))
+    assert [c.seq for c in history.since(2) or ()] == [3]
+
+
+def test_change_size_counts_the_row_of_an_insert_and_nothing_for_a_delete() -> None:
+    """An insert counts its row, an update its values, a delete only the frame's fixed part."""
+    row: dict[str, JsonValue] = {
+        "id": "s",
+        "n": 1,
+        "f": 1.5,
+        "ok": True,
+        "none": None,
+        "list": [1, "é"],
+        "obj": {"k": "v"},
+    }
+    insert = Change(ProjectId("p"), 1, "scenes", "insert", RowId("s"), row, None, "db", None, None)
+    encoded = len(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode())
+    # An estimate: never below the encoded size (numbers count 8 bytes, separators one each).
+    assert encoded <= change_size(insert) - CHANGE_OVERHEAD <= encoded + 8 * len(row)
+    assert change_size(change(1)) == CHANGE_OVERHEAD

@@ -27,6 +27,8 @@ SLOW_ENV = {
     "SYNCD_GATEWAY__SEND_QUEUE_BYTES": str(QUEUE_BYTES),
     "SYNCD_GATEWAY__MUTATION_RATE": "100000",
     "SYNCD_GATEWAY__MUTATION_BURST": "100000",
+    # The whole replay stays in the history, so a resume gets changes, not a snapshot at once.
+    "SYNCD_ENGINE__HISTORY_BYTES": str(64 * 1024 * 1024),
 }
 
 
@@ -72,13 +74,21 @@ async def test_a_slow_editor_does_not_hold_up_the_others_and_catches_up_from_a_s
                     return
             raise AssertionError(f"{MAX_EDITS} edits of {EDIT_BYTES} bytes did not overflow the slow editor")
 
+        async def edit_more(count: int) -> None:
+            """Edit ``count`` more times; the slow editor's pending snapshot stands for all of it."""
+            for i in range(count):
+                body = f"{len(mids):06d} " + "y" * EDIT_BYTES
+                mids.append(author.send_patch("scenes", scenes[i % len(scenes)], {"body": body}))
+                if len(mids) > 4:
+                    await author.wait_ack(mids[-5])
+
         await edit_until(1)
         # The slow editor edits too. Its ack is queued once its edit is in the outbox, which is before the
         # author's next edit is (the outbox commits in order); then it waits there through an overflow.
         slow_mid = await slow.patch("scenes", scenes[0], {"heading": "sent while not reading"})
         await author.wait_until(lambda: author.view.scenes[scenes[0]]["heading"] == "sent while not reading")
         await author.patch("scenes", scenes[1], {"heading": "after the slow edit"})
-        await edit_until(2)
+        await edit_more(20)
         acks = await asyncio.gather(*(author.wait_ack(mid) for mid in mids))
         last = max(ack.seq for ack in acks)
 

@@ -191,6 +191,11 @@ export class EditorClient {
     return this.protocol.editors;
   }
 
+  /** How many editors the last `presence` counted (`editors` may list only the first). */
+  get editorCount(): number {
+    return this.protocol.editorCount;
+  }
+
   /** The seq of the last change applied to the view. */
   get seq(): number {
     return this.protocol.seq;

@@ -77,6 +77,8 @@ export interface SavedUpTo {
 export interface PresenceChanged {
   type: "presence_changed";
   editors: Frame[];
+  /** How many editors have it open; `editors` lists the first of them when there are many. */
+  count: number;
 }
 
 /** An `event` frame: a transient notice from another service, such as render progress. */

@@ -92,6 +92,8 @@ export class ClientProtocol {
   ackedSeq = 0;
   session: string | null = null;
   editors: Frame[] = [];
+  /** How many editors the last `presence` counted (`editors` may list only the first). */
+  editorCount = 0;
   /** How many times a gap or a diverged view made the client leave a live connection. */
   resyncs = 0;
   phase: Phase = "idle";
@@ -368,10 +370,15 @@ export class ClientProtocol {
         this.events.push(saved);
         return;
       }
-      case "presence":
-        this.editors = get(frame, "editors", "list") as Frame[];
-        this.events.push({ type: "presence_changed", editors: [...this.editors] });
+      case "presence": {
+        const editors = get(frame, "editors", "list") as Frame[];
+        const count = getOptionalInt(frame, "count");
+        // A presence lists at most the server's limit; `count` (newer servers) says how many there are.
+        this.editors = editors;
+        this.editorCount = count ?? editors.length;
+        this.events.push({ type: "presence_changed", editors: [...editors], count: this.editorCount });
         return;
+      }
       case "event":
         this.events.push({ type: "noticed", topic: get(frame, "topic", "str"), data: frame["data"] ?? null });
         return;
