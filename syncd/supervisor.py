@@ -66,12 +66,19 @@ class Supervisor:
         self._outbox = Outbox(state_dir / "outbox.db")
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
+        self.cluster: Any = None  # the ClusterNode in cluster mode (it imports nats-py)
+        handler: Any = self.host
+        if settings.cluster.enabled:
+            from syncd.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(settings, self.host, self._backend)
+            handler = self.cluster.router
         verifier = TokenVerifier(
             jwt_secret=settings.supabase.jwt_secret,
             jwks_url=settings.auth.jwks_url,
             audience=settings.auth.audience,
         )
-        self.gateway = EditorGateway(settings.gateway, self.host, verifier, self)
+        self.gateway = EditorGateway(settings.gateway, handler, verifier, self)
         self._notifier = SystemdNotifier(environ)
         self._mqtt_connected: bool | None = None
         self._stopping = asyncio.Event()
@@ -143,8 +150,12 @@ class Supervisor:
         try:
             stack.enter_context(self._state)
             await stack.enter_async_context(self._backend)
-            await stack.enter_async_context(self._outbox)
-            await self.host.restore()
+            if self.cluster is not None:
+                # The journal is replayed per project, by the instance that takes it.
+                await stack.enter_async_context(self.cluster)
+            else:
+                await stack.enter_async_context(self._outbox)
+                await self.host.restore()
         except (OSError, sqlite3.Error, SyncdError) as exc:
             raise StartupError(_describe(exc)) from exc
         stack.callback(self.host.cancel_tasks)
@@ -204,6 +215,10 @@ class Supervisor:
             return False, "starting"
         if self._stopping.is_set():
             return False, "stopping"
+        if self.cluster is not None:
+            why: tuple[bool, str] | None = self.cluster.readiness()
+            if why is not None:
+                return why
         return self._backend.readiness()
 
     def metrics_text(self) -> bytes:
@@ -232,7 +247,7 @@ class Supervisor:
 
     def outbox_depth(self) -> int:
         """Entries in the durable journal."""
-        return self._outbox.depth()
+        return self._outbox.depth() if self.cluster is None else int(self.cluster.depth())
 
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""

@@ -215,10 +215,22 @@ class SyncEngine:
         for project_id in touched:
             self._flush(self._projects[project_id], force=False)
 
-    def close_project(self, project_id: ProjectId) -> bool:
-        """Forget a project if nothing needs it (no editor, nothing unsaved). Returns whether it is closed."""
+    def close_project(self, project_id: ProjectId, *, abandon: bool = False) -> bool:
+        """Forget a project if nothing needs it (no editor, nothing unsaved). Returns whether it is closed.
+
+        With ``abandon`` it is forgotten whatever it holds, with no effect: its connections are let go
+        and its unsaved edits dropped. Cluster mode does this when another instance took the project
+        over; the replicated journal still holds those edits for the new owner.
+        """
         project = self._projects.get(project_id)
+        if abandon:
+            self._restored.pop(project_id, None)
         if project is None:
+            return True
+        if abandon:
+            for conn in (*project.editors, *project.waiting):
+                self._sessions.pop(conn, None)
+            self._drop(project)
             return True
         if project.editors or project.waiting or project.unsaved():
             return False
