@@ -96,12 +96,17 @@ class ClusterRouter:
                 if await node.own(project_id):
                     await node.host.open(conn, hello, user_id)
                     return
+                # Registered before asking: the owner's welcome may come before its answer.
+                self._relayed[conn.conn_id] = _Relayed(conn, project_id, "")
                 owner = await self._ask_owner(conn, project_id, hello, user_id)
             except ClusterError as exc:
                 owner = None
                 log.info("project %s: NATS did not answer (%s)", project_id, exc)
-            if owner is not None:
-                self._relayed[conn.conn_id] = _Relayed(conn, project_id, owner)
+            finally:
+                relayed = self._relayed.pop(conn.conn_id, None)
+            if owner is not None and relayed is not None:
+                relayed.owner = owner
+                self._relayed[conn.conn_id] = relayed
                 self.relays += 1
                 if project_id not in self._watchers:
                     self._watchers[project_id] = asyncio.create_task(
