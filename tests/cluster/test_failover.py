@@ -7,10 +7,13 @@ applied twice) come from the database (see `tests.cluster.scenario`).
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import pytest
 
+from syncd.client import EditorClient
+from syncd.wire import CLOSE_RESTART
 from tests.cluster.scenario import (
     TTL,
     WRITE_LOG_SQL,
@@ -27,7 +30,9 @@ from tests.support.waiting import wait_for
 pytestmark = [
     pytest.mark.integration,
     # supabase-py passes options that postgrest-py now warns about (the stand-in's renderer client).
-    pytest.mark.filterwarnings("ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning"
+    ),
 ]
 
 EDIT_FOR = 3.0
@@ -49,16 +54,11 @@ async def writers_on_all(stack: Stack, urls: dict[str, str], owner: str, project
 
 
 async def test_owner_killed_another_takes_over_nothing_lost(stack: Stack, nats_cluster: NatsCluster) -> None:
-    """kill -9 of the owner under edits from all three: a new owner within the TTL, lost=0, applied_twice=0."""
+    """kill -9 of the owner under edits on all three: a new owner within the TTL, lost=0, applied_twice=0."""
     await stack.pool.execute(WRITE_LOG_SQL)
     daemons = await start_instances(stack, nats_cluster)
     urls = {name: d.url for name, d in daemons.items()}
-    try:
-        writers = await writers_on_all(stack, urls, owner="a")
-    except BaseException:
-        for name, d in daemons.items():
-            print(f"---- {name}\n{d.stderr[-5000:]}")
-        raise
+    writers = await writers_on_all(stack, urls, owner="a")
     projects = sorted({w.project_id for w in writers})
     for project_id in projects:
         assert daemons["a"].stderr.count(f"took project {project_id}") == 1
@@ -94,3 +94,87 @@ async def test_owner_killed_another_takes_over_nothing_lost(stack: Stack, nats_c
     # The TTL counts from the last renewal the survivors saw; a read every TTL / 20 and a loaded
     # machine add a little.
     assert max(taken.values()) <= TTL + 1.5
+
+
+async def test_owner_paused_past_its_lease_is_fenced_and_closes_its_editors(
+    stack: Stack, nats_cluster: NatsCluster
+) -> None:
+    """SIGSTOP of the owner, a takeover, SIGCONT: it stops acting, closes its editors with 1012; none lost."""
+    await stack.pool.execute(WRITE_LOG_SQL)
+    daemons = await start_instances(stack, nats_cluster)
+    urls = {name: d.url for name, d in daemons.items()}
+    writers = await writers_on_all(stack, urls, owner="a")
+    projects = sorted({w.project_id for w in writers})
+    watchers = [EditorClient(urls["a"], p, request_timeout=5) for p in projects]
+    for watcher in watchers:
+        await watcher.connect()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in writers]
+    owner = daemons["a"]
+    try:
+        await asyncio.sleep(EDIT_FOR)
+        survivors = [daemons["b"], daemons["c"]]
+        before = {p: took_counts(survivors, p) for p in projects}
+        owner.signal(signal.SIGSTOP)
+        try:
+            await wait_for(
+                lambda: all(took(survivors, p, before[p]) for p in projects),
+                lambda: "another instance to take every project",
+                4 * TTL,
+            )
+            await asyncio.sleep(EDIT_FOR)
+        finally:
+            owner.signal(signal.SIGCONT)
+        for p in projects:
+            await owner.wait_log(f"project {p} lost", timeout=4 * TTL)
+        await wait_for(
+            lambda: all(w.state == "closed" for w in watchers),
+            lambda: f"the paused owner's editors to be closed: {[w.close_code for w in watchers]}",
+            4 * TTL,
+        )
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    counts = await settle_and_count(stack, writers)
+    fenced = owner.stderr.count("stale owner")
+    print(f"owner paused: {counts}; its writes refused by the fence after SIGCONT: {fenced}")
+    for w in writers:
+        await w.close()
+    for watcher in watchers:
+        await watcher.close()
+    assert [w.close_code for w in watchers] == [CLOSE_RESTART] * len(watchers)
+    assert counts.acknowledged > 0
+    assert counts.lost == 0
+    assert counts.applied_twice == 0
+
+
+async def test_nats_node_killed_and_restarted_during_edits_loses_nothing(
+    stack: Stack, nats_cluster: NatsCluster
+) -> None:
+    """A NATS node killed with SIGKILL under edits, then restarted: every acknowledged edit is saved once."""
+    await stack.pool.execute(WRITE_LOG_SQL)
+    daemons = await start_instances(stack, nats_cluster)
+    urls = {name: d.url for name, d in daemons.items()}
+    writers = await writers_on_all(stack, urls, owner="a", projects=1)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in writers]
+    try:
+        await asyncio.sleep(EDIT_FOR)
+        at_kill = sum(len(w.acked) for w in writers)
+        nats_cluster.kill(0)
+        try:
+            await asyncio.sleep(2 * EDIT_FOR)
+        finally:
+            await asyncio.to_thread(nats_cluster.restart, 0)
+        await asyncio.sleep(EDIT_FOR)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    counts = await settle_and_count(stack, writers)
+    print(f"NATS node killed: {counts}; {counts.acknowledged - at_kill} acknowledged after the kill")
+    for w in writers:
+        await w.close()
+    assert counts.acknowledged > at_kill
+    assert counts.lost == 0
+    assert counts.applied_twice == 0
