@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
 from websockets.exceptions import WebSocketException
 
 from syncd.client import EditorClient
@@ -55,9 +56,12 @@ create trigger test_log_heading after update on public.scenes
 
 
 async def start_instances(
-    stack: Stack, nats: NatsCluster, names: Sequence[str] = ("a", "b", "c")
+    stack: Stack, nats: NatsCluster, names: Sequence[str] = ("a", "b", "c"), journal: list[str] | None = None
 ) -> dict[str, DaemonProcess]:
-    """Start one instance per name, sharing a fresh lease bucket and journal stream."""
+    """Start one instance per name, sharing a fresh lease bucket and journal stream.
+
+    The stream's name is appended to ``journal`` when given.
+    """
     shared = {
         "SYNCD_CLUSTER__ENABLED": "true",
         "SYNCD_CLUSTER__NATS_URLS": json.dumps(nats.urls),
@@ -68,6 +72,8 @@ async def start_instances(
         # Streams of one NATS cluster may not share subjects: each test has its own.
         "SYNCD_CLUSTER__SUBJECT_PREFIX": unique("syncd"),
     }
+    if journal is not None:
+        journal.append(shared["SYNCD_CLUSTER__JOURNAL_STREAM"])
     started = await asyncio.gather(
         *(stack.start_daemon({**shared, "SYNCD_CLUSTER__INSTANCE_ID": name}, name=name) for name in names)
     )
@@ -122,7 +128,7 @@ class Writer:
         while True:
             self.close_codes.append(editor.close_code)
             await self._reconnect()  # the client resends the unacknowledged mutation
-            with contextlib.suppress(AssertionError):
+            with contextlib.suppress(pytest.fail.Exception):
                 await wait_for(
                     lambda: mid not in editor.unacked or editor.state != "open", lambda: "an ack", ACK_WAIT
                 )
@@ -170,7 +176,7 @@ async def settle_and_count(stack: Stack, writers: Sequence[Writer], timeout: flo
         )
         return all(last[r["id"]] == r["heading"] for r in rows) and len(rows) == len(last)
 
-    with contextlib.suppress(AssertionError):  # what is not saved by then counts as lost below
+    with contextlib.suppress(pytest.fail.Exception):  # what is not saved by then counts as lost below
         await wait_for(saved, lambda: "every last acknowledged heading to be saved", timeout)
     recorded = {
         (r["project_id"], r["client_id"], int(r["mid"]))

@@ -14,6 +14,7 @@ import pytest
 
 from syncd.client import EditorClient
 from syncd.wire import CLOSE_RESTART
+from tests.cluster.conftest import ClientFactory
 from tests.cluster.scenario import (
     TTL,
     WRITE_LOG_SQL,
@@ -150,29 +151,36 @@ async def test_owner_paused_past_its_lease_is_fenced_and_closes_its_editors(
 
 
 async def test_nats_node_killed_and_restarted_during_edits_loses_nothing(
-    stack: Stack, nats_cluster: NatsCluster
+    stack: Stack, nats_cluster: NatsCluster, clients: ClientFactory
 ) -> None:
-    """A NATS node killed with SIGKILL under edits, then restarted: every acknowledged edit is saved once."""
+    """The journal's leader node killed under edits, then restarted: every acknowledged edit is saved once."""
     await stack.pool.execute(WRITE_LOG_SQL)
-    daemons = await start_instances(stack, nats_cluster)
+    journal: list[str] = []
+    daemons = await start_instances(stack, nats_cluster, journal=journal)
     urls = {name: d.url for name, d in daemons.items()}
     writers = await writers_on_all(stack, urls, owner="a", projects=1)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stop)) for w in writers]
     try:
         await asyncio.sleep(EDIT_FOR)
+        info = await (await clients()).jetstream().stream_info(journal[0])
+        assert info.cluster is not None
+        assert info.cluster.leader is not None
+        leader = int(info.cluster.leader.removeprefix("n"))  # the nodes are named n0, n1, n2
         at_kill = sum(len(w.acked) for w in writers)
-        nats_cluster.kill(0)
+        nats_cluster.kill(leader)
         try:
             await asyncio.sleep(2 * EDIT_FOR)
         finally:
-            await asyncio.to_thread(nats_cluster.restart, 0)
+            await asyncio.to_thread(nats_cluster.restart, leader)
         await asyncio.sleep(EDIT_FOR)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
     counts = await settle_and_count(stack, writers)
-    print(f"NATS node killed: {counts}; {counts.acknowledged - at_kill} acknowledged after the kill")
+    print(
+        f"NATS node n{leader} killed: {counts}; {counts.acknowledged - at_kill} acknowledged after the kill"
+    )
     for w in writers:
         await w.close()
     assert counts.acknowledged > at_kill
