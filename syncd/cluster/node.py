@@ -134,6 +134,7 @@ class ClusterNode:
             raise
         self.outlet = Outlet(self.nc)
         self.outlet.start()
+        self._spawn(self._check_edges(), "syncd.relay.edges")
         await self.router.start(self.nc)
         self.host.journal = _JournalPort(self.journal)
         self.host.ownership = self
@@ -288,7 +289,13 @@ class ClusterNode:
             return
         remote = self._remotes.get((edge, edge_conn))
         if remote is None:
-            return  # an editor this instance never took (it went to another owner) or let go
+            if kind == "mutation":
+                # An editor this instance does not serve (it was another owner's, or let go): the
+                # edge closes it, and it reconnects to whoever owns the project now.
+                assert self.outlet is not None
+                gone = RemoteConnection("", edge, edge_conn, self.edge_subject(edge), self.outlet)
+                gone.close(CLOSE_RESTART, LOST)
+            return
         remote_conn = cast("EditorConnection", remote)
         if kind == "mutation":
             try:
@@ -305,20 +312,19 @@ class ClusterNode:
             self.host.closed(remote_conn)
 
     async def _hello(self, msg: Msg, project_id: str, edge: str, edge_conn: str) -> None:
-        """Take a relayed editor: answer ``ok``, ``moved`` (not the owner now) or the refusal."""
+        """Take a relayed editor: answer ``ok`` or the refusal; not the owner now: no answer."""
         answer: dict[str, Any]
         if not self.acting(project_id):
-            answer = {"moved": True}
+            return  # no answer: the owner, if another instance, answers; else the edge waits and takes it
+        try:
+            data = json.loads(msg.data)
+            hello = HelloFrame.model_validate(data["hello"])
+            user_id = data.get("user_id")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("relay: a hello from %s could not be read: %s", edge, exc)
+            answer = {"code": "bad_request", "message": "the relayed hello could not be read"}
         else:
-            try:
-                data = json.loads(msg.data)
-                hello = HelloFrame.model_validate(data["hello"])
-                user_id = data.get("user_id")
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("relay: a hello from %s could not be read: %s", edge, exc)
-                answer = {"code": "bad_request", "message": "the relayed hello could not be read"}
-            else:
-                answer = await self._attach(project_id, edge, edge_conn, hello, user_id)
+            answer = await self._attach(project_id, edge, edge_conn, hello, user_id)
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(json.dumps(answer).encode())
 
@@ -340,6 +346,27 @@ class ClusterNode:
             self._remotes.pop((edge, edge_conn), None)
             return {"code": exc.code, "message": exc.message}
         return {"ok": True, "owner": self.instance_id}
+
+    async def _check_edges(self) -> None:
+        """Forget the relayed editors of edge instances that are gone (their subject has no subscriber).
+
+        A killed edge says no goodbye for its editors; without this they would stay in their
+        projects' presence, and keep the projects open, for good.
+        """
+        assert self.nc is not None
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl)
+            for edge in {remote.edge for remote in self._remotes.values()}:
+                try:
+                    await self.nc.request(self.edge_subject(edge), b"", timeout=1.0, headers={KIND: "ping"})
+                except nats.errors.NoRespondersError:
+                    log.warning("relay: instance %s is gone; dropping its relayed editors", edge)
+                    for key, remote in list(self._remotes.items()):
+                        if remote.edge == edge:
+                            del self._remotes[key]
+                            self.host.closed(cast("EditorConnection", remote))
+                except nats.errors.Error:
+                    continue  # busy or paused: asked again next time
 
     # -- tasks -----------------------------------------------------------------------------------------
 

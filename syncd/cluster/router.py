@@ -178,6 +178,10 @@ class ClusterRouter:
     # -- the owner's frames ---------------------------------------------------------------------------
 
     async def _on_frame(self, msg: Msg) -> None:
+        if header(msg.headers, KIND) == "ping":
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(b"")
+            return
         relayed = self._relayed.get(header(msg.headers, CONN))
         if relayed is None:
             return
@@ -209,7 +213,7 @@ class ClusterRouter:
                 continue
             owner = None if record is None else record.owner
             for relayed in [r for r in self._relayed.values() if r.project_id == project_id]:
-                if relayed.owner != owner:
+                if relayed.owner and relayed.owner != owner:  # "" while its hello is on the way
                     # It stays relayed until the gateway reports it closed: frames still on the
                     # way from the old owner are dropped by the closing connection.
                     relayed.conn.close(CLOSE_RESTART, MOVED)
