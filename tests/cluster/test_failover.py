@@ -186,3 +186,59 @@ async def test_nats_node_killed_and_restarted_during_edits_loses_nothing(
     assert counts.acknowledged > at_kill
     assert counts.lost == 0
     assert counts.applied_twice == 0
+
+
+async def test_sigterm_releases_the_lease_and_the_edits_move_at_once(
+    stack: Stack, nats_cluster: NatsCluster
+) -> None:
+    """A stopped owner drains, releases its leases and exits 0; another takes the project within a TTL."""
+    await stack.pool.execute(WRITE_LOG_SQL)
+    daemons = await start_instances(stack, nats_cluster, names=("a", "b"))
+    urls = {name: d.url for name, d in daemons.items()}
+    writers = await writers_on_all(stack, urls, owner="a", projects=1)
+    project_id = writers[0].project_id
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in writers]
+    try:
+        await asyncio.sleep(1.0)
+        before = took_counts([daemons["b"]], project_id)
+        daemons["a"].signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert await daemons["a"].exit_code(timeout=15) == 0
+        await wait_for(
+            lambda: took([daemons["b"]], project_id, before) is not None,
+            lambda: "b to take the released project",
+            TTL,
+        )
+        moved = time.monotonic() - stopped
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    counts = await settle_and_count(stack, writers)
+    for w in writers:
+        await w.close()
+    assert "released project" in daemons["a"].stderr
+    assert moved < TTL
+    assert counts.acknowledged > 0
+    assert counts.lost == 0
+    assert counts.applied_twice == 0
+
+
+async def test_owner_forgets_the_relayed_editors_of_a_killed_edge(
+    stack: Stack, nats_cluster: NatsCluster
+) -> None:
+    """kill -9 of an edge instance: its relayed editors leave the owner's presence within two TTLs."""
+    daemons = await start_instances(stack, nats_cluster, names=("a", "b"))
+    project_id, _ = await stack.create_project(scenes=0)
+    local = EditorClient(daemons["a"].url, project_id, request_timeout=5)
+    await local.connect()
+    relayed = EditorClient(daemons["b"].url, project_id, request_timeout=5)
+    await relayed.connect()
+    await wait_for(lambda: len(local.editors) == 2, lambda: f"two editors in {local.editors}", 5)
+    await relayed.ping()  # the relayed editor's frames go through b to a and back
+    daemons["b"].kill()
+    await wait_for(lambda: len(local.editors) == 1, lambda: f"one editor in {local.editors}", 2 * TTL + 2)
+    assert "instance b is gone" in daemons["a"].stderr
+    await local.close()
+    await relayed.close()
