@@ -18,9 +18,9 @@ import signal
 import sqlite3
 from collections.abc import Coroutine, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd.adapters.gateway import EditorGateway
+from syncd.adapters.gateway import EditorGateway, EditorHandler
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
 from syncd.auth import TokenVerifier
@@ -31,6 +31,9 @@ from syncd.errors import ConfigError, StartupError, SyncdError
 from syncd.host import ProjectHost
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
+
+if TYPE_CHECKING:
+    from syncd.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +69,10 @@ class Supervisor:
         self._outbox = Outbox(state_dir / "outbox.db")
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
-        self.cluster: Any = None  # the ClusterNode in cluster mode (it imports nats-py)
-        handler: Any = self.host
+        self.cluster: ClusterNode | None = None
+        handler: EditorHandler = self.host
         if settings.cluster.enabled:
-            from syncd.cluster.node import ClusterNode
+            from syncd.cluster.node import ClusterNode  # imports nats-py: only in cluster mode
 
             self.cluster = ClusterNode(settings, self.host, self._backend)
             handler = self.cluster.router
@@ -215,10 +218,8 @@ class Supervisor:
             return False, "starting"
         if self._stopping.is_set():
             return False, "stopping"
-        if self.cluster is not None:
-            why: tuple[bool, str] | None = self.cluster.readiness()
-            if why is not None:
-                return why
+        if self.cluster is not None and (why := self.cluster.readiness()) is not None:
+            return why
         return self._backend.readiness()
 
     def metrics_text(self) -> bytes:
@@ -247,7 +248,7 @@ class Supervisor:
 
     def outbox_depth(self) -> int:
         """Entries in the durable journal."""
-        return self._outbox.depth() if self.cluster is None else int(self.cluster.depth())
+        return self._outbox.depth() if self.cluster is None else self.cluster.depth()
 
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""
