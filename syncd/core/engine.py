@@ -216,25 +216,18 @@ class SyncEngine:
             self._flush(self._projects[project_id], force=False)
 
     def close_project(self, project_id: ProjectId, *, abandon: bool = False) -> bool:
-        """Forget a project if nothing needs it (no editor, nothing unsaved). Returns whether it is closed.
+        """Forget a project if nothing needs it (no editor, nothing unsaved), or at once with ``abandon``.
 
-        With ``abandon`` it is forgotten whatever it holds, with no effect: its connections are let go
-        and its unsaved edits dropped. Cluster mode does this when another instance took the project
-        over; the replicated journal still holds those edits for the new owner.
+        Returns whether it is closed. ``abandon`` emits nothing: another instance owns the project now.
         """
         project = self._projects.get(project_id)
         if abandon:
             self._restored.pop(project_id, None)
-        if project is None:
-            return True
-        if abandon:
-            for conn in (*project.editors, *project.waiting):
-                self._sessions.pop(conn, None)
-            self._drop(project)
-            return True
-        if project.editors or project.waiting or project.unsaved():
+            self._sessions = {c: s for c, s in self._sessions.items() if s.project_id != project_id}
+        elif project is not None and (project.editors or project.waiting or project.unsaved()):
             return False
-        self._drop(project)
+        if project is not None:
+            self._drop(project)
         return True
 
     def open_projects(self) -> tuple[ProjectId, ...]:

@@ -36,8 +36,10 @@ pytestmark = [
     ),
 ]
 
-EDIT_FOR = 3.0
+EDIT_FOR = 2.0
 """Seconds of edits before and after each failure."""
+NODE_DOWN = 5.0
+"""Seconds a NATS node stays down: a stream leader election (about 8 s measured with 2.9) starts in it."""
 
 
 async def writers_on_all(stack: Stack, urls: dict[str, str], owner: str, projects: int = 2) -> list[Writer]:
@@ -170,7 +172,7 @@ async def test_nats_node_killed_and_restarted_during_edits_loses_nothing(
         at_kill = sum(len(w.acked) for w in writers)
         nats_cluster.kill(leader)
         try:
-            await asyncio.sleep(2 * EDIT_FOR)
+            await asyncio.sleep(NODE_DOWN)
         finally:
             await asyncio.to_thread(nats_cluster.restart, leader)
         await asyncio.sleep(EDIT_FOR)
@@ -203,14 +205,16 @@ async def test_sigterm_releases_the_lease_and_the_edits_move_at_once(
         await asyncio.sleep(1.0)
         before = took_counts([daemons["b"]], project_id)
         daemons["a"].signal(signal.SIGTERM)
-        stopped = time.monotonic()
-        assert await daemons["a"].exit_code(timeout=15) == 0
+        await daemons["a"].wait_log(f"released project {project_id}", timeout=15)
+        released = time.monotonic()
+        # Had it not been released, b could take it only a TTL after a's last renewal.
         await wait_for(
             lambda: took([daemons["b"]], project_id, before) is not None,
             lambda: "b to take the released project",
             TTL,
         )
-        moved = time.monotonic() - stopped
+        moved = time.monotonic() - released
+        assert await daemons["a"].exit_code(timeout=15) == 0
         await asyncio.sleep(1.0)
     finally:
         stop.set()
@@ -218,8 +222,7 @@ async def test_sigterm_releases_the_lease_and_the_edits_move_at_once(
     counts = await settle_and_count(stack, writers)
     for w in writers:
         await w.close()
-    assert "released project" in daemons["a"].stderr
-    assert moved < TTL
+    assert moved < TTL / 2
     assert counts.acknowledged > 0
     assert counts.lost == 0
     assert counts.applied_twice == 0
