@@ -187,8 +187,11 @@ class ClusterNode:
     def released(self, project_id: str) -> None:
         """The host closed the project: give its lease up unless it is being taken again meanwhile."""
         lock = self._locks.get(project_id)
-        if project_id in self._terms and not (lock is not None and lock.locked()):
-            self._spawn(self._release(project_id), f"syncd.release.{project_id}")
+        if lock is not None and lock.locked():
+            return
+        term = self._let_go(project_id)
+        if term is not None:
+            self._spawn(self._give_back(project_id, term), f"syncd.release.{project_id}")
 
     # -- taking, keeping, losing -----------------------------------------------------------------------
 
@@ -252,11 +255,19 @@ class ClusterNode:
         log.warning("project %s lost (fencing token %d): editors closed with 1012", project_id, term.token)
 
     async def _release(self, project_id: str) -> None:
+        term = self._let_go(project_id)
+        if term is not None:
+            await self._give_back(project_id, term)
+
+    def _let_go(self, project_id: str) -> Term | None:
+        """Stop acting for a project at once (no await: no editor can slip in before the lease goes)."""
         term = self._terms.pop(project_id, None)
-        if term is None:
-            return
-        self._stop_owning(project_id)
-        self._forget_remotes(project_id)
+        if term is not None:
+            self._stop_owning(project_id)
+            self._forget_remotes(project_id)
+        return term
+
+    async def _give_back(self, project_id: str, term: Term) -> None:
         assert self.leases is not None
         await self.leases.release(project_id, term)
         log.info("released project %s", project_id)

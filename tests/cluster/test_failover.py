@@ -175,7 +175,12 @@ async def test_nats_node_killed_and_restarted_during_edits_loses_nothing(
             await asyncio.sleep(NODE_DOWN)
         finally:
             await asyncio.to_thread(nats_cluster.restart, leader)
-        await asyncio.sleep(EDIT_FOR)
+        restarted = sum(len(w.acked) for w in writers)
+        await wait_for(
+            lambda: sum(len(w.acked) for w in writers) >= restarted + 50,
+            lambda: "edits to be acknowledged again after the restart",
+            30,
+        )
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
