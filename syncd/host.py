@@ -10,6 +10,7 @@ database, the journal) runs in tasks whose results come back as engine inputs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import uuid
@@ -21,6 +22,7 @@ from syncd.adapters.gateway import EditorConnection
 from syncd.adapters.outbox import Outbox
 from syncd.auth import may_open
 from syncd.backend import Backend
+from syncd.cluster.port import Journal, Ownership, SoleOwner
 from syncd.config import SyncdSettings
 from syncd.core import effects as fx
 from syncd.core.backoff import Backoff
@@ -39,8 +41,9 @@ from syncd.core.inputs import (
     WriteFailed,
     WriteResult,
 )
+from syncd.core.journal import JournalEntry
 from syncd.core.schema import SIDE_TABLES, SideTable
-from syncd.errors import AccessRefused, SyncdError, UpstreamError, WriteError
+from syncd.errors import AccessRefused, StaleOwner, SyncdError, UpstreamError, WriteError
 from syncd.inbound import (
     DeleteFrame,
     FlushFrame,
@@ -55,7 +58,7 @@ from syncd.records import Records
 from syncd.registry import EditorRegistry
 from syncd.service import ServiceSessions, is_service
 from syncd.sides import SideRows
-from syncd.wire import CLOSE_NOT_FOUND, CLOSE_NOT_READING, ChangeOp
+from syncd.wire import CLOSE_NOT_FOUND, CLOSE_NOT_READING, CLOSE_RESTART, ChangeOp
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,10 @@ class ProjectHost:
         self._settings = settings
         self._backend = backend
         self._outbox = outbox
+        self.journal: Journal = outbox
+        """Where acknowledged edits go: the outbox, or the replicated journal in cluster mode."""
+        self.ownership: Ownership = SoleOwner()
+        """Whether this process acts for a project now; cluster mode puts its lease node here."""
         self._counters = counters
         self._on_fatal = on_fatal
         self.engine = SyncEngine(
@@ -191,7 +198,12 @@ class ProjectHost:
 
     def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
         """Feed an editor's validated mutation to the engine."""
-        self._receive(ConnId(conn.conn_id), conn.project_id or "", (core_mutation(mutation),))
+        project_id = conn.project_id or ""
+        if not self.ownership.acting(project_id):
+            # Not applied, not acknowledged: the editor resends it to whoever owns the project next.
+            conn.close(CLOSE_RESTART, "the project's owner cannot act now; reconnect")
+            return
+        self._receive(ConnId(conn.conn_id), project_id, (core_mutation(mutation),))
 
     def _receive(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation]) -> None:
         now = self._now()
@@ -325,8 +337,37 @@ class ProjectHost:
             self.sides.drop(project_id)
             self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
             log.info("closed idle project %s", project_id)
+            self.ownership.released(project_id)
         else:
             self.editors.start_idle(project_id)  # unsaved edits keep it open a while longer
+
+    def adopt(self, project_id: str, entries: Sequence[JournalEntry]) -> None:
+        """Open a project this instance has just taken: its journal entries replay into a new epoch.
+
+        The project closes again (and its lease goes) once saved, unless an editor comes meanwhile.
+        """
+        pid = ProjectId(project_id)
+        self.engine.restore(entries)
+        now = self._now()
+        if entries:
+            self._unsaved_since[project_id] = now
+        if pid not in self.engine.open_projects():
+            self._open_project(pid, now)
+        if not self.editors.has_editors(project_id):
+            self.editors.start_idle(project_id)
+        self._dispatch()
+
+    def abandon(self, project_id: str, reason: str) -> None:
+        """Let go of a project another instance owns now: close its editors with 1012 and write nothing.
+
+        Its unsaved edits are dropped here; the replicated journal keeps them for the new owner.
+        """
+        self.editors.close_all(project_id, CLOSE_RESTART, reason)
+        self.engine.close_project(ProjectId(project_id), abandon=True)
+        self._unsaved_since.pop(project_id, None)
+        if self._epochs.pop(project_id, None) is not None:
+            self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
+        self._progress.set()
 
     # -- effects ---------------------------------------------------------------------------------------------
 
@@ -357,7 +398,7 @@ class ProjectHost:
     def _act(self, effect: fx.Effect) -> None:
         match effect:
             case fx.Append(entry):
-                self._last_append = self._outbox.append_nowait(entry)
+                self._last_append = self.journal.append_nowait(entry)
             case fx.Ack():
                 self._ack(effect)
             case fx.Change():
@@ -402,7 +443,7 @@ class ProjectHost:
             case WriteBatch():
                 self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
             case fx.RemoveJournal(project_id, mutation_ids):
-                self._spawn(self._outbox.remove(project_id, mutation_ids), "syncd.outbox.remove")
+                self._spawn(self.journal.remove(project_id, mutation_ids), "syncd.outbox.remove")
             case fx.ProjectNotFound(project_id, conns, dropped):
                 self.sides.drop(project_id)
                 if dropped:
@@ -437,8 +478,14 @@ class ProjectHost:
             return
         if is_service(ack.conn):
             self.service.acked(ack.conn, ack.mid, ack.seq)
-        else:
-            self.editors.reply(ack.conn, outbound.ack(ack.mid, ack.seq))
+            return
+        editor = self.editors.get(ack.conn)
+        if editor is not None and not self.ownership.acting(editor.project_id or ""):
+            # The lease lapsed or was lost since the edit was taken: no ack. The editor resends the
+            # edit after reconnecting, and the owner then acknowledges it once (its journal has it).
+            editor.close(CLOSE_RESTART, "the project's owner cannot act now; reconnect")
+            return
+        self.editors.reply(ack.conn, outbound.ack(ack.mid, ack.seq))
 
     def _people(self, editors: tuple[fx.PresenceEditor, ...]) -> tuple[fx.PresenceEditor, ...]:
         """The editors of a presence, without the service session."""
@@ -520,10 +567,17 @@ class ProjectHost:
     async def _write(self, batch: WriteBatch) -> None:
         started = self._now()
         result: WriteResult
+        fence = self.ownership.fence(batch.project_id)
+        if fence is not None:
+            batch = dataclasses.replace(batch, fence=fence)
         try:
             async with asyncio.timeout(self._settings.writer.request_timeout):
                 result = await self._backend.apply(batch)
             self._counters.flush_seconds.observe(self._now() - started)
+        except StaleOwner as exc:
+            log.warning("project %s: %s", batch.project_id, exc)
+            self.ownership.stale(batch.project_id)
+            return
         except WriteError as exc:
             result = WriteFailed(batch.batch_id, exc.retryable, str(exc))
         except (TimeoutError, OSError, UpstreamError) as exc:

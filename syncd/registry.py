@@ -122,6 +122,11 @@ class EditorRegistry:
         if conn is not None:
             conn.reply(data)
 
+    def close_all(self, project_id: str, code: int, reason: str) -> None:
+        """Close every connection of a project, live or still waiting for its welcome."""
+        for conn in list(self._joined.get(project_id, {}).values()):
+            conn.close(code, reason)
+
     def close(self, conn_id: str, code: int, reason: str) -> None:
         """Close one connection once what is queued for it is written."""
         conn = self._conns.get(conn_id)

@@ -18,11 +18,11 @@ import signal
 import sqlite3
 from collections.abc import Coroutine, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from syncd.adapters.gateway import EditorGateway
+from syncd.adapters.gateway import EditorGateway, EditorHandler
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
 from syncd.api import MAX_BODY_BYTES, HttpApi, build_api
@@ -36,6 +36,9 @@ from syncd.inspector import Inspector
 from syncd.metrics import Metrics
 from syncd.statedir import StateDir
 from syncd.storage import LocalFiles
+
+if TYPE_CHECKING:
+    from syncd.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,13 @@ class Supervisor:
         self._outbox = Outbox(state_dir / "outbox.db")
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
+        self.cluster: ClusterNode | None = None
+        handler: EditorHandler = self.host
+        if settings.cluster.enabled:
+            from syncd.cluster.node import ClusterNode  # imports nats-py: only in cluster mode
+
+            self.cluster = ClusterNode(settings, self.host, self._backend)
+            handler = self.cluster.router
         verifier = TokenVerifier(
             jwt_secret=editor_jwt_secret(settings),
             jwks_url=settings.auth.jwks_url,
@@ -80,7 +90,7 @@ class Supervisor:
         self.api: HttpApi | None = None
         self.files: LocalFiles | None = None
         self.gateway = EditorGateway(
-            settings.gateway, self.host, verifier, self, routes=self._add_api, max_body_bytes=MAX_BODY_BYTES
+            settings.gateway, handler, verifier, self, routes=self._add_api, max_body_bytes=MAX_BODY_BYTES
         )
         self.inspector = Inspector(
             backend=self._backend,
@@ -165,8 +175,12 @@ class Supervisor:
             self.api, self.files = build_api(
                 self.settings, self.host, self._backend, self._verifier, lambda: self.gateway.draining
             )
-            await stack.enter_async_context(self._outbox)
-            await self.host.restore()
+            if self.cluster is not None:
+                # The journal is replayed per project, by the instance that takes it.
+                await stack.enter_async_context(self.cluster)
+            else:
+                await stack.enter_async_context(self._outbox)
+                await self.host.restore()
         except (OSError, sqlite3.Error, SyncdError) as exc:
             raise StartupError(_describe(exc)) from exc
         stack.callback(self.host.cancel_tasks)
@@ -235,6 +249,8 @@ class Supervisor:
             return False, "starting"
         if self._stopping.is_set():
             return False, "stopping"
+        if self.cluster is not None and (why := self.cluster.readiness()) is not None:
+            return why
         return self._backend.readiness()
 
     def metrics_text(self) -> bytes:
@@ -263,7 +279,7 @@ class Supervisor:
 
     def outbox_depth(self) -> int:
         """Entries in the durable journal."""
-        return self._outbox.depth()
+        return self._outbox.depth() if self.cluster is None else self.cluster.depth()
 
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""

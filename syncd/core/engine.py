@@ -225,14 +225,19 @@ class SyncEngine:
         for project_id in touched:
             self._flush(self._projects[project_id], force=False)
 
-    def close_project(self, project_id: ProjectId) -> bool:
-        """Forget a project if nothing needs it (no editor, nothing unsaved). Returns whether it is closed."""
+    def close_project(self, project_id: ProjectId, *, abandon: bool = False) -> bool:
+        """Forget a project if nothing needs it (no editor, nothing unsaved), or at once with ``abandon``.
+
+        Returns whether it is closed. ``abandon`` emits nothing: another instance owns the project now.
+        """
         project = self._projects.get(project_id)
-        if project is None:
-            return True
-        if project.editors or project.waiting or project.unsaved():
+        if abandon:
+            self._restored.pop(project_id, None)
+            self._sessions = {c: s for c, s in self._sessions.items() if s.project_id != project_id}
+        elif project is not None and (project.editors or project.waiting or project.unsaved()):
             return False
-        self._drop(project)
+        if project is not None:
+            self._drop(project)
         return True
 
     def open_projects(self) -> tuple[ProjectId, ...]:

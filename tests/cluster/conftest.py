@@ -45,3 +45,9 @@ async def clients(nats_cluster: NatsCluster) -> AsyncIterator[ClientFactory]:
 def unique(prefix: str) -> str:
     """A name no other test uses (buckets and streams of one cluster are shared by a module's tests)."""
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+# The Supabase stand-in of the Supabase-mode tests, for the tests that run syncd instances.
+from tests.supabase_mode.conftest import stack  # noqa: E402
+
+__all__ = ["ClientFactory", "clients", "nats_cluster", "stack", "unique"]

@@ -202,6 +202,30 @@ def test_close_project_waits_for_waiting_connections_and_restored_edits() -> Non
     assert not sync.close_project(Q)
 
 
+def test_abandoned_project_is_forgotten_with_its_editors_and_unsaved_edits() -> None:
+    """Abandoning drops a project at once, emits nothing, and lets its connections go."""
+    sync = loaded()
+    send(sync, Patch(1, "scenes", S1, {"heading": "x"}))
+    sync.take_effects()
+    assert sync.close_project(P, abandon=True)
+    assert sync.status(P) is None
+    assert sync.take_effects() == []
+    assert sync.next_deadline() is None
+    assert sync.pending_count() == 0
+    sync.detach(CONN_A, 1.0)  # the gateway's goodbye afterwards is a no-op
+    with pytest.raises(ValueError, match="not attached"):
+        sync.snapshot_for(CONN_A)
+
+
+def test_abandoning_a_project_never_opened_drops_its_restored_entries() -> None:
+    """Journal entries restored for a project that was not opened yet go with it."""
+    sync = engine()
+    sync.restore([JournalEntry(Q, A, 1, Patch(1, "scenes", S1, {"heading": "x"}))])
+    assert sync.pending_count() == 1
+    assert sync.close_project(Q, abandon=True)
+    assert sync.pending_count() == 0
+
+
 def test_snapshot_for_a_connection() -> None:
     """A connection whose backlog was dropped gets a fresh snapshot; unknown connections are a caller bug."""
     sync = loaded()
