@@ -10,11 +10,9 @@ database, the journal) runs in tasks whose results come back as engine inputs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import random
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
 from syncd import outbound
@@ -22,10 +20,10 @@ from syncd.adapters.gateway import EditorConnection
 from syncd.adapters.outbox import Outbox
 from syncd.auth import may_open
 from syncd.backend import Backend
+from syncd.calls import BackendCalls
 from syncd.cluster.port import Journal, Ownership, SoleOwner
 from syncd.config import SyncdSettings
 from syncd.core import effects as fx
-from syncd.core.backoff import Backoff
 from syncd.core.batch import WriteBatch
 from syncd.core.budget import ByteBudget
 from syncd.core.engine import SyncEngine
@@ -38,12 +36,10 @@ from syncd.core.inputs import (
     Patch,
     RemoteChange,
     Reorder,
-    WriteFailed,
-    WriteResult,
 )
 from syncd.core.journal import JournalEntry
-from syncd.core.schema import SIDE_TABLES, SideTable
-from syncd.errors import AccessRefused, StaleOwner, SyncdError, UpstreamError, WriteError
+from syncd.core.schema import SideTable
+from syncd.errors import AccessRefused, UpstreamError
 from syncd.inbound import (
     DeleteFrame,
     FlushFrame,
@@ -58,6 +54,7 @@ from syncd.records import Records
 from syncd.registry import EditorRegistry
 from syncd.service import ServiceSessions, is_service
 from syncd.sides import SideRows
+from syncd.timer import DeadlineTimer
 from syncd.wire import CLOSE_NOT_FOUND, CLOSE_NOT_READING, CLOSE_RESTART, ChangeOp
 
 log = logging.getLogger(__name__)
@@ -111,15 +108,16 @@ class ProjectHost:
         )
         self.bus: Any = None  # the MqttBridge while MQTT is configured and entered
         self._epochs: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._last_append: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = DeadlineTimer(self._on_timer)
         self._progress = asyncio.Event()
         self._unsaved_since: dict[str, float] = {}  # project -> loop time its unsaved run began
         self.service = ServiceSessions(self, s.writer.request_timeout)
         self.sides = SideRows()
-        self.records: Records | None = None  # where side rows are read; set by the supervisor
+        self.records: Records | None = None
+        self.calls = BackendCalls(
+            self, backend, settings, counters
+        )  # where side rows are read; set by the supervisor
 
     # -- start and stop --------------------------------------------------------------------------------
 
@@ -131,11 +129,11 @@ class ProjectHost:
         self.engine.restore(entries)
         projects = {e.project_id for e in entries}
         log.info("replaying %d unsaved edits of %d projects from the outbox", len(entries), len(projects))
-        now = self._now()
+        now = self.now()
         for project_id in projects:
             self._open_project(project_id, now)
             self._unsaved_since[project_id] = now  # the real age is unknown; count from the restart
-        self._dispatch()
+        self.dispatch()
 
     async def drain(self, within: float) -> int:
         """Write every pending edit now; wait at most ``within`` seconds.
@@ -145,7 +143,7 @@ class ProjectHost:
         """
         loop = asyncio.get_running_loop()
         self.engine.flush_all(loop.time())
-        self._dispatch()
+        self.dispatch()
         deadline = loop.time() + within
         while self.engine.pending_count() > 0:
             self._progress.clear()
@@ -160,10 +158,8 @@ class ProjectHost:
 
     def cancel_tasks(self) -> None:
         """Stop the timer and every backend call still running."""
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._timer.cancel()
+        self.calls.cancel()
 
     # -- the gateway's port (EditorHandler) ------------------------------------------------------------
 
@@ -189,12 +185,12 @@ class ProjectHost:
         if refused is not None:
             raise AccessRefused(refused.code, refused.message)
         self.editors.join(conn, project_id)
-        now = self._now()
+        now = self.now()
         if project_id not in self.engine.open_projects():
             self._open_project(project_id, now)
         resume = (hello.resume.epoch, hello.resume.seq) if hello.resume else None
         self.engine.attach(ConnId(conn.conn_id), client_id, user, project_id, resume, now)
-        self._dispatch()
+        self.dispatch()
 
     def receive(self, conn: EditorConnection, mutation: MutationFrame) -> None:
         """Feed an editor's validated mutation to the engine."""
@@ -206,7 +202,7 @@ class ProjectHost:
         self._receive(ConnId(conn.conn_id), project_id, (core_mutation(mutation),))
 
     def _receive(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation]) -> None:
-        now = self._now()
+        now = self.now()
         # An unsaved run only starts here (or in restore), so an untracked project has nothing
         # unsaved; only a tracked one needs a look before the edit, in case its run ended unnoticed.
         # That makes one status read per edit instead of two.
@@ -216,17 +212,17 @@ class ProjectHost:
         if fresh and self.unsaved(project_id) > 0:
             self._unsaved_since[project_id] = now
         self._counters.mutations.inc(len(mutations))
-        self._dispatch()
+        self.dispatch()
 
     # -- service sessions (syncd.service) --------------------------------------------------------------
 
     def attach_service(self, conn: ConnId, client_id: ClientId, project_id: ProjectId) -> None:
         """Open the project if needed and attach a service session to it; its welcome says it loaded."""
-        now = self._now()
+        now = self.now()
         if project_id not in self.engine.open_projects():
             self._open_project(project_id, now)
         self.engine.attach(conn, client_id, ANONYMOUS, project_id, None, now)
-        self._dispatch()
+        self.dispatch()
 
     def receive_service(self, conn: ConnId, mutations: Sequence[Mutation]) -> None:
         """Feed a service session's mutations to the engine, all in one go."""
@@ -234,14 +230,14 @@ class ProjectHost:
 
     def detach_service(self, conn: ConnId) -> None:
         """Forget a service session."""
-        self.engine.detach(conn, self._now())
-        self._dispatch()
+        self.engine.detach(conn, self.now())
+        self.dispatch()
 
     def closed(self, conn: EditorConnection) -> None:
         """Forget a connection; its project closes a while after its last editor left."""
         self.editors.leave(conn)
-        self.engine.detach(ConnId(conn.conn_id), self._now())
-        self._dispatch()
+        self.engine.detach(ConnId(conn.conn_id), self.now())
+        self.dispatch()
 
     def overflowed(self, conn: EditorConnection) -> None:
         """Replace a slow editor's dropped backlog with a snapshot, built when its writer gets to it."""
@@ -255,7 +251,7 @@ class ProjectHost:
         if snapshot is None:
             return None
         data = outbound.snapshot(snapshot, self.sides.lists(snapshot.project_id))
-        if self.editors.may_resend(conn.conn_id, len(data), self._now()):
+        if self.editors.may_resend(conn.conn_id, len(data), self.now()):
             return data
         g = self._settings.gateway
         conn.log.warning(
@@ -275,22 +271,16 @@ class ProjectHost:
         if change is None:
             self.engine.request_reread(project_id)
         else:
-            self.engine.receive_remote_change(project_id, change, self._now())
-        self._dispatch()
+            self.engine.receive_remote_change(project_id, change, self.now())
+        self.dispatch()
 
     def side_changed(self, project_id: str, table: SideTable, op: ChangeOp, row: dict[str, Any]) -> None:
         """An export or audio file of a project changed: pass it to the project's editors, in seq order."""
         project_id = project_id.lower()
         change = self.sides.change(project_id, table, op, row)
         if change is not None:
-            self.engine.receive_side_change(ProjectId(project_id), change, self._now())
-            self._dispatch()
-
-    async def _read_sides(self, project_id: ProjectId) -> dict[SideTable, list[dict[str, Any]]]:
-        """A project's exports and audio files (none without :attr:`records`)."""
-        if self.records is None:
-            return {}
-        return {table: await self.records.select(table, {"project_id": project_id}) for table in SIDE_TABLES}
+            self.engine.receive_side_change(ProjectId(project_id), change, self.now())
+            self.dispatch()
 
     def relay_event(self, project_id: str, topic: str, data: Any) -> None:
         """A notice from another service (MQTT): pass it to the project's editors, unchanged."""
@@ -310,12 +300,12 @@ class ProjectHost:
         fully saved (continuous editing across flushes) this is an upper bound, never an underestimate.
         """
         starts = [t for p, t in self._unsaved_since.items() if self.unsaved(p) > 0]
-        return max(0.0, self._now() - min(starts)) if starts else 0.0
+        return max(0.0, self.now() - min(starts)) if starts else 0.0
 
     def unsaved_age(self, project_id: str) -> float:
         """Seconds since the project's oldest unsaved edit arrived (0 when everything is saved)."""
         since = self._unsaved_since.get(project_id)
-        return 0.0 if since is None or self.unsaved(project_id) == 0 else max(0.0, self._now() - since)
+        return 0.0 if since is None or self.unsaved(project_id) == 0 else max(0.0, self.now() - since)
 
     # -- projects -------------------------------------------------------------------------------------------
 
@@ -324,7 +314,7 @@ class ProjectHost:
         epoch = uuid.uuid4().hex[:16]
         self._epochs[project_id] = epoch
         self.engine.open_project(project_id, epoch, now)
-        self._spawn(self._backend.follow(project_id, self.receive_remote), f"syncd.follow.{project_id}")
+        self.calls.spawn(self._backend.follow(project_id, self.receive_remote), f"syncd.follow.{project_id}")
 
     def _close_if_idle(self, project_id: str) -> None:
         if self.editors.has_editors(project_id):
@@ -335,7 +325,7 @@ class ProjectHost:
         if self.engine.close_project(ProjectId(project_id)):
             self._epochs.pop(project_id, None)
             self.sides.drop(project_id)
-            self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
+            self.calls.spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
             log.info("closed idle project %s", project_id)
             self.ownership.released(project_id)
         else:
@@ -348,14 +338,14 @@ class ProjectHost:
         """
         pid = ProjectId(project_id)
         self.engine.restore(entries)
-        now = self._now()
+        now = self.now()
         if entries:
             self._unsaved_since[project_id] = now
         if pid not in self.engine.open_projects():
             self._open_project(pid, now)
         if not self.editors.has_editors(project_id):
             self.editors.start_idle(project_id)
-        self._dispatch()
+        self.dispatch()
 
     def abandon(self, project_id: str, reason: str) -> None:
         """Let go of a project another instance owns now: close its editors with 1012 and write nothing.
@@ -366,34 +356,20 @@ class ProjectHost:
         self.engine.close_project(ProjectId(project_id), abandon=True)
         self._unsaved_since.pop(project_id, None)
         if self._epochs.pop(project_id, None) is not None:
-            self._spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
+            self.calls.spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
         self._progress.set()
 
     # -- effects ---------------------------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         """Act on everything the engine asked for, in order, then re-arm the timer."""
         for effect in self.engine.take_effects():
             self._act(effect)
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        # Re-armed only when the engine's deadline moved earlier: a deadline that moved later or went
-        # away just makes the timer fire once for nothing, which costs less than a new handle per edit.
-        deadline = self.engine.next_deadline()
-        if deadline is None or (
-            self._timer is not None and self._timer_at is not None and deadline >= self._timer_at
-        ):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+        self._timer.arm(self.engine.next_deadline())
 
     def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.engine.handle_timer(self._now())
-        self._dispatch()
+        self.engine.handle_timer(self.now())
+        self.dispatch()
 
     def _act(self, effect: fx.Effect) -> None:
         match effect:
@@ -428,31 +404,18 @@ class ProjectHost:
                     self.editors.reply_all(project_id, outbound.error(code, message, mid))
                 else:
                     self.editors.reply(conn, outbound.error(code, message, mid))
-            case fx.Presence(project_id, editors, count, conn):
-                people = self._people(editors)
-                hidden = len(editors) - len(people)  # the service session is nobody's editor
-                listed = outbound.presence(people, None if count is None else count - hidden)
-                if conn is None:
-                    self.editors.reply_all(project_id, listed)
-                else:
-                    self.editors.reply(conn, listed)
+            case fx.Presence():
+                self._presence(effect)
             case fx.LoadProject(project_id):
-                self._spawn(self._load(project_id), f"syncd.load.{project_id}")
+                self.calls.spawn(self.calls.load(project_id), f"syncd.load.{project_id}")
             case fx.RequestReread(project_id, token):
-                self._spawn(self._reread(project_id, token), f"syncd.reread.{project_id}")
+                self.calls.spawn(self.calls.reread(project_id, token), f"syncd.reread.{project_id}")
             case WriteBatch():
-                self._spawn(self._write(effect), f"syncd.write.{effect.project_id}")
+                self.calls.spawn(self.calls.write(effect), f"syncd.write.{effect.project_id}")
             case fx.RemoveJournal(project_id, mutation_ids):
-                self._spawn(self.journal.remove(project_id, mutation_ids), "syncd.outbox.remove")
-            case fx.ProjectNotFound(project_id, conns, dropped):
-                self.sides.drop(project_id)
-                if dropped:
-                    log.error("project %s is gone: %d unsaved edits dropped", project_id, len(dropped))
-                for conn_id in conns:
-                    if is_service(conn_id):
-                        self.service.gone(conn_id)
-                    else:
-                        self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
+                self.calls.spawn(self.journal.remove(project_id, mutation_ids), "syncd.outbox.remove")
+            case fx.ProjectNotFound():
+                self._not_found(effect)
             case fx.Disconnect(conn_id, code, reason):
                 self.editors.close(conn_id, code, reason)
             case _:
@@ -487,10 +450,25 @@ class ProjectHost:
             return
         self.editors.reply(ack.conn, outbound.ack(ack.mid, ack.seq))
 
-    def _people(self, editors: tuple[fx.PresenceEditor, ...]) -> tuple[fx.PresenceEditor, ...]:
-        """The editors of a presence, without the service session."""
-        service = self.service.client_id
-        return tuple(e for e in editors if e.client_id != service)
+    def _presence(self, presence: fx.Presence) -> None:
+        service = self.service.client_id  # the service session is nobody's editor: not listed
+        people = tuple(e for e in presence.editors if e.client_id != service)
+        hidden = len(presence.editors) - len(people)
+        listed = outbound.presence(people, None if presence.count is None else presence.count - hidden)
+        if presence.conn is None:
+            self.editors.reply_all(presence.project_id, listed)
+        else:
+            self.editors.reply(presence.conn, listed)
+
+    def _not_found(self, gone: fx.ProjectNotFound) -> None:
+        self.sides.drop(gone.project_id)
+        if gone.dropped:
+            log.error("project %s is gone: %d unsaved edits dropped", gone.project_id, len(gone.dropped))
+        for conn_id in gone.conns:
+            if is_service(conn_id):
+                self.service.gone(conn_id)
+            else:
+                self.editors.close(conn_id, CLOSE_NOT_FOUND, "project not found")
 
     def _broadcast(self, change: fx.Change) -> None:
         frame = outbound.change(change)
@@ -519,84 +497,15 @@ class ProjectHost:
         if conn is not None:
             conn.send_now(data)
 
-    # -- backend calls -----------------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
-
-    async def _load(self, project_id: ProjectId) -> None:
-        w = self._settings.writer
-        backoff = Backoff(w.retry_initial_delay, w.retry_max_delay, random.random)
-        while project_id in self.engine.open_projects():
-            try:
-                async with asyncio.timeout(w.request_timeout):
-                    rows = await self._backend.load(project_id)
-                    sides = await self._read_sides(project_id)
-            except (SyncdError, OSError, TimeoutError) as exc:
-                # A failed load never stands in for the project: pending edits wait for a real one.
-                delay = backoff.next_delay()
-                log.warning("loading project %s failed (%s); retrying in %.1f s", project_id, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            self.sides.load(project_id, sides)
-            self.engine.receive_loaded(project_id, rows, self._now())
-            self._dispatch()
-            return
-
-    async def _reread(self, project_id: ProjectId, token: int) -> None:
-        try:
-            async with asyncio.timeout(self._settings.writer.request_timeout):
-                rows = await self._backend.load(project_id)
-                sides = await self._read_sides(project_id)
-        except (SyncdError, OSError, TimeoutError) as exc:
-            log.warning("re-reading project %s failed: %s", project_id, exc)
-            return
-        if project_id in self.engine.open_projects():
-            for change in self.sides.replace(project_id, sides):
-                self.engine.receive_side_change(project_id, change, self._now())
-            self.engine.receive_reread(project_id, token, rows, self._now())
-            self._dispatch()
-
-    async def _write(self, batch: WriteBatch) -> None:
-        started = self._now()
-        result: WriteResult
-        fence = self.ownership.fence(batch.project_id)
-        if fence is not None:
-            batch = dataclasses.replace(batch, fence=fence)
-        try:
-            async with asyncio.timeout(self._settings.writer.request_timeout):
-                result = await self._backend.apply(batch)
-            self._counters.flush_seconds.observe(self._now() - started)
-        except StaleOwner as exc:
-            log.warning("project %s: %s", batch.project_id, exc)
-            self.ownership.stale(batch.project_id)
-            return
-        except WriteError as exc:
-            result = WriteFailed(batch.batch_id, exc.retryable, str(exc))
-        except (TimeoutError, OSError, UpstreamError) as exc:
-            result = WriteFailed(batch.batch_id, True, f"{type(exc).__name__}: {exc}")
-        if isinstance(result, WriteFailed):
-            self._counters.flush_failures.labels("yes" if result.retryable else "no").inc()
-            level = logging.WARNING if result.retryable else logging.ERROR
-            log.log(level, "writing project %s failed: %s", batch.project_id, result.message)
-        else:
-            log.info("saved project %s: %d rows", batch.project_id, len(batch.ops))
-        if batch.project_id in self.engine.open_projects():
-            self.engine.receive_write_result(batch.project_id, result, self._now())
-            self._dispatch()
-        if self.unsaved(batch.project_id) == 0:
-            self._unsaved_since.pop(batch.project_id, None)
+    def written(self, project_id: ProjectId) -> None:
+        """A write of the project ended, either way: for :meth:`drain` and the unsaved age."""
+        if self.unsaved(project_id) == 0:
+            self._unsaved_since.pop(project_id, None)
         self._progress.set()
 
     @staticmethod
-    def _now() -> float:
+    def now() -> float:
+        """The loop's clock, the time the engine is given."""
         return asyncio.get_running_loop().time()
 
 

@@ -91,11 +91,7 @@ class ServiceSessions:
         """
         self._busy[project_id] = self._busy.get(project_id, 0) + 1
         try:
-            conn = await self._attach(project_id)
-            snapshot = self._host.engine.snapshot_for(conn)
-            if snapshot is None:
-                raise EditRejected("unavailable", f"project {project_id} is not loaded; try again")
-            return snapshot
+            return (await self._attached_view(project_id))[1]
         finally:
             self._release(project_id)
 
@@ -121,10 +117,7 @@ class ServiceSessions:
         """
         self._busy[project_id] = self._busy.get(project_id, 0) + 1
         try:
-            conn = await self._attach(project_id)
-            snapshot = self._host.engine.snapshot_for(conn)
-            if snapshot is None:
-                raise EditRejected("unavailable", f"project {project_id} is not loaded; try again")
+            conn, snapshot = await self._attached_view(project_id)
             mutations = [_with_mid(m, next(self._mids)) for m in build(snapshot)]
             if save:
                 mutations.append(Flush(next(self._mids)))
@@ -195,6 +188,14 @@ class ServiceSessions:
         return True
 
     # -- inside ---------------------------------------------------------------------------------------
+
+    async def _attached_view(self, project_id: ProjectId) -> tuple[ConnId, Snapshot]:
+        """The session of the project (attached now if need be) and its live view."""
+        conn = await self._attach(project_id)
+        snapshot = self._host.engine.snapshot_for(conn)
+        if snapshot is None:
+            raise EditRejected("unavailable", f"project {project_id} is not loaded; try again")
+        return conn, snapshot
 
     async def _attach(self, project_id: ProjectId) -> ConnId:
         conn = self.conn_of(project_id)

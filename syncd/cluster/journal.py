@@ -28,7 +28,6 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import nats.errors
@@ -148,18 +147,13 @@ class ReplicatedJournal:
         self._task = asyncio.create_task(self._send_loop(), name="syncd.journal.send")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         # Send whatever is queued before closing: those appends are waiting for their ack.
         self._closing = True
         self._wake.set()
-        task, self._task = self._task, None
-        assert task is not None
-        await task
+        if self._task is not None:
+            await self._task
+            self._task = None
 
     # -- the Outbox interface -----------------------------------------------------------------------
 
@@ -253,10 +247,8 @@ class ReplicatedJournal:
         self._seqs.setdefault(entry.mutation_id, []).append((entry.project_id, seq))
 
     async def _send_loop(self) -> None:
-        while True:
+        while self._queue or not self._closing:
             if not self._queue:
-                if self._closing:
-                    return
                 self._wake.clear()
                 await self._wake.wait()
                 continue

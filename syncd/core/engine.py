@@ -11,6 +11,7 @@ whose position changed; a reorder that changes nothing gives none); its ``Ack`` 
 its last change, or the current seq when it made none.
 """
 
+import functools
 import itertools
 import random
 from collections.abc import Callable, Sequence
@@ -122,9 +123,8 @@ class SyncEngine:
         self._history_size = history_size
         self._history_bytes = history_bytes
         self._presence = PresenceGate(presence_interval, presence_limit)
-        self._retry_initial_delay = retry_initial_delay
         self._retry_max_delay = retry_max_delay
-        self._jitter = jitter
+        self._backoff = functools.partial(Backoff, retry_initial_delay, retry_max_delay, jitter)
         self._debouncer: Debouncer[ProjectId] = Debouncer(quiet=quiet, max_wait=max_wait)
         self._effects: list[Effect] = []
         self._projects: dict[ProjectId, ProjectState] = {}
@@ -133,8 +133,6 @@ class SyncEngine:
         self._taken_over: dict[ConnId, ProjectId] = {}
         self._retries: dict[ProjectId, float] = {}
         self._batch_ids = itertools.count(1)
-
-    # -- effects and time ---------------------------------------------------------------------------
 
     def take_effects(self) -> list[Effect]:
         """Return the effects queued since the last call, oldest first, and forget them."""
@@ -170,7 +168,7 @@ class SyncEngine:
             epoch,
             self._effects,
             History(self._history_size, self._history_bytes),
-            Backoff(self._retry_initial_delay, self._retry_max_delay, self._jitter),
+            self._backoff(),
         )
         project.restored = self._restored.pop(project_id, [])
         for entry in project.restored:
@@ -247,20 +245,7 @@ class SyncEngine:
     def status(self, project_id: ProjectId) -> ProjectProgress | None:
         """The state of one project, or None when it is not open."""
         project = self._projects.get(project_id)
-        if project is None:
-            return None
-        inflight: InFlight | None = project.inflight
-        return ProjectProgress(
-            loaded=project.loaded,
-            editors=len(project.editors),
-            waiting=len(project.waiting),
-            pending=len(project.pending_mids) + len(project.restored),
-            in_flight=None if inflight is None else inflight.batch_id,
-            in_flight_mutations=0 if inflight is None else len(inflight.mutation_ids),
-            retry_at=self._retries.get(project_id),
-            seq=project.seq,
-            saved_seq=project.saved_seq(),
-        )
+        return None if project is None else _progress(project, self._retries.get(project_id))
 
     def pending_count(self) -> int:
         """How many accepted mutations are not yet known to be in the database (in flight included)."""
@@ -300,10 +285,9 @@ class SyncEngine:
     ) -> None:
         """Let a connection into an open project: ``Welcome``, ``CatchUp`` or ``Snapshot``, then ``Presence``.
 
-        While the project loads, the connection waits and gets all of it after the load. The client id
-        is bound to ``user_id`` in this project (`check_client`). A connection of the project that uses
-        the same client id already is taken over: the engine lets go of it, and it gets an ``Error``
-        ``conflict`` and a ``Disconnect`` (close 4409).
+        While the project loads, the connection waits. The client id is bound to ``user_id`` here
+        (`check_client`); a connection with the same client id is taken over (``Error`` ``conflict``,
+        then ``Disconnect`` 4409).
 
         Raises:
             ValueError: the connection is attached already, the project was not opened, or
@@ -331,9 +315,8 @@ class SyncEngine:
     def check_client(self, project_id: ProjectId, client_id: ClientId, user_id: UserId) -> Rejection | None:
         """Whether a connection of ``user_id`` may act as ``client_id`` in a project (before `attach`).
 
-        A client id is bound to the first user that attaches with it while the project is open; any
-        other user is refused (``forbidden``), so that nobody can send mutations under another user's
-        client id (and so make its later mids count as seen). Anonymous editors are all one user.
+        A client id is bound to the first user that attaches with it while the project is open
+        (`syncd.core.clients` says why); any other user is refused with ``forbidden``.
         """
         return client_refusal(self._projects.get(project_id), client_id, user_id)
 
@@ -466,15 +449,11 @@ class SyncEngine:
             self._forget(project)
 
     def receive_side_change(self, project_id: ProjectId, change: SideChange, now: float) -> bool:
-        """Pass on a change to one of a project's side rows (exports, audio files) as the next ``Change``.
+        """Pass on a change of a side row (exports, audio files) as the project's next ``Change``.
 
-        The engine keeps no side rows: the daemon holds them and puts them in snapshots. The change
-        takes the project's next seq, so editors get it in order with the rest of the stream and a
-        resuming editor catches up on it.
-
-        Returns:
-            False, doing nothing, when the project is not open or not loaded yet (the rows are read
-            with its load).
+        The engine keeps no side rows (the daemon does, for snapshots); the change takes the next seq so
+        that it reaches editors in order. Returns False, doing nothing, when the project is not open or
+        not loaded yet (the rows are read with its load).
         """
         project = self._projects.get(project_id)
         if project is None or not project.loaded:
@@ -559,3 +538,18 @@ class SyncEngine:
             return
         self._retries.pop(project.project_id, None)
         project.cut(next(self._batch_ids))
+
+
+def _progress(project: ProjectState, retry_at: float | None) -> ProjectProgress:
+    inflight: InFlight | None = project.inflight
+    return ProjectProgress(
+        loaded=project.loaded,
+        editors=len(project.editors),
+        waiting=len(project.waiting),
+        pending=len(project.pending_mids) + len(project.restored),
+        in_flight=None if inflight is None else inflight.batch_id,
+        in_flight_mutations=0 if inflight is None else len(inflight.mutation_ids),
+        retry_at=retry_at,
+        seq=project.seq,
+        saved_seq=project.saved_seq(),
+    )

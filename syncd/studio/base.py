@@ -6,6 +6,7 @@ import abc
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,6 +17,18 @@ Row = dict[str, Any]
 
 URL_SECONDS = 7 * 24 * 3600
 """How long the signed URL of an upload is valid unless the caller says otherwise (a week)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One :meth:`Studio.upload` call's arguments."""
+
+    bucket: str
+    path: str
+    data: bytes
+    content_type: str
+    upsert: bool
+    expires_in: int
 
 
 class StudioError(SyncdError):
@@ -59,7 +72,6 @@ class Studio(abc.ABC):
 
     # -- files ------------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def upload(
         self,
         bucket: str,
@@ -75,6 +87,11 @@ class Studio(abc.ABC):
         The URL is public for ``thumbnails`` and signed (valid ``expires_in`` seconds) for the others.
         The bucket's content types and size limit are checked first.
         """
+        return await self._upload(Upload(bucket, path, data, content_type, upsert, expires_in))
+
+    @abc.abstractmethod
+    async def _upload(self, upload: Upload) -> str:
+        """Carry out :meth:`upload` in this mode."""
 
     @abc.abstractmethod
     async def signed_url(self, bucket: str, path: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 
 from syncd.storage import DEFAULT_SIGNED_SECONDS
-from syncd.studio.base import URL_SECONDS, Row, Studio, StudioError
+from syncd.studio.base import Row, Studio, StudioError, Upload
 
 
 class DaemonStudio(Studio):
@@ -50,17 +50,10 @@ class DaemonStudio(Studio):
 
     # -- files ------------------------------------------------------------------------------------------
 
-    async def upload(
-        self,
-        bucket: str,
-        path: str,
-        data: bytes,
-        content_type: str,
-        *,
-        upsert: bool = True,
-        expires_in: int = URL_SECONDS,
-    ) -> str:
+    async def _upload(self, upload: Upload) -> str:
         """Upload through ``PUT /v1/storage/{bucket}/{path}``."""
+        bucket, path, data, content_type = upload.bucket, upload.path, upload.data, upload.content_type
+        upsert, expires_in = upload.upsert, upload.expires_in
         params = {"upsert": "true" if upsert else "false", "expires_in": str(expires_in)}
         headers = {"Content-Type": content_type}
         body = await self._call(

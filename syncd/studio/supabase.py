@@ -32,7 +32,7 @@ from syncd.storage import (
     project_of,
     storage_refusal,
 )
-from syncd.studio.base import URL_SECONDS, Row, Studio, StudioError
+from syncd.studio.base import Row, Studio, StudioError, Upload
 
 REQUEST_TIMEOUT = 30.0
 """Seconds one request to Supabase may take."""
@@ -124,17 +124,10 @@ class SupabaseStudio(Studio):
 
     # -- files ------------------------------------------------------------------------------------------
 
-    async def upload(
-        self,
-        bucket: str,
-        path: str,
-        data: bytes,
-        content_type: str,
-        *,
-        upsert: bool = True,
-        expires_in: int = URL_SECONDS,
-    ) -> str:
+    async def _upload(self, upload: Upload) -> str:
         """Check the bucket's rules and the project, then upload to Storage."""
+        bucket, path, data, content_type = upload.bucket, upload.path, upload.data, upload.content_type
+        upsert, expires_in = upload.upsert, upload.expires_in
         try:
             await self._project(check_upload(bucket, path, content_type, len(data)))
             files = SupabaseFiles(await self._supabase())
