@@ -30,7 +30,7 @@ from syncd.auth import TokenVerifier, editor_jwt_secret
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
-from syncd.errors import ConfigError, StartupError, SyncdError
+from syncd.errors import ConfigError, JournalError, StartupError, SyncdError
 from syncd.host import ProjectHost
 from syncd.inspector import Inspector
 from syncd.metrics import Metrics
@@ -287,6 +287,9 @@ class Supervisor:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, JournalError):
+        # Acknowledged edits are never skipped silently: the operator decides what to do with the file.
+        return f"{exc}; the daemon will not start without it (move it aside to start anew)"
     if isinstance(exc, sqlite3.DatabaseError):
         return f"a database file in the state directory is unreadable ({exc}); move it aside or restore it"
     if isinstance(exc, OSError):

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,26 @@ async def test_corrupt_database_file_is_one_line(
         assert await Supervisor(settings(state)).serve() == EXIT_FAILED
     assert "cannot start:" in caplog.text
     assert "unreadable" in caplog.text or "not a database" in caplog.text
+
+
+async def test_undecodable_journal_row_is_one_line(
+    project: tuple[Path, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal row that cannot be read back stops start-up with a line naming it, not a traceback."""
+    state, project_id, scene = project
+    sup = Supervisor(settings(state), backend=Gate(state / "store.db"))  # the save never completes
+    task = await started(sup)
+    ws = await join(sup, project_id)
+    await patch(ws, 1, scene, "journaled")
+    await until_ack(ws, 1)
+    sup.request_stop()
+    sup.request_stop()  # forced: the edit stays in the journal
+    assert await asyncio.wait_for(task, WAIT) == EXIT_FAILED
+    with sqlite3.connect(state / "outbox.db") as db:
+        assert db.execute("update journal set mutation = '{not json'").rowcount == 1
+    with caplog.at_level(logging.ERROR, logger="syncd"):
+        assert await Supervisor(settings(state)).serve() == EXIT_FAILED
+    assert "journal row" in caplog.text
+    assert "cannot be decoded" in caplog.text
+    assert "move it aside" in caplog.text
+    assert "Traceback" not in caplog.text
