@@ -191,6 +191,9 @@ class ServiceSessions:
 
     async def _attached_view(self, project_id: ProjectId) -> tuple[ConnId, Snapshot]:
         """The session of the project (attached now if need be) and its live view."""
+        if not self._host.ownership.acting(project_id):
+            # Cluster mode: HTTP calls are not relayed yet; only the project's owner may serve them.
+            raise EditRejected("unavailable", f"project {project_id} is served by another syncd instance")
         conn = await self._attach(project_id)
         snapshot = self._host.engine.snapshot_for(conn)
         if snapshot is None:

@@ -10,9 +10,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from syncd.adapters.local import LocalBackend
 from syncd.cluster.port import SoleOwner
 from syncd.core.ids import ProjectId
+from syncd.errors import EditRejected
 from syncd.supervisor import EXIT_OK, Supervisor
 from tests.test_supervisor import WAIT, body_in_store, join, make_project, patch, settings, started, until_ack
 
@@ -100,3 +103,21 @@ async def test_write_carries_the_fence_and_a_refusal_gives_the_project_up(tmp_pa
     sup.request_stop()
     assert await asyncio.wait_for(task, WAIT) == EXIT_OK
     assert await body_in_store(state, project_id) != "stale"
+
+
+async def test_service_call_without_the_lease_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """An HTTP/service write to a project this instance does not act for: ``unavailable``, nothing pending."""
+    state = tmp_path / "state"
+    project_id, _ = await make_project(state)
+    sup = Supervisor(settings(state))
+    task = await started(sup)
+    lease = Lease(token=3)
+    lease.holds = False
+    sup.host.ownership = lease
+    with pytest.raises(EditRejected, match="served by another syncd instance") as refused:
+        await sup.host.service.view(ProjectId(project_id))
+    assert refused.value.code == "unavailable"
+    assert ProjectId(project_id) not in sup.host.engine.open_projects()
+    lease.holds = True
+    sup.request_stop()
+    assert await asyncio.wait_for(task, WAIT) == EXIT_OK
