@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self, TypeVar
 
+from syncd import jsonlib
 from syncd.core.ids import ClientId, MutationId, ProjectId
 from syncd.core.journal import JournalEntry, decode_mutation, encode_mutation
 from syncd.errors import JournalError
@@ -51,6 +52,16 @@ create table if not exists journal (
 
 # One encoder for all appends: json.dumps with non-default options builds a new one per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(value: object) -> str:
+    """A mutation as JSON text: :func:`syncd.jsonlib.dumps`, or what the journal always wrote for a value
+    it refuses (a NaN, which validated edits never hold)."""
+    try:
+        return jsonlib.dumps(value).decode()
+    except ValueError:
+        return _ENCODER.encode(value)
+
 
 INSERT = "insert into journal (seq, project_id, client_id, mid, mutation, created) values (?, ?, ?, ?, ?, ?)"
 DELETE = "delete from journal where seq = ?"
@@ -155,7 +166,7 @@ class Outbox:
             entry.project_id,
             entry.client_id,
             entry.mid,
-            _ENCODER.encode(encode_mutation(entry.mutation)),
+            _encode(encode_mutation(entry.mutation)),
             time.time(),
         )
         self._enqueue(_Append(row, future))
