@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             loop_factory, loop_name = event_loop()
             log.info("%s; %s", loop_name, jsonlib.describe())
+            freeze_start_objects()
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 return runner.run(_run(settings))
         if args.command == "project":
@@ -117,6 +119,21 @@ def event_loop() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
     except ImportError:
         return None, "event loop: asyncio's own (uvloop is not available)"
     return uvloop.new_event_loop, f"event loop: uvloop {getattr(uvloop, '__version__', '?')}"
+
+
+def freeze_start_objects() -> int:
+    """Put every object that exists now (modules, classes, settings) out of the cyclic collector's reach.
+
+    They live as long as the process. Left in, each full collection walks them all again: on the
+    fan-out load that was a pause of about 80 ms every 10 to 20 s, the daemon's slowest deliveries.
+    Garbage made from now on is collected as before.
+
+    Returns:
+        How many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

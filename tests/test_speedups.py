@@ -230,3 +230,18 @@ def test_journal_encoding_keeps_what_it_always_wrote() -> None:
     decoded = json.loads(_encode(value))
     assert math.isnan(decoded["set"].pop("n"))
     assert decoded == {"set": {"t": "é", "big": 2**70, "none": None}, "k": [1.5, 1e-05]}
+
+
+def test_start_objects_are_frozen_out_of_the_collector() -> None:
+    """What exists at start leaves the collector's generations; what is made later is still collected."""
+    out = _child(
+        "import gc\n"
+        "from syncd.cli import freeze_start_objects\n"
+        "frozen = freeze_start_objects()\n"
+        "print(frozen > 10_000, gc.get_freeze_count() == frozen)\n"
+        "cycle = []\n"
+        "cycle.append(cycle)\n"
+        "del cycle\n"
+        "print(gc.collect() >= 1)\n"
+    )
+    assert out.split() == ["True", "True", "True"]
