@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from syncd import __version__, migration, projects
+from syncd import __version__, jsonlib, migration, projects
 from syncd.config import SyncdSettings, describe_settings, load_settings
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure as configure_logging
 from syncd.servicekey import service_key
 from syncd.supervisor import EXIT_CONFIG, EXIT_FAILED, Supervisor
+
+log = logging.getLogger("syncd")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, **_overrides(args))
         configure_logging(settings.log, _secrets(settings))
         if args.command == "run":
-            return asyncio.run(_run(settings))
+            loop_factory, loop_name = event_loop()
+            log.info("%s; %s", loop_name, jsonlib.describe())
+            freeze_start_objects()
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                return runner.run(_run(settings))
         if args.command == "project":
             return asyncio.run(projects.command(settings, args))
         if args.command == "service-key":
@@ -108,6 +116,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def event_loop() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """The daemon's event loop: uvloop's when it can be loaded, asyncio's own otherwise.
+
+    Returns:
+        The loop factory for :class:`asyncio.Runner` (None: asyncio's default) and its name for the log.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None, "event loop: asyncio's own (uvloop is not available)"
+    return uvloop.new_event_loop, f"event loop: uvloop {getattr(uvloop, '__version__', '?')}"
+
+
+def freeze_start_objects() -> int:
+    """Put every object that exists now (modules, classes, settings) out of the cyclic collector's reach.
+
+    They live as long as the process. Left in, each full collection walks them all again: on the
+    fan-out load that was a pause of about 80 ms every 10 to 20 s, the daemon's slowest deliveries.
+    Garbage made from now on is collected as before.
+
+    Returns:
+        How many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from syncd import jsonlib
 from syncd.errors import FieldError, FrameError
 from syncd.rows import Uuid, check_json, validate_insert, validate_set
 
@@ -138,7 +139,11 @@ def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_
         FrameError: the frame is too large, not UTF-8, not JSON, not an object, nested too deep, of
             an unknown type, or has a missing, extra, wrongly typed or non-portable field.
     """
-    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    if isinstance(data, str):
+        # An ASCII text's length is its size in UTF-8; only other text needs encoding to be measured.
+        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    else:
+        size = len(data)
     try:
         raw = _load(data, max_depth)
     except FrameError:
@@ -179,12 +184,10 @@ def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_
 def _load(data: str | bytes, max_depth: int) -> Any:
     """Decode a frame's JSON; FrameError (``bad_request``) if it is not UTF-8 JSON that Python can hold."""
     try:
-        text = data if isinstance(data, str) else data.decode("utf-8")
+        return jsonlib.loads(data)
     except UnicodeDecodeError as exc:
         why = f"binary frame is not valid UTF-8 ({exc.reason} at byte {exc.start}); frames are UTF-8 JSON"
         raise FrameError("bad_request", why) from None
-    try:
-        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FrameError("bad_request", f"frame is not valid JSON: {exc}") from None
     except ValueError:

@@ -7,11 +7,11 @@ a few more fields. docs/protocol.md describes every frame.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from syncd import jsonlib
 from syncd.core.effects import Change, PresenceEditor, Snapshot
 from syncd.wire import PROTOCOL_VERSION
 
@@ -23,7 +23,7 @@ def encode(frame: Mapping[str, Any]) -> bytes:
         ValueError: a number is not finite; JSON has no NaN or Infinity and browsers refuse them.
         UnicodeEncodeError: a string holds a lone surrogate, which UTF-8 cannot carry.
     """
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return jsonlib.dumps(frame)
 
 
 def welcome(project_id: str, epoch: str, seq: int, session: str) -> bytes:
