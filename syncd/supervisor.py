@@ -102,7 +102,6 @@ class Supervisor:
             allow_anonymous=settings.allow_anonymous,
         )
         self._notifier = SystemdNotifier(environ)
-        self._mqtt_connected: bool | None = None
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._signals = 0
