@@ -18,7 +18,9 @@ import pytest
 from tests.chaos.conftest import Daemons, Report, fill, finish, kill_and_restart
 from tests.chaos.stores import LocalStore
 from tests.chaos.workload import Workload, reconnects
+from tests.support.daemon import DaemonProcess
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +77,9 @@ async def test_mqtt_broker_restarts(
         await asyncio.sleep(rng.uniform(0.5, 1.0))
         mosquitto.resume()
         await subscribed(mosquitto, subscriber, topic)
+        # The bridge reconnects with backoff (up to 30 s after failures in a row): wait until it is
+        # back, so what follows tests what it publishes, not how long its backoff happened to be.
+        await wait_for(partial(bridge_connected, daemon), "the daemon's MQTT bridge to reconnect", 40.0)
         # From here on, nothing the daemon publishes may be missing: each editor's next edit must come.
         finals = [await editor.edit_once() for editor in workload.editors]
         await subscriber.wait(lambda sub: all(any(v in p for _, p in sub.messages) for v in finals))
@@ -147,6 +152,12 @@ async def subscribed(broker: MosquittoBroker, subscriber: MosquittoSub, topic: s
             continue
         return
     raise AssertionError(f"mosquitto_sub never heard {topic} again:\n{subscriber.connection_log()}")
+
+
+async def bridge_connected(daemon: DaemonProcess) -> bool:
+    """Whether the daemon's /metrics says its MQTT bridge is connected."""
+    metrics = (await daemon.get("/metrics")).decode()
+    return "\nsyncd_mqtt_connected 1.0" in metrics
 
 
 def publish(broker: MosquittoBroker, topic: str, payload: str) -> None:
