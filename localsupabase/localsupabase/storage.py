@@ -344,14 +344,7 @@ class StorageApi:
         bucket, name = request.match_info["bucket"], request.match_info["name"]
         _check_key(bucket, name)
         async with self._as(self._claims(request)) as conn:
-            row = await conn.fetchrow(
-                "select metadata::text as metadata, updated_at from storage.objects"
-                " where bucket_id = $1 and name = $2",
-                bucket,
-                name,
-            )
-        if row is None:
-            raise _not_found()
+            row = await _stored(conn, bucket, name)
         return await self._send(bucket, name, row["metadata"], row["updated_at"])
 
     async def download_public(self, request: web.Request) -> web.StreamResponse:
@@ -361,14 +354,7 @@ class StorageApi:
         rules = await self._bucket(bucket)
         if not rules["public"]:
             raise _no_bucket()
-        row = await self._pool.fetchrow(
-            "select metadata::text as metadata, updated_at from storage.objects"
-            " where bucket_id = $1 and name = $2",
-            bucket,
-            name,
-        )
-        if row is None:
-            raise _not_found()
+        row = await _stored(self._pool, bucket, name)
         return await self._send(bucket, name, row["metadata"], row["updated_at"])
 
     # --- signed URLs -------------------------------------------------------------------------------
@@ -422,14 +408,7 @@ class StorageApi:
         _check_key(bucket, name)
         signing.verify(self._secret, request.query.get("token"), bucket, name)
         # The token is the permission, so the object is read with Storage's own privileges.
-        row = await self._pool.fetchrow(
-            "select metadata::text as metadata, updated_at from storage.objects"
-            " where bucket_id = $1 and name = $2",
-            bucket,
-            name,
-        )
-        if row is None:
-            raise _not_found()
+        row = await _stored(self._pool, bucket, name)
         download = request.query.get("download")
         return await self._send(bucket, name, row["metadata"], row["updated_at"], download=download)
 
@@ -574,3 +553,20 @@ def _write_file(path: Path, content: bytes) -> None:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+async def _stored(db: asyncpg.Pool | asyncpg.Connection, bucket: str, name: str) -> asyncpg.Record:
+    """An object's metadata and update time, read through ``db`` (a caller's role, or Storage's own).
+
+    Raises:
+        StorageError: Storage's ``not_found`` answer: no such object, or not visible to ``db``.
+    """
+    row = await db.fetchrow(
+        "select metadata::text as metadata, updated_at from storage.objects"
+        " where bucket_id = $1 and name = $2",
+        bucket,
+        name,
+    )
+    if row is None:
+        raise _not_found()
+    return row
