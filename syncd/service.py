@@ -192,7 +192,8 @@ class ServiceSessions:
     async def _attached_view(self, project_id: ProjectId) -> tuple[ConnId, Snapshot]:
         """The session of the project (attached now if need be) and its live view."""
         if not self._host.ownership.acting(project_id):
-            # Cluster mode: HTTP calls are not relayed yet; only the project's owner may serve them.
+            # Cluster mode: calls on projects of another instance go to it (syncd.cluster.calls); this
+            # one raced with an owner change.
             raise EditRejected("unavailable", f"project {project_id} is served by another syncd instance")
         conn = await self._attach(project_id)
         snapshot = self._host.engine.snapshot_for(conn)

@@ -171,10 +171,17 @@ class Supervisor:
         try:
             stack.enter_context(self._state)
             await stack.enter_async_context(self._backend)
+            forwarder = None if self.cluster is None else self.cluster.calls
             self.api, self.files = build_api(
-                self.settings, self.host, self._backend, self._verifier, lambda: self.gateway.draining
+                self.settings,
+                self.host,
+                self._backend,
+                self._verifier,
+                lambda: self.gateway.draining,
+                forwarder,
             )
             if self.cluster is not None:
+                self.cluster.calls.runner = self.api.run_relayed
                 # The journal is replayed per project, by the instance that takes it.
                 await stack.enter_async_context(self.cluster)
             else:

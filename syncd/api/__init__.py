@@ -9,6 +9,7 @@ from syncd.api.access import Gate
 from syncd.api.assets import AssetsApi
 from syncd.api.http import MAX_BODY_BYTES, HttpApi
 from syncd.api.projects import ProjectsApi
+from syncd.api.relay import Forwarder
 from syncd.auth import TokenVerifier
 from syncd.backend import Backend
 from syncd.config import SyncdSettings
@@ -26,8 +27,11 @@ def build_api(
     backend: Backend,
     verifier: TokenVerifier,
     stopping: Callable[[], bool],
+    forwarder: Forwarder | None = None,
 ) -> tuple[HttpApi, LocalFiles | None]:
     """Make the API for the backend in use (entered); in local mode also the file store it serves.
+
+    In cluster mode ``forwarder`` sends the calls on projects another instance owns to their owner.
 
     The host learns where side rows are read (and, in Supabase mode, hears their changes).
 
@@ -53,4 +57,4 @@ def build_api(
     projects = ProjectsApi(host, backend, records, gate)
     assets = AssetsApi(projects, records, files, gate, host.side_changed)
     incoming = (local.root if local is not None else settings.daemon.state_dir) / ".incoming"
-    return HttpApi(gate, projects, assets, local, incoming, stopping), local
+    return HttpApi(gate, projects, assets, local, incoming, stopping, forwarder), local

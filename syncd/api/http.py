@@ -22,6 +22,7 @@ from aiohttp import web
 from syncd.api.access import Caller, Gate
 from syncd.api.assets import AssetsApi
 from syncd.api.projects import ProjectsApi
+from syncd.api.relay import Forwarder, ProjectCall, decode_call, encode_call, json_object
 from syncd.errors import EditRejected, UpstreamError
 from syncd.service import Written
 from syncd.storage import BUCKETS, LocalFiles, bucket_rule
@@ -47,6 +48,8 @@ MAX_JSON_BYTES: Final = 4 * 1024 * 1024
 """The largest JSON body the API reads."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LiveOperation = Callable[[ProjectCall, Caller], Awaitable[web.Response]]
+"""An operation on a project's live state: run by the project's owner (`syncd.api.relay`)."""
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +88,7 @@ async def read_json(request: web.Request) -> Any:
 
 async def read_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON body, which must be an object."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise EditRejected("bad_request", "the body must be a JSON object")
-    return body
+    return json_object(await read_json(request))
 
 
 async def _cors(request: web.Request, response: web.StreamResponse) -> None:
@@ -103,13 +103,6 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 def _sync_file(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
-
-
-def _save(request: web.Request) -> bool:
-    value = request.query.get("save", "")
-    if value not in ("", "now", "debounce"):
-        raise EditRejected("bad_request", "save: 'now' or 'debounce'")
-    return value == "now"
 
 
 def _written(written: Written, **extra: Any) -> dict[str, Any]:
@@ -127,6 +120,7 @@ class HttpApi:
         incoming: where uploads are written while they arrive (in local mode, on the files' disk).
         stopping: whether the daemon is stopping; it then takes no more writes (503), as it takes no
             more edits from editors.
+        forwarder: in cluster mode, where the calls on projects another instance owns go.
     """
 
     def __init__(
@@ -137,7 +131,21 @@ class HttpApi:
         local_files: LocalFiles | None,
         incoming: Path,
         stopping: Callable[[], bool] = lambda: False,
+        forwarder: Forwarder | None = None,
     ) -> None:
+        self._forwarder = forwarder
+        self._live: dict[str, LiveOperation] = {
+            op.__name__: op
+            for op in (
+                self.load_project,
+                self.update_project,
+                self.sync_scenes,
+                self.add_clip,
+                self.reorder_clips,
+                self.update_clip,
+                self.delete_clip,
+            )
+        }
         self._incoming = incoming
         self._stopping = stopping
         self._gate = gate
@@ -147,34 +155,35 @@ class HttpApi:
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the API on the gateway's application."""
+        h, live = self._h, self._h_live
         routes = [
-            ("POST", "/v1/projects", self.create_project),
-            ("GET", "/v1/projects", self.list_projects),
-            ("GET", "/v1/projects/{pid}", self.load_project),
-            ("PATCH", "/v1/projects/{pid}", self.update_project),
-            ("DELETE", "/v1/projects/{pid}", self.delete_project),
-            ("PUT", "/v1/projects/{pid}/scenes", self.sync_scenes),
-            ("POST", "/v1/projects/{pid}/clips", self.add_clip),
-            ("PUT", "/v1/projects/{pid}/clips/order", self.reorder_clips),
-            ("PATCH", "/v1/projects/{pid}/clips/{cid}", self.update_clip),
-            ("DELETE", "/v1/projects/{pid}/clips/{cid}", self.delete_clip),
-            ("POST", "/v1/projects/{pid}/exports", self.create_export),
-            ("GET", "/v1/projects/{pid}/exports", self.list_exports),
-            ("PATCH", "/v1/exports/{eid}", self.update_export),
-            ("POST", "/v1/projects/{pid}/audio", self.create_audio),
-            ("GET", "/v1/projects/{pid}/audio", self.list_audio),
-            ("DELETE", "/v1/audio/{aid}", self.delete_audio),
-            ("GET", "/v1/voices", self.list_voices),
-            ("POST", "/v1/voices", self.create_voice),
-            ("PATCH", "/v1/voices/{vid}", self.update_voice),
-            ("DELETE", "/v1/voices/{vid}", self.delete_voice),
-            ("PUT", "/v1/storage/{bucket}/{path:.+}", self.upload),
-            ("DELETE", "/v1/storage/{bucket}/{path:.+}", self.remove),
-            ("POST", "/v1/storage/sign/{bucket}/{path:.+}", self.sign),
-            ("GET", "/v1/storage/public/{bucket}/{path:.+}", self.public_url),
+            ("POST", "/v1/projects", h(self.create_project)),
+            ("GET", "/v1/projects", h(self.list_projects)),
+            ("GET", "/v1/projects/{pid}", live(self.load_project)),
+            ("PATCH", "/v1/projects/{pid}", live(self.update_project)),
+            ("DELETE", "/v1/projects/{pid}", h(self.delete_project)),
+            ("PUT", "/v1/projects/{pid}/scenes", live(self.sync_scenes)),
+            ("POST", "/v1/projects/{pid}/clips", live(self.add_clip)),
+            ("PUT", "/v1/projects/{pid}/clips/order", live(self.reorder_clips)),
+            ("PATCH", "/v1/projects/{pid}/clips/{cid}", live(self.update_clip)),
+            ("DELETE", "/v1/projects/{pid}/clips/{cid}", live(self.delete_clip)),
+            ("POST", "/v1/projects/{pid}/exports", h(self.create_export)),
+            ("GET", "/v1/projects/{pid}/exports", h(self.list_exports)),
+            ("PATCH", "/v1/exports/{eid}", h(self.update_export)),
+            ("POST", "/v1/projects/{pid}/audio", h(self.create_audio)),
+            ("GET", "/v1/projects/{pid}/audio", h(self.list_audio)),
+            ("DELETE", "/v1/audio/{aid}", h(self.delete_audio)),
+            ("GET", "/v1/voices", h(self.list_voices)),
+            ("POST", "/v1/voices", h(self.create_voice)),
+            ("PATCH", "/v1/voices/{vid}", h(self.update_voice)),
+            ("DELETE", "/v1/voices/{vid}", h(self.delete_voice)),
+            ("PUT", "/v1/storage/{bucket}/{path:.+}", h(self.upload)),
+            ("DELETE", "/v1/storage/{bucket}/{path:.+}", h(self.remove)),
+            ("POST", "/v1/storage/sign/{bucket}/{path:.+}", h(self.sign)),
+            ("GET", "/v1/storage/public/{bucket}/{path:.+}", h(self.public_url)),
         ]
-        for method, path, operation in routes:
-            app.router.add_route(method, path, self._h(operation))
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
         for path in sorted({path for _, path, _ in routes}):
             app.router.add_route("OPTIONS", path, self.preflight)
         app.on_response_prepare.append(_cors)
@@ -196,6 +205,48 @@ class HttpApi:
                 return refusal(EditRejected("unavailable", "the database cannot be reached; try again"))
 
         return handle
+
+    def _h_live(self, operation: LiveOperation) -> Handler:
+        """A route on a project's live state: served here, or by the project's owner in cluster mode."""
+        assert self._live[operation.__name__] == operation, "an operation the owner could not run"
+
+        async def run(request: web.Request, caller: Caller) -> web.Response:
+            body = {} if request.method == "GET" else await read_json(request)
+            call = ProjectCall(operation.__name__, dict(request.match_info), dict(request.query), body)
+            if self._forwarder is not None:
+                pid = await self._projects.owner(caller, call.params["pid"])
+                relayed = await self._forwarder.forward(pid, encode_call(call, caller))
+                if relayed is not None:
+                    status, data = relayed
+                    return web.Response(status=status, body=data, content_type="application/json")
+            return await operation(call, caller)
+
+        return self._h(run)
+
+    async def run_relayed(self, data: bytes) -> tuple[int, bytes] | None:
+        """Run a call another instance received for a project this one owns: its status and body.
+
+        Returns:
+            None when the call was not run: a write while this daemon stops (the project's next owner
+            takes it once this one lets the project go).
+        """
+        try:
+            call, caller = decode_call(data)
+            if call.route != "load_project" and self._stopping():
+                return None
+            operation = self._live.get(call.route)
+            if operation is None:
+                raise EditRejected(
+                    "bad_request", f"a relayed call names no operation of this daemon: {call.route}"
+                )
+            response = await operation(call, caller)
+        except EditRejected as exc:
+            response = refusal(exc)
+        except (UpstreamError, OSError) as exc:
+            log.warning("a relayed call: the database failed: %s", exc)
+            response = refusal(EditRejected("unavailable", "the database cannot be reached; try again"))
+        assert isinstance(response.body, bytes)
+        return response.status, response.body
 
     @staticmethod
     def _plain(operation: Handler) -> Handler:
@@ -222,47 +273,45 @@ class HttpApi:
         rows = await self._projects.list_for(caller, user, all_users="user_id" not in request.query)
         return answer(200, rows)
 
-    async def load_project(self, request: web.Request, caller: Caller) -> web.Response:
-        view = await self._projects.load(caller, request.match_info["pid"])
+    async def load_project(self, call: ProjectCall, caller: Caller) -> web.Response:
+        view = await self._projects.load(caller, call.params["pid"])
         pid = view["project"]["id"]
         view["exports"] = await self._assets.list_exports(caller, pid)
         view["audio_files"] = await self._assets.list_audio(caller, pid)
         return answer(200, view)
 
-    async def update_project(self, request: web.Request, caller: Caller) -> web.Response:
-        pid = request.match_info["pid"]
-        written = await self._projects.update(caller, pid, await read_object(request), _save(request))
+    async def update_project(self, call: ProjectCall, caller: Caller) -> web.Response:
+        written = await self._projects.update(caller, call.params["pid"], call.object_body(), call.save())
         return answer(200, _written(written, project=dict(written.view.project)))
 
     async def delete_project(self, request: web.Request, caller: Caller) -> web.Response:
         await self._projects.delete(caller, request.match_info["pid"])
         return answer(200, {"deleted": True})
 
-    async def sync_scenes(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await read_json(request)
+    async def sync_scenes(self, call: ProjectCall, caller: Caller) -> web.Response:
+        body = call.body
         scenes = body.get("scenes") if isinstance(body, dict) else body
-        written = await self._projects.sync_scenes(caller, request.match_info["pid"], scenes, _save(request))
+        written = await self._projects.sync_scenes(caller, call.params["pid"], scenes, call.save())
         return answer(200, _written(written, scenes=[dict(r) for r in written.view.scenes]))
 
-    async def add_clip(self, request: web.Request, caller: Caller) -> web.Response:
-        pid = request.match_info["pid"]
-        clip = await self._projects.add_clip(caller, pid, await read_object(request), _save(request))
+    async def add_clip(self, call: ProjectCall, caller: Caller) -> web.Response:
+        clip = await self._projects.add_clip(caller, call.params["pid"], call.object_body(), call.save())
         return answer(201, clip)
 
-    async def update_clip(self, request: web.Request, caller: Caller) -> web.Response:
-        pid, cid = request.match_info["pid"], request.match_info["cid"]
-        clip = await self._projects.update_clip(caller, pid, cid, await read_object(request), _save(request))
+    async def update_clip(self, call: ProjectCall, caller: Caller) -> web.Response:
+        pid, cid = call.params["pid"], call.params["cid"]
+        clip = await self._projects.update_clip(caller, pid, cid, call.object_body(), call.save())
         return answer(200, clip)
 
-    async def delete_clip(self, request: web.Request, caller: Caller) -> web.Response:
-        pid, cid = request.match_info["pid"], request.match_info["cid"]
-        written = await self._projects.delete_clip(caller, pid, cid, _save(request))
+    async def delete_clip(self, call: ProjectCall, caller: Caller) -> web.Response:
+        pid, cid = call.params["pid"], call.params["cid"]
+        written = await self._projects.delete_clip(caller, pid, cid, call.save())
         return answer(200, _written(written, deleted=True))
 
-    async def reorder_clips(self, request: web.Request, caller: Caller) -> web.Response:
-        body = await read_json(request)
+    async def reorder_clips(self, call: ProjectCall, caller: Caller) -> web.Response:
+        body = call.body
         ids = body.get("clip_ids") if isinstance(body, dict) else body
-        written = await self._projects.reorder_clips(caller, request.match_info["pid"], ids, _save(request))
+        written = await self._projects.reorder_clips(caller, call.params["pid"], ids, call.save())
         return answer(200, _written(written, clips=[dict(r) for r in written.view.clips]))
 
     # -- exports, audio, voices -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 import nats.errors
 
+from syncd.cluster.calls import CallRelay
 from syncd.cluster.connection import connect_nats
 from syncd.cluster.journal import ReplicatedJournal
 from syncd.cluster.lease import Leases
@@ -83,6 +84,7 @@ class ClusterNode:
         self.host = host
         self.backend = backend
         self.router = ClusterRouter(self)
+        self.calls = CallRelay(self, settings.writer.request_timeout)
         self.nc: Client | None = None
         self.leases: Leases | None = None
         self.journal: ReplicatedJournal | None = None
@@ -297,6 +299,9 @@ class ClusterNode:
         project_id = msg.subject.rsplit(".", 1)[-1]
         if kind == "hello":
             self._spawn(self._hello(msg, project_id, edge, edge_conn), f"syncd.relay.hello.{project_id}")
+            return
+        if kind == "call":
+            self._spawn(self.calls.serve(msg, project_id), f"syncd.relay.call.{project_id}")
             return
         remote = self._remotes.get((edge, edge_conn))
         if remote is None:
