@@ -211,7 +211,7 @@ class HttpApi:
         assert self._live[operation.__name__] == operation, "an operation the owner could not run"
 
         async def run(request: web.Request, caller: Caller) -> web.Response:
-            body = {} if request.method == "GET" else await read_json(request)
+            body = {} if request.method in ("GET", "DELETE") else await read_json(request)
             call = ProjectCall(operation.__name__, dict(request.match_info), dict(request.query), body)
             if self._forwarder is not None:
                 pid = await self._projects.owner(caller, call.params["pid"])
