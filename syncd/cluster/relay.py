@@ -8,7 +8,9 @@ Core NATS subjects (no JetStream: a lost frame is repaired by the protocol, not 
   ``Syncd-Edge`` (the edge instance) and ``Syncd-Conn`` (the connection's id there).
 - ``<prefix>.edge.<instance_id>``: the owner's frames for one relayed editor, with ``Syncd-Conn`` and
   ``Syncd-Kind``: ``send`` (a change, ``saved``: a snapshot may replace it), ``reply`` (an ack, an
-  error, the welcome, presence), ``now`` (a snapshot) or ``close`` (a code and a reason).
+  error, the welcome, presence), ``now`` (a snapshot) or ``close`` (a code and a reason). A ``send``
+  of one frame to several editors of the same edge is one message whose ``Syncd-Conn`` lists their
+  ids, comma-separated: a change crosses NATS once per edge instance, not once per relayed editor.
 
 Frames between two instances keep their order (one publisher, one subscriber). A frame lost on the
 way is one the editor protocol already survives: a missing change is a gap in ``seq`` (the editor
@@ -24,6 +26,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,6 +37,13 @@ log = logging.getLogger(__name__)
 KIND = "Syncd-Kind"
 EDGE = "Syncd-Edge"
 CONN = "Syncd-Conn"
+
+
+@dataclass(eq=False, slots=True)
+class _Message:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
 
 
 class Outlet:
@@ -50,7 +60,9 @@ class Outlet:
         self.nc = nc
         self.published = 0
         self.dropped = 0
-        self._queue: deque[tuple[str, bytes, dict[str, str]]] = deque()
+        self._queue: deque[_Message] = deque()
+        self._last: dict[str, _Message] = {}
+        """The last message queued for each subject, while it waits."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -72,9 +84,25 @@ class Outlet:
 
     def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
         """Queue one message."""
-        self._queue.append((subject, payload, headers))
+        message = _Message(subject, payload, headers)
+        self._queue.append(message)
+        self._last[subject] = message
         self._idle.clear()
         self._wake.set()
+
+    def send(self, subject: str, payload: bytes, conn: str) -> None:
+        """Queue a ``send`` of ``payload`` to one relayed editor of the edge instance at ``subject``.
+
+        A fan-out hands the same ``payload`` object to every editor of a project in one go: when the
+        last message still waiting for this subject is a ``send`` of that very object, the editor is
+        added to its list instead of making a message of its own. Only the subject's last message
+        is extended, so no editor's frames change order.
+        """
+        last = self._last.get(subject)
+        if last is not None and last.payload is payload and last.headers.get(KIND) == "send":
+            last.headers[CONN] += f",{conn}"
+            return
+        self.publish(subject, payload, {KIND: "send", CONN: conn})
 
     async def _run(self) -> None:
         import nats.errors
@@ -83,13 +111,15 @@ class Outlet:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                subject, payload, headers = self._queue.popleft()
+                message = self._queue.popleft()
+                if self._last.get(message.subject) is message:
+                    del self._last[message.subject]
                 try:
-                    await self.nc.publish(subject, payload, headers=headers)
+                    await self.nc.publish(message.subject, message.payload, headers=message.headers)
                     self.published += 1
                 except nats.errors.Error as exc:
                     self.dropped += 1
-                    log.warning("relay: dropped a frame for %s: %r", subject, exc)
+                    log.warning("relay: dropped a frame for %s: %r", message.subject, exc)
             self._idle.set()
 
 
@@ -130,7 +160,7 @@ class RemoteConnection:
     def send(self, data: bytes) -> bool:
         """Relay a frame that a snapshot replaces; the edge handles overflows (it asks for a snapshot)."""
         if self.closing is None:
-            self._put("send", data)
+            self._outlet.send(self._subject, data, self.edge_conn)
         return True
 
     def reply(self, data: bytes) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import nats.errors
 
+from syncd.adapters.gateway import fan_out
 from syncd.cluster.relay import CONN, EDGE, KIND, header
 from syncd.errors import AccessRefused, ClusterError
 from syncd.inbound import HelloFrame, MutationFrame
@@ -182,14 +183,16 @@ class ClusterRouter:
             with contextlib.suppress(nats.errors.Error):
                 await msg.respond(b"")
             return
+        kind = header(msg.headers, KIND)
+        if kind == "send":
+            conns = (self._relayed.get(conn_id) for conn_id in header(msg.headers, CONN).split(","))
+            fan_out([r.conn for r in conns if r is not None], msg.data, self.overflowed)
+            return
         relayed = self._relayed.get(header(msg.headers, CONN))
         if relayed is None:
             return
-        conn, kind = relayed.conn, header(msg.headers, KIND)
-        if kind == "send":
-            if not conn.send(msg.data):
-                self.overflowed(conn)
-        elif kind == "reply":
+        conn = relayed.conn
+        if kind == "reply":
             conn.reply(msg.data)
         elif kind == "now":
             conn.send_now(msg.data)
