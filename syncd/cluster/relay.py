@@ -59,6 +59,8 @@ class Outlet:
     def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.published = 0
+        self.merged = 0
+        """Sends that joined a waiting message instead of making their own."""
         self.dropped = 0
         self._queue: deque[_Message] = deque()
         self._last: dict[str, _Message] = {}
@@ -77,6 +79,12 @@ class Outlet:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._idle.wait()
+        log.info(
+            "relay: %d messages published, %d sends joined one, %d dropped",
+            self.published,
+            self.merged,
+            self.dropped,
+        )
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -101,6 +109,7 @@ class Outlet:
         last = self._last.get(subject)
         if last is not None and last.payload is payload and last.headers.get(KIND) == "send":
             last.headers[CONN] += f",{conn}"
+            self.merged += 1
             return
         self.publish(subject, payload, {KIND: "send", CONN: conn})
 
