@@ -84,6 +84,17 @@ async def test_calls_on_the_other_instance_see_and_change_the_owners_live_state(
     assert bad_save.status_code == 400
     assert "save" in bad_save.json()["message"]
 
+    # Calls with no live state (an export here) are served where they arrive; the owner's editors
+    # hear of the row through Realtime, as of any other writer's.
+    export = await http.post(f"{b.http}/v1/projects/{project_id}/exports", json={})
+    assert export.status_code == 201, export.text
+    export_id = export.json()["id"]
+    await wait_for(
+        lambda: export_id in editor.view.sides.get("exports", {}),
+        lambda: f"export {export_id} at the editor",
+        10,
+    )
+
     unknown = "00000000-0000-4000-8000-00000000dead"
     missing = await http.get(f"{b.http}/v1/projects/{unknown}")
     assert missing.status_code == 404
