@@ -1,11 +1,12 @@
 """Calls of the HTTP API on a project's live state, apart from their request: another instance can run them.
 
 In cluster mode only the instance that owns a project holds its live state (its unsaved edits, its
-service session). A call that reads or writes that state (`LIVE_ROUTES`) and reaches another instance
-is handed to the owner whole: the operation's name, the path's parameters, the query, the JSON body and
-the caller as the receiving instance established it. The owner runs it as if it had received it and
-sends the status and body back. How the call travels is the `Forwarder`'s business
-(`syncd.cluster.calls` in cluster mode; single-process mode has none: every project is served here).
+service session). A call that reads or writes that state (a `syncd.api.http.LiveOperation`) and
+reaches another instance is handed to the owner whole: the operation's name, the path's parameters,
+the query, the JSON body and the caller as the receiving instance established it. The owner runs it
+as if it had received it and sends the status and body back. How the call travels is the
+`Forwarder`'s business (`syncd.cluster.calls` in cluster mode; single-process mode has none: every
+project is served here).
 
 The caller travels as an identity, not as a token: instances trust each other through their NATS
 connection (docs/scaling.md), as they do for a relayed editor's ``hello``.
