@@ -85,6 +85,8 @@ class CallRelay:
                 log.info("project %s: NATS did not answer (%s)", project_id, exc)
             if answer is not None:
                 self.forwarded += 1
+                if not node.router.watching(project_id):
+                    node.leases.forget(project_id)  # nothing here waits to take it over
                 return answer
             if loop.time() >= give_up_at:
                 raise EditRejected("unavailable", "the project's owner does not answer; try again")

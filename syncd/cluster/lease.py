@@ -81,6 +81,7 @@ class Leases:
         self.poll_interval = min(renew_interval, ttl / POLLS_PER_TTL)
         """Seconds between two reads of a key this instance waits to take over."""
         self._claims: dict[str, Claim] = {}
+        self._seen: dict[str, LeaseRecord | None] = {}
 
     @classmethod
     async def open(
@@ -135,7 +136,8 @@ class Leases:
             ClusterError: NATS could not be asked.
         """
         claim = self._claims.setdefault(project_id, Claim(self.instance_id, self.ttl))
-        step = claim.decide(self.clock(), await self.read(project_id))
+        seen = self._seen[project_id] = await self.read(project_id)
+        step = claim.decide(self.clock(), seen)
         if isinstance(step, WaitUntil):
             return step
         value = encode_lease(self.instance_id, self.ttl)
@@ -151,8 +153,18 @@ class Leases:
         except nats.errors.Error as exc:
             raise ClusterError(f"cannot write the lease of project {project_id}: {exc!r}") from exc
         del self._claims[project_id]
+        self._seen.pop(project_id, None)
         log.info("took project %s (fencing token %d)", project_id, revision)
         return Term(revision, sent, self.ttl, self.renew_interval)
+
+    def last_seen(self, project_id: str) -> LeaseRecord | None:
+        """The entry the last `try_acquire` of the project read and could not take (None: none)."""
+        return self._seen.get(project_id)
+
+    def forget(self, project_id: str) -> None:
+        """Stop tracking a project this instance no longer waits for."""
+        self._claims.pop(project_id, None)
+        self._seen.pop(project_id, None)
 
     async def acquire(self, project_id: str, within: float) -> Term | None:
         """Take the project, waiting as long as the rules require; None if ``within`` s pass first.

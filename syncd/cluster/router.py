@@ -161,6 +161,7 @@ class ClusterRouter:
             watcher = self._watchers.pop(relayed.project_id, None)
             if watcher is not None:
                 watcher.cancel()
+                self._forget(relayed.project_id)
 
     def overflowed(self, conn: EditorConnection) -> None:
         """The editor's backlog was dropped: the owner (here or there) sends a snapshot."""
@@ -202,6 +203,14 @@ class ClusterRouter:
 
     # -- watching the owner ---------------------------------------------------------------------------
 
+    def watching(self, project_id: str) -> bool:
+        """Whether editors of the project are relayed from here (its lease is being watched)."""
+        return project_id in self._watchers
+
+    def _forget(self, project_id: str) -> None:
+        assert self.node.leases is not None
+        self.node.leases.forget(project_id)
+
     async def _watch(self, project_id: str) -> None:
         """Close the project's relayed editors when its owner changes or stops renewing."""
         node = self.node
@@ -210,7 +219,8 @@ class ClusterRouter:
             await asyncio.sleep(node.leases.poll_interval)
             try:
                 took = await node.own(project_id)
-                record = None if took else await node.leases.read(project_id)
+                # own() read the key to decide: no second read for who holds it.
+                record = None if took else node.leases.last_seen(project_id)
             except (ClusterError, AccessRefused) as exc:
                 log.info("project %s: cannot check its owner now (%s)", project_id, exc)
                 continue
@@ -222,4 +232,5 @@ class ClusterRouter:
                     relayed.conn.close(CLOSE_RESTART, MOVED)
             if not any(r.project_id == project_id for r in self._relayed.values()):
                 self._watchers.pop(project_id, None)
+                self._forget(project_id)
                 return

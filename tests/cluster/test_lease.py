@@ -41,6 +41,24 @@ async def test_two_contenders_one_wins(clients: ClientFactory, nats_cluster: Nat
     assert record.owner == ("a" if isinstance(results[0], Term) else "b")
 
 
+async def test_a_contender_remembers_the_entry_it_could_not_take(clients: ClientFactory) -> None:
+    """The watcher of a relayed project learns who owns it from its own takeover attempt: no second read."""
+    bucket = unique("leases")
+    a, b = await instance(clients, bucket, "a"), await instance(clients, bucket, "b")
+    assert b.last_seen(PROJECT) is None
+    held = await a.try_acquire(PROJECT)
+    assert isinstance(held, Term)
+    assert isinstance(await b.try_acquire(PROJECT), WaitUntil)
+    seen = b.last_seen(PROJECT)
+    assert seen is not None
+    assert (seen.owner, seen.revision) == ("a", held.token)
+    b.forget(PROJECT)
+    assert b.last_seen(PROJECT) is None
+    await a.release(PROJECT, held)
+    assert isinstance(await b.try_acquire(PROJECT), Term)
+    assert b.last_seen(PROJECT) is None  # taken: nothing is waited for
+
+
 async def test_loser_takes_over_within_the_ttl_once_the_owner_stops(clients: ClientFactory) -> None:
     """While the owner renews, the other waits in vain; once it stops, the other owns within the TTL."""
     bucket = unique("leases")
