@@ -90,7 +90,7 @@ class CallRelay:
                 return answer
             if loop.time() >= give_up_at:
                 raise EditRejected("unavailable", "the project's owner does not answer; try again")
-            await asyncio.sleep(node.leases.poll_interval)
+            await asyncio.sleep(node.leases.pause(project_id))
 
     async def _ask(self, project_id: str, call: bytes) -> tuple[int, bytes] | None:
         """The owner's status and body; None when no owner ran the call."""

@@ -23,6 +23,7 @@ from nats.js.api import KeyValueConfig
 
 from syncd.cluster.connection import patiently
 from syncd.cluster.ownership import (
+    READ_SHARE,
     Claim,
     Create,
     LeaseRecord,
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 GC_TTLS = 12
 """The bucket's TTL in lease TTLs: a key nobody has written for that long is removed."""
 
-POLLS_PER_TTL = 20
-"""How often per TTL a contender reads the key it waits for (at most once per renewal interval)."""
 OPEN_WITHIN = 15.0
 """Seconds opening the bucket may take while JetStream elects a leader."""
 
@@ -78,10 +77,11 @@ class Leases:
         self.ttl = ttl
         self.renew_interval = renew_interval
         self.clock = clock
-        self.poll_interval = min(renew_interval, ttl / POLLS_PER_TTL)
+        self.poll_interval = min(renew_interval, ttl * READ_SHARE)
         """Seconds between two reads of a key this instance waits to take over."""
         self._claims: dict[str, Claim] = {}
-        self._seen: dict[str, LeaseRecord | None] = {}
+        self._seen: dict[str, tuple[LeaseRecord | None, float]] = {}
+        """Per project waited on: the entry the last attempt read, and when it may be taken."""
 
     @classmethod
     async def open(
@@ -136,9 +136,10 @@ class Leases:
             ClusterError: NATS could not be asked.
         """
         claim = self._claims.setdefault(project_id, Claim(self.instance_id, self.ttl))
-        seen = self._seen[project_id] = await self.read(project_id)
+        seen = await self.read(project_id)
         step = claim.decide(self.clock(), seen)
         if isinstance(step, WaitUntil):
+            self._seen[project_id] = (seen, step.at)
             return step
         value = encode_lease(self.instance_id, self.ttl)
         sent = self.clock()
@@ -159,7 +160,17 @@ class Leases:
 
     def last_seen(self, project_id: str) -> LeaseRecord | None:
         """The entry the last `try_acquire` of the project read and could not take (None: none)."""
-        return self._seen.get(project_id)
+        return self._seen.get(project_id, (None, 0.0))[0]
+
+    def pause(self, project_id: str) -> float:
+        """Seconds until a contender should try the project again.
+
+        A poll interval, or less when the entry it waits on may be taken sooner: the takeover then
+        comes when the rules allow it, not up to a poll later.
+        """
+        now = self.clock()
+        _, at = self._seen.get(project_id, (None, now + self.poll_interval))
+        return max(0.0, min(at, now + self.poll_interval) - now)
 
     def forget(self, project_id: str) -> None:
         """Stop tracking a project this instance no longer waits for."""
@@ -169,9 +180,10 @@ class Leases:
     async def acquire(self, project_id: str, within: float) -> Term | None:
         """Take the project, waiting as long as the rules require; None if ``within`` s pass first.
 
-        While waiting, the key is read every `poll_interval` s, so that the TTL of the owner's last
-        renewal is counted from soon after it was written: the takeover comes at most ``ttl +
-        poll_interval`` s after the owner's last renewal.
+        While waiting, the key is read every `poll_interval` s (``READ_SHARE`` of the TTL), so that the
+        owner's last renewal is seen soon after it was written, and once more when the entry may be
+        taken: the takeover comes at most one TTL (plus the reads' round trips) after the owner's last
+        renewal.
 
         Raises:
             ClusterError: NATS could not be asked.

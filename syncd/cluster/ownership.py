@@ -6,12 +6,15 @@ the owner promised to renew within (`LeaseRecord`); its KV revision changes with
 The rules, chosen so that no two machines' clocks are ever compared:
 
 - A contender (`Claim`) takes an absent key with a create (write only if absent). A present key it
-  may take over only once it has seen the *same* revision for a whole TTL on its own monotonic clock,
-  and then only with a compare-and-set on that revision. Seeing the revision happens after it was
-  written, so the owner's last renewal started before the contender's TTL began.
+  may take over only once it has seen the *same* revision for ``ttl * (1 - READ_SHARE)`` on its own
+  monotonic clock, and then only with a compare-and-set on that revision. Seeing the revision happens
+  after it was written, so the owner's last renewal started before the contender's wait began; and a
+  contender that reads the key every ``READ_SHARE * ttl`` sees it within that time, so it takes over
+  at most one TTL after the owner's last renewal: within a TTL of the owner's death.
 - An owner (`Term`) acts only until ``sent + ttl * (1 - GUARD)``, where ``sent`` is when it *sent* its
-  last successful write (acquire or renewal), on its own monotonic clock. That instant is before any
-  contender may take over, as long as the two clocks run at rates within ``GUARD`` of each other.
+  last successful write (acquire or renewal), on its own monotonic clock. That instant is
+  ``(GUARD - READ_SHARE) * ttl`` before any contender may take over, as long as the two clocks run
+  at rates within that share of each other (real clocks differ by millionths).
 - The fencing token of a term is the KV revision at which the owner acquired the key. Renewals change
   the revision but not the token; a new owner's acquisition comes after every write of the old owner,
   so its token is higher than any token the old owner ever used.
@@ -26,7 +29,9 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 GUARD = 0.1
-"""Share of the TTL an owner gives up, for the difference in rate of two machines' clocks."""
+"""Share of the TTL an owner gives up, for the reads of contenders and the difference in clock rates."""
+READ_SHARE = GUARD / 2
+"""A contender reads a key it waits on every this share of the TTL, and waits that much less."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ class Claim:
             return TakeOver(seen.revision)
         if seen.revision != self._watched:
             self._watched, self._since = seen.revision, now
-        expires = self._since + max(self.ttl, seen.ttl)
+        expires = self._since + max(self.ttl, seen.ttl) * (1 - READ_SHARE)
         if now >= expires:
             return TakeOver(seen.revision)
         return WaitUntil(expires)

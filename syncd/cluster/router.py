@@ -116,7 +116,7 @@ class ClusterRouter:
                 return
             if loop.time() >= give_up_at:
                 raise AccessRefused("unavailable", "the project's owner does not answer; try again")
-            await asyncio.sleep(node.leases.poll_interval)
+            await asyncio.sleep(node.leases.pause(project_id))
 
     async def _ask_owner(
         self, conn: EditorConnection, project_id: str, hello: HelloFrame, user_id: str | None
@@ -216,7 +216,7 @@ class ClusterRouter:
         node = self.node
         assert node.leases is not None
         while True:
-            await asyncio.sleep(node.leases.poll_interval)
+            await asyncio.sleep(node.leases.pause(project_id))
             try:
                 took = await node.own(project_id)
                 # own() read the key to decide: no second read for who holds it.

@@ -94,9 +94,9 @@ async def test_owner_killed_another_takes_over_nothing_lost(stack: Stack, nats_c
     assert counts.acknowledged > 0
     assert counts.lost == 0
     assert counts.applied_twice == 0
-    # The TTL counts from the last renewal the survivors saw; a read every TTL / 20 and a loaded
-    # machine add a little.
-    assert max(taken.values()) <= TTL + 1.5
+    # The rules give a takeover at most one TTL after the owner's last renewal, so within a TTL of
+    # the kill; the margin is for a loaded machine's scheduling and the log being read.
+    assert max(taken.values()) <= TTL + 0.5
 
 
 async def test_owner_paused_past_its_lease_is_fenced_and_closes_its_editors(

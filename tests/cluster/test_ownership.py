@@ -6,6 +6,7 @@ import pytest
 
 from syncd.cluster.ownership import (
     GUARD,
+    READ_SHARE,
     Claim,
     Create,
     LeaseRecord,
@@ -15,6 +16,9 @@ from syncd.cluster.ownership import (
     decode_lease,
     encode_lease,
 )
+
+WAIT = 5.0 * (1 - READ_SHARE)
+"""How long a contender waits on an unchanged entry with a 5 s TTL: 4.75 s."""
 
 
 def rec(revision: int, owner: str = "b", ttl: float = 5.0) -> LeaseRecord:
@@ -26,27 +30,28 @@ def test_absent_key_is_created() -> None:
     assert Claim("a", 5.0).decide(100.0, None) == Create()
 
 
-def test_held_key_is_taken_only_after_a_whole_ttl_unchanged() -> None:
-    """The TTL counts from when this instance first saw the revision, on its own clock."""
+def test_held_key_is_taken_only_after_the_ttl_less_a_read_unchanged() -> None:
+    """The wait counts from when this instance first saw the revision, on its own clock."""
+    assert pytest.approx(4.75) == WAIT
     claim = Claim("a", 5.0)
-    assert claim.decide(100.0, rec(7)) == WaitUntil(105.0)
-    assert claim.decide(104.9, rec(7)) == WaitUntil(105.0)
-    assert claim.decide(105.0, rec(7)) == TakeOver(7)
+    assert claim.decide(100.0, rec(7)) == WaitUntil(100.0 + WAIT)
+    assert claim.decide(104.7, rec(7)) == WaitUntil(100.0 + WAIT)
+    assert claim.decide(104.75, rec(7)) == TakeOver(7)
 
 
 def test_a_renewal_restarts_the_wait() -> None:
     """A new revision means the owner is alive: the wait starts again from the read that saw it."""
     claim = Claim("a", 5.0)
     claim.decide(100.0, rec(7))
-    assert claim.decide(104.0, rec(9)) == WaitUntil(109.0)
-    assert claim.decide(108.0, rec(9)) == WaitUntil(109.0)
-    assert claim.decide(109.5, rec(9)) == TakeOver(9)
+    assert claim.decide(104.0, rec(9)) == WaitUntil(104.0 + WAIT)
+    assert claim.decide(108.0, rec(9)) == WaitUntil(104.0 + WAIT)
+    assert claim.decide(109.0, rec(9)) == TakeOver(9)
 
 
 def test_the_longer_ttl_counts() -> None:
     """An owner that promised a longer TTL than ours is waited on for its TTL, and ours when longer."""
-    assert Claim("a", 5.0).decide(0.0, rec(3, ttl=8.0)) == WaitUntil(8.0)
-    assert Claim("a", 5.0).decide(0.0, rec(3, ttl=2.0)) == WaitUntil(5.0)
+    assert Claim("a", 5.0).decide(0.0, rec(3, ttl=8.0)) == WaitUntil(8.0 * (1 - READ_SHARE))
+    assert Claim("a", 5.0).decide(0.0, rec(3, ttl=2.0)) == WaitUntil(WAIT)
 
 
 def test_a_key_gone_and_back_is_watched_afresh() -> None:
@@ -54,7 +59,7 @@ def test_a_key_gone_and_back_is_watched_afresh() -> None:
     claim = Claim("a", 5.0)
     claim.decide(0.0, rec(3))
     assert claim.decide(4.0, None) == Create()
-    assert claim.decide(6.0, rec(3)) == WaitUntil(11.0)
+    assert claim.decide(6.0, rec(3)) == WaitUntil(6.0 + WAIT)
 
 
 def test_our_own_leftover_entry_is_taken_at_once() -> None:
@@ -87,6 +92,25 @@ def test_a_term_given_up_holds_nothing() -> None:
     term = Term(token=1, sent=0.0, ttl=5.0, renew_interval=1.0)
     term.give_up()
     assert not term.holds(0.1)
+
+
+def test_a_contender_reading_every_read_share_takes_over_within_a_ttl_of_the_last_renewal() -> None:
+    """However the owner's last renewal falls between two reads, the takeover is at most one TTL later.
+
+    The contender reads every ``READ_SHARE`` of the TTL, and once more when its wait ends
+    (`syncd.cluster.lease.Leases.pause`).
+    """
+    ttl, read_every = 5.0, 5.0 * READ_SHARE
+    for renewed_at in (0.0, 0.01, 0.1, 0.2, 0.249, 0.25):
+        claim = Claim("a", ttl)
+        now = -read_every
+        step = claim.decide(now, rec(1))  # the entry before the owner's last renewal
+        while not isinstance(step, TakeOver):
+            assert isinstance(step, WaitUntil)
+            now = min(step.at, now + read_every)
+            step = claim.decide(now, rec(2) if now >= renewed_at else rec(1))
+        assert step == TakeOver(2)
+        assert renewed_at < now <= renewed_at + ttl
 
 
 def test_takeover_never_comes_before_the_old_owner_stops() -> None:
