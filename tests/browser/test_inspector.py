@@ -10,11 +10,13 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
 from syncd.client import EditorClient
 from syncd.projects import DEMO_CLIPS, DEMO_PROJECT_ID, DEMO_SCENES
+from syncd.servicekey import service_key
 from tests.support.daemon import DaemonProcess
 from tests.support.store import store_rows
 from tests.support.waiting import wait_for
@@ -164,4 +166,32 @@ async def test_the_inspector_shows_a_python_editors_change(
         card = listing.locator(f"[data-project='{DEMO_PROJECT_ID}']")
         await card.get_by_text("2 editing").wait_for(timeout=WAIT_MS)
         assert "Demo: The Lighthouse" in await card.inner_text()
+    assert errors == []
+
+
+async def test_the_inspector_lists_exports_from_the_stream_as_they_change(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """A renderer's export, made and then moved on over the HTTP API, shows on the page without a reload."""
+    errors: list[str] = []
+    page = await open_project(browser, daemon, errors)
+    assert await page.locator("#exports").is_hidden()
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as renderer:
+        made = await renderer.post(f"/v1/projects/{DEMO_PROJECT_ID}/exports", json={"format": "mp4"})
+        assert made.status_code == 201, made.text
+        item = page.locator(f"#exports li[data-export='{made.json()['id']}']")
+        await item.wait_for(timeout=WAIT_MS)
+        assert "queued" in await item.inner_text()
+        moved = await renderer.patch(
+            f"/v1/exports/{made.json()['id']}", json={"status": "rendering", "progress": 0.4}
+        )
+        assert moved.status_code == 200, moved.text
+        await page.wait_for_function(
+            "([id]) => document.querySelector(`#exports li[data-export='${id}']`)"
+            "?.textContent.includes('40 %')",
+            arg=[made.json()["id"]],
+            timeout=WAIT_MS,
+        )
+        assert "rendering" in await item.inner_text()
     assert errors == []

@@ -304,6 +304,7 @@ class ProjectPage {
     this.placeClips(loose, this.looseEl, seen);
     for (const [id, el] of this.clipEls) if (!seen.has(id)) { el.remove(); this.clipEls.delete(id); }
     document.getElementById("loose-title")!.hidden = loose.length === 0;
+    this.renderExports();
     this.renderStatus();
   }
 
@@ -426,24 +427,16 @@ class ProjectPage {
     }
   }
 
-  async loadExports(): Promise<void> {
-    const headers: Record<string, string> = {};
-    const t = token();
-    if (t) headers["Authorization"] = `Bearer ${t}`;
-    try {
-      const response = await fetch(`/v1/projects/${this.projectId}/exports`, { headers, cache: "no-store" });
-      if (!response.ok) return;
-      const body = (await response.json()) as { exports?: Row[] };
-      const list = document.getElementById("exports")!;
-      const exports = body.exports ?? [];
-      list.hidden = document.getElementById("exports-title")!.hidden = exports.length === 0;
-      list.replaceChildren(...exports.map((e) => h("li", {},
-        h("span", { class: "pill" }, String(e["status"] ?? "")),
-        ` ${e["format"] ?? ""} ${e["resolution"] ?? ""} `,
-        typeof e["progress"] === "number" ? h("span", { class: "muted" }, `${Math.round(Number(e["progress"]) * 100)} %`) : null)));
-    } catch {
-      // The daemon has no exports API: the section stays hidden.
-    }
+  /** The project's exports, from the stream: the daemon sends their rows with the snapshot and each change. */
+  private renderExports(): void {
+    const exports = [...(this.client.view.sides.get("exports")?.values() ?? [])]
+      .sort((a, b) => String(a["created_at"] ?? "").localeCompare(String(b["created_at"] ?? "")));
+    const list = document.getElementById("exports")!;
+    list.hidden = document.getElementById("exports-title")!.hidden = exports.length === 0;
+    list.replaceChildren(...exports.map((e) => h("li", { "data-export": String(e["id"]) },
+      h("span", { class: "pill" }, String(e["status"] ?? "")),
+      ` ${e["format"] ?? ""} ${e["resolution"] ?? ""} `,
+      typeof e["progress"] === "number" ? h("span", { class: "muted" }, `${Math.round(Number(e["progress"]) * 100)} %`) : null)));
   }
 }
 
@@ -471,9 +464,7 @@ function start(): void {
     listingPage(app);
     return;
   }
-  const page = new ProjectPage(app, match[1]!.toLowerCase());
-  void page.loadExports();
-  setInterval(() => void page.loadExports(), 5000);
+  new ProjectPage(app, match[1]!.toLowerCase());
 }
 
 start();
