@@ -194,4 +194,6 @@ async def test_the_inspector_lists_exports_from_the_stream_as_they_change(
             timeout=WAIT_MS,
         )
         assert "rendering" in await item.inner_text()
+        streamed = page.locator(f"#stream li[data-row='{made.json()['id']}'][data-op='update']")
+        assert "export mp4" in await streamed.first.inner_text()  # named as an export, not a project
     assert errors == []

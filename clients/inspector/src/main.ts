@@ -393,7 +393,9 @@ class ProjectPage {
   }
 
   private noteChange(seq: number, table: string, op: string, id: string): void {
-    const row = this.client.view.rows(table as "scenes").get(id);
+    const view = this.client.view;
+    const synced = table === "projects" || table === "scenes" || table === "clips";
+    const row = (synced ? view.rows(table) : view.sides.get(table))?.get(id);
     const before = this.rows.get(id);
     if (row === undefined) this.rows.delete(id);
     else this.rows.set(id, row);
@@ -407,7 +409,10 @@ class ProjectPage {
     const sample = typeof value === "string" ? value : value === undefined ? "" : JSON.stringify(value);
     const shown = row ?? before;
     const label = table === "scenes" ? `scene ${Number(shown?.["scene_index"] ?? 0) + 1}`
-      : table === "clips" ? `clip #${Number(shown?.["order_index"] ?? 0) + 1}` : "project";
+      : table === "clips" ? `clip #${Number(shown?.["order_index"] ?? 0) + 1}`
+      : table === "projects" ? "project"
+      : table === "exports" ? `export ${shown?.["format"] ?? ""}`.trim()
+      : table.replace(/_/g, " ").replace(/s$/, "");
     const item = h("li", { "data-seq": String(seq), "data-row": id, "data-op": op, "data-at": String(Date.now()) },
       h("span", { class: "seq" }, String(seq)),
       h("span", { class: `op op-${op}` }, op),
