@@ -149,11 +149,7 @@ def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_
         FrameError: the frame is too large, not UTF-8, not JSON, not an object, nested too deep, of
             an unknown type, or has a missing, extra, wrongly typed or non-portable field.
     """
-    if isinstance(data, str):
-        # An ASCII text's length is its size in UTF-8; only other text needs encoding to be measured.
-        size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
-    else:
-        size = len(data)
+    size = _size(data)
     try:
         raw = _load(data, max_depth)
     except FrameError:
@@ -193,6 +189,13 @@ def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_
         return _normalise(frame)
     except FieldError as exc:
         raise FrameError("bad_request", f"{kind}.{exc.message}", mid) from None
+
+
+def _size(data: str | bytes) -> int:
+    """A frame's size in bytes; an ASCII text's length is its size in UTF-8, only other text is encoded."""
+    if isinstance(data, str):
+        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
 
 
 def _load(data: str | bytes, max_depth: int) -> Any:
