@@ -21,7 +21,7 @@ from syncd.inbound import (
     ReorderFrame,
     parse_frame,
 )
-from syncd.outbound import encode
+from syncd.outbound import ack, encode
 
 P = str(uuid.uuid4())
 C = str(uuid.uuid4())
@@ -430,3 +430,9 @@ def test_random_patches_are_answered_the_same_either_way(
     data = json.dumps({"type": "patch", "mid": mid, "table": table, "id": R, "set": values})
     short, general = _both_ways(data, max_depth=max_depth)
     assert short == general
+
+
+@pytest.mark.parametrize(("mid", "seq"), [(0, 0), (1, 2), (2**53, 10**12), (7, 2**63 + 1)])
+def test_an_ack_is_the_encoding_of_its_frame(mid: int, seq: int) -> None:
+    """The ack, written out directly, is byte for byte what encoding its frame gives."""
+    assert ack(mid, seq) == encode({"type": "ack", "mid": mid, "seq": seq})
