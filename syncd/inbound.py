@@ -250,7 +250,7 @@ own recursion limit for JSON values is far beyond this)."""
 
 
 def _well_formed_patch(raw: dict[str, Any], max_depth: int) -> PatchFrame | None:
-    """The commonest frame, a valid ``patch``, checked in one walk; None for any other, even a valid one.
+    """The commonest frame, a valid ``patch``, checked in one walk; None for a patch it does not pass.
 
     It applies every rule of the general path (the frame's fields and types as :class:`PatchFrame`
     checks them, :func:`check_json` over the frame with ``max_depth``, then :func:`validate_set`) but
