@@ -26,7 +26,7 @@ from syncd.config import SyncdSettings
 from syncd.core import effects as fx
 from syncd.core.batch import WriteBatch
 from syncd.core.budget import ByteBudget
-from syncd.core.engine import SyncEngine
+from syncd.core.engine import SyncEngine, unsaved_count
 from syncd.core.ids import ANONYMOUS, ClientId, ConnId, ProjectId, RowId, UserId
 from syncd.core.inputs import (
     Delete,
@@ -290,8 +290,7 @@ class ProjectHost:
 
     def unsaved(self, project_id: str) -> int:
         """Mutations of the project not in the database yet (pending or being written)."""
-        progress = self.engine.status(ProjectId(project_id))
-        return 0 if progress is None else progress.pending + progress.in_flight_mutations
+        return unsaved_count(self.engine, ProjectId(project_id))
 
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (0 when everything is saved).

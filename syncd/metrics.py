@@ -58,6 +58,28 @@ def _state(value: bool | None) -> float:
     return -1.0 if value is None else float(value)
 
 
+class LabelledCounter:
+    """A counter with one label whose children are looked up once per label value, not once per count.
+
+    prometheus_client's ``labels()`` takes a lock and builds a key on every call; the daemon counts a
+    change per edit, with a handful of label values in all.
+
+    Args:
+        counter: the labelled counter.
+    """
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict[str, Counter] = {}
+
+    def labels(self, value: str) -> Counter:
+        """The child counter of this label value."""
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = self._counter.labels(value)
+        return child
+
+
 class Metrics:
     """The daemon's metrics, in a registry of their own (several daemons may share a process in tests).
 
@@ -70,8 +92,10 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
         self.mutations = Counter("syncd_mutations_total", "Editor mutations received", registry=r)
-        self.changes_in = Counter(
-            "syncd_changes_total", "Changes applied to the live view, by origin", ["origin"], registry=r
+        self.changes_in = LabelledCounter(
+            Counter(
+                "syncd_changes_total", "Changes applied to the live view, by origin", ["origin"], registry=r
+            )
         )
         self.changes_out = Counter(
             "syncd_change_frames_sent_total", "Change frames queued to editors", registry=r

@@ -293,6 +293,15 @@ def validate_set(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:
     if not values:
         raise FieldError("set: must name at least one field")
     check_json(values, "set", max_int=MAX_SAFE_INTEGER)
+    return validate_fields(table, values)
+
+
+def validate_fields(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:
+    """:func:`validate_set` for values that passed its :func:`check_json` already: the fields' own checks.
+
+    Raises:
+        FieldError: an unknown, read-only or wrongly typed field.
+    """
     _refuse_read_only(table, values, "set")
     # In field order, as the model checks and dumps them: the first error and the key order are the
     # model's. Every editable field's validated value is already its JSON value.

@@ -6,7 +6,10 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from syncd import inbound
 from syncd.config import GatewaySettings
 from syncd.errors import FrameError
 from syncd.inbound import (
@@ -18,7 +21,7 @@ from syncd.inbound import (
     ReorderFrame,
     parse_frame,
 )
-from syncd.outbound import encode
+from syncd.outbound import ack, encode
 
 P = str(uuid.uuid4())
 C = str(uuid.uuid4())
@@ -302,3 +305,134 @@ def test_encode_refuses_what_is_not_json(value: float) -> None:
     """No server frame can carry NaN or Infinity: browsers' JSON.parse refuses them."""
     with pytest.raises(ValueError, match="not JSON compliant"):
         encode({"type": "pong", "t": [value]})
+
+
+# -- the short path for well-formed patches ------------------------------------------------------------
+
+
+def _outcome(
+    data: str | bytes, max_bytes: int = 1 << 20, max_depth: int = MAX_JSON_DEPTH
+) -> tuple[object, ...]:
+    try:
+        frame = parse_frame(data, max_bytes=max_bytes, max_depth=max_depth)
+    except FrameError as exc:
+        return ("error", exc.code, exc.message, exc.mid)
+    return ("ok", type(frame), frame, [(k, type(v)) for k, v in getattr(frame, "set", {}).items()])
+
+
+def _both_ways(data: str | bytes, **limits: int) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The outcome with the short path, then with the general path alone."""
+    short = _outcome(data, **limits)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inbound, "_well_formed_patch", lambda raw, max_depth: None)
+        general = _outcome(data, **limits)
+    return short, general
+
+
+def test_a_common_patch_takes_the_short_path_to_the_same_frame() -> None:
+    """The editors' usual patch is answered by the short path, with the frame the general path makes."""
+    raw = {"type": "patch", "mid": 7, "table": "projects", "id": R.upper(), "set": {"settings": {"k": 1}}}
+    short = inbound._well_formed_patch(raw, MAX_JSON_DEPTH)
+    assert short == PatchFrame(
+        type="patch", mid=7, table="projects", id=R.upper(), set={"settings": {"k": 1}}
+    )
+    assert _both_ways(json.dumps(raw))[0] == ("ok", PatchFrame, short, [("settings", dict)])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _patch_text("scenes", '{"duration":3}'),  # normalised: 3 -> 3.0
+        _patch_text("scenes", '{"body":"b","heading":"h"}'),  # key order: the model's
+        _patch_text("scenes", '{"heading":1}'),
+        _patch_text("scenes", '{"version":1}'),
+        _patch_text("scenes", '{"nope":1}'),
+        _patch_text("scenes", "{}"),
+        _patch_text("scenes", "[]"),
+        _patch_text("voices", '{"name":"a"}'),
+        _patch_text("projects", '{"settings":{"n":9007199254740992}}'),
+        _patch_text("projects", '{"settings":{"n":-9007199254740991}}'),
+        _patch_text("projects", '{"settings":{"n":1e400}}'),
+        _patch_text("projects", '{"settings":{"n":NaN}}'),
+        _patch_text("projects", '{"settings":{"s":"\\ud800"}}'),
+        _patch_text("projects", '{"settings":{"\\udc00":1}}'),
+        _patch_text("projects", '{"title":"caf\\u00e9 \\ud83d\\ude00"}'),
+        _patch_text("projects", '{"settings":{"a":' + "[" * 29 + "]" * 29 + "}}"),  # 32 levels
+        _patch_text("projects", '{"settings":{"a":' + "[" * 30 + "]" * 30 + "}}"),
+        _patch_text("projects", '{"settings":{"a":[true,false,null,1.5,"x",{}]}}'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"mid":12', '"mid":true'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"mid":12', '"mid":-1'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"mid":12', '"mid":9007199254740993'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"mid":12', '"mid":12.0'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace(R, R + "\\n"),
+        _patch_text("projects", '{"settings":{"n":1}}').replace(R, "x"),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"table":"projects"', '"table":["projects"]'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"type"', '"x":1,"type"'),
+        _patch_text("projects", '{"settings":{"n":1}}').replace(',"mid":12', ""),
+        _patch_text("projects", '{"settings":{"n":1}}').replace('"id":', '"i\\ud800d":'),
+    ],
+)
+def test_the_short_path_answers_as_the_general_one(data: str) -> None:
+    """Good or bad, a patch gives the same frame, or the same error, with the short path or without it."""
+    short, general = _both_ways(data)
+    assert short == general
+
+
+def test_the_short_path_keeps_the_depth_setting() -> None:
+    """The depth limit is the caller's, through either path; beyond its own walk it leaves it to the other."""
+    deep = _patch_text("projects", '{"settings":{"a":' + "[" * 7 + "]" * 7 + "}}")  # 10 levels
+    assert _both_ways(deep, max_depth=9)[0] == _both_ways(deep, max_depth=9)[1]
+    assert _outcome(deep, max_depth=9)[0] == "error"
+    assert _outcome(deep, max_depth=10)[0] == "ok"
+    deeper = _patch_text("projects", '{"settings":{"a":' + "[" * 97 + "]" * 97 + "}}")  # 100 levels
+    short, general = _both_ways(deeper, max_depth=256)
+    assert short == general
+    assert short[0] == "ok"
+
+
+_FIELD_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**54), max_value=2**54)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+_FIELD_NAMES = st.sampled_from(
+    [
+        "settings",
+        "title",
+        "status",
+        "duration",
+        "heading",
+        "body",
+        "metadata",
+        "trim_end",
+        "version",
+        "x",
+        "id",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    table=st.sampled_from(["projects", "scenes", "clips", "voices"]),
+    values=st.dictionaries(_FIELD_NAMES, _FIELD_VALUES, max_size=3),
+    mid=st.integers(min_value=-1, max_value=2**53 + 1) | st.booleans() | st.floats(),
+    max_depth=st.integers(min_value=4, max_value=40),
+)
+def test_random_patches_are_answered_the_same_either_way(
+    table: str, values: dict[str, object], mid: object, max_depth: int
+) -> None:
+    """Random patches (bad values, bad fields, bad mids, any depth limit) agree between the two paths."""
+    data = json.dumps({"type": "patch", "mid": mid, "table": table, "id": R, "set": values})
+    short, general = _both_ways(data, max_depth=max_depth)
+    assert short == general
+
+
+@pytest.mark.parametrize(("mid", "seq"), [(0, 0), (1, 2), (2**53, 10**12), (7, 2**63 + 1)])
+def test_an_ack_is_the_encoding_of_its_frame(mid: int, seq: int) -> None:
+    """The ack, written out directly, is byte for byte what encoding its frame gives."""
+    assert ack(mid, seq) == encode({"type": "ack", "mid": mid, "seq": seq})

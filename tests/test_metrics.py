@@ -116,3 +116,14 @@ def test_process_metrics_and_start_time_are_exported() -> None:
     got = samples(Metrics(FakeDaemon()))
     assert got[("process_resident_memory_bytes", ())] > 0
     assert got[("syncd_start_time_seconds", ())] > 1_600_000_000
+
+
+def test_a_label_value_is_looked_up_once() -> None:
+    """The counter by origin hands out one child per label value, and counts through it."""
+    metrics = Metrics(FakeDaemon())
+    editor = metrics.changes_in.labels("editor")
+    assert metrics.changes_in.labels("editor") is editor
+    assert metrics.changes_in.labels("db") is not editor
+    editor.inc()
+    metrics.changes_in.labels("editor").inc()
+    assert samples(metrics)[("syncd_changes_total", (("origin", "editor"),))] == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -245,3 +246,15 @@ def test_start_objects_are_frozen_out_of_the_collector() -> None:
         "print(gc.collect() >= 1)\n"
     )
     assert out.split() == ["True", "True", "True"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from([*"0123456789" * 4, *" .-eé😀\ud800"]), max_size=60),
+    as_bytes=st.booleans(),
+)
+def test_long_numbers_are_found_as_a_pattern_would(text: str, as_bytes: bool) -> None:
+    """The check for a run of 19 digits (where orjson may lose an integer) agrees with a pattern search."""
+    expected = re.search("[0-9]{19}", text) is not None
+    data: str | bytes = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert jsonlib.has_long_number(data) is expected

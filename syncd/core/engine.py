@@ -52,7 +52,7 @@ from syncd.core.presence import PresenceGate
 from syncd.core.project import InFlight, ProjectState, Session
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
 
-__all__ = ["ProjectProgress", "SyncEngine"]
+__all__ = ["ProjectProgress", "SyncEngine", "unsaved_count"]
 
 UNAVAILABLE_MESSAGE = "saving to the database failed; your edits are kept and will be saved later"
 
@@ -552,4 +552,21 @@ def _progress(project: ProjectState, retry_at: float | None) -> ProjectProgress:
         retry_at=retry_at,
         seq=project.seq,
         saved_seq=project.saved_seq(),
+    )
+
+
+def unsaved_count(engine: SyncEngine, project_id: ProjectId) -> int:
+    """Mutations of a project not in the database yet; 0 when it is not open.
+
+    The ``pending + in_flight_mutations`` of :meth:`SyncEngine.status`, without building the whole
+    status: the daemon asks once per edit. A function beside the class, which is at its size limit.
+    """
+    project = engine._projects.get(project_id)
+    if project is None:
+        return 0
+    inflight = project.inflight
+    return (
+        len(project.pending_mids)
+        + len(project.restored)
+        + (0 if inflight is None else len(inflight.mutation_ids))
     )

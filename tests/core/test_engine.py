@@ -22,7 +22,7 @@ from syncd.core.effects import (
     Welcome,
     WriteBatch,
 )
-from syncd.core.engine import ProjectProgress, SyncEngine
+from syncd.core.engine import ProjectProgress, SyncEngine, unsaved_count
 from syncd.core.ids import ClientId, ConnId, ProjectId, RowId
 from syncd.core.inputs import (
     Delete,
@@ -850,6 +850,26 @@ def test_status_reports_everything_the_daemon_waits_for() -> None:
         seq=1,
         saved_seq=0,
     )
+
+
+def test_unsaved_count_is_the_status_sum_at_every_step() -> None:
+    """The unsaved count is pending plus in flight, as the status reports them, as edits come and go."""
+    sync = loaded()
+    assert unsaved_count(sync, Q) == 0
+
+    def status_sum() -> int:
+        progress = sync.status(P)
+        assert progress is not None
+        return progress.pending + progress.in_flight_mutations
+
+    assert unsaved_count(sync, P) == status_sum() == 0
+    send(sync, Patch(1, "scenes", S1, {"heading": "a"}))
+    assert unsaved_count(sync, P) == status_sum() == 1
+    batch = cut(sync)  # the first edit goes in flight
+    send(sync, Patch(2, "scenes", S1, {"heading": "b"}))
+    assert unsaved_count(sync, P) == status_sum() == 2
+    sync.receive_write_result(P, WriteOk(batch.batch_id), 1.0)
+    assert unsaved_count(sync, P) == status_sum() == 1
 
 
 def test_constructor_checks_its_durations() -> None:
