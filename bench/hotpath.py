@@ -16,10 +16,15 @@ at 500 edits/s in the peers harness. It prints CPU per edit (``time.thread_time`
 * the synchronous part alone, ``parse_frame`` then ``ProjectHost.receive``, and of it ``parse_frame``;
 * the whole process, the journal thread's commit and fsync included.
 
+``--trial-raw-journal`` sizes one alternative to the outbox's SQLite: each commit becomes one
+``pwrite`` of the group's rows to a preallocated file and one ``fdatasync``, still on the journal
+thread. It is a measurement, not a journal: nothing reads that file back, so it keeps no promise.
+
 Run from the repository root (``--rounds`` repeats the measurement and prints the medians)::
 
     .venv/bin/python bench/hotpath.py
     .venv/bin/python bench/hotpath.py --edits 10000 --rounds 5
+    .venv/bin/python bench/hotpath.py --rounds 3 --trial-raw-journal
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import random
 import statistics
 import tempfile
@@ -37,6 +43,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from syncd.adapters import outbox
 from syncd.adapters.gateway import EditorConnection
 from syncd.adapters.local import LocalBackend
 from syncd.config import SyncdSettings
@@ -148,8 +155,27 @@ async def measure(
     }
 
 
+def raw_journal(path: Path) -> None:
+    """Replace the outbox's commit by one write and one fdatasync of a preallocated file (a trial)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.posix_fallocate(fd, 0, 256 * 1024 * 1024)  # no size change per commit: no metadata to flush
+    os.fsync(fd)
+    end = 0
+
+    def write(self: outbox.Outbox, ops: list[Any]) -> int:
+        nonlocal end
+        data = "".join("\t".join(map(str, op.row)) + "\n" for op in ops if isinstance(op, outbox._Append))
+        end += os.pwrite(fd, data.encode(), end)
+        os.fdatasync(fd)
+        return 0
+
+    outbox.Outbox._write = write  # type: ignore[method-assign]
+
+
 async def run(args: argparse.Namespace) -> None:
     state = Path(tempfile.mkdtemp(prefix="syncd-hotpath-"))
+    if args.trial_raw_journal:
+        raw_journal(state / "raw-journal")
     async with LocalBackend(state / "store.db") as store:
         projects = [str((await store.create_project(f"Bench {i}"))["id"]) for i in range(args.projects)]
     settings = SyncdSettings(daemon={"state_dir": state}, gateway={"host": "127.0.0.1", "port": 0})
@@ -174,7 +200,9 @@ async def run(args: argparse.Namespace) -> None:
         await serving
         for writer in writers:
             writer.cancel()
+    journal = "a raw file (trial)" if args.trial_raw_journal else "the outbox"
     print(f"{args.editors} editors, {args.projects} projects, {args.rounds} round(s) of {args.edits} edits")
+    print(f"journal: {journal}")
     print(f"journal commits: {commits} for {sum(mids.values())} edits")
     print("µs of CPU per edit (median of the rounds):")
     for key, what in (
@@ -194,6 +222,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds; the medians are printed (default 1)")
     parser.add_argument("--editors", type=int, default=200)
     parser.add_argument("--projects", type=int, default=20)
+    parser.add_argument("--trial-raw-journal", action="store_true", help="size a journal without SQLite")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     try:
