@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ from syncd.client import EditorClient
 from syncd.client.errors import ClientClosed
 from syncd.errors import ConfigError
 from syncd.projects import DEMO_PROJECT_ID
-from tests.support.daemon import DaemonProcess, syncd_command
-from tests.support.env import clean_environ
+from tests.support.daemon import DaemonProcess, run_syncd
 from tests.support.postgres import PostgresServer, prepare_supabase_database, unique_database_name
 from tests.support.store import query, store_rows
 
@@ -29,18 +27,6 @@ COMPARED = {
               "trim_end", "order_index", "metadata"),
     "voices": ("id", "user_id", "name", "provider", "voice_ref", "settings"),
 }  # fmt: skip
-
-
-def syncd(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        syncd_command(state_dir, *args),
-        capture_output=True,
-        text=True,
-        env=clean_environ(),
-        cwd=state_dir.parent,
-        timeout=60,
-        check=False,
-    )
 
 
 def plain(value: Any) -> Any:
@@ -66,22 +52,22 @@ def test_local_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
 
 async def test_syncd_token_is_accepted_by_the_daemons_check(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    printed = syncd(state, "token", ALICE, "--hours", "1")
+    printed = run_syncd(state, "token", ALICE, "--hours", "1")
     assert printed.returncode == 0, printed.stderr
     token = printed.stdout.strip()
     verifier = TokenVerifier(jwt_secret=local_secret(state), jwks_url=None, audience="authenticated")
     assert await verifier.verify(token) == ALICE
     assert token not in printed.stderr
-    refused = syncd(state, "token", ALICE, "--hours", "0")
+    refused = run_syncd(state, "token", ALICE, "--hours", "0")
     assert (refused.returncode, refused.stderr) == (78, "syncd: token: --hours must be above 0, not 0\n")
 
 
 @pytest.mark.integration
 async def test_a_user_owned_project_opens_locally_with_a_printed_token(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    created = syncd(state, "project", "create", "Alice's film", "--user", ALICE)
+    created = run_syncd(state, "project", "create", "Alice's film", "--user", ALICE)
     project_id = created.stdout.strip()
-    token = syncd(state, "token", ALICE).stdout.strip()
+    token = run_syncd(state, "token", ALICE).stdout.strip()
     daemon = DaemonProcess(state).start()
     try:
         async with EditorClient(daemon.url, project_id, token=token) as editor:

@@ -11,7 +11,6 @@ outside a socket (the store on disk, the daemon's log) are polled until they hol
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -22,9 +21,8 @@ import jwt
 import pytest
 
 from syncd.adapters.local import LocalBackend
-from tests.support.daemon import FAST_SAVES, DaemonProcess, syncd_command
+from tests.support.daemon import FAST_SAVES, DaemonProcess, run_syncd
 from tests.support.editor import RawEditor, RawEditors
-from tests.support.env import clean_environ
 
 WAIT = 5.0
 """Seconds any single expected event may take; generous, so a loaded machine does not fail a test."""
@@ -80,15 +78,7 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonPr
 
 def syncd_cli(state_dir: Path, *args: str) -> str:
     """Run ``syncd ARGS --state-dir STATE_DIR`` as its own process and return what it printed."""
-    done = subprocess.run(
-        syncd_command(state_dir, *args),
-        capture_output=True,
-        text=True,
-        env=clean_environ(),
-        cwd=state_dir.parent,
-        timeout=30,
-        check=False,
-    )
+    done = run_syncd(state_dir, *args, timeout=30)
     assert done.returncode == 0, f"syncd {' '.join(args)} failed ({done.returncode}): {done.stderr}"
     return done.stdout
 

@@ -4,32 +4,18 @@ and opened by an editor; a bad file writes nothing."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from syncd.client import EditorClient
 from syncd.migration import parse_export
-from tests.support.daemon import DaemonProcess, syncd_command
-from tests.support.env import clean_environ
+from tests.support.daemon import DaemonProcess, run_syncd
 from tests.support.store import query, store_rows
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
-
-
-def syncd(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        syncd_command(state_dir, *args),
-        capture_output=True,
-        text=True,
-        env=clean_environ(),
-        cwd=state_dir.parent,
-        timeout=60,
-        check=False,
-    )
 
 
 def project_count(state_dir: Path) -> int:
@@ -38,7 +24,7 @@ def project_count(state_dir: Path) -> int:
 
 def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = syncd(state, "import", str(EXAMPLE))
+    first = run_syncd(state, "import", str(EXAMPLE))
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[-1] == "3 projects: 3 created, 0 updated, 0 skipped"
     _, trailer, owned = parse_export(EXAMPLE.read_text())
@@ -47,7 +33,7 @@ def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
     assert store_rows(state, "projects", owned.id)[owned.id]["user_id"] == owned.user_id
     versions = {r["id"]: r["version"] for r in query(state / "store.db", "select id, version from clips")}
 
-    again = syncd(state, "import", str(EXAMPLE))
+    again = run_syncd(state, "import", str(EXAMPLE))
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "3 projects: 0 created, 0 updated, 3 skipped"
     assert {
@@ -58,7 +44,7 @@ def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    assert syncd(state, "import", str(EXAMPLE)).returncode == 0
+    assert run_syncd(state, "import", str(EXAMPLE)).returncode == 0
     data = json.loads(EXAMPLE.read_text())
     trailer = data["projects"][1]
     trailer["scenes"][0]["heading"] = "Hook, shorter"
@@ -67,7 +53,7 @@ def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path
     changed.write_text(json.dumps(data))
     trailer_id = parse_export(changed.read_text())[1].id
 
-    dry = syncd(state, "import", str(changed), "--dry-run")
+    dry = run_syncd(state, "import", str(changed), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert (
         f'updated  {trailer_id}  "Product trailer (vertical)"  (1 clip added, 1 scene changed)' in dry.stdout
@@ -75,7 +61,7 @@ def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path
     assert dry.stdout.splitlines()[-1].endswith("(dry run: nothing written)")
     assert len(store_rows(state, "clips", trailer_id)) == 4
 
-    real = syncd(state, "import", str(changed))
+    real = run_syncd(state, "import", str(changed))
     assert real.stdout.splitlines()[-1] == "3 projects: 0 created, 1 updated, 2 skipped"
     scenes = sorted(store_rows(state, "scenes", trailer_id).values(), key=lambda r: r["scene_index"])
     assert (scenes[0]["heading"], scenes[0]["version"], scenes[1]["version"]) == ("Hook, shorter", 2, 1)
@@ -88,21 +74,21 @@ def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     data["projects"][2]["clips"][0]["scene_id"] = "s9"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    result = syncd(state, "import", str(bad))
+    result = run_syncd(state, "import", str(bad))
     assert result.returncode == 1
     assert result.stderr == f'syncd: {bad}: projects[2].clips[0].scene_id: no scene "s9" in this project\n'
     assert result.stdout == ""
     assert not (state / "store.db").exists()  # the file was refused before the store was opened
 
     bad.write_text("{not json")
-    result = syncd(state, "import", str(bad))
+    result = run_syncd(state, "import", str(bad))
     assert result.returncode == 1
     assert result.stderr.startswith(f"syncd: {bad}: not JSON (line 1 column 2")
 
 
 async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    assert syncd(state, "import", str(EXAMPLE)).returncode == 0
+    assert run_syncd(state, "import", str(EXAMPLE)).returncode == 0
     trailer = parse_export(EXAMPLE.read_text())[1]
     daemon = DaemonProcess(state).start()
     try:

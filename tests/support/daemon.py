@@ -31,6 +31,19 @@ def syncd_command(state_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "syncd", *args, "--state-dir", str(state_dir)]
 
 
+def run_syncd(state_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``syncd ARGS --state-dir STATE_DIR`` to its end, in a clean environment, beside the state dir."""
+    return subprocess.run(
+        syncd_command(state_dir, *args),
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        cwd=state_dir.parent,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class DaemonProcess:
     """One ``syncd run`` process on a free port, with its own state directory.
 
