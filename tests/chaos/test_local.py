@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -145,7 +144,7 @@ async def test_full_disk(small_disk: Path, daemons: Daemons, chaos_seed: int, ch
 async def subscribed(broker: MosquittoBroker, subscriber: MosquittoSub, topic: str) -> None:
     """Wait until the subscriber hears the topic again (it reconnects about a second after an outage)."""
     for probe in range(1, 100):
-        await asyncio.to_thread(publish, broker, topic, json.dumps({"probe": probe}))
+        await asyncio.to_thread(broker.publish, topic, json.dumps({"probe": probe}))
         try:
             await subscriber.wait(partial(heard, probe), 0.5)
         except AssertionError:
@@ -158,24 +157,6 @@ async def bridge_connected(daemon: DaemonProcess) -> bool:
     """Whether the daemon's /metrics says its MQTT bridge is connected."""
     metrics = (await daemon.get("/metrics")).decode()
     return "\nsyncd_mqtt_connected 1.0" in metrics
-
-
-def publish(broker: MosquittoBroker, topic: str, payload: str) -> None:
-    """Publish one message with the broker's own client."""
-    command = [
-        "mosquitto_pub",
-        "-h",
-        broker.host,
-        "-p",
-        str(broker.port),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        payload,
-    ]
-    subprocess.run(command, check=True, timeout=10, capture_output=True)
 
 
 def heard(probe: int, subscriber: MosquittoSub) -> bool:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -236,19 +235,4 @@ def mqtt_subscriber(mosquitto: MosquittoBroker) -> Iterator[Callable[[str], Mosq
 
 async def mosquitto_pub(broker: MosquittoBroker, topic: str, payload: Mapping[str, Any]) -> None:
     """Publish one JSON message with the broker's own client (off the event loop)."""
-    pub = shutil.which("mosquitto_pub")
-    assert pub is not None, "mosquitto-clients is needed"
-    command = [
-        pub,
-        "-h",
-        broker.host,
-        "-p",
-        str(broker.port),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        json.dumps(payload),
-    ]
-    await asyncio.to_thread(subprocess.run, command, check=True, timeout=WAIT, capture_output=True)
+    await asyncio.to_thread(broker.publish, topic, json.dumps(payload), WAIT)

@@ -114,6 +114,13 @@ class MosquittoBroker:
         self._terminate()
         self.start()
 
+    def publish(self, topic: str, payload: str, timeout: float = 10.0) -> None:
+        """Publish one message (QoS 1) with the broker's own client, ``mosquitto_pub``; blocks until sent."""
+        pub = shutil.which("mosquitto_pub")
+        assert pub is not None, "mosquitto_pub is missing: install the Debian package mosquitto-clients"
+        command = [pub, "-h", self.host, "-p", str(self.port), "-q", "1", "-t", topic, "-m", payload]
+        subprocess.run(command, check=True, timeout=timeout, capture_output=True)
+
     def _launch(self, port: int) -> None:
         assert self._dir is not None
         config = self._dir / "mosquitto.conf"
