@@ -22,48 +22,28 @@ def test_a_call_and_its_caller_come_back_as_they_left() -> None:
         assert decode_call(encode_call(call, caller)) == (call, caller)
 
 
+def message(**changed: object) -> bytes:
+    """A relayed call's message, well formed but for ``changed`` (a field given as ``...`` is left out)."""
+    fields: dict[str, object] = {
+        "route": "load_project",
+        "params": {},
+        "query": {},
+        "body": {},
+        "caller": {"service": True, "user_id": None, "anonymous": False},
+    }
+    fields.update(changed)
+    return json.dumps({k: v for k, v in fields.items() if v is not ...}).encode()
+
+
 @pytest.mark.parametrize(
     ("message", "why"),
     [
         (b"not json", "could not be read"),
         (b"[]", "could not be read"),
-        (json.dumps({"route": "load_project", "params": {}, "query": {}, "body": {}}).encode(), "'caller'"),
-        (
-            json.dumps(
-                {
-                    "route": 7,
-                    "params": {},
-                    "query": {},
-                    "body": {},
-                    "caller": {"service": True, "user_id": None, "anonymous": False},
-                }
-            ).encode(),
-            "must be text",
-        ),
-        (
-            json.dumps(
-                {
-                    "route": "load_project",
-                    "params": {"pid": 1},
-                    "query": {},
-                    "body": {},
-                    "caller": {"service": True, "user_id": None, "anonymous": False},
-                }
-            ).encode(),
-            "must be text",
-        ),
-        (
-            json.dumps(
-                {
-                    "route": "load_project",
-                    "params": {},
-                    "query": {},
-                    "body": {},
-                    "caller": {"service": False, "user_id": 5, "anonymous": False},
-                }
-            ).encode(),
-            "user_id must be text",
-        ),
+        (message(caller=...), "'caller'"),
+        (message(route=7), "must be text"),
+        (message(params={"pid": 1}), "must be text"),
+        (message(caller={"service": False, "user_id": 5, "anonymous": False}), "user_id must be text"),
     ],
 )
 def test_a_message_that_is_not_a_call_is_refused_with_what_is_wrong(message: bytes, why: str) -> None:
