@@ -80,8 +80,6 @@ class Leases:
         self.poll_interval = min(renew_interval, ttl * READ_SHARE)
         """Seconds between two reads of a key this instance waits to take over."""
         self._claims: dict[str, Claim] = {}
-        self._seen: dict[str, tuple[LeaseRecord | None, float]] = {}
-        """Per project waited on: the entry the last attempt read, and when it may be taken."""
 
     @classmethod
     async def open(
@@ -136,10 +134,8 @@ class Leases:
             ClusterError: NATS could not be asked.
         """
         claim = self._claims.setdefault(project_id, Claim(self.instance_id, self.ttl))
-        seen = await self.read(project_id)
-        step = claim.decide(self.clock(), seen)
+        step = claim.decide(self.clock(), await self.read(project_id))
         if isinstance(step, WaitUntil):
-            self._seen[project_id] = (seen, step.at)
             return step
         value = encode_lease(self.instance_id, self.ttl)
         sent = self.clock()
@@ -154,13 +150,13 @@ class Leases:
         except nats.errors.Error as exc:
             raise ClusterError(f"cannot write the lease of project {project_id}: {exc!r}") from exc
         del self._claims[project_id]
-        self._seen.pop(project_id, None)
         log.info("took project %s (fencing token %d)", project_id, revision)
         return Term(revision, sent, self.ttl, self.renew_interval)
 
     def last_seen(self, project_id: str) -> LeaseRecord | None:
         """The entry the last `try_acquire` of the project read and could not take (None: none)."""
-        return self._seen.get(project_id, (None, 0.0))[0]
+        claim = self._claims.get(project_id)
+        return None if claim is None else claim.seen
 
     def pause(self, project_id: str) -> float:
         """Seconds until a contender should try the project again.
@@ -169,13 +165,14 @@ class Leases:
         comes when the rules allow it, not up to a poll later.
         """
         now = self.clock()
-        _, at = self._seen.get(project_id, (None, now + self.poll_interval))
+        claim = self._claims.get(project_id)
+        step = None if claim is None else claim.next_step
+        at = step.at if isinstance(step, WaitUntil) else now + self.poll_interval
         return max(0.0, min(at, now + self.poll_interval) - now)
 
     def forget(self, project_id: str) -> None:
         """Stop tracking a project this instance no longer waits for."""
         self._claims.pop(project_id, None)
-        self._seen.pop(project_id, None)
 
     async def acquire(self, project_id: str, within: float) -> Term | None:
         """Take the project, waiting as long as the rules require; None if ``within`` s pass first.

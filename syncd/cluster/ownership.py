@@ -108,9 +108,18 @@ class Claim:
         self.ttl = ttl
         self._watched: int | None = None
         self._since = 0.0
+        self.seen: LeaseRecord | None = None
+        """What the last read showed (None: the key was absent, or nothing was read yet)."""
+        self.next_step: Step = Create()
+        """What the last decision was: its `WaitUntil` says when the entry may be taken."""
 
     def decide(self, now: float, seen: LeaseRecord | None) -> Step:
         """Return the next step given what a read at ``now`` showed (None: the key is absent)."""
+        self.seen = seen
+        self.next_step = self._decide(now, seen)
+        return self.next_step
+
+    def _decide(self, now: float, seen: LeaseRecord | None) -> Step:
         if seen is None:
             self._watched = None
             return Create()
