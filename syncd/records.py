@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal, Protocol
 
@@ -125,6 +126,11 @@ def check_id(value: object, where: str) -> str:
     if not isinstance(value, str) or re.fullmatch(UUID_PATTERN, value) is None:
         raise EditRejected("bad_request", f"{where}: must be a UUID")
     return value.lower()
+
+
+def given_or_new_id(value: object, where: str) -> str:
+    """The id a caller gave (checked as by :func:`check_id`), or a new one when it gave none."""
+    return str(uuid.uuid4()) if value is None else check_id(value, where)
 
 
 def export_step(old: Row, new: Mapping[str, Any]) -> None:

@@ -8,7 +8,6 @@ buckets of :mod:`syncd.storage`, in either mode's file store.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,15 @@ from syncd.api.access import Caller, Gate
 from syncd.api.projects import ProjectsApi
 from syncd.core.schema import SideTable
 from syncd.errors import EditRejected
-from syncd.records import OtherTable, Records, check_id, export_step, validate_new, validate_set
+from syncd.records import (
+    OtherTable,
+    Records,
+    check_id,
+    export_step,
+    given_or_new_id,
+    validate_new,
+    validate_set,
+)
 from syncd.storage import FileStore, bucket_rule, check_expiry, check_upload, project_of
 from syncd.wire import ChangeOp
 
@@ -60,8 +67,7 @@ class AssetsApi:
     async def create_voice(self, caller: Caller, body: Mapping[str, Any]) -> Row:
         """Add a voice for the caller (a service may name any user, or none)."""
         fields = dict(body)
-        voice_id = check_id(fields.pop("id"), "id") if fields.get("id") is not None else str(uuid.uuid4())
-        fields.pop("id", None)
+        voice_id = given_or_new_id(fields.pop("id", None), "id")
         user_id = fields.pop("user_id", caller.user_id)
         if user_id is not None:
             user_id = check_id(user_id, "user_id")
@@ -94,8 +100,7 @@ class AssetsApi:
             extra = sorted(set(fields) - {"format", "resolution"})
             if extra:
                 raise EditRejected("forbidden", f"exports.{extra[0]}: only the renderer sets it")
-        export_id = check_id(fields.pop("id"), "id") if fields.get("id") is not None else str(uuid.uuid4())
-        fields.pop("id", None)
+        export_id = given_or_new_id(fields.pop("id", None), "id")
         row = await self._records.insert(
             "exports", {"id": export_id, "project_id": pid, **validate_new("exports", fields)}
         )
@@ -125,8 +130,7 @@ class AssetsApi:
         caller.require_service()
         pid = await self._projects.owner(caller, project_id)
         fields = dict(body)
-        audio_id = check_id(fields.pop("id"), "id") if fields.get("id") is not None else str(uuid.uuid4())
-        fields.pop("id", None)
+        audio_id = given_or_new_id(fields.pop("id", None), "id")
         row = await self._records.insert(
             "audio_files", {"id": audio_id, "project_id": pid, **validate_new("audio_files", fields)}
         )

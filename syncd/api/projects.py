@@ -8,7 +8,6 @@ at once when the caller asks (``save``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Mutation, Patch, Reorder
 from syncd.errors import EditRejected, UpstreamError
 from syncd.host import ProjectHost
-from syncd.records import Records, check_id, validate_new
+from syncd.records import Records, check_id, given_or_new_id, validate_new
 from syncd.rows import validate_insert, validate_set
 from syncd.service import Written
 
@@ -81,8 +80,7 @@ class ProjectsApi:
             EditRejected: a bad field, a user other than the caller's, or an id already used otherwise.
         """
         fields = dict(body)
-        project_id = check_id(fields.pop("id"), "id") if fields.get("id") is not None else str(uuid.uuid4())
-        fields.pop("id", None)
+        project_id = given_or_new_id(fields.pop("id", None), "id")
         user_id = fields.pop("user_id", caller.user_id)
         if user_id is not None:
             user_id = check_id(user_id, "user_id")
@@ -144,7 +142,7 @@ class ProjectsApi:
         row = dict(fields)
         if row.pop("project_id", None) not in (None, pid):
             raise EditRejected("bad_request", "project_id: not the project of the path")
-        row["id"] = check_id(row["id"], "id") if row.get("id") is not None else str(uuid.uuid4())
+        row["id"] = given_or_new_id(row.get("id"), "id")
         validate_insert("clips", row)  # refuse bad fields before the position is worked out
 
         def build(view: Snapshot) -> Sequence[Mutation]:
@@ -226,7 +224,7 @@ def scene_list(scenes: object) -> list[Row]:
         row.pop("project_id", None)
         row.pop("created_at", None)
         row.pop("updated_at", None)
-        row["id"] = check_id(row["id"], f"scenes[{n}].id") if row.get("id") is not None else str(uuid.uuid4())
+        row["id"] = given_or_new_id(row.get("id"), f"scenes[{n}].id")
         if row["id"] in seen:
             raise EditRejected("bad_request", f"scenes[{n}].id: listed twice")
         seen.add(row["id"])
