@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ import jwt
 from pydantic import SecretStr
 
 from syncd.errors import ConfigError, EditRejected
+from syncd.statedir import make_secret_once
 
 if TYPE_CHECKING:
     from syncd.config import SyncdSettings
@@ -125,15 +125,8 @@ def local_secret(state_dir: Path) -> SecretStr:
     """
     path = state_dir / LOCAL_SECRET_FILE
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            value = path.read_text(encoding="ascii").strip()
-        else:
-            value = secrets.token_urlsafe(48)
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(value + "\n")
+        make_secret_once(path, lambda: secrets.token_urlsafe(48))
+        value = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read or create local mode's JWT secret ({exc})") from exc
     if not value:

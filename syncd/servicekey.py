@@ -6,13 +6,13 @@ Supabase mode the key is the project's ``service_role`` key instead. ``syncd ser
 
 from __future__ import annotations
 
-import os
 import secrets
 import stat
 from pathlib import Path
 from typing import Final
 
 from syncd.errors import ConfigError
+from syncd.statedir import make_secret_once
 
 KEY_FILE: Final = "service.key"
 PREFIX: Final = "syncd_sk_"
@@ -26,15 +26,7 @@ def service_key(state_dir: Path) -> str:
     """
     path = state_dir / KEY_FILE
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return _read(path)
-        with os.fdopen(fd, "w") as f:
-            f.write(PREFIX + secrets.token_urlsafe(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        make_secret_once(path, lambda: PREFIX + secrets.token_urlsafe(32))
         return _read(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot make or read the service key: {exc.strerror or exc}") from exc

@@ -9,12 +9,33 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from syncd.errors import StateDirError
 
 LOCK_NAME = "syncd.lock"
+
+
+def make_secret_once(path: Path, make: Callable[[], str]) -> None:
+    """Write ``make()`` to ``path``, readable by its owner only, unless the file exists already.
+
+    The file is created exclusively, so of two processes starting at once one makes it and both
+    read the same secret afterwards; it is on disk (fsync'd) before this returns.
+
+    Raises:
+        OSError: the directory or the file cannot be made.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(make() + "\n")
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class StateDir:
