@@ -19,6 +19,7 @@ from postgrest.exceptions import APIError
 from storage3.exceptions import StorageApiError
 
 from syncd.api.projects import scene_list
+from syncd.core.schema import SideTable
 from syncd.errors import EditRejected, UpstreamError
 from syncd.records import SupabaseRecords, check_id, export_step, validate_new
 from syncd.records import validate_set as validate_other
@@ -359,14 +360,7 @@ class SupabaseStudio(Studio):
 
     async def create_export(self, project_id: str, **fields: Any) -> Row:
         """Insert an export of the project (``queued``)."""
-        pid = await self._project(project_id)
-        try:
-            values = validate_new("exports", fields)
-            return await (await self._db()).insert(
-                "exports", {"id": str(uuid.uuid4()), "project_id": pid, **values}
-            )
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        return await self._insert_for(project_id, "exports", fields)
 
     async def update_export(self, export_id: str, **fields: Any) -> Row:
         """Update an export; its status never goes back."""
@@ -385,11 +379,15 @@ class SupabaseStudio(Studio):
 
     async def create_audio_file(self, project_id: str, **fields: Any) -> Row:
         """Insert an audio file of the project."""
+        return await self._insert_for(project_id, "audio_files", fields)
+
+    async def _insert_for(self, project_id: str, table: SideTable, fields: dict[str, Any]) -> Row:
+        """Insert a new row of ``table`` that belongs to the project."""
         pid = await self._project(project_id)
         try:
-            values = validate_new("audio_files", fields)
+            values = validate_new(table, fields)
             return await (await self._db()).insert(
-                "audio_files", {"id": str(uuid.uuid4()), "project_id": pid, **values}
+                table, {"id": str(uuid.uuid4()), "project_id": pid, **values}
             )
         except EditRejected as exc:
             raise _refused(exc) from None
