@@ -88,11 +88,15 @@ class DaemonSettings(_Section):
         state_dir: folder of the outbox and of the embedded store (``$STATE_DIRECTORY`` under systemd).
         shutdown_timeout: seconds that a shutdown may spend writing pending edits.
         project_idle_timeout: seconds a project stays open after its last editor leaves.
+        commit_window: seconds an outbox commit (one fsync) may wait after the start of the last one
+            while several editors are writing, to take their edits with it; their acks come up to this
+            much later. 0: every commit starts as soon as the last one ends.
     """
 
     state_dir: Path = Path(".syncd")
     shutdown_timeout: PositiveSeconds = 10.0
     project_idle_timeout: PositiveSeconds = 30.0
+    commit_window: float = Field(default=0.005, ge=0, le=0.1)
 
 
 class GatewaySettings(_Section):

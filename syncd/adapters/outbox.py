@@ -10,6 +10,11 @@ SQLite connections belong to their thread, so all SQLite work runs on one dedica
 event loop hands it a group of appends through a queue, and the thread hands the group back finished
 with one callback (``call_soon_threadsafe``): one thread round trip per group commit, with no executor
 future and no task between them.
+
+Under load a commit may wait to take more appends with it (``commit_window``): when the last commit
+started less than a window ago and another author has appended since (`commit_at`), the next commit
+starts one window after the last one began. The fsyncs per second are then at most one per window,
+and each ack is at most a window later; a lone writer that waits for each ack is never held.
 """
 
 from __future__ import annotations
@@ -84,6 +89,11 @@ class _Append:
     row: tuple[int, str, str, int, str, float]
     done: asyncio.Future[None]
 
+    @property
+    def author(self) -> tuple[str, str]:
+        """The project and client id: one editor, or one caller of the HTTP API."""
+        return self.row[1], self.row[2]
+
 
 @dataclass(slots=True)
 class _Remove:
@@ -98,6 +108,20 @@ _Done = Callable[[object, BaseException | None], None]
 
 _Job = tuple[Callable[..., object], tuple[object, ...], _Done]
 
+
+def commit_at(now: float, last_start: float, window: float, *, other_authors: bool) -> float:
+    """When a commit of what is queued may start, given that the last one started at ``last_start``.
+
+    At once, unless the last commit began less than ``window`` ago and the queue holds appends of more
+    than one author (counting the author of the last append committed). Then, at ``last_start +
+    window``: several editors are writing, and what they append meanwhile shares the fsync. A single
+    author is not held back, since it may be waiting for its ack before it sends its next edit.
+    """
+    if other_authors and now < last_start + window:
+        return last_start + window
+    return now
+
+
 _Key = tuple[ProjectId, ClientId, int]
 """What names a journal entry's mutation: client ids are public, so the project is part of it."""
 
@@ -111,14 +135,17 @@ class Outbox:
         path: the SQLite file.
         group_commit: commit every append that is waiting in one transaction (the default). False
             commits each append on its own, with its own fsync (for comparison in benchmarks).
+        commit_window: seconds a commit may wait after the start of the last one while several
+            authors are appending (`commit_at`); 0 starts every commit as soon as the last one ends.
 
     Attributes:
         commits: how many transactions were committed since opening.
     """
 
-    def __init__(self, path: Path | str, *, group_commit: bool = True) -> None:
+    def __init__(self, path: Path | str, *, group_commit: bool = True, commit_window: float = 0.0) -> None:
         self.path = Path(path)
         self.group_commit = group_commit
+        self.commit_window = commit_window
         self.commits = 0
         self._depth = 0
         self._next_seq = 1
@@ -129,7 +156,10 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._queue: list[_Op] = []
         self._committing: list[_Op] | None = None
-        self._scheduled = False
+        self._scheduled: asyncio.Handle | None = None
+        self._held = False
+        self._last_start = float("-inf")
+        self._last_author: tuple[str, str] | None = None
         self._idle: asyncio.Event | None = None
         self._open_now = False
         self._closing = False
@@ -152,6 +182,10 @@ class Outbox:
     async def __aexit__(self, *exc_info: object) -> None:
         # Commit whatever is queued before closing: those appends are waiting for their ack.
         self._closing = True
+        if self._scheduled is not None and self._held:
+            # Held by the commit window: nobody appends any more, so it starts now.
+            self._scheduled.cancel()
+            self._schedule_commit()
         assert self._idle is not None
         await self._idle.wait()
         self._open_now = False
@@ -233,17 +267,41 @@ class Outbox:
     def _enqueue(self, op: _Op) -> None:
         self._check_open()
         self._queue.append(op)
-        if self._committing is None and not self._scheduled:
-            # Started on the next turn of the loop, so that every append of this turn goes with it.
-            assert self._loop is not None
+        if self._committing is None and self._scheduled is None:
             assert self._idle is not None
-            self._scheduled = True
             self._idle.clear()
-            self._loop.call_soon(self._start_commit)
+            self._schedule_commit()
+
+    def _schedule_commit(self, *, now_ok: bool = False) -> None:
+        """Start the next commit on the next turn of the loop, so that every append of this turn goes
+        with it (``now_ok``: at once), or later if `commit_at` says so."""
+        assert self._loop is not None
+        now = self._loop.time()
+        at = now
+        if self.commit_window > 0 and not self._closing:
+            at = commit_at(now, self._last_start, self.commit_window, other_authors=self._other_authors())
+        self._held = at > now
+        if self._held:
+            self._scheduled = self._loop.call_at(at, self._start_commit)
+        elif now_ok:
+            self._start_commit()
+        else:
+            self._scheduled = self._loop.call_soon(self._start_commit)
+
+    def _other_authors(self) -> bool:
+        """Whether the queue holds appends of another author than the first one (or the last committed)."""
+        author = self._last_author
+        for op in self._queue:
+            if isinstance(op, _Append):
+                if author is None:
+                    author = op.author
+                elif op.author != author:
+                    return True
+        return False
 
     def _start_commit(self) -> None:
         """Hand what is queued to the SQLite thread as one commit (one append without group commit)."""
-        self._scheduled = False
+        self._scheduled = None
         if not self._queue:
             assert self._idle is not None
             self._idle.set()
@@ -252,6 +310,12 @@ class Outbox:
             ops, self._queue = self._queue, []
         else:
             ops = [self._queue.pop(0)]
+        assert self._loop is not None
+        self._last_start = self._loop.time()
+        for op in reversed(ops):
+            if isinstance(op, _Append):
+                self._last_author = op.author
+                break
         self._committing = ops
         self._jobs.put((self._write_ops, (ops,), self._committed))
 
@@ -275,7 +339,11 @@ class Outbox:
             for op in ops:
                 if not op.done.done():
                     op.done.set_exception(error)
-        self._start_commit()
+        if self._queue:
+            self._schedule_commit(now_ok=True)
+        else:
+            assert self._idle is not None
+            self._idle.set()
 
     # -- on the SQLite thread -----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.adapters.outbox import Outbox
+from syncd.adapters.outbox import Outbox, commit_at
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
@@ -252,3 +252,59 @@ async def test_unreadable_table(tmp_path: Path) -> None:
             db.execute("alter table journal rename column mutation to other")
         with pytest.raises(JournalError, match="cannot read the outbox"):
             await outbox.load()
+
+
+@pytest.mark.parametrize(
+    ("now", "other_authors", "expected"),
+    [
+        (10.002, True, 10.005),  # several authors, inside the window: waits for its end
+        (10.002, False, 10.002),  # one author: never held
+        (10.005, True, 10.005),  # the window is over
+        (10.009, True, 10.009),
+    ],
+)
+def test_commit_at_holds_a_commit_only_for_several_authors(
+    now: float, other_authors: bool, expected: float
+) -> None:
+    """The last commit started at 10.000 with a 5 ms window."""
+    assert commit_at(now, 10.0, 0.005, other_authors=other_authors) == expected
+
+
+def test_commit_at_without_a_window_is_at_once() -> None:
+    assert commit_at(10.001, 10.0, 0.0, other_authors=True) == 10.001
+
+
+async def test_commit_window_groups_the_edits_of_several_authors(tmp_path: Path) -> None:
+    """Inside the window, appends of two authors wait and share one commit instead of one each."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3", commit_window=1.0) as outbox:
+        await outbox.append(patch(1, A))
+        first = outbox.append_nowait(patch(1, B))
+        await asyncio.sleep(0.02)
+        assert not first.done()  # held: B is not A, the last author
+        second = outbox.append_nowait(patch(2, A))
+        await asyncio.gather(first, second)
+        assert outbox.commits == 2
+        assert [(e.client_id, e.mid) for e in await outbox.load()] == [(A, 1), (B, 1), (A, 2)]
+
+
+async def test_commit_window_never_holds_a_lone_author(tmp_path: Path) -> None:
+    """One author that waits for each ack is not slowed down: each of its appends commits at once."""
+    async with asyncio.timeout(5), Outbox(tmp_path / "outbox.sqlite3", commit_window=60.0) as outbox:
+        for mid in range(1, 6):
+            await outbox.append(patch(mid, A))
+        assert outbox.commits == 5
+
+
+async def test_close_commits_what_the_window_holds(tmp_path: Path) -> None:
+    """Closing does not wait for the window: the held appends are committed and read back."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(5):
+        async with Outbox(path, commit_window=60.0) as outbox:
+            await outbox.append(patch(1, A))
+            held = outbox.append_nowait(patch(1, B))
+            await asyncio.sleep(0.02)
+            assert not held.done()
+        assert held.done()
+        assert held.exception() is None
+        async with Outbox(path) as again:
+            assert [(e.client_id, e.mid) for e in await again.load()] == [(A, 1), (B, 1)]
