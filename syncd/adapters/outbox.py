@@ -302,10 +302,6 @@ class Outbox:
     def _start_commit(self) -> None:
         """Hand what is queued to the SQLite thread as one commit (one append without group commit)."""
         self._scheduled = None
-        if not self._queue:
-            assert self._idle is not None
-            self._idle.set()
-            return
         if self.group_commit:
             ops, self._queue = self._queue, []
         else:
