@@ -546,9 +546,9 @@ def _progress(project: ProjectState, retry_at: float | None) -> ProjectProgress:
         loaded=project.loaded,
         editors=len(project.editors),
         waiting=len(project.waiting),
-        pending=len(project.pending_mids) + len(project.restored),
+        pending=_pending(project),
         in_flight=None if inflight is None else inflight.batch_id,
-        in_flight_mutations=0 if inflight is None else len(inflight.mutation_ids),
+        in_flight_mutations=_in_flight_mutations(project),
         retry_at=retry_at,
         seq=project.seq,
         saved_seq=project.saved_seq(),
@@ -562,11 +562,14 @@ def unsaved_count(engine: SyncEngine, project_id: ProjectId) -> int:
     status: the daemon asks once per edit. A function beside the class, which is at its size limit.
     """
     project = engine._projects.get(project_id)
-    if project is None:
-        return 0
-    inflight = project.inflight
-    return (
-        len(project.pending_mids)
-        + len(project.restored)
-        + (0 if inflight is None else len(inflight.mutation_ids))
-    )
+    return 0 if project is None else _pending(project) + _in_flight_mutations(project)
+
+
+def _pending(project: ProjectState) -> int:
+    """Mutations waiting for the next save: accepted since the last batch, or restored from the journal."""
+    return len(project.pending_mids) + len(project.restored)
+
+
+def _in_flight_mutations(project: ProjectState) -> int:
+    """Mutations of the batch being written."""
+    return 0 if project.inflight is None else len(project.inflight.mutation_ids)
