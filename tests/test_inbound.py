@@ -381,7 +381,8 @@ def test_the_short_path_answers_as_the_general_one(data: str) -> None:
 def test_the_short_path_keeps_the_depth_setting() -> None:
     """The depth limit is the caller's, through either path; beyond its own walk it leaves it to the other."""
     deep = _patch_text("projects", '{"settings":{"a":' + "[" * 7 + "]" * 7 + "}}")  # 10 levels
-    assert _both_ways(deep, max_depth=9)[0] == _both_ways(deep, max_depth=9)[1]
+    short, general = _both_ways(deep, max_depth=9)
+    assert short == general
     assert _outcome(deep, max_depth=9)[0] == "error"
     assert _outcome(deep, max_depth=10)[0] == "ok"
     deeper = _patch_text("projects", '{"settings":{"a":' + "[" * 97 + "]" * 97 + "}}")  # 100 levels
