@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from syncd.cluster.journal import ReplicatedJournal, _in_writer_order
+from syncd.cluster.node import JOURNAL_APPEND_TIMEOUT
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
@@ -25,9 +26,13 @@ def patch(mid: int, project: ProjectId = P, client: ClientId = A) -> JournalEntr
     return JournalEntry(project, client, mid, Patch(mid, "scenes", RowId("s-1"), {"heading": f"h{mid}"}))
 
 
-def journal(client: object, stream: str, writer: str = "w") -> ReplicatedJournal:
+def journal(
+    client: object, stream: str, writer: str = "w", append_timeout: float = 10.0
+) -> ReplicatedJournal:
     js = client.jetstream()  # type: ignore[attr-defined]
-    return ReplicatedJournal(js, stream=stream, subject_prefix=stream.lower(), writer_id=writer)
+    return ReplicatedJournal(
+        js, stream=stream, subject_prefix=stream.lower(), writer_id=writer, append_timeout=append_timeout
+    )
 
 
 def test_a_writers_entries_are_put_back_in_its_order() -> None:
@@ -138,8 +143,11 @@ async def test_appends_survive_losing_the_connected_node(
         await asyncio.gather(*tasks)
         assert failed == []
     try:
+        # The lost node may have led JetStream's meta group: until another is elected (up to ~9 s after
+        # the loss) opening the stream gets no answer, so the reader waits as long as the daemon would.
         others = [url for i, url in enumerate(nats_cluster.urls) if i != victim]
-        async with asyncio.timeout(20), journal(await clients(others), stream, "r") as reader:
+        reader_journal = journal(await clients(others), stream, "r", JOURNAL_APPEND_TIMEOUT)
+        async with asyncio.timeout(2 * JOURNAL_APPEND_TIMEOUT), reader_journal as reader:
             loaded = [e.mid for e in await reader.load(P)]
     finally:
         await asyncio.to_thread(nats_cluster.restart, victim)
