@@ -1,5 +1,6 @@
 """History: exactly the missed changes, or None."""
 
+import gc
 import json
 
 import pytest
@@ -104,3 +105,52 @@ def test_change_size_counts_the_row_of_an_insert_and_nothing_for_a_delete() -> N
     # An estimate: never below the encoded size (numbers count 8 bytes, separators one each).
     assert encoded <= change_size(insert) - CHANGE_OVERHEAD <= encoded + 8 * len(row)
     assert change_size(change(1)) == CHANGE_OVERHEAD
+
+
+def test_changes_come_back_as_they_were_kept() -> None:
+    """Every JSON type in a row or in an update's values survives being kept, nested ones included."""
+    row: dict[str, JsonValue] = {
+        "id": "c-1",
+        "n": 3,
+        "x": 0.5,
+        "ok": True,
+        "gone": None,
+        "meta": {"t": [1, "a"]},
+    }
+    kept = [
+        Change(ProjectId("p"), 1, "clips", "insert", RowId("c-1"), row, None, "editor", ClientId("a"), 7),
+        Change(
+            ProjectId("p"), 2, "clips", "update", RowId("c-1"), None, {"meta": {"t": []}}, "db", None, None
+        ),
+        Change(ProjectId("p"), 3, "clips", "delete", RowId("c-1"), None, None, "editor", ClientId("b"), 1),
+    ]
+    history = History(10)
+    for c in kept:
+        history.append(c)
+    assert history.since(0) == tuple(kept)
+
+
+def test_kept_changes_give_the_cyclic_gc_nothing_to_walk() -> None:
+    """A full history of changes with nested values adds next to no objects that full collections walk."""
+    gc.collect()
+    before = len(gc.get_objects())
+    history = History(5_000)
+    for seq in range(1, 5_001):
+        values: dict[str, JsonValue] = {"settings": {"k": seq, "tags": ["a"]}}
+        history.append(
+            Change(
+                ProjectId("p"),
+                seq,
+                "projects",
+                "update",
+                RowId("p"),
+                None,
+                values,
+                "editor",
+                ClientId("a"),
+                seq,
+            )
+        )
+    gc.collect()
+    assert len(gc.get_objects()) - before < 500  # kept as objects: more than 15,000
+    assert history.ack_seq(ClientId("a"), 4_999) == 4_999
