@@ -1,6 +1,6 @@
 """How long a full cyclic collection stalls the daemon while projects' change histories are full.
 
-Each open project keeps its last changes (``daemon.history_size``, 10,000 by default) so a
+Each open project keeps its last changes (``engine.history_size``, 10,000 by default) so a
 reconnecting editor gets exactly what it missed. A full collection walks every object the collector
 tracks, and it runs on whichever thread allocates, the event loop's included. This fills
 ``--projects`` histories with ``--changes`` changes each (the fan-out load's edit: a patch of a
