@@ -10,6 +10,17 @@ from syncd.core.history import CHANGE_OVERHEAD, History, change_size
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.values import JsonValue
 
+EVERY_JSON_TYPE: dict[str, JsonValue] = {
+    "id": "s",
+    "n": 1,
+    "f": 1.5,
+    "ok": True,
+    "none": None,
+    "list": [1, "é"],
+    "obj": {"k": "v"},
+}
+"""A row with a value of each JSON type, nested ones included."""
+
 
 def change(seq: int) -> Change:
     return Change(ProjectId("p"), seq, "scenes", "delete", RowId("s"), None, None, "db", None, None)
@@ -91,15 +102,7 @@ def test_a_change_larger_than_the_budget_is_not_kept() -> None:
 
 def test_change_size_counts_the_row_of_an_insert_and_nothing_for_a_delete() -> None:
     """An insert counts its row, an update its values, a delete only the frame's fixed part."""
-    row: dict[str, JsonValue] = {
-        "id": "s",
-        "n": 1,
-        "f": 1.5,
-        "ok": True,
-        "none": None,
-        "list": [1, "é"],
-        "obj": {"k": "v"},
-    }
+    row = EVERY_JSON_TYPE
     insert = Change(ProjectId("p"), 1, "scenes", "insert", RowId("s"), row, None, "db", None, None)
     encoded = len(json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode())
     # An estimate: never below the encoded size (numbers count 8 bytes, separators one each).
@@ -109,20 +112,12 @@ def test_change_size_counts_the_row_of_an_insert_and_nothing_for_a_delete() -> N
 
 def test_changes_come_back_as_they_were_kept() -> None:
     """Every JSON type in a row or in an update's values survives being kept, nested ones included."""
-    row: dict[str, JsonValue] = {
-        "id": "c-1",
-        "n": 3,
-        "x": 0.5,
-        "ok": True,
-        "gone": None,
-        "meta": {"t": [1, "a"]},
-    }
+    row = EVERY_JSON_TYPE
+    values: dict[str, JsonValue] = {"obj": {"t": [1, "é"], "e": []}}
     kept = [
-        Change(ProjectId("p"), 1, "clips", "insert", RowId("c-1"), row, None, "editor", ClientId("a"), 7),
-        Change(
-            ProjectId("p"), 2, "clips", "update", RowId("c-1"), None, {"meta": {"t": []}}, "db", None, None
-        ),
-        Change(ProjectId("p"), 3, "clips", "delete", RowId("c-1"), None, None, "editor", ClientId("b"), 1),
+        Change(ProjectId("p"), 1, "scenes", "insert", RowId("s"), row, None, "editor", ClientId("a"), 7),
+        Change(ProjectId("p"), 2, "scenes", "update", RowId("s"), None, values, "db", None, None),
+        Change(ProjectId("p"), 3, "scenes", "delete", RowId("s"), None, None, "editor", ClientId("b"), 1),
     ]
     history = History(10)
     for c in kept:
