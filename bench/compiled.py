@@ -29,7 +29,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import REPO_ROOT
+
+HOTPATH = REPO_ROOT / "bench" / "hotpath.py"
 COMPILED = [
     "syncd/core",
     "syncd/host.py",
@@ -49,7 +51,7 @@ ROWS = {
 
 def build(into: Path) -> None:
     """Copy the package to ``into`` and compile the hot modules there, next to their sources."""
-    shutil.copytree(ROOT / "syncd", into / "syncd", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copytree(REPO_ROOT / "syncd", into / "syncd", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     done = subprocess.run(
         [sys.executable, "-m", "mypyc", *COMPILED], cwd=into, capture_output=True, text=True, check=False
     )
@@ -73,7 +75,7 @@ def hotpath(pythonpath: str | None, rounds: int, edits: int) -> dict[str, float]
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "hotpath.py"), "--rounds", str(rounds), "--edits", str(edits)],
+        [sys.executable, str(HOTPATH), "--rounds", str(rounds), "--edits", str(edits)],
         env=env,
         capture_output=True,
         text=True,
