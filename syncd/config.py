@@ -91,12 +91,15 @@ class DaemonSettings(_Section):
         commit_window: seconds an outbox commit (one fsync) may wait after the start of the last one
             while several editors are writing, to take their edits with it; their acks come up to this
             much later. 0: every commit starts as soon as the last one ends.
+        removal_delay: seconds the outbox may keep saved edits, so that the removals of saves that
+            come together share one commit. 0: each save's removal is committed on its own.
     """
 
     state_dir: Path = Path(".syncd")
     shutdown_timeout: PositiveSeconds = 10.0
     project_idle_timeout: PositiveSeconds = 30.0
     commit_window: float = Field(default=0.005, ge=0, le=0.1)
+    removal_delay: float = Field(default=1.0, ge=0, le=60)
 
 
 class GatewaySettings(_Section):

@@ -71,7 +71,11 @@ class Supervisor:
         state_dir = settings.daemon.state_dir
         self._backend: Backend = backend if backend is not None else open_backend(settings)
         self._state = StateDir(state_dir)
-        self._outbox = Outbox(state_dir / "outbox.db", commit_window=settings.daemon.commit_window)
+        self._outbox = Outbox(
+            state_dir / "outbox.db",
+            commit_window=settings.daemon.commit_window,
+            removal_delay=settings.daemon.removal_delay,
+        )
         self.metrics = Metrics(self)
         self.host = ProjectHost(settings, self._backend, self._outbox, self.metrics, self.fail)
         self.cluster: ClusterNode | None = None

@@ -15,6 +15,13 @@ Under load a commit may wait to take more appends with it (``commit_window``): w
 started less than a window ago and another author has appended since (`commit_at`), the next commit
 starts one window after the last one began. The fsyncs per second are then at most one per window,
 and each ack is at most a window later; a lone writer that waits for each ack is never held.
+
+Saved entries may leave a little later than their save (``removal_delay``): the removals that come
+within that delay go in one commit, sorted by ``seq``. The journal's rows of all projects interleave, so
+a project's removal on its own rewrites about one page per row; the removals of the saves that come
+together (every open project's, when their 5 s limits fall in the same second) then rewrite each page
+once. An entry kept after its save is harmless: after a crash it is replayed, and the store skips a
+mutation id it has already recorded, as for a crash between a save and its removal.
 """
 
 from __future__ import annotations
@@ -137,15 +144,24 @@ class Outbox:
             commits each append on its own, with its own fsync (for comparison in benchmarks).
         commit_window: seconds a commit may wait after the start of the last one while several
             authors are appending (`commit_at`); 0 starts every commit as soon as the last one ends.
+        removal_delay: seconds a removal may wait for others to share its commit; 0 queues each at once.
 
     Attributes:
         commits: how many transactions were committed since opening.
     """
 
-    def __init__(self, path: Path | str, *, group_commit: bool = True, commit_window: float = 0.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        group_commit: bool = True,
+        commit_window: float = 0.0,
+        removal_delay: float = 0.0,
+    ) -> None:
         self.path = Path(path)
         self.group_commit = group_commit
         self.commit_window = commit_window
+        self.removal_delay = removal_delay
         self.commits = 0
         self._depth = 0
         self._next_seq = 1
@@ -155,6 +171,8 @@ class Outbox:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._queue: list[_Op] = []
+        self._removal: _Remove | None = None  # removals waiting for ``removal_delay``
+        self._removal_due: asyncio.TimerHandle | None = None
         self._committing: list[_Op] | None = None
         self._scheduled: asyncio.Handle | None = None
         self._held = False
@@ -181,6 +199,7 @@ class Outbox:
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Commit whatever is queued before closing: those appends are waiting for their ack.
+        self._queue_removal()
         self._closing = True
         if self._scheduled is not None and self._held:
             # Held by the commit window: nobody appends any more, so it starts now.
@@ -232,7 +251,8 @@ class Outbox:
         """Delete the entries of these mutations of one project (committed after every append queued before).
 
         The entries of another project with the same ``(client_id, mid)`` stay: a client id may be used
-        in several projects, and each project's mids are its own.
+        in several projects, and each project's mids are its own. Returns once the removal is
+        committed: with the removals of every call within ``removal_delay`` of the first, in one commit.
 
         Raises:
             JournalError: the outbox is not open, or the write failed.
@@ -240,11 +260,17 @@ class Outbox:
         if not mutation_ids:
             return
         self._check_open()
-        keys = [(project_id, client_id, mid) for client_id, mid in mutation_ids]
-        seqs = [(seq,) for key in keys for seq in self._seqs.pop(key, ())]
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Remove(seqs, future))
-        await future
+        loop = asyncio.get_running_loop()
+        removal = self._removal
+        if removal is None:
+            removal = self._removal = _Remove([], loop.create_future())
+            if self.removal_delay > 0:
+                self._removal_due = loop.call_later(self.removal_delay, self._queue_removal)
+        for client_id, mid in mutation_ids:
+            removal.seqs.extend((seq,) for seq in self._seqs.pop((project_id, client_id, mid), ()))
+        if self.removal_delay <= 0:
+            self._queue_removal()
+        await asyncio.shield(removal.done)
 
     async def load(self) -> list[JournalEntry]:
         """Return every entry, oldest first.
@@ -271,6 +297,16 @@ class Outbox:
             assert self._idle is not None
             self._idle.clear()
             self._schedule_commit()
+
+    def _queue_removal(self) -> None:
+        """Queue the removals gathered so far as one operation, in the journal's order."""
+        removal, self._removal = self._removal, None
+        if self._removal_due is not None:
+            self._removal_due.cancel()
+            self._removal_due = None
+        if removal is not None:
+            removal.seqs.sort()
+            self._enqueue(removal)
 
     def _schedule_commit(self, *, now_ok: bool = False) -> None:
         """Start the next commit on the next turn of the loop, so that every append of this turn goes

@@ -114,6 +114,55 @@ async def test_remove_trims_only_its_own_project(tmp_path: Path) -> None:
         assert again.depth() == 0
 
 
+async def test_removals_within_the_delay_share_one_commit(tmp_path: Path) -> None:
+    """Removals that come within ``removal_delay`` are committed together, each caller told once it is."""
+    path = tmp_path / "outbox.sqlite3"
+    q = ProjectId("p-2")
+    other = JournalEntry(q, A, 1, Insert(1, "scenes", {"id": "s-q", "project_id": q}))
+    async with asyncio.timeout(10), Outbox(path, removal_delay=0.2) as outbox:
+        for entry in (patch(1), other, patch(2), patch(3)):
+            await outbox.append(entry)
+        before = outbox.commits
+        first = asyncio.create_task(outbox.remove(P, [(A, 2), (A, 1)]))
+        second = asyncio.create_task(outbox.remove(q, [(A, 1)]))
+        await asyncio.sleep(0)
+        assert not first.done()
+        assert not second.done()
+        await asyncio.gather(first, second)
+        assert outbox.commits == before + 1
+        assert outbox.depth() == 1
+        assert [entry.mutation_id for entry in await outbox.load()] == [(A, 3)]
+
+
+async def test_a_cancelled_remover_does_not_cancel_the_others(tmp_path: Path) -> None:
+    """Callers share the gathered removal: one of them giving up leaves it to the rest."""
+    async with asyncio.timeout(10), Outbox(tmp_path / "outbox.sqlite3", removal_delay=0.2) as outbox:
+        for mid in (1, 2):
+            await outbox.append(patch(mid))
+        leaving = asyncio.create_task(outbox.remove(P, [(A, 1)]))
+        staying = asyncio.create_task(outbox.remove(P, [(A, 2)]))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        await staying
+        assert leaving.cancelled()
+        assert await outbox.load() == []
+
+
+async def test_close_commits_the_removals_still_held(tmp_path: Path) -> None:
+    """Closing does not wait for ``removal_delay``: what is held goes in a commit before the file closes."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10):
+        async with Outbox(path, removal_delay=60.0) as outbox:
+            for mid in (1, 2, 3):
+                await outbox.append(patch(mid))
+            held = asyncio.create_task(outbox.remove(P, [(A, 1), (A, 3)]))
+            await asyncio.sleep(0)
+            assert outbox.depth() == 3
+        await held
+        async with Outbox(path) as again:
+            assert [entry.mutation_id for entry in await again.load()] == [(A, 2)]
+
+
 async def test_close_commits_what_is_queued(tmp_path: Path) -> None:
     """Appends queued when the outbox closes are committed before it closes."""
     path = tmp_path / "outbox.sqlite3"
