@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import struct
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,7 +108,7 @@ _RESEND = _Reply()
 """Where a snapshot queued by :meth:`EditorConnection.resend_later` is built and written."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class EditorConnection:
     """One editor's socket and its send queue.
 
@@ -129,17 +128,36 @@ class EditorConnection:
     project_id: str | None = None
     client_id: str | None = None
     user_id: str | None = None
-    log: logging.LoggerAdapter[logging.Logger] = field(init=False)
-    _queue: deque[bytes] = field(default_factory=deque)
+    # A list, not a deque: a deque takes 0.75 KB at once, and most editors never queue anything. Taking
+    # from the front is a copy of what is behind it, small beside the write each frame costs.
+    _queue: list[bytes] = field(default_factory=list)
     _queued_bytes: int = 0
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # The writer is a task started by the first frame queued (most editors read as fast as they are
+    # written to, and never need one), woken by a flag and, while it waits, a future. A task from the
+    # start and an asyncio.Event (with a deque of its own) cost about 2 KB for each editor.
+    _writer: asyncio.Task[None] | None = None
+    _woken: bool = False
+    _waiter: asyncio.Future[None] | None = None
     _closing: tuple[int, str] | None = None
     _writing: bool = False
     _resend: Callable[[], bytes | None] | None = None
     overflows: int = 0
 
-    def __post_init__(self) -> None:
-        self.log = logging.LoggerAdapter(log, {"conn": self.conn_id})
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The gateway's logger, naming this connection (and its project once known)."""
+        if self.project_id is None:
+            return logging.LoggerAdapter(log, {"conn": self.conn_id})
+        return logging.LoggerAdapter(log, {"conn": self.conn_id, "project": self.project_id})
+
+    def _wake(self) -> None:
+        self._woken = True
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(), name=f"syncd.gateway.write.{self.conn_id}"
+            )
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def send(self, data: bytes) -> bool:
         """Queue ``data``, a frame that a snapshot replaces (a change, ``saved``, an event).
@@ -156,7 +174,7 @@ class EditorConnection:
             return True
         self._queue.append(data)
         self._queued_bytes += len(data)
-        self._wakeup.set()
+        self._wake()
         if len(self._queue) > self.max_frames or self._queued_bytes > self.max_bytes:
             self.overflows += 1
             kept = [frame for frame in self._queue if type(frame) is _Reply]
@@ -184,7 +202,7 @@ class EditorConnection:
             return
         self._queue.append(_Reply(data))
         self._queued_bytes += len(data)
-        self._wakeup.set()
+        self._wake()
         if len(self._queue) > 2 * self.max_frames or self._queued_bytes > 2 * self.max_bytes:
             self.log.warning("editor reads none of its answers: closing the connection")
             self._queue.clear()
@@ -209,10 +227,14 @@ class EditorConnection:
         )
 
     def send_now(self, data: bytes) -> None:
-        """Queue ``data`` even past the bound: a snapshot that replaces a dropped backlog."""
+        """Send ``data``, queued even past the bound: a joining editor's snapshot, or one that replaces
+        a dropped backlog."""
+        if self.writable_now():
+            self.transport.write(text_frame(data))
+            return
         self._queue.append(data)
         self._queued_bytes += len(data)
-        self._wakeup.set()
+        self._wake()
 
     def resend_later(self, build: Callable[[], bytes | None]) -> None:
         """Queue a snapshot that ``build`` makes when the writer gets to it (None: nothing to send).
@@ -224,28 +246,45 @@ class EditorConnection:
         if self._closing is None and self._resend is None:
             self._resend = build
             self._queue.append(_RESEND)
-            self._wakeup.set()
+            self._wake()
 
     def close(self, code: int, reason: str) -> None:
         """Close once what is queued now has been written."""
         if self._closing is None:
             self._closing = (code, reason)
-            self._wakeup.set()
+            self._wake()
 
     @property
     def queued(self) -> tuple[int, int]:
         """Frames and bytes waiting to be written."""
         return len(self._queue), self._queued_bytes
 
-    async def write_loop(self) -> None:
+    async def finish(self, code: int, reason: str, within: float | None) -> None:
+        """Close (:meth:`close`) and wait at most ``within`` seconds (None: as long as it takes) for
+        what is queued and the close frame to be written."""
+        self.close(code, reason)
+        writer = self._writer
+        if writer is None or writer.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await asyncio.shield(writer)
+        writer.cancel()
+
+    async def _write_loop(self) -> None:
         """Write queued frames until the connection closes."""
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                if not self._woken:
+                    self._waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._waiter
+                    finally:
+                        self._waiter = None
+                self._woken = False
                 self._writing = True
                 while self._queue:
-                    data = self._queue.popleft()
+                    data = self._queue.pop(0)
                     self._queued_bytes -= len(data)
                     if data is _RESEND:
                         build, self._resend = self._resend, None
@@ -445,7 +484,6 @@ class EditorGateway:
         hello = await self._hello(conn)
         if hello is None:
             return
-        writer = asyncio.create_task(conn.write_loop(), name=f"syncd.gateway.write.{conn.conn_id}")
         self._conns[conn.conn_id] = conn
         try:
             try:
@@ -453,9 +491,9 @@ class EditorGateway:
             except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
                 conn.send_now(outbound.error(exc.code, exc.message))
-                conn.close(CLOSE_FOR_ERROR.get(exc.code, 1011), _close_reason(exc.message))
-                await writer
+                await conn.finish(CLOSE_FOR_ERROR.get(exc.code, 1011), _close_reason(exc.message), None)
                 return
+            del hello  # else it lives as long as the connection (about 1 KB per editor)
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
             await self._receive(conn)
         except ConnectionError:
@@ -464,12 +502,7 @@ class EditorGateway:
             self._conns.pop(conn.conn_id, None)
             if conn.project_id is not None:
                 self._handler.closed(conn)
-            if not writer.done():
-                conn.close(1000, "")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1):
-                        await asyncio.shield(writer)
-                writer.cancel()
+            await conn.finish(1000, "", 1.0)
             conn.log.info("closed (%s)", conn.ws.close_code)
 
     async def _hello(self, conn: EditorConnection) -> HelloFrame | None:
@@ -499,7 +532,6 @@ class EditorGateway:
                 return None
         conn.project_id = frame.project_id.lower()
         conn.client_id = frame.client_id.lower()
-        conn.log = logging.LoggerAdapter(log, {"conn": conn.conn_id, "project": conn.project_id})
         return frame
 
     async def _receive(self, conn: EditorConnection) -> None:

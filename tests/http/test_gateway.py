@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -45,6 +46,18 @@ async def test_frames_over_64_kib_reach_editors_whole(daemon: LocalDaemon) -> No
     await wait_for(lambda: (editor.view.project or {}).get("script") == script, "the long script", WAIT)
     late = await daemon.editor(project_id)
     assert (late.view.project or {}).get("script") == script
+
+
+async def test_editors_that_read_have_no_writer_task(daemon: LocalDaemon) -> None:
+    """A joining editor's snapshot, the changes and the acks go straight to its socket while it reads:
+    no editor gets a writer task (one for every editor cost each of them about 1 KB)."""
+    project_id = await daemon.project(title="Film")
+    author = await daemon.editor(project_id)
+    reader = await daemon.editor(project_id)
+    await author.patch("projects", project_id, {"title": "Cut"})
+    await wait_for(lambda: (reader.view.project or {}).get("title") == "Cut", "the change", WAIT)
+    writers = [task for task in asyncio.all_tasks() if task.get_name().startswith("syncd.gateway.write.")]
+    assert writers == []
 
 
 async def test_plain_http_on_the_editor_path_and_wrong_methods_answer_json(daemon: LocalDaemon) -> None:
