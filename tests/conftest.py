@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,15 @@ from tests.support.postgres import (
     prepare_supabase_database,
     unique_database_name,
 )
+
+
+@pytest.fixture(autouse=True)
+def _collect_at_the_end() -> Iterator[None]:
+    """Run the collector as each test ends, while its warnings are errors: an unclosed socket or
+    transport it left in a reference cycle then fails that test, instead of whichever later test the
+    collector happens to run in (whose fixtures have nothing to do with it)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
