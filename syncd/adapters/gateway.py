@@ -169,8 +169,7 @@ class EditorConnection:
         """
         if self._closing is not None or self._resend is not None:
             return True  # a snapshot still to be built stands for it
-        if self.writable_now():
-            self.transport.write(text_frame(data))
+        if self._write_at_once(data):
             return True
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -197,8 +196,7 @@ class EditorConnection:
         """
         if self._closing is not None:
             return
-        if self.writable_now():
-            self.transport.write(text_frame(data))
+        if self._write_at_once(data):
             return
         self._queue.append(_Reply(data))
         self._queued_bytes += len(data)
@@ -226,11 +224,17 @@ class EditorConnection:
             and not self.transport.get_write_buffer_size()
         )
 
+    def _write_at_once(self, data: bytes) -> bool:
+        """Write ``data`` to the socket now if :meth:`writable_now`; whether it was."""
+        if not self.writable_now():
+            return False
+        self.transport.write(text_frame(data))
+        return True
+
     def send_now(self, data: bytes) -> None:
         """Send ``data``, queued even past the bound: a joining editor's snapshot, or one that replaces
         a dropped backlog."""
-        if self.writable_now():
-            self.transport.write(text_frame(data))
+        if self._write_at_once(data):
             return
         self._queue.append(data)
         self._queued_bytes += len(data)
