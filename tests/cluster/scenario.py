@@ -2,9 +2,10 @@
 
 Each writer is one editor (the Python `EditorClient`) that owns one scene's ``heading``: it patches
 it to ``<name>-<n>`` for n = 1, 2, ..., one edit at a time, and counts an edit once it is
-acknowledged. When its connection closes or an ack does not come, it reconnects (to its instance,
-or to the next one that accepts it, as a load balancer would) and the client resends what is
-unacknowledged. The counts come from the database:
+acknowledged (an edit the daemon refuses, such as ``unavailable`` while the project loads on its new
+owner, is answered and counted as refused). When its connection closes or an ack does not come, it
+reconnects (to its instance, or to the next one that accepts it, as a load balancer would) and the
+client resends what is unacknowledged. The counts come from the database:
 
 - ``lost``: acknowledged mutations that ``syncd_mutations`` does not record, plus scenes whose final
   heading is not their writer's last acknowledged value;
@@ -24,7 +25,7 @@ import pytest
 from websockets.exceptions import WebSocketException
 
 from syncd.client import EditorClient
-from syncd.client.errors import ClientClosed
+from syncd.client.errors import ClientClosed, EditorError
 from syncd.errors import SyncdError
 from tests.cluster.conftest import unique
 from tests.supabase_mode.conftest import Stack
@@ -90,6 +91,8 @@ class Writer:
     urls: list[str]
     editor: EditorClient | None = None
     acked: list[tuple[int, str]] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    """Mutations the daemon answered with an error (``unavailable`` while a project loads, ...)."""
     close_codes: list[int | None] = field(default_factory=list)
     reconnects: int = 0
     n: int = 0
@@ -100,13 +103,13 @@ class Writer:
         await self.editor.connect()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Edit until ``stop`` is set; the last edit is acknowledged before this returns."""
+        """Edit until ``stop`` is set; the last edit is answered before this returns."""
         while not stop.is_set():
             self.n += 1
             value = f"{self.name}-{self.n}"
             mid = await self._send(value)
-            await self._until_acked(mid)
-            self.acked.append((mid, value))
+            if await self._until_answered(mid):
+                self.acked.append((mid, value))
             await asyncio.sleep(PAUSE)
 
     async def _send(self, value: str) -> int:
@@ -117,23 +120,20 @@ class Writer:
             except ClientClosed:
                 await self._reconnect()
 
-    async def _until_acked(self, mid: int) -> None:
+    async def _until_answered(self, mid: int) -> bool:
+        """True once ``mid`` is acknowledged, False if the daemon refused it (an answer, not a loss)."""
         editor = self.editor
         assert editor is not None
-        try:
-            await editor.wait_ack(mid)
-            return
-        except (ClientClosed, TimeoutError):
-            pass
         while True:
-            self.close_codes.append(editor.close_code)
-            await self._reconnect()  # the client resends the unacknowledged mutation
-            with contextlib.suppress(pytest.fail.Exception):
-                await wait_for(
-                    lambda: mid not in editor.unacked or editor.state != "open", lambda: "an ack", ACK_WAIT
-                )
-            if mid not in editor.unacked:
-                return
+            try:
+                await editor.wait_ack(mid)
+                return True
+            except EditorError as exc:
+                self.refused.append((mid, exc.code))
+                return False
+            except (ClientClosed, TimeoutError):
+                self.close_codes.append(editor.close_code)
+                await self._reconnect()  # the client resends the unacknowledged mutation
 
     async def _reconnect(self) -> None:
         editor = self.editor
@@ -161,9 +161,13 @@ class Counts:
     acknowledged: int
     lost: int
     applied_twice: int
+    refused: int
 
     def __str__(self) -> str:
-        return f"acknowledged={self.acknowledged} lost={self.lost} applied_twice={self.applied_twice}"
+        return (
+            f"acknowledged={self.acknowledged} lost={self.lost} applied_twice={self.applied_twice}"
+            f" refused={self.refused}"
+        )
 
 
 async def settle_and_count(stack: Stack, writers: Sequence[Writer], timeout: float = 20.0) -> Counts:  # noqa: ASYNC109
@@ -198,7 +202,8 @@ async def settle_and_count(stack: Stack, writers: Sequence[Writer], timeout: flo
         "select coalesce(sum(c - 1), 0) from (select count(*) c from public.test_heading_log"
         " group by scene_id, heading having count(*) > 1) d"
     )
-    return Counts(sum(len(w.acked) for w in writers), lost, int(twice))
+    refused = sum(len(w.refused) for w in writers)
+    return Counts(sum(len(w.acked) for w in writers), lost, int(twice), refused)
 
 
 def took(daemons: Sequence[DaemonProcess], project_id: str, before: dict[str, int]) -> str | None:
