@@ -46,10 +46,19 @@ LONG_QUIET = {"SYNCD_DEBOUNCE__QUIET": "30", "SYNCD_DEBOUNCE__MAX_WAIT": "60"}
 DaemonFactory: TypeAlias = Callable[..., Awaitable[DaemonProcess]]
 
 
+STARTED = pytest.StashKey[list[DaemonProcess]]()
+"""The daemons a test started, kept on its item so that `standin` can stop them before itself."""
+
+
+async def _stop_daemons(item: pytest.Item) -> None:
+    for daemon in item.stash.get(STARTED, []):
+        await asyncio.to_thread(daemon.stop)
+
+
 @pytest.fixture
-async def start_daemon(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
+async def start_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     """Start ``syncd run`` processes (off the event loop, which may serve the stand-in); stop them after."""
-    started: list[DaemonProcess] = []
+    started = request.node.stash.setdefault(STARTED, [])
 
     async def start(
         env: Mapping[str, str] | None = None, *, name: str = "state", port: int | None = None
@@ -60,8 +69,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
         return daemon
 
     yield start
-    for daemon in started:
-        await asyncio.to_thread(daemon.stop)
+    await _stop_daemons(request.node)
 
 
 # ---- systemd's notify socket ------------------------------------------------------------------------
@@ -145,10 +153,13 @@ def notify_socket() -> Iterator[NotifyListener]:
 
 
 @pytest.fixture
-async def standin(supabase_db: str) -> AsyncIterator[LocalSupabase]:
+async def standin(request: pytest.FixtureRequest, supabase_db: str) -> AsyncIterator[LocalSupabase]:
     """The Supabase stand-in over a fresh database, with a known JWT secret."""
     async with LocalSupabase(supabase_db, jwt_secret=JWT_SECRET) as stack:
         yield stack
+        # The test's daemons stop first, whichever fixture it asked for first: one still running
+        # reconnects while the stand-in shuts down, and a connection accepted then outlives its loop.
+        await _stop_daemons(request.node)
 
 
 def supabase_env(standin: LocalSupabase) -> dict[str, str]:
