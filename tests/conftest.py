@@ -23,7 +23,9 @@ def _collect_at_the_end() -> Iterator[None]:
     collector happens to run in (whose fixtures have nothing to do with it).
 
     What outlives the collection (modules, session fixtures, caches) is then frozen, so the next test's
-    collection walks only what that test made: walking everything each time cost the suite minutes."""
+    collection walks only what that test made: walking everything each time cost the suite minutes. The
+    price: a frozen object is never collected, so a cycle of a longer-lived fixture that holds a socket
+    and is dropped later is not reported at all."""
     yield
     gc.collect()
     gc.freeze()
