@@ -7,24 +7,13 @@ CPU and syncd's under the same load is what syncd does beyond moving frames. Usa
 """
 
 import asyncio
-import contextlib
-import signal
 import sys
 
 import uvloop
 from aiohttp import WSMsgType, web
+from common import text_frame, until_stopped
 
 rooms: dict[str, set[asyncio.BaseTransport]] = {}
-
-
-def text_frame(data: bytes) -> bytes:
-    """One unmasked text frame holding ``data`` (RFC 6455 §5.2)."""
-    size = len(data)
-    if size < 126:
-        return bytes((0x81, size)) + data
-    if size < 65536:
-        return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
-    return bytes((0x81, 127)) + size.to_bytes(8, "big") + data
 
 
 async def handler(request: web.Request) -> web.WebSocketResponse:
@@ -51,11 +40,7 @@ async def main(port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop
+    await until_stopped()
     await runner.cleanup()
 
 

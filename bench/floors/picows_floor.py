@@ -5,24 +5,13 @@ room's other clients as in ``aiohttp_floor.py``. Usage: picows_floor.py PORT
 """
 
 import asyncio
-import contextlib
-import signal
 import sys
 
 import uvloop
+from common import text_frame, until_stopped
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 rooms: dict[str, set[asyncio.Transport]] = {}
-
-
-def text_frame(data: bytes) -> bytes:
-    """One unmasked text frame holding ``data`` (RFC 6455 §5.2)."""
-    size = len(data)
-    if size < 126:
-        return bytes((0x81, size)) + data
-    if size < 65536:
-        return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
-    return bytes((0x81, 127)) + size.to_bytes(8, "big") + data
 
 
 class Member(WSListener):
@@ -54,11 +43,7 @@ def member(request: WSUpgradeRequest) -> Member:
 
 async def main(port: int) -> None:
     server = await ws_create_server(member, "127.0.0.1", port)
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop
+    await until_stopped()
     server.close()
 
 
