@@ -171,9 +171,7 @@ class EditorConnection:
             return True  # a snapshot still to be built stands for it
         if self._write_at_once(data):
             return True
-        self._queue.append(data)
-        self._queued_bytes += len(data)
-        self._wake()
+        self._enqueue(data)
         if len(self._queue) > self.max_frames or self._queued_bytes > self.max_bytes:
             self.overflows += 1
             kept = [frame for frame in self._queue if type(frame) is _Reply]
@@ -198,9 +196,7 @@ class EditorConnection:
             return
         if self._write_at_once(data):
             return
-        self._queue.append(_Reply(data))
-        self._queued_bytes += len(data)
-        self._wake()
+        self._enqueue(_Reply(data))
         if len(self._queue) > 2 * self.max_frames or self._queued_bytes > 2 * self.max_bytes:
             self.log.warning("editor reads none of its answers: closing the connection")
             self._queue.clear()
@@ -224,6 +220,12 @@ class EditorConnection:
             and not self.transport.get_write_buffer_size()
         )
 
+    def _enqueue(self, data: bytes) -> None:
+        """Put ``data`` behind what is queued and wake the writer."""
+        self._queue.append(data)
+        self._queued_bytes += len(data)
+        self._wake()
+
     def _write_at_once(self, data: bytes) -> bool:
         """Write ``data`` to the socket now if :meth:`writable_now`; whether it was."""
         if not self.writable_now():
@@ -236,9 +238,7 @@ class EditorConnection:
         a dropped backlog."""
         if self._write_at_once(data):
             return
-        self._queue.append(data)
-        self._queued_bytes += len(data)
-        self._wake()
+        self._enqueue(data)
 
     def resend_later(self, build: Callable[[], bytes | None]) -> None:
         """Queue a snapshot that ``build`` makes when the writer gets to it (None: nothing to send).
@@ -249,8 +249,7 @@ class EditorConnection:
         """
         if self._closing is None and self._resend is None:
             self._resend = build
-            self._queue.append(_RESEND)
-            self._wake()
+            self._enqueue(_RESEND)
 
     def close(self, code: int, reason: str) -> None:
         """Close once what is queued now has been written."""
