@@ -187,10 +187,8 @@ async def run(args: argparse.Namespace) -> None:
     supervisor = Supervisor(settings)
     serving = asyncio.create_task(supervisor.serve())
     await supervisor.ready.wait()
-    writers: list[asyncio.Task[None]] = []
     try:
         editors = await open_editors(supervisor.host, projects, args.editors)
-        writers = [asyncio.create_task(e.write_loop()) for e in editors]
         await asyncio.sleep(1.0)  # the welcomes and snapshots go out
         gc.collect()
         gc.freeze()  # as `syncd run` does at start
@@ -203,8 +201,6 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         supervisor.request_stop()
         await serving
-        for writer in writers:
-            writer.cancel()
     journal = "a raw file (trial)" if args.trial_raw_journal else "the outbox"
     print(f"{args.editors} editors, {args.projects} projects, {args.rounds} round(s) of {args.edits} edits")
     print(f"journal: {journal}")
