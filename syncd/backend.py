@@ -111,16 +111,17 @@ class DocumentBackend:
         return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
 
 
-def open_backend(settings: SyncdSettings) -> LocalBackend | SupabaseBackend:
+def open_backend(settings: SyncdSettings, *, one_shot: bool = False) -> LocalBackend | SupabaseBackend:
     """The backend the settings name: Supabase when it is configured, else the embedded store.
 
-    Both the daemon and the ``project`` commands get their backend here. The adapters are imported
-    on demand, so local mode never loads the Supabase client libraries.
+    Both the daemon and the one-shot commands (``project``, ``import``: ``one_shot``, which follows no
+    changes and does not wait for an unreachable Supabase) get their backend here. The adapters are
+    imported on demand, so local mode never loads the Supabase client libraries.
     """
     if settings.mode == "supabase":
         from syncd.adapters.supabase import SupabaseBackend
 
-        return SupabaseBackend(settings.supabase, settings.writer)
+        return SupabaseBackend(settings.supabase, settings.writer, one_shot=one_shot)
     from syncd.adapters.local import LocalBackend
 
     return LocalBackend(settings.daemon.state_dir / "store.db")

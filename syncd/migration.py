@@ -263,7 +263,7 @@ async def import_projects(
     client_id = str(uuid.uuid4())  # fresh mids every run, so no write is taken for a replay
     mids = iter(range(1, 2**31))
     outcomes = []
-    async with open_backend(settings) as store:
+    async with open_backend(settings, one_shot=True) as store:
         for project in projects:
             current = await store.read_project(project.id)
             outcome, ops = _plan(project, current, client_id, mids)

@@ -79,7 +79,7 @@ _DEMO_CLIENT = "00000000-0000-4000-8000-000000000001"
 
 async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     """Run one ``project`` action on the configured backend; return the exit code."""
-    async with open_backend(settings) as store:
+    async with open_backend(settings, one_shot=True) as store:
         if args.action == "create":
             row = await store.create_project(args.title, args.user)
             print(row["id"])

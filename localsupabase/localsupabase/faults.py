@@ -21,6 +21,8 @@ class Faults:
         subscribed_delay: seconds to wait before the "Subscribed to PostgreSQL" system message.
         subscribed_error: if set, send this system error instead of "Subscribed to PostgreSQL".
         skip_changes: number of upcoming polled changes to drop without delivering them.
+        rest_refused: how many requests ``rest_unavailable`` has answered with 503 (not a switch: a
+            count, so that a test can tell how often a client retried).
     """
 
     rest_unavailable: bool = False
@@ -29,6 +31,7 @@ class Faults:
     subscribed_delay: float = 0.0
     subscribed_error: str | None = None
     skip_changes: int = 0
+    rest_refused: int = 0
 
     def reset(self) -> None:
         """Put every switch back to its healthy default."""

@@ -621,6 +621,7 @@ class RestApi:
         role = "anon"
         try:
             if self._faults.rest_unavailable:
+                self._faults.rest_refused += 1
                 raise unavailable()
             claims = claims_of(self._secret, request_token(request))
             role = str(claims["role"])

@@ -14,7 +14,14 @@ before it listens, and realtime-py has reconnect traps. So this adapter:
 - re-reads by primary key a change that comes with ``errors`` set (413) or without its columns.
 
 Writes go out as one ``rpc("syncd_apply")`` per flush; network errors, timeouts and 5xx answers are
-retryable, anything else is not (the core keeps the edits either way).
+retryable, anything else is not (the core keeps the edits either way). Reads are not retried inside
+supabase-py: its PostgREST client would retry a failed read three times, 7 s of sleeping within one
+call, before syncd heard of the failure. Each read's caller has its own answer to a failure instead
+(a load retries with the writer's backoff, a re-read waits for the next, an editor or HTTP caller is
+told ``unavailable`` at once).
+
+A one-shot command (``syncd project``, ``syncd import``) opens the backend with ``one_shot``: no Realtime
+socket and no background task, and an unreachable Supabase is an error at once, not a retry loop.
 """
 
 from __future__ import annotations
@@ -109,14 +116,17 @@ class SupabaseBackend(DocumentBackend):
     Args:
         settings: URL and service key (required), resync interval.
         writer: request timeout.
+        one_shot: for a command that reads and writes and exits: no Realtime socket, no background
+            task, and entering fails at once (``UpstreamError``) when Supabase cannot be reached.
     """
 
     name = "supabase"
 
-    def __init__(self, settings: SupabaseSettings, writer: WriterSettings) -> None:
+    def __init__(self, settings: SupabaseSettings, writer: WriterSettings, *, one_shot: bool = False) -> None:
         if settings.url is None or settings.service_key is None:
             raise ConfigError("Supabase mode needs supabase.url and SUPABASE_SERVICE_KEY")
         self._settings = settings
+        self._one_shot = one_shot
         self._timeout = writer.request_timeout
         self._sink: RemoteSink | None = None
         self._unverified: str | None = "the service key was not tried yet"
@@ -138,6 +148,7 @@ class SupabaseBackend(DocumentBackend):
         assert self._settings.service_key is not None
         options = AsyncClientOptions(
             postgrest_client_timeout=self._timeout,
+            postgrest_client_retry=False,
             realtime=RealtimeClientOptions(auto_reconnect=True, max_retries=10, initial_backoff=1.0),
         )
         self._client = await acreate_client(
@@ -151,8 +162,13 @@ class SupabaseBackend(DocumentBackend):
             raise
         except (APIError, httpx.HTTPError) as exc:
             self._unverified = f"Supabase at {self._settings.url} is not reachable: {_describe(exc)}"
+            if self._one_shot:
+                await self.__aexit__(None, None, None)
+                raise UpstreamError(self._unverified) from None
             log.warning("%s; retrying", self._unverified)
             self._tasks.append(asyncio.create_task(self._verify_until_ok(), name="syncd.supabase.verify"))
+        if self._one_shot:
+            return self
         self._tasks += [
             asyncio.create_task(self._worker(), name="syncd.supabase.changes"),
             asyncio.create_task(self._watchdog(), name="syncd.supabase.watchdog"),
