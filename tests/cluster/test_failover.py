@@ -24,16 +24,13 @@ from tests.cluster.scenario import (
     took,
     took_counts,
 )
-from tests.supabase_mode.conftest import Stack
+from tests.supabase_mode.conftest import SUPABASE_PY_DEPRECATIONS, Stack
 from tests.support.nats import NatsCluster
 from tests.support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.integration,
-    # supabase-py passes options that postgrest-py now warns about (the stand-in's renderer client).
-    pytest.mark.filterwarnings(
-        "ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning"
-    ),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
 EDIT_FOR = 2.0

@@ -16,16 +16,14 @@ import pytest
 
 from syncd.client import EditorClient
 from tests.cluster.scenario import TTL, start_instances
-from tests.supabase_mode.conftest import Stack
+from tests.supabase_mode.conftest import SUPABASE_PY_DEPRECATIONS, Stack
 from tests.support.daemon import DaemonProcess
 from tests.support.nats import NatsCluster
 from tests.support.waiting import wait_for
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.filterwarnings(
-        "ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning"
-    ),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
 

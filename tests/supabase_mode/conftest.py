@@ -28,6 +28,12 @@ from tests.support.daemon import FAST_SAVES, DaemonProcess, syncd_command
 from tests.support.env import clean_environ
 from tests.support.waiting import wait_for
 
+SUPABASE_PY_DEPRECATIONS = pytest.mark.filterwarnings(
+    "ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning"
+)
+"""For a test that runs supabase-py in the test process: supabase-py passes options that postgrest-py
+now warns about (the daemon process does the same)."""
+
 WAIT = 10.0
 """Seconds any single expected outcome may take (Realtime reconnects back off for a second or two)."""
 

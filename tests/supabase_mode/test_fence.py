@@ -8,13 +8,12 @@ from pydantic import SecretStr
 from syncd.adapters.supabase import SupabaseBackend
 from syncd.config import SupabaseSettings, WriterSettings
 from syncd.errors import StaleOwner, WriteError
-from tests.supabase_mode.conftest import Stack
+from tests.supabase_mode.conftest import SUPABASE_PY_DEPRECATIONS, Stack
 
 pytestmark = pytest.mark.integration
 
 
-# supabase-py passes options that postgrest-py now warns about; the daemon process does the same.
-@pytest.mark.filterwarnings("ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning")
+@SUPABASE_PY_DEPRECATIONS
 async def test_stale_owner_is_its_own_non_retryable_error(stack: Stack) -> None:
     """SQLSTATE SYF01 from syncd_apply becomes StaleOwner; other refusals stay plain WriteErrors."""
     project_id, _ = await stack.create_project()

@@ -14,7 +14,7 @@ from syncd.adapters.supabase import SupabaseBackend
 from syncd.config import SupabaseSettings, WriterSettings
 from syncd.core.ids import ProjectId
 from syncd.errors import UpstreamError
-from tests.supabase_mode.conftest import Stack, syncd_cli
+from tests.supabase_mode.conftest import SUPABASE_PY_DEPRECATIONS, Stack, syncd_cli
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +76,7 @@ async def test_project_list_without_supabase_is_one_line(stack: Stack) -> None:
     assert out == ""
 
 
-# supabase-py passes options that postgrest-py now warns about; the daemon process does the same.
-@pytest.mark.filterwarnings("ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning")
+@SUPABASE_PY_DEPRECATIONS
 async def test_a_read_refused_with_503_fails_after_one_request(stack: Stack) -> None:
     """supabase-py would retry a failed read three more times, 7 s of sleeping inside one call; the
     adapter turns that off, so that syncd's own answer to a failure (backoff, ``unavailable``) comes
