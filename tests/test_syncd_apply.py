@@ -1,6 +1,6 @@
 """Tests of ``syncd_apply``, ``syncd_mutations`` and ``syncd_applied_mids`` (supabase/migrations/
-20261126000004_syncd_apply.sql, and 20261201000001_syncd_mutations_by_project.sql that keys the
-mutations by project).
+20261126000004_syncd_apply.sql, 20261201000001_syncd_mutations_by_project.sql that keys the mutations
+by project, and 20261202000001_syncd_mutations_high_water.sql that keeps each client's highest mid).
 
 The apply rule itself is tested by the cases of tests/adapters/apply_conformance.py, which run here
 against both ``syncd_apply`` and the embedded store. The tests after them cover what only PostgreSQL
@@ -49,6 +49,9 @@ SERVICE_CLAIMS = json.dumps({"role": "service_role"})
 
 BY_PROJECT = MIGRATIONS_DIR / "20261201000001_syncd_mutations_by_project.sql"
 """The migration that keys ``syncd_mutations`` by (project_id, client_id, mid)."""
+
+HIGH_WATER = MIGRATIONS_DIR / "20261202000001_syncd_mutations_high_water.sql"
+"""The migration that keeps one row per (project_id, client_id), its highest applied mid."""
 
 
 @pytest.fixture
@@ -166,7 +169,7 @@ async def test_function_is_invoker_with_empty_search_path(db: asyncpg.Connection
 
 @integration
 async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) -> None:
-    """syncd_mutations has RLS enabled, no policy, a key led by project_id, and an index on applied_at."""
+    """syncd_mutations has RLS enabled, no policy, and one index: its key, one row per project and client."""
     assert await db.fetchval(
         "select relrowsecurity from pg_class where oid = 'public.syncd_mutations'::regclass"
     )
@@ -175,13 +178,10 @@ async def test_mutations_table_has_rls_without_policies(db: asyncpg.Connection) 
         "select pg_get_indexdef(indexrelid) as def from pg_index"
         " where indrelid = 'public.syncd_mutations'::regclass"
     )
-    defs = " ".join(r["def"] for r in indexes)
-    assert "(applied_at)" in defs
-    assert (
-        "UNIQUE INDEX syncd_mutations_pkey ON public.syncd_mutations USING btree (project_id, client_id, mid)"
-        in defs
-    )
-    assert len(indexes) == 2
+    assert [r["def"] for r in indexes] == [
+        "CREATE UNIQUE INDEX syncd_mutations_pkey ON public.syncd_mutations"
+        " USING btree (project_id, client_id)"
+    ]
 
 
 @integration
@@ -216,8 +216,8 @@ async def test_editor_roles_see_and_write_no_mutations(db: asyncpg.Connection, r
         assert await db.execute("update public.syncd_mutations set mid = mid + 10") == "UPDATE 0"
         assert await db.execute("delete from public.syncd_mutations") == "DELETE 0"
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await run_as(db, role, "insert into public.syncd_mutations values ('c', 3, $1::uuid)", p)
-    assert await db.fetchval("select count(*) from public.syncd_mutations") == 2
+        await run_as(db, role, "insert into public.syncd_mutations values ('d', 3, $1::uuid)", p)
+    assert await db.fetchval("select mid from public.syncd_mutations") == 2
 
 
 @integration
@@ -479,6 +479,50 @@ async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_serv
                 "select pg_get_constraintdef(oid) from pg_constraint where conname = 'syncd_mutations_pkey'"
             )
             assert key == "PRIMARY KEY (project_id, client_id, mid)"
+        finally:
+            await conn.close()
+    finally:
+        pg_server.drop_database(name)
+
+
+async def applied_mids(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
+    """Call ``syncd_applied_mids`` as ``service_role``."""
+    answer = await run_as(
+        conn, "service_role", "select public.syncd_applied_mids($1::uuid)::text", project_id
+    )
+    decoded: dict[str, int] = json.loads(answer)
+    return decoded
+
+
+@integration
+async def test_the_migration_to_highest_mids_keeps_what_counts_as_applied(pg_server: PostgresServer) -> None:
+    """On a database holding a row per mutation, the migration keeps each client's highest mid only, and
+    every mutation applied before it still counts as applied after it."""
+    name = unique_database_name()
+    pg_server.create_database(name)
+    try:
+        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < HIGH_WATER.name]
+        pg_server.psql_files(name, [BOOTSTRAP_SQL, *before])
+        conn = await asyncpg.connect(pg_server.dsn(name))
+        try:
+            p, q = await new_project(conn), await new_project(conn)
+            s = new_id()
+            await call_as(conn, "service_role", batch(p, [insert("scenes", s, ("c", 2), heading="kept")]))
+            await call_as(conn, "service_role", batch(p, [], [("c", 5), ("d", 1), ("c", 3)]))
+            await call_as(conn, "service_role", batch(q, [], [("c", 1)]))
+            applied = [await applied_mids(conn, x) for x in (p, q)]
+            assert await conn.fetchval("select count(*) from public.syncd_mutations") == 5
+            pg_server.psql(name, HIGH_WATER)
+            found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
+            assert sorted(tuple(r) for r in found) == sorted([(p, "c", 5), (p, "d", 1), (q, "c", 1)])
+            assert [await applied_mids(conn, x) for x in (p, q)] == applied == [{"c": 5, "d": 1}, {"c": 1}]
+            # c's mid 2, whose row the migration dropped, is still applied: its replay changes nothing.
+            await call_as(
+                conn, "service_role", batch(p, [update("scenes", s, heading=("replayed", ("c", 2)))])
+            )
+            assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "kept"
+            await call_as(conn, "service_role", batch(p, [update("scenes", s, heading=("new", ("c", 6)))]))
+            assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "new"
         finally:
             await conn.close()
     finally:

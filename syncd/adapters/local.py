@@ -1,11 +1,12 @@
 """LocalBackend: the embedded store, a SQLite file in the state directory.
 
 It holds the six tables (:mod:`syncd.adapters.sqlite_schema`) and applies write batches with the same
-semantics as the ``syncd_apply`` Postgres function of Supabase mode: one transaction per batch; every
-mutation id recorded in ``syncd_mutations`` (per project); an insert, a field or a delete whose
-mutation was already recorded in the batch's project is skipped, so a batch replayed after a crash
-applies nothing twice; each update raises the row's ``version`` by one. The batch and its result
-travel as JSON (see :mod:`syncd.core.batch`), the same documents that ``syncd_apply`` takes and returns.
+semantics as the ``syncd_apply`` Postgres function of Supabase mode: one transaction per batch; each
+client's highest mid recorded in ``syncd_mutations`` (per project); an insert, a field or a delete
+whose mid is at or below its client's recorded one in the batch's project is skipped, so a batch
+replayed after a crash applies nothing twice; each update raises the row's ``version`` by one. The
+batch and its result travel as JSON (see :mod:`syncd.core.batch`), the same documents that
+``syncd_apply`` takes and returns.
 
 SQLite calls block, so they run on one dedicated thread (a connection belongs to its thread).
 """
@@ -66,7 +67,7 @@ class LocalBackend(DocumentBackend):
         db.execute("pragma busy_timeout = 5000")
         db.executescript(DDL)
         if migrate(db):
-            log.info("store %s: syncd_mutations is now keyed by (project_id, client_id, mid)", self._path)
+            log.info("store %s: syncd_mutations now keeps each client's highest mid per project", self._path)
         self._db = db
 
     def _close(self) -> None:
@@ -127,8 +128,7 @@ class LocalBackend(DocumentBackend):
             scenes = _rows(db, "scenes", "project_id = ? order by scene_index, id", (project_id,))
             clips = _rows(db, "clips", "project_id = ? order by order_index, id", (project_id,))
             applied = db.execute(
-                "select client_id, max(mid) from syncd_mutations where project_id = ? group by client_id",
-                (project_id,),
+                "select client_id, mid from syncd_mutations where project_id = ?", (project_id,)
             ).fetchall()
         return {"project": project, "scenes": scenes, "clips": clips, "applied": dict(applied)}
 
@@ -233,11 +233,10 @@ class LocalBackend(DocumentBackend):
                 touched[(table, op["id"])] = None
             # A project that is gone changes nothing, so there is nothing to protect from a replay.
             if project_exists is not None:
-                db.executemany(
-                    "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"
-                    " on conflict (project_id, client_id, mid) do nothing",
-                    [(project_id, c, m) for c, m in batch["mutations"]],
-                )
+                highest: dict[str, int] = {}
+                for client_id, mid in batch["mutations"]:
+                    highest[client_id] = max(mid, highest.get(client_id, mid))
+                db.executemany(_RECORD, [(project_id, c, m) for c, m in highest.items()])
             # What a row looks like after the whole batch decides: a row deleted and inserted again
             # is answered as a row, and a row of another project as missing.
             rows: list[Row] = []
@@ -250,6 +249,13 @@ class LocalBackend(DocumentBackend):
                     rows.append({"table": table, "row": row})
         return {"rows": rows, "missing": missing}
 
+
+_RECORD = (
+    "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"
+    f" on conflict (project_id, client_id) do update set mid = excluded.mid, applied_at = {NOW}"
+    " where excluded.mid > syncd_mutations.mid"
+)
+"""Raises a client's recorded mid to the batch's highest for it; a lower one leaves the record as it is."""
 
 _OWNER: dict[Table, str] = {"projects": "id", "scenes": "project_id", "clips": "project_id"}
 """The column that ties a row to its project."""
@@ -382,9 +388,10 @@ def _live_references(
 
 
 def _is_recorded(db: sqlite3.Connection, project_id: str, by: list[Any]) -> bool:
+    """Whether the mutation ``by`` counts as applied: its mid is at or below its client's recorded one."""
     client_id, mid = by
     found = db.execute(
-        "select 1 from syncd_mutations where project_id = ? and client_id = ? and mid = ?",
+        "select 1 from syncd_mutations where project_id = ? and client_id = ? and mid >= ?",
         (project_id, client_id, mid),
     ).fetchone()
     return found is not None

@@ -100,14 +100,12 @@ MUTATIONS_TABLE: Final = f"""create table if not exists syncd_mutations (
   client_id text not null,
   mid integer not null,
   applied_at text not null default {NOW},
-  primary key (project_id, client_id, mid)
+  primary key (project_id, client_id)
 )"""
-"""The record of applied mutations, keyed by project first: client ids are public, so a mutation is
-named within its project (and the key's index serves a project's highest mid per client)."""
-
-MUTATIONS_INDEX: Final = (
-    "create index if not exists syncd_mutations_applied_idx on syncd_mutations (applied_at)"
-)
+"""The record of applied mutations: per project and client id, the highest mid applied. Every mid up
+to it counts as applied (a client's mutations reach the store in mid order), so the record grows with
+a project's clients, not its edits. Keyed by project first: client ids are public, so a mutation is
+named within its project."""
 
 DDL: Final = f"""
 create table if not exists projects (
@@ -199,20 +197,20 @@ create index if not exists clips_project_idx on clips (project_id, order_index);
 create index if not exists clips_scene_idx on clips (scene_id);
 create index if not exists exports_project_idx on exports (project_id);
 create index if not exists audio_files_project_idx on audio_files (project_id);
-{MUTATIONS_INDEX};
 """
 """Creates the store; safe to run on an existing one."""
 
-MUTATIONS_KEY: Final = ("project_id", "client_id", "mid")
+MUTATIONS_KEY: Final = ("project_id", "client_id")
 """The columns of the key of ``syncd_mutations``, in order."""
 
 
 def migrate(db: sqlite3.Connection) -> bool:
     """Bring a store made by an earlier version up to `DDL`; run after it. Returns whether it changed.
 
-    Stores made before mutations were named within their project key ``syncd_mutations`` by
-    ``(client_id, mid)`` alone. SQLite cannot change a primary key, so the table is copied into one
-    with the new key; every recorded mutation keeps its project, so nothing recorded is forgotten.
+    Stores made by earlier versions keep a row per applied mutation in ``syncd_mutations``, keyed by
+    ``(client_id, mid)`` or ``(project_id, client_id, mid)``. SQLite cannot change a primary key, so the
+    table is copied into one with the new key, keeping each client's highest mid per project (with
+    when it was applied): every mutation recorded before still counts as applied.
 
     Raises:
         sqlite3.Error: the store cannot be read or written.
@@ -225,12 +223,14 @@ def migrate(db: sqlite3.Connection) -> bool:
     db.execute("begin immediate")
     try:
         db.execute("alter table syncd_mutations rename to syncd_mutations_old")
+        # It served the pruning of old rows, which the new table has none of.
         db.execute("drop index if exists syncd_mutations_applied_idx")
         db.execute(MUTATIONS_TABLE)
-        db.execute(MUTATIONS_INDEX)
+        # SQLite takes a bare column of a max() query from the row holding the max: the highest mid's time.
         db.execute(
-            "insert or ignore into syncd_mutations (project_id, client_id, mid, applied_at)"
-            " select project_id, client_id, mid, applied_at from syncd_mutations_old"
+            "insert into syncd_mutations (project_id, client_id, mid, applied_at)"
+            " select project_id, client_id, max(mid), applied_at from syncd_mutations_old"
+            " group by project_id, client_id"
         )
         db.execute("drop table syncd_mutations_old")
     except BaseException:

@@ -16,20 +16,28 @@ the ``(client_id, mid)`` of the mutation that set it last.
 
 ``mutation_ids`` lists every mutation the batch covers, including those that left no op behind (an
 insert deleted again before the flush, a patch superseded by a later one, edits dropped by a remote
-delete). All of them are recorded.
+delete).
+
+The record keeps only each client's highest applied mid, because the engine sends a client's mutations
+in one order: it accepts a client's mids of a project strictly increasing, one save of a project runs at
+a time and takes every edit accepted before it, and a failed save is sent again with the newer edits
+added. So the applied mids of a client are all of its accepted mids up to the highest, and the record
+grows with a project's clients, not with its edits.
 
 Apply rule, in one transaction:
 
-- skip a delete, an insert or a single field whose ``by`` is already in ``syncd_mutations`` for the
-  batch's project (an earlier attempt of the same edits applied it; the writer's retry must not apply
-  it twice). The record is keyed by ``(project_id, client_id, mid)``: client ids are public, so the
-  same ``(client_id, mid)`` in another project is another mutation;
+- skip a delete, an insert or a single field whose ``by`` counts as applied in the batch's project: its
+  mid is at or below the one ``syncd_mutations`` records for its client there (an earlier attempt of the
+  same edits applied it; the writer's retry must not apply it twice). The record is keyed by
+  ``(project_id, client_id)``: client ids are public, so the same ``(client_id, mid)`` in another
+  project is another mutation;
 - a delete of a missing row, or an update of a missing row, is not an error: report the row in
   ``missing``;
 - an insert whose id exists is not an error: leave the row as it is and return it when it is this
   project's; a row of another project is left untouched and reported in ``missing``, like a row
   deleted meanwhile (nothing of it is returned);
-- record every ``mutation_ids`` entry in ``syncd_mutations``, with the batch's project;
+- record, per client of ``mutation_ids``, its highest mid there in ``syncd_mutations`` with the batch's
+  project, unless a higher one is recorded already;
 - answer with the full row after the write for every touched row that exists (``rows``, with its
   ``version``) and the touched rows that do not (``missing``): see `syncd.core.inputs.WriteOk`.
 

@@ -28,4 +28,5 @@ Epoch: TypeAlias = str
 
 MutationId: TypeAlias = tuple[ClientId, int]
 """``(client_id, mid)``: identifies one editor mutation within its project (journal, batch,
-``syncd_mutations`` all add the project: the same pair in another project is another mutation)."""
+the record of applied mutations all add the project: the same pair in another project is another
+mutation)."""

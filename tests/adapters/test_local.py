@@ -224,39 +224,49 @@ def _key_of_mutations(path: Path) -> list[str]:
     return [name for _, name, _, _, _, pk in sorted(info, key=lambda c: c[5]) if pk > 0]
 
 
-async def test_a_store_keyed_by_client_and_mid_is_migrated(tmp_path: Path) -> None:
-    """An earlier store's syncd_mutations is rekeyed by project, keeping every record, once."""
+@pytest.mark.parametrize("old_key", ["client_id, mid", "project_id, client_id, mid"])
+async def test_a_store_with_a_row_per_mutation_is_migrated(tmp_path: Path, old_key: str) -> None:
+    """An earlier store's syncd_mutations, a row per mutation under either earlier key, becomes each
+    client's highest mid per project, with when it was applied, once; what was applied stays applied."""
     path = tmp_path / "s.db"
-    old_ddl = DDL.replace("primary key (project_id, client_id, mid)", "primary key (client_id, mid)")
+    old_ddl = DDL.replace("primary key (project_id, client_id)", f"primary key ({old_key})")
     assert old_ddl != DDL
     p, q = new_id(), new_id()
     with sqlite3.connect(path) as db:
         db.executescript(old_ddl)
+        db.execute("create index syncd_mutations_applied_idx on syncd_mutations (applied_at)")
         db.executemany("insert into projects (id) values (?)", [(p,), (q,)])
         db.executemany(
             "insert into syncd_mutations (project_id, client_id, mid, applied_at) values (?, ?, ?, ?)",
-            [(p, "c", 1, "2026-01-01T00:00:00.000+00:00"), (p, "c", 4, "2026-01-02T00:00:00.000+00:00")],
+            [
+                (p, "c", 1, "2026-01-01T00:00:00.000+00:00"),
+                (p, "c", 4, "2026-01-02T00:00:00.000+00:00"),
+                (p, "c", 3, "2026-01-03T00:00:00.000+00:00"),
+                (p, "d", 2, "2026-01-04T00:00:00.000+00:00"),
+            ],
         )
-    assert _key_of_mutations(path) == ["client_id", "mid"]
+    assert _key_of_mutations(path) == old_key.split(", ")
 
     async with LocalBackend(path) as store:
-        assert (await store.read_project(p))["applied"] == {"c": 4}
-        # The same (client_id, mid) in the other project is now a mutation of its own.
+        assert (await store.read_project(p))["applied"] == {"c": 4, "d": 2}
+        # c's mid 1 is still applied in p (a replay inserts nothing); the same pair in q is new there.
         s = new_id()
-        op = {"op": "insert", "table": "scenes", "id": s, "row": {"id": s}, "by": ["c", 4]}
-        await store.apply_encoded(batch(q, [op], [["c", 4]]))
+        op = {"op": "insert", "table": "scenes", "id": s, "row": {"id": s}, "by": ["c", 1]}
+        await store.apply_encoded(batch(p, [op], [["c", 1]]))
+        assert (await store.read_project(p))["scenes"] == []
+        await store.apply_encoded(batch(q, [op], [["c", 1]]))
         assert [row["id"] for row in (await store.read_project(q))["scenes"]] == [s]
-    assert _key_of_mutations(path) == ["project_id", "client_id", "mid"]
+    assert _key_of_mutations(path) == ["project_id", "client_id"]
     with sqlite3.connect(path) as db:
         kept = db.execute("select project_id, client_id, mid, applied_at from syncd_mutations").fetchall()
         indexes = {row[1] for row in db.execute("pragma index_list(syncd_mutations)")}
         tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
     assert {row for row in kept if row[0] == p} == {
-        (p, "c", 1, "2026-01-01T00:00:00.000+00:00"),
         (p, "c", 4, "2026-01-02T00:00:00.000+00:00"),
+        (p, "d", 2, "2026-01-04T00:00:00.000+00:00"),
     }
-    assert [row[:3] for row in kept if row[0] == q] == [(q, "c", 4)]
-    assert "syncd_mutations_applied_idx" in indexes
+    assert [row[:3] for row in kept if row[0] == q] == [(q, "c", 1)]
+    assert "syncd_mutations_applied_idx" not in indexes
     assert "syncd_mutations_old" not in tables
     with sqlite3.connect(path) as db:
         assert migrate(db) is False

@@ -5,8 +5,8 @@ tracked column (``scenes.heading``, ``scenes.body``, ``clips.prompt``), by an in
 that sets the column, whether or not the value changes. Every value an editor writes is unique to its
 mutation, and a save sets only the fields of mutations not recorded yet, so each value is written once:
 a value written twice (the same batch retried without its record, an old mutation replayed after a
-newer one) is a mutation applied twice. The mutation record (``syncd_mutations``) says which
-acknowledged mutations reached the database at all.
+newer one) is a mutation applied twice. The mutation record (``syncd_mutations``, each client's
+highest applied mid) says up to which mid an editor's acknowledged mutations reached the database.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ class DbState:
         scenes: scene id -> the scene's columns.
         clips: clip id -> the clip's columns.
         project: the project row.
-        recorded: client id -> the mids of that client in ``syncd_mutations``.
+        recorded: client id -> that client's mid in ``syncd_mutations``, the highest applied.
         writes: every logged write, oldest first.
     """
 
     scenes: dict[str, dict[str, Any]] = field(default_factory=dict)
     clips: dict[str, dict[str, Any]] = field(default_factory=dict)
     project: dict[str, Any] = field(default_factory=dict)
-    recorded: dict[str, set[int]] = field(default_factory=dict)
+    recorded: dict[str, int] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
 
 
@@ -120,20 +120,25 @@ class LocalStore:
             db.close()
         return str(project["id"]), scene_ids
 
-    def durable(self) -> set[tuple[str, int]]:
-        """The mutations in the outbox's journal or in the store's record, by (client id, mid).
+    def durable(self) -> tuple[set[tuple[str, int]], dict[str, int]]:
+        """The mutations in the outbox's journal, by (client id, mid), and the store's record: client id
+        -> the highest mid saved, which every lower mid of that client was saved with or before.
 
         Only while no daemon runs on the state directory (this opens its files for writing, which
         replays what their write-ahead logs hold).
         """
-        found: set[tuple[str, int]] = set()
+        found: list[dict[str, set[int]]] = []
         for path, table in ((self.path.with_name("outbox.db"), "journal"), (self.path, "syncd_mutations")):
             db = sqlite3.connect(path)
             try:
-                found |= {(str(c), int(m)) for c, m in db.execute(f"select client_id, mid from {table}")}  # noqa: S608
+                mids: dict[str, set[int]] = {}
+                for c, m in db.execute(f"select client_id, mid from {table}"):  # noqa: S608
+                    mids.setdefault(str(c), set()).add(int(m))
+                found.append(mids)
             finally:
                 db.close()
-        return found
+        journal, record = found
+        return {(c, m) for c, ms in journal.items() for m in ms}, {c: max(ms) for c, ms in record.items()}
 
     async def read(self, project_id: str) -> DbState:
         """Read the store (read-only: the daemon may be writing it)."""
@@ -148,8 +153,7 @@ class LocalStore:
             for row in db.execute("select * from clips where project_id = ?", (project_id,)):
                 state.clips[row["id"]] = dict(row)
             query = "select client_id, mid from syncd_mutations where project_id = ?"
-            for row in db.execute(query, (project_id,)):
-                state.recorded.setdefault(row["client_id"], set()).add(int(row["mid"]))
+            state.recorded = {row["client_id"]: int(row["mid"]) for row in db.execute(query, (project_id,))}
             query = "select tbl, row_id, col, value from chaos_writes order by n"
             state.writes = [(r["tbl"], r["row_id"], r["col"], r["value"]) for r in db.execute(query)]
             return state
@@ -264,8 +268,7 @@ class PostgresStore:
             for row in await conn.fetch("select * from public.clips where project_id = $1", pid):
                 state.clips[str(row["id"])] = _plain(dict(row))
             query = "select client_id, mid from public.syncd_mutations where project_id = $1"
-            for row in await conn.fetch(query, pid):
-                state.recorded.setdefault(row["client_id"], set()).add(int(row["mid"]))
+            state.recorded = {row["client_id"]: int(row["mid"]) for row in await conn.fetch(query, pid)}
             query = "select tbl, row_id::text, col, value from public.chaos_writes order by n"
             state.writes = [(r["tbl"], r["row_id"], r["col"], r["value"]) for r in await conn.fetch(query)]
         return state

@@ -215,8 +215,8 @@ class ChaosEditor:
 
     def lost(self, db: DbState) -> set[int]:
         """The acknowledged mids the database does not hold: unrecorded, or their value is not there."""
-        recorded = db.recorded.get(self.client.client_id, set())
-        lost = {mid for mid in self.acked if mid not in recorded}
+        recorded = db.recorded.get(self.client.client_id, -1)
+        lost = {mid for mid in self.acked if mid > recorded}
         fields, clips = self.expected()
         for (table, row_id, column), mid in fields.items():
             rows = db.scenes if table == "scenes" else db.clips
@@ -362,7 +362,7 @@ class Workload:
         """How many acknowledged edits the database does not hold yet (after a kill: only in the journal)."""
         acked = [(e.client.client_id, mid) for e in self.editors for mid in e.acked]
         db = await store.read(self.project_id)
-        return sum(mid not in db.recorded.get(client_id, set()) for client_id, mid in acked)
+        return sum(mid > db.recorded.get(client_id, -1) for client_id, mid in acked)
 
     async def settle(self, store: Store) -> DbState:
         """Wait until the database records every acknowledged mid; return what it holds then.
@@ -373,7 +373,9 @@ class Workload:
         deadline = asyncio.get_running_loop().time() + SETTLE
         while True:
             db = await store.read(self.project_id)
-            missing = [set(e.acked) - db.recorded.get(e.client.client_id, set()) for e in self.editors]
+            missing = [
+                max(e.acked, default=-1) > db.recorded.get(e.client.client_id, -1) for e in self.editors
+            ]
             if not any(missing) or asyncio.get_running_loop().time() > deadline:
                 return db
             await asyncio.sleep(0.1)

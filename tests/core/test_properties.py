@@ -99,9 +99,16 @@ HISTORY = 6
 
 @dataclass
 class ModelDb:
-    """The database: rows with versions, ``syncd_mutations``, and a feed of change events."""
+    """The database: rows with versions, ``syncd_mutations``, and a feed of change events.
+
+    ``syncd_mutations`` keeps each client's highest applied mid (``highest``), and the apply rule counts
+    every mid up to it as applied. That holds only if the engine never sends a mid below its client's
+    highest that was not applied yet; ``recorded`` keeps every mutation id ever applied so that `apply`
+    can check it.
+    """
 
     rows: dict[Key, dict[str, JsonValue]] = field(default_factory=dict)
+    highest: dict[str, int] = field(default_factory=dict)
     recorded: set[MutationId] = field(default_factory=set)
     applied: Counter[MutationId] = field(default_factory=Counter)
     events: list[RemoteChange] = field(default_factory=list)
@@ -140,8 +147,16 @@ class ModelDb:
         clips = tuple(dict(row) for (table, _), row in self.rows.items() if table == "clips")
         return ProjectRows(None if project is None else dict(project), scenes, clips)
 
+    def _done(self, by: MutationId) -> bool:
+        return by[1] <= self.highest.get(by[0], -1)
+
     def apply(self, batch: WriteBatch) -> WriteOk:
         """The apply rule of `syncd.core.batch`, in one step."""
+        for client_id, mid in batch.mutation_ids:
+            assert mid > self.highest.get(client_id, -1) or (client_id, mid) in self.recorded, (
+                f"mid {mid} of {client_id} comes after its mid {self.highest[client_id]} was applied"
+            )
+        done = self._done
         touched: dict[Key, None] = {}
         applied: set[MutationId] = set()
         for op in batch.ops:
@@ -149,20 +164,22 @@ class ModelDb:
             touched[key] = None
             match op:
                 case DeleteRow(by=by):
-                    if by not in self.recorded and key in self.rows:
+                    if not done(by) and key in self.rows:
                         self._delete(key)
                         applied.add(by)
                 case InsertRow(row=row, by=by):
-                    if by not in self.recorded and key not in self.rows:
+                    if not done(by) and key not in self.rows:
                         self.insert(key, dict(row))
                         applied.add(by)
                 case UpdateRow(fields=fields):
                     if key in self.rows:
-                        values = {name: w.value for name, w in fields.items() if w.by not in self.recorded}
-                        applied.update(w.by for w in fields.values() if w.by not in self.recorded)
+                        values = {name: w.value for name, w in fields.items() if not done(w.by)}
+                        applied.update(w.by for w in fields.values() if not done(w.by))
                         if values:
                             self.write(key, values)
         self.recorded.update(batch.mutation_ids)
+        for client_id, mid in batch.mutation_ids:
+            self.highest[client_id] = max(mid, self.highest.get(client_id, mid))
         self.applied.update(applied)
         rows = tuple((key[0], dict(self.rows[key])) for key in touched if key in self.rows)
         missing = tuple(key for key in touched if key not in self.rows)

@@ -48,8 +48,9 @@ QUICK_RESYNC = {"SYNCD_SUPABASE__RESYNC_INTERVAL": "1"}
 
 SYNCED: tuple[Table, ...] = ("projects", "scenes", "clips")
 
-# Every syncd_apply call inserts its mutation ids with one statement (even an empty one), so a
-# statement-level trigger on syncd_mutations logs exactly one row per call, in the call's transaction.
+# Every syncd_apply call records its mutation ids with one insert statement (even one that inserts or
+# raises nothing), so a statement-level trigger on syncd_mutations logs exactly one row per call, in the
+# call's transaction.
 APPLY_LOG_SQL = """
 create table public.test_apply_log (
   n bigserial primary key,

@@ -67,7 +67,7 @@ async def settled(
     await wait_for(saved, f"body {body!r} in the database", RECOVERY)
     await converged(stack, project_id, editors, RECOVERY)
     recorded = await stack.pool.fetchval(
-        "select count(*) from public.syncd_mutations where client_id = $1", editors[0].client_id
+        "select mid from public.syncd_mutations where client_id = $1", editors[0].client_id
     )
     assert recorded == editors[0].next_mid - 1
 
