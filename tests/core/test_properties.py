@@ -141,11 +141,12 @@ class ModelDb:
         self._delete(key)
 
     def read(self) -> ProjectRows:
-        """One full read of the project."""
+        """One full read of the project, with each client's highest applied mid (``syncd_applied_mids``)."""
         project = self.rows.get(("projects", RowId(PROJECT)))
         scenes = tuple(dict(row) for (table, _), row in self.rows.items() if table == "scenes")
         clips = tuple(dict(row) for (table, _), row in self.rows.items() if table == "clips")
-        return ProjectRows(None if project is None else dict(project), scenes, clips)
+        applied = {ClientId(client_id): mid for client_id, mid in self.highest.items()}
+        return ProjectRows(None if project is None else dict(project), scenes, clips, applied)
 
     def _done(self, by: MutationId) -> bool:
         return by[1] <= self.highest.get(by[0], -1)
