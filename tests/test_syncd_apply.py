@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -455,34 +456,43 @@ async def test_refused_batch_reports_the_sqlstate(db: asyncpg.Connection) -> Non
     assert caught.value.sqlstate == "23514"
 
 
-@integration
-async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_server: PostgresServer) -> None:
-    """The migration to per-project keys on a database with recorded mutations keeps every row."""
+@asynccontextmanager
+async def database_before(
+    pg_server: PostgresServer, migration: Path
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A fresh database with every migration before ``migration``: its name and a superuser connection."""
     name = unique_database_name()
     pg_server.create_database(name)
     try:
-        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < BY_PROJECT.name]
+        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < migration.name]
         pg_server.psql_files(name, [BOOTSTRAP_SQL, *before])
         conn = await asyncpg.connect(pg_server.dsn(name))
         try:
-            p = await new_project(conn)
-            await call_as(conn, "service_role", batch(p, [], [("c", 1), ("c", 7)]))
-            pg_server.psql(name, BY_PROJECT)
-            q = await new_project(conn)
-            # The same (client_id, mid) in another project is now recorded, and applied, on its own.
-            s = new_id()
-            await call_as(conn, "service_role", batch(q, [insert("scenes", s, ("c", 7))]))
-            found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
-            assert sorted(tuple(r) for r in found) == sorted([(p, "c", 1), (p, "c", 7), (q, "c", 7)])
-            assert await conn.fetchval("select count(*) from public.scenes where id = $1::uuid", s) == 1
-            key = await conn.fetchval(
-                "select pg_get_constraintdef(oid) from pg_constraint where conname = 'syncd_mutations_pkey'"
-            )
-            assert key == "PRIMARY KEY (project_id, client_id, mid)"
+            yield name, conn
         finally:
             await conn.close()
     finally:
         pg_server.drop_database(name)
+
+
+@integration
+async def test_the_migration_to_per_project_mutations_keeps_every_record(pg_server: PostgresServer) -> None:
+    """The migration to per-project keys on a database with recorded mutations keeps every row."""
+    async with database_before(pg_server, BY_PROJECT) as (name, conn):
+        p = await new_project(conn)
+        await call_as(conn, "service_role", batch(p, [], [("c", 1), ("c", 7)]))
+        pg_server.psql(name, BY_PROJECT)
+        q = await new_project(conn)
+        # The same (client_id, mid) in another project is now recorded, and applied, on its own.
+        s = new_id()
+        await call_as(conn, "service_role", batch(q, [insert("scenes", s, ("c", 7))]))
+        found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
+        assert sorted(tuple(r) for r in found) == sorted([(p, "c", 1), (p, "c", 7), (q, "c", 7)])
+        assert await conn.fetchval("select count(*) from public.scenes where id = $1::uuid", s) == 1
+        key = await conn.fetchval(
+            "select pg_get_constraintdef(oid) from pg_constraint where conname = 'syncd_mutations_pkey'"
+        )
+        assert key == "PRIMARY KEY (project_id, client_id, mid)"
 
 
 async def applied_mids(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
@@ -498,35 +508,23 @@ async def applied_mids(conn: asyncpg.Connection, project_id: str) -> dict[str, i
 async def test_the_migration_to_highest_mids_keeps_what_counts_as_applied(pg_server: PostgresServer) -> None:
     """On a database holding a row per mutation, the migration keeps each client's highest mid only, and
     every mutation applied before it still counts as applied after it."""
-    name = unique_database_name()
-    pg_server.create_database(name)
-    try:
-        before = [f for f in sorted(MIGRATIONS_DIR.glob("*.sql")) if f.name < HIGH_WATER.name]
-        pg_server.psql_files(name, [BOOTSTRAP_SQL, *before])
-        conn = await asyncpg.connect(pg_server.dsn(name))
-        try:
-            p, q = await new_project(conn), await new_project(conn)
-            s = new_id()
-            await call_as(conn, "service_role", batch(p, [insert("scenes", s, ("c", 2), heading="kept")]))
-            await call_as(conn, "service_role", batch(p, [], [("c", 5), ("d", 1), ("c", 3)]))
-            await call_as(conn, "service_role", batch(q, [], [("c", 1)]))
-            applied = [await applied_mids(conn, x) for x in (p, q)]
-            assert await conn.fetchval("select count(*) from public.syncd_mutations") == 5
-            pg_server.psql(name, HIGH_WATER)
-            found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
-            assert sorted(tuple(r) for r in found) == sorted([(p, "c", 5), (p, "d", 1), (q, "c", 1)])
-            assert [await applied_mids(conn, x) for x in (p, q)] == applied == [{"c": 5, "d": 1}, {"c": 1}]
-            # c's mid 2, whose row the migration dropped, is still applied: its replay changes nothing.
-            await call_as(
-                conn, "service_role", batch(p, [update("scenes", s, heading=("replayed", ("c", 2)))])
-            )
-            assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "kept"
-            await call_as(conn, "service_role", batch(p, [update("scenes", s, heading=("new", ("c", 6)))]))
-            assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "new"
-        finally:
-            await conn.close()
-    finally:
-        pg_server.drop_database(name)
+    async with database_before(pg_server, HIGH_WATER) as (name, conn):
+        p, q = await new_project(conn), await new_project(conn)
+        s = new_id()
+        await call_as(conn, "service_role", batch(p, [insert("scenes", s, ("c", 2), heading="kept")]))
+        await call_as(conn, "service_role", batch(p, [], [("c", 5), ("d", 1), ("c", 3)]))
+        await call_as(conn, "service_role", batch(q, [], [("c", 1)]))
+        applied = [await applied_mids(conn, x) for x in (p, q)]
+        assert await conn.fetchval("select count(*) from public.syncd_mutations") == 5
+        pg_server.psql(name, HIGH_WATER)
+        found = await conn.fetch("select project_id::text, client_id, mid from public.syncd_mutations")
+        assert sorted(tuple(r) for r in found) == sorted([(p, "c", 5), (p, "d", 1), (q, "c", 1)])
+        assert [await applied_mids(conn, x) for x in (p, q)] == applied == [{"c": 5, "d": 1}, {"c": 1}]
+        # c's mid 2, whose row the migration dropped, is still applied: its replay changes nothing.
+        await call_as(conn, "service_role", batch(p, [update("scenes", s, heading=("replayed", ("c", 2)))]))
+        assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "kept"
+        await call_as(conn, "service_role", batch(p, [update("scenes", s, heading=("new", ("c", 6)))]))
+        assert await conn.fetchval("select heading from public.scenes where id = $1::uuid", s) == "new"
 
 
 async def test_stale_owner_is_refused_with_its_own_sqlstate(db: asyncpg.Connection) -> None:
