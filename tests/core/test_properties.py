@@ -103,8 +103,8 @@ class ModelDb:
 
     ``syncd_mutations`` keeps each client's highest applied mid (``highest``), and the apply rule counts
     every mid up to it as applied. That holds only if the engine never sends a mid below its client's
-    highest that was not applied yet; ``recorded`` keeps every mutation id ever applied so that `apply`
-    can check it.
+    highest that was not applied yet; ``recorded`` keeps every mutation id a batch ever listed, so that
+    `apply` can check it.
     """
 
     rows: dict[Key, dict[str, JsonValue]] = field(default_factory=dict)
@@ -157,7 +157,6 @@ class ModelDb:
             assert mid > self.highest.get(client_id, -1) or (client_id, mid) in self.recorded, (
                 f"mid {mid} of {client_id} comes after its mid {self.highest[client_id]} was applied"
             )
-        done = self._done
         touched: dict[Key, None] = {}
         applied: set[MutationId] = set()
         for op in batch.ops:
@@ -165,17 +164,17 @@ class ModelDb:
             touched[key] = None
             match op:
                 case DeleteRow(by=by):
-                    if not done(by) and key in self.rows:
+                    if not self._done(by) and key in self.rows:
                         self._delete(key)
                         applied.add(by)
                 case InsertRow(row=row, by=by):
-                    if not done(by) and key not in self.rows:
+                    if not self._done(by) and key not in self.rows:
                         self.insert(key, dict(row))
                         applied.add(by)
                 case UpdateRow(fields=fields):
                     if key in self.rows:
-                        values = {name: w.value for name, w in fields.items() if not done(w.by)}
-                        applied.update(w.by for w in fields.values() if not done(w.by))
+                        values = {name: w.value for name, w in fields.items() if not self._done(w.by)}
+                        applied.update(w.by for w in fields.values() if not self._done(w.by))
                         if values:
                             self.write(key, values)
         self.recorded.update(batch.mutation_ids)
