@@ -127,18 +127,18 @@ class LocalStore:
         Only while no daemon runs on the state directory (this opens its files for writing, which
         replays what their write-ahead logs hold).
         """
-        found: list[dict[str, set[int]]] = []
-        for path, table in ((self.path.with_name("outbox.db"), "journal"), (self.path, "syncd_mutations")):
+
+        def pairs(path: Path, table: str) -> list[tuple[str, int]]:
             db = sqlite3.connect(path)
             try:
-                mids: dict[str, set[int]] = {}
-                for c, m in db.execute(f"select client_id, mid from {table}"):  # noqa: S608
-                    mids.setdefault(str(c), set()).add(int(m))
-                found.append(mids)
+                return [(str(c), int(m)) for c, m in db.execute(f"select client_id, mid from {table}")]  # noqa: S608
             finally:
                 db.close()
-        journal, record = found
-        return {(c, m) for c, ms in journal.items() for m in ms}, {c: max(ms) for c, ms in record.items()}
+
+        saved: dict[str, int] = {}
+        for client_id, mid in pairs(self.path, "syncd_mutations"):
+            saved[client_id] = max(mid, saved.get(client_id, mid))
+        return set(pairs(self.path.with_name("outbox.db"), "journal")), saved
 
     async def read(self, project_id: str) -> DbState:
         """Read the store (read-only: the daemon may be writing it)."""
