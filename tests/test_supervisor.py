@@ -223,6 +223,31 @@ async def test_corrupt_database_file_is_one_line(
     assert "unreadable" in caplog.text or "not a database" in caplog.text
 
 
+@pytest.mark.parametrize("name", ["store.db", "outbox.db"])
+async def test_a_state_file_from_a_newer_syncd_is_refused_untouched(
+    project: tuple[Path, str, str], name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store or journal that a newer syncd stamped ends start-up with a line saying so, and no byte of
+    it changes: this build might misread what the newer one wrote there."""
+    state, _, _ = project
+    if name == "outbox.db":
+        sup = Supervisor(settings(state))
+        task = await started(sup)
+        sup.request_stop()
+        assert await asyncio.wait_for(task, WAIT) == EXIT_OK
+    with sqlite3.connect(state / name) as db:
+        known = db.execute("pragma user_version").fetchone()[0]
+        assert known >= 1
+        db.execute(f"pragma user_version = {known + 1}")
+    db.close()
+    before = (state / name).read_bytes()
+    with caplog.at_level(logging.ERROR, logger="syncd"):
+        assert await Supervisor(settings(state)).serve() == EXIT_FAILED
+    assert f"{state / name} was written by a newer syncd (file format {known + 1}" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert (state / name).read_bytes() == before
+
+
 async def test_undecodable_journal_row_is_one_line(
     project: tuple[Path, str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

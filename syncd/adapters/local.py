@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from syncd.adapters.sqlite_schema import COLUMNS, DDL, NOW, migrate
+from syncd.adapters import fileformat
+from syncd.adapters.sqlite_schema import COLUMNS, DDL, FORMAT, NOW, migrate
 from syncd.backend import DocumentBackend, RemoteSink
 from syncd.core.ids import ProjectId
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
@@ -61,6 +62,11 @@ class LocalBackend(DocumentBackend):
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
+        try:
+            found = fileformat.check(db, self._path, FORMAT)
+        except BaseException:
+            db.close()
+            raise
         db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = full")
         db.execute("pragma foreign_keys = on")
@@ -68,6 +74,7 @@ class LocalBackend(DocumentBackend):
         db.executescript(DDL)
         if migrate(db):
             log.info("store %s: syncd_mutations now keeps each client's highest mid per project", self._path)
+        fileformat.stamp(db, found, FORMAT)
         self._db = db
 
     def _close(self) -> None:

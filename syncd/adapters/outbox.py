@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from syncd import jsonlib
+from syncd.adapters import fileformat
 from syncd.core.ids import ClientId, MutationId, ProjectId
 from syncd.core.journal import JournalEntry, decode_mutation, encode_mutation
 from syncd.errors import JournalError
@@ -59,6 +60,9 @@ create table if not exists journal (
     created    real    not null
 );
 """
+FORMAT = 1
+"""The journal's format number (`syncd.adapters.fileformat`)."""
+
 # No index on (project_id, client_id, mid): it would cost every commit a random B-tree insert per
 # entry. The outbox keeps the (project, mutation id) -> seq map in memory instead, and deletes by
 # primary key.
@@ -424,9 +428,15 @@ class Outbox:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                found = fileformat.check(db, self.path, FORMAT)
+            except BaseException:
+                db.close()
+                raise
             db.execute("pragma journal_mode = wal")
             db.execute("pragma synchronous = full")
             db.executescript(SCHEMA)
+            fileformat.stamp(db, found, FORMAT)
             keys = db.execute("select seq, project_id, client_id, mid from journal order by seq").fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the outbox {self.path}: {exc}") from exc

@@ -200,6 +200,10 @@ create index if not exists audio_files_project_idx on audio_files (project_id);
 """
 """Creates the store; safe to run on an existing one."""
 
+FORMAT: Final = 2
+"""The store's format number (`syncd.adapters.fileformat`): 1 kept a row per applied mutation in
+``syncd_mutations``, 2 keeps each client's highest mid per project (`migrate` turns 1 into 2)."""
+
 MUTATIONS_KEY: Final = ("project_id", "client_id")
 """The columns of the key of ``syncd_mutations``, in order."""
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from syncd.adapters.local import LocalBackend
-from syncd.adapters.sqlite_schema import DDL, migrate
+from syncd.adapters.sqlite_schema import DDL, FORMAT, migrate
 from syncd.core.ids import ProjectId
-from syncd.errors import WriteError
+from syncd.errors import StartupError, WriteError
 
 
 def new_id() -> str:
@@ -270,3 +270,27 @@ async def test_a_store_with_a_row_per_mutation_is_migrated(tmp_path: Path, old_k
     assert "syncd_mutations_old" not in tables
     with sqlite3.connect(path) as db:
         assert migrate(db) is False
+        assert db.execute("pragma user_version").fetchone()[0] == FORMAT
+
+
+async def test_a_store_from_a_newer_syncd_is_refused_untouched(tmp_path: Path) -> None:
+    """A new store is stamped with this build's format; one stamped higher is refused with an error naming
+    the file and both formats, and not a byte of it changes (not even its journal mode)."""
+    path = tmp_path / "s.db"
+    async with LocalBackend(path):
+        pass
+    db = sqlite3.connect(path)
+    assert db.execute("pragma user_version").fetchone()[0] == FORMAT
+    db.close()
+    newer = tmp_path / "newer.db"
+    db = sqlite3.connect(newer)
+    db.executescript(DDL)
+    db.execute(f"pragma user_version = {FORMAT + 1}")
+    db.close()
+    before = newer.read_bytes()
+    with pytest.raises(
+        StartupError, match=f"newer.db was written by a newer syncd \\(file format {FORMAT + 1}; "
+    ):
+        async with LocalBackend(newer):
+            pass
+    assert newer.read_bytes() == before

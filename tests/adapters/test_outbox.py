@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.adapters.outbox import Outbox, commit_at
+from syncd.adapters.outbox import FORMAT, Outbox, commit_at
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
-from syncd.errors import JournalError
+from syncd.errors import JournalError, StartupError
 
 P = ProjectId("p-1")
 A = ClientId("client-a")
@@ -291,6 +291,25 @@ async def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="cannot open the outbox"):
         async with asyncio.timeout(10), Outbox(path):
             pass
+
+
+async def test_a_journal_from_a_newer_syncd_is_refused_untouched(tmp_path: Path) -> None:
+    """A new journal is stamped with this build's format; one stamped higher is refused before anything is
+    read or written: its entries are acknowledged edits that this build might replay wrongly."""
+    path = tmp_path / "outbox.sqlite3"
+    async with asyncio.timeout(10), Outbox(path) as outbox:
+        await outbox.append(patch(1))
+    db = sqlite3.connect(path)
+    assert db.execute("pragma user_version").fetchone()[0] == FORMAT
+    db.execute(f"pragma user_version = {FORMAT + 1}")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(
+        StartupError, match=f"outbox.sqlite3 was written by a newer syncd \\(file format {FORMAT + 1}; "
+    ):
+        async with asyncio.timeout(10), Outbox(path):
+            pass
+    assert path.read_bytes() == before
 
 
 async def test_unreadable_table(tmp_path: Path) -> None:
