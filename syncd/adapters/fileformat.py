@@ -15,23 +15,29 @@ from pathlib import Path
 from syncd.errors import StartupError
 
 
-def check(db: sqlite3.Connection, path: Path, known: int) -> int:
-    """Refuse a file that a newer syncd wrote; run first, before any write.
+def connect(path: Path, known: int) -> tuple[sqlite3.Connection, int]:
+    """Open ``path`` in autocommit mode, refusing a file a newer syncd wrote before anything writes to it.
 
     Returns:
-        The file's format number (0: from before the number was kept).
+        The connection and the file's format number (0: from before the number was kept).
 
     Raises:
         StartupError: the file's number is above ``known``; the message names the file and both numbers.
         sqlite3.Error: the file cannot be read.
     """
-    found = int(db.execute("pragma user_version").fetchone()[0])
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        found = int(db.execute("pragma user_version").fetchone()[0])
+    except BaseException:
+        db.close()
+        raise
     if found > known:
+        db.close()
         raise StartupError(
             f"{path} was written by a newer syncd (file format {found}; this syncd reads up to {known}):"
             " run that version or a later one; the file was left as it was"
         )
-    return found
+    return db, found
 
 
 def stamp(db: sqlite3.Connection, found: int, known: int) -> None:

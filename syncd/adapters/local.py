@@ -61,12 +61,7 @@ class LocalBackend(DocumentBackend):
 
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
-        try:
-            found = fileformat.check(db, self._path, FORMAT)
-        except BaseException:
-            db.close()
-            raise
+        db, found = fileformat.connect(self._path, FORMAT)
         db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = full")
         db.execute("pragma foreign_keys = on")

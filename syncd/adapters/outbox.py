@@ -427,12 +427,7 @@ class Outbox:
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None)
-            try:
-                found = fileformat.check(db, self.path, FORMAT)
-            except BaseException:
-                db.close()
-                raise
+            db, found = fileformat.connect(self.path, FORMAT)
             db.execute("pragma journal_mode = wal")
             db.execute("pragma synchronous = full")
             db.executescript(SCHEMA)
