@@ -28,15 +28,14 @@ def connect(path: Path, known: int) -> tuple[sqlite3.Connection, int]:
     db = sqlite3.connect(path, isolation_level=None)
     try:
         found = int(db.execute("pragma user_version").fetchone()[0])
+        if found > known:
+            raise StartupError(
+                f"{path} was written by a newer syncd (file format {found}; this syncd reads up to {known}):"
+                " run that version or a later one; the file was left as it was"
+            )
     except BaseException:
         db.close()
         raise
-    if found > known:
-        db.close()
-        raise StartupError(
-            f"{path} was written by a newer syncd (file format {found}; this syncd reads up to {known}):"
-            " run that version or a later one; the file was left as it was"
-        )
     return db, found
 
 
