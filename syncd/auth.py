@@ -19,6 +19,7 @@ import jwt
 from pydantic import SecretStr
 
 from syncd.errors import ConfigError, EditRejected
+from syncd.rows import is_uuid
 from syncd.statedir import make_secret_once
 
 if TYPE_CHECKING:
@@ -79,7 +80,11 @@ class TokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
             raise EditRejected("unauthorized", "token has no user (sub)")
-        return sub
+        # Supabase Auth's user ids are UUIDs and so is every user_id column: a token with any other
+        # sub could never own a row, and Postgres would refuse to compare it.
+        if not is_uuid(sub):
+            raise EditRejected("unauthorized", "token's user (sub) is not a UUID")
+        return sub.lower()
 
     async def _signing_key(self, token: str) -> Any:
         assert self._jwks is not None

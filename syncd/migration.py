@@ -29,7 +29,7 @@ from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
 from syncd.errors import FieldError, SyncdError, UpstreamError
-from syncd.rows import UUID_PATTERN, validate_insert
+from syncd.rows import is_uuid, validate_insert
 
 NAMESPACE = uuid.UUID("6d1f5a3e-93c4-4f0b-a2d8-5b7e1c9f0a42")
 """The namespace of the ids derived from non-UUID ids; fixed, so that re-imports find their rows."""
@@ -88,7 +88,7 @@ def snake(key: str) -> str:
 
 def derived_id(value: object, path: str) -> str:
     """``value`` when it is a UUID (lower case), else the UUID derived from ``path`` (see the module)."""
-    if isinstance(value, str) and re.fullmatch(UUID_PATTERN, value):
+    if is_uuid(value):
         return value.lower()
     return str(uuid.uuid5(NAMESPACE, path))
 
@@ -151,7 +151,7 @@ def _project(raw_value: object, where: str) -> ImportedProject:
     project_id = derived_id(original, f"projects/{original}")
     user_key = _key(raw, "user_id")
     user_id = raw[user_key] if user_key is not None else None
-    if user_id is not None and (not isinstance(user_id, str) or not re.fullmatch(UUID_PATTERN, user_id)):
+    if user_id is not None and not is_uuid(user_id):
         raise ImportFileError(f"{where}.{user_key}: must be a UUID or null")
     fields = _fields("projects", raw, where, project_id, {})
     fields.setdefault("title", "Untitled project")

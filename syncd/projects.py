@@ -15,6 +15,7 @@ from syncd.auth import editor_jwt_secret
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.errors import ConfigError, WriteError
+from syncd.rows import is_uuid
 
 DEMO_PROJECT_ID = "0f000000-0000-4000-8000-000000000001"
 """The demo project of ``supabase/seed.sql``, which local mode creates in an empty store."""
@@ -78,10 +79,18 @@ _DEMO_CLIENT = "00000000-0000-4000-8000-000000000001"
 
 
 async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
-    """Run one ``project`` action on the configured backend; return the exit code."""
+    """Run one ``project`` action on the configured backend; return the exit code.
+
+    Raises:
+        ConfigError: an owner or a project id that is not a UUID (checked before the store is opened).
+    """
+    if args.action == "create" and args.user is not None:
+        _check_uuid(args.user, "project create: --user")
+    if args.action == "show":
+        _check_uuid(args.id, "project show: the project id")
     async with open_backend(settings, one_shot=True) as store:
         if args.action == "create":
-            row = await store.create_project(args.title, args.user)
+            row = await store.create_project(args.title, None if args.user is None else args.user.lower())
             print(row["id"])
             return 0
         if args.action == "list":
@@ -112,10 +121,10 @@ def make_token(settings: SyncdSettings, user_id: str, *, hours: float = 24.0) ->
     directory, created on first use.
 
     Raises:
-        ConfigError: Supabase mode without a JWT secret, an empty user id, or hours not above 0.
+        ConfigError: Supabase mode without a JWT secret, a user id that is not a UUID, or hours not
+            above 0.
     """
-    if not user_id.strip():
-        raise ConfigError("token: the user id is empty")
+    _check_uuid(user_id, "token: the user id")
     if not hours > 0:
         raise ConfigError(f"token: --hours must be above 0, not {hours:g}")
     secret = editor_jwt_secret(settings)
@@ -123,7 +132,7 @@ def make_token(settings: SyncdSettings, user_id: str, *, hours: float = 24.0) ->
         raise ConfigError("token: Supabase mode signs with SUPABASE_JWT_SECRET, which is not set")
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": user_id,
+        "sub": user_id.lower(),
         "role": "authenticated",
         "iat": now,
         "exp": now + int(hours * 3600),
@@ -173,3 +182,13 @@ async def create_demo(store: LocalBackend) -> dict[str, Any]:
         raise WriteError("the demo project was not written", retryable=False)
     project: dict[str, Any] = data["project"]
     return project
+
+
+def _check_uuid(value: str, where: str) -> None:
+    """Refuse a user or project id that is not a UUID: every id column holds one, and Auth makes no other.
+
+    Raises:
+        ConfigError: naming ``where`` and the value.
+    """
+    if not is_uuid(value):
+        raise ConfigError(f"{where} must be a UUID (8-4-4-4-12 hex digits), not {value!r}")

@@ -9,7 +9,6 @@ service key. Input is checked here first, with messages that name the field
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from syncd.errors import EditRejected, UpstreamError
-from syncd.rows import UUID_PATTERN, AudioKind, ExportFormat, ExportStatus, ProjectFields, Seconds, Uuid
+from syncd.rows import AudioKind, ExportFormat, ExportStatus, ProjectFields, Seconds, Uuid, is_uuid
 
 OtherTable = Literal["projects", "voices", "exports", "audio_files"]
 """The tables written here."""
@@ -123,7 +122,7 @@ def check_id(value: object, where: str) -> str:
     Raises:
         EditRejected: ``bad_request`` naming ``where``.
     """
-    if not isinstance(value, str) or re.fullmatch(UUID_PATTERN, value) is None:
+    if not is_uuid(value):
         raise EditRejected("bad_request", f"{where}: must be a UUID")
     return value.lower()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, TypeAdapter, ValidationError
 
@@ -22,6 +22,14 @@ UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 """A UUID in its canonical text form; kept as text, which is how it travels in JSON."""
+
+_UUID: Final = re.compile(UUID_PATTERN)
+
+
+def is_uuid(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a UUID in its canonical text form, in either case."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A duration or a time offset in seconds."""
@@ -333,7 +341,7 @@ def validate_insert(table: Table, row: dict[str, Any]) -> dict[str, JsonValue]:
     project_id = values.pop("project_id", None)
     if row_id is None:
         raise FieldError("row.id: required")
-    if not isinstance(row_id, str) or re.fullmatch(UUID_PATTERN, row_id) is None:
+    if not is_uuid(row_id):
         raise FieldError("row.id: must be a UUID string")
     _refuse_read_only(table, values, "row")
     try:
@@ -342,7 +350,7 @@ def validate_insert(table: Table, row: dict[str, Any]) -> dict[str, JsonValue]:
         raise FieldError(_first_error(exc, "row")) from None
     result: dict[str, JsonValue] = {"id": row_id.lower(), **parsed.model_dump(mode="json")}
     if project_id is not None:
-        if not isinstance(project_id, str) or re.fullmatch(UUID_PATTERN, project_id) is None:
+        if not is_uuid(project_id):
             raise FieldError("row.project_id: must be a UUID string")
         result["project_id"] = project_id.lower()
     return result

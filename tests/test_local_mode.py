@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import jwt
 import pytest
 
 from syncd.auth import LOCAL_SECRET_FILE, TokenVerifier, local_secret
@@ -60,6 +62,36 @@ async def test_syncd_token_is_accepted_by_the_daemons_check(tmp_path: Path) -> N
     assert token not in printed.stderr
     refused = run_syncd(state, "token", ALICE, "--hours", "0")
     assert (refused.returncode, refused.stderr) == (78, "syncd: token: --hours must be above 0, not 0\n")
+    shouted = run_syncd(state, "token", ALICE.upper()).stdout.strip()
+    assert jwt.decode(shouted, options={"verify_signature": False})["sub"] == ALICE
+    # The daemon files a token's user in lower case too, whoever signed it.
+    signed_elsewhere = jwt.encode(
+        {"sub": ALICE.upper(), "aud": "authenticated", "exp": time.time() + 60},
+        local_secret(state).get_secret_value(),
+        algorithm="HS256",
+    )
+    assert await verifier.verify(signed_elsewhere) == ALICE
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("token", "alice"), "token: the user id must be a UUID (8-4-4-4-12 hex digits), not 'alice'"),
+        (("token", ""), "token: the user id must be a UUID (8-4-4-4-12 hex digits), not ''"),
+        (("project", "create", "Film", "--user", "alice"), "project create: --user must be a UUID"),
+        (("project", "show", "nope"), "project show: the project id must be a UUID"),
+    ],
+)
+def test_a_user_or_project_id_that_is_not_a_uuid_is_refused_before_anything_is_written(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """Every id column is a UUID, and so is every user Supabase Auth makes: anything else is refused."""
+    state = tmp_path / "state"
+    refused = run_syncd(state, *args)
+    assert refused.returncode == 78
+    assert refused.stderr.startswith(f"syncd: {message}")
+    assert refused.stdout == ""
+    assert run_syncd(state, "project", "list").stdout == ""
 
 
 @pytest.mark.integration

@@ -38,6 +38,7 @@ REFUSALS: list[tuple[str, TokenMaker, bool, int, str, str]] = [
      "unauthorized", "bad signature"),
     ("expired token", lambda: make_token(OWNER, expires_in=-60), True, 4401, "unauthorized", "expired"),
     ("not a token", lambda: "not-a-jwt", True, 4401, "unauthorized", "not a JWT"),
+    ("user not a UUID", lambda: make_token("user-1"), True, 4401, "unauthorized", "(sub) is not a UUID"),
     ("another user's project", lambda: make_token(STRANGER), True, 4403, "forbidden", "another user"),
     ("unknown project", lambda: make_token(OWNER), False, 4404, "not_found", "does not exist"),
 ]  # fmt: skip
