@@ -94,6 +94,31 @@ def test_a_user_or_project_id_that_is_not_a_uuid_is_refused_before_anything_is_w
     assert run_syncd(state, "project", "list").stdout == ""
 
 
+@pytest.mark.parametrize("broken", ["not a database", "a file where the state directory should be"])
+def test_a_store_that_cannot_be_opened_is_one_line_from_the_one_shot_commands(
+    tmp_path: Path, broken: str
+) -> None:
+    """The one-shot commands say in one line what they could not open and why, as the daemon does,
+    instead of a traceback, and leave the file as it was."""
+    state = tmp_path / "state"
+    if broken == "not a database":
+        state.mkdir()
+        kept = state / "store.db"
+        expected = (
+            f"syncd: cannot open the store {kept}: file is not a database; move it aside or restore it\n"
+        )
+        kept.write_bytes(b"not a database, only text " * 100)
+    else:
+        kept = state
+        expected = f"syncd: cannot make the store's folder {state}: File exists\n"
+        kept.write_text("")
+    before = kept.read_bytes()
+    for args in (("project", "list"), ("project", "create", "Film")):
+        refused = run_syncd(state, *args)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", expected)
+    assert kept.read_bytes() == before
+
+
 @pytest.mark.integration
 async def test_a_user_owned_project_opens_locally_with_a_printed_token(tmp_path: Path) -> None:
     state = tmp_path / "state"

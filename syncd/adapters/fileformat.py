@@ -10,20 +10,30 @@ anything writes to it. Files from before the number read 0; their own migration 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from syncd.errors import StartupError
 
+T = TypeVar("T")
 
-def connect(path: Path, known: int) -> tuple[sqlite3.Connection, int]:
-    """Open ``path`` in autocommit mode, refusing a file a newer syncd wrote before anything writes to it.
+
+def connect(
+    path: Path, known: int, prepare: Callable[[sqlite3.Connection], T]
+) -> tuple[sqlite3.Connection, T]:
+    """Open ``path`` in autocommit mode, refuse a file a newer syncd wrote, then prepare and stamp it.
+
+    ``prepare`` (pragmas, tables, the file's own migration) runs only once the file's number is known
+    to be this build's or older; the number is then set to ``known``. Whatever fails on the way, the
+    connection is closed before the error leaves.
 
     Returns:
-        The connection and the file's format number (0: from before the number was kept).
+        The connection and what ``prepare`` returned.
 
     Raises:
         StartupError: the file's number is above ``known``; the message names the file and both numbers.
-        sqlite3.Error: the file cannot be read.
+        sqlite3.Error: the file cannot be read, or ``prepare`` failed.
     """
     db = sqlite3.connect(path, isolation_level=None)
     try:
@@ -33,13 +43,10 @@ def connect(path: Path, known: int) -> tuple[sqlite3.Connection, int]:
                 f"{path} was written by a newer syncd (file format {found}; this syncd reads up to {known}):"
                 " run that version or a later one; the file was left as it was"
             )
+        prepared = prepare(db)
+        if found != known:
+            db.execute(f"pragma user_version = {known:d}")
     except BaseException:
         db.close()
         raise
-    return db, found
-
-
-def stamp(db: sqlite3.Connection, found: int, known: int) -> None:
-    """Record ``known`` as the file's format once it holds that format (nothing to write when it did)."""
-    if found != known:
-        db.execute(f"pragma user_version = {known:d}")
+    return db, prepared

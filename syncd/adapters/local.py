@@ -29,7 +29,7 @@ from syncd.adapters.sqlite_schema import COLUMNS, DDL, FORMAT, NOW, migrate
 from syncd.backend import DocumentBackend, RemoteSink
 from syncd.core.ids import ProjectId
 from syncd.core.schema import EDITABLE_FIELDS, READ_ONLY_FIELDS, Table, table_named
-from syncd.errors import StaleOwner, WriteError
+from syncd.errors import StaleOwner, StartupError, WriteError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,27 @@ class LocalBackend(DocumentBackend):
         self._executor.shutdown(wait=True)
 
     def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db, found = fileformat.connect(self._path, FORMAT)
+        """Open the store, creating it and its folder when missing.
+
+        Raises:
+            StartupError: the folder cannot be made, or the file cannot be read, is not a store or was
+                written by a newer syncd; the message names it (the daemon and the one-shot commands
+                print it as one line).
+        """
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot make the store's folder {self._path.parent}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            self._db, _ = fileformat.connect(self._path, FORMAT, self._prepare)
+        except sqlite3.Error as exc:
+            raise StartupError(
+                f"cannot open the store {self._path}: {exc}; move it aside or restore it"
+            ) from exc
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
         db.execute("pragma journal_mode = wal")
         db.execute("pragma synchronous = full")
         db.execute("pragma foreign_keys = on")
@@ -69,8 +88,6 @@ class LocalBackend(DocumentBackend):
         db.executescript(DDL)
         if migrate(db):
             log.info("store %s: syncd_mutations now keeps each client's highest mid per project", self._path)
-        fileformat.stamp(db, found, FORMAT)
-        self._db = db
 
     def _close(self) -> None:
         if self._db is not None:

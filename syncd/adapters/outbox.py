@@ -95,6 +95,14 @@ def _insert_rows(count: int) -> str:
 DELETE = "delete from journal where seq = ?"
 
 
+def _prepare(db: sqlite3.Connection) -> list[tuple[int, str, str, int]]:
+    """Set the journal file up and return the keys of its entries, oldest first."""
+    db.execute("pragma journal_mode = wal")
+    db.execute("pragma synchronous = full")
+    db.executescript(SCHEMA)
+    return db.execute("select seq, project_id, client_id, mid from journal order by seq").fetchall()
+
+
 @dataclass(slots=True)
 class _Append:
     row: tuple[int, str, str, int, str, float]
@@ -427,12 +435,7 @@ class Outbox:
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db, found = fileformat.connect(self.path, FORMAT)
-            db.execute("pragma journal_mode = wal")
-            db.execute("pragma synchronous = full")
-            db.executescript(SCHEMA)
-            fileformat.stamp(db, found, FORMAT)
-            keys = db.execute("select seq, project_id, client_id, mid from journal order by seq").fetchall()
+            db, keys = fileformat.connect(self.path, FORMAT, _prepare)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the outbox {self.path}: {exc}") from exc
         self._db = db

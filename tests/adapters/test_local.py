@@ -13,6 +13,7 @@ from syncd.adapters.local import LocalBackend
 from syncd.adapters.sqlite_schema import DDL, FORMAT, migrate
 from syncd.core.ids import ProjectId
 from syncd.errors import StartupError, WriteError
+from tests.support.store import held_open
 
 
 def new_id() -> str:
@@ -271,6 +272,21 @@ async def test_a_store_with_a_row_per_mutation_is_migrated(tmp_path: Path, old_k
     with sqlite3.connect(path) as db:
         assert migrate(db) is False
         assert db.execute("pragma user_version").fetchone()[0] == FORMAT
+
+
+async def test_a_store_that_cannot_be_set_up_is_refused_and_left_closed(tmp_path: Path) -> None:
+    """A failure after the format check (here: a projects table without the column an index needs) is
+    an error naming the file, and the file is no longer held open."""
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.execute("create table projects (id text primary key)")
+    db.close()
+    with pytest.raises(
+        StartupError, match=r"cannot open the store .*s\.db: no such column: user_id; move it"
+    ):
+        async with LocalBackend(path):
+            pass
+    assert held_open(path) == 0
 
 
 async def test_a_store_from_a_newer_syncd_is_refused_untouched(tmp_path: Path) -> None:

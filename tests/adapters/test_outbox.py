@@ -13,6 +13,7 @@ from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
 from syncd.errors import JournalError, StartupError
+from tests.support.store import held_open
 
 P = ProjectId("p-1")
 A = ClientId("client-a")
@@ -310,6 +311,19 @@ async def test_a_journal_from_a_newer_syncd_is_refused_untouched(tmp_path: Path)
         async with asyncio.timeout(10), Outbox(path):
             pass
     assert path.read_bytes() == before
+
+
+async def test_a_journal_that_cannot_be_set_up_is_refused_and_left_closed(tmp_path: Path) -> None:
+    """A failure after the format check (here: a journal table without the columns read at start) is an
+    error naming the file, and the file is no longer held open."""
+    path = tmp_path / "outbox.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("create table journal (seq integer primary key, payload text)")
+    db.close()
+    with pytest.raises(JournalError, match=r"cannot open the outbox .*outbox\.sqlite3: no such column"):
+        async with asyncio.timeout(10), Outbox(path):
+            pass
+    assert held_open(path) == 0
 
 
 async def test_unreadable_table(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,4 +33,16 @@ def outbox_count(state_dir: Path) -> int:
     """Entries in the daemon's durable outbox, read from ``outbox.db``."""
     (row,) = query(state_dir / "outbox.db", "select count(*) from journal")
     count: int = row[0]
+    return count
+
+
+def held_open(path: Path) -> int:
+    """How many of this process's file descriptors point at ``path`` (Linux's ``/proc/self/fd``)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd) == str(path)
+        except OSError:  # the descriptor of the listing itself, closed by the time it is read
+            continue
     return count
