@@ -365,7 +365,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> SyncdSettings
     try:
         return SyncdSettings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, overrides)) from None
     finally:
         _toml_path.reset(token)
 
@@ -387,12 +387,22 @@ def _check_env_names(environ: Mapping[str, str]) -> None:
             raise ConfigError(f"environment variable {name}: unknown key {section}.{key}")
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    """One line per problem, each naming the key as ``section.key``; never the value of a secret."""
-    where = f" (in {path} or the environment)" if path else " (in the environment)"
+def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, Any]) -> str:
+    """One line per problem, each naming the key as ``section.key``; never the value of a secret.
+
+    A key given on the command line is marked so: that value beat the file's and the environment's.
+    """
+    sources = [str(path)] if path else []
+    sources += ["the environment"] + (["the command line"] if overrides else [])
+    where = (
+        f" (in {', '.join(sources[:-1])} or {sources[-1]})" if len(sources) > 1 else " (in the environment)"
+    )
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         key = ".".join(str(part) for part in err["loc"]) or "settings"
+        section, _, name = key.partition(".")
+        if name in overrides.get(section, {}):
+            key += " (command line)"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key"

@@ -101,6 +101,19 @@ def test_bad_file_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     assert key in str(caught.value)
 
 
+def test_a_bad_command_line_option_is_named_as_one(tmp_path: Path) -> None:
+    """A wrong value from an option (``--port``) is marked as coming from the command line, which beats
+    the file and the environment; the file's own keys are not."""
+    cfg = write(tmp_path / "c.toml", "[debounce]\nquiet = -1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cfg, gateway={"port": 99999})
+    assert str(caught.value).splitlines() == [
+        f"invalid configuration (in {cfg}, the environment or the command line):",
+        "  gateway.port (command line): Input should be less than or equal to 65535",
+        "  debounce.quiet: Input should be greater than 0",
+    ]
+
+
 def test_url_without_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """SUPABASE_URL without SUPABASE_SERVICE_KEY is refused rather than silently running locally."""
     monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
