@@ -618,9 +618,16 @@ async def _json_errors(
     except web.HTTPNotFound:
         return _json(404, {"error": "not_found", "message": f"no such path: {request.path}"})
     except web.HTTPMethodNotAllowed as exc:
-        return _json(
-            405, {"error": "bad_request", "message": f"{exc.method} is not allowed on {request.path}"}
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        refusal = _json(
+            405,
+            {
+                "error": "bad_request",
+                "message": f"{exc.method} is not allowed on {request.path} (only {allowed})",
+            },
         )
+        refusal.headers["Allow"] = allowed
+        return refusal
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

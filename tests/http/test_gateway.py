@@ -66,6 +66,8 @@ async def test_plain_http_on_the_editor_path_and_wrong_methods_answer_json(daemo
     wrong = await daemon.anonymous.put("/healthz")
     assert (plain.status_code, plain.json()["error"]) == (426, "bad_request")
     assert (wrong.status_code, wrong.json()["error"]) == (405, "bad_request")
+    assert wrong.headers["Allow"] == "GET, HEAD"
+    assert wrong.json()["message"] == "PUT is not allowed on /healthz (only GET, HEAD)"
     assert plain.headers["Server"] == "syncd"
 
 
