@@ -23,6 +23,7 @@ from syncd.rows import (
     UUID_PATTERN,
     Uuid,
     check_json,
+    first_error,
     validate_fields,
     validate_insert,
     validate_set,
@@ -182,9 +183,7 @@ def parse_frame(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_JSON_
     try:
         frame = model.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in (kind, *err["loc"]))
-        raise FrameError("bad_request", f"{where}: {err['msg']}", mid) from None
+        raise FrameError("bad_request", first_error(exc, kind), mid) from None
     try:
         return _normalise(frame)
     except FieldError as exc:

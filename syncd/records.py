@@ -17,7 +17,16 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from syncd.errors import EditRejected, UpstreamError
-from syncd.rows import AudioKind, ExportFormat, ExportStatus, ProjectFields, Seconds, Uuid, is_uuid
+from syncd.rows import (
+    AudioKind,
+    ExportFormat,
+    ExportStatus,
+    ProjectFields,
+    Seconds,
+    Uuid,
+    first_error,
+    is_uuid,
+)
 
 OtherTable = Literal["projects", "voices", "exports", "audio_files"]
 """The tables written here."""
@@ -90,7 +99,7 @@ def validate_new(table: OtherTable, values: Mapping[str, Any]) -> Row:
     try:
         parsed = FIELDS[table].model_validate(dict(values))
     except ValidationError as exc:
-        raise EditRejected("bad_request", _first_error(exc, table)) from None
+        raise EditRejected("bad_request", first_error(exc, table)) from None
     return parsed.model_dump(mode="json")
 
 
@@ -112,7 +121,7 @@ def validate_set(table: OtherTable, values: Mapping[str, Any]) -> Row:
         try:
             result[name] = adapter.validate_python(value)
         except ValidationError as exc:
-            raise EditRejected("bad_request", _first_error(exc, f"{table}.{name}")) from None
+            raise EditRejected("bad_request", first_error(exc, f"{table}.{name}")) from None
     return result
 
 
@@ -147,12 +156,6 @@ def export_step(old: Row, new: Mapping[str, Any]) -> None:
             f"exports.status: cannot go from {old['status']} to {status}"
             " (queued → rendering → done | failed)",
         )
-
-
-def _first_error(exc: ValidationError, where: str) -> str:
-    err = exc.errors(include_url=False, include_input=False)[0]
-    loc = ".".join(str(p) for p in (where, *err["loc"]))
-    return f"{loc}: {err['msg']}"
 
 
 class Records(Protocol):

@@ -319,7 +319,7 @@ def validate_fields(table: Table, values: dict[str, Any]) -> dict[str, JsonValue
             try:
                 result[name] = adapter.validate_python(values[name])
             except ValidationError as exc:
-                raise FieldError(_first_error(exc, f"set.{name}")) from None
+                raise FieldError(first_error(exc, f"set.{name}")) from None
     return result
 
 
@@ -347,7 +347,7 @@ def validate_insert(table: Table, row: dict[str, Any]) -> dict[str, JsonValue]:
     try:
         parsed = FIELDS[table].model_validate(values)
     except ValidationError as exc:
-        raise FieldError(_first_error(exc, "row")) from None
+        raise FieldError(first_error(exc, "row")) from None
     result: dict[str, JsonValue] = {"id": row_id.lower(), **parsed.model_dump(mode="json")}
     if project_id is not None:
         if not is_uuid(project_id):
@@ -364,7 +364,13 @@ def _refuse_read_only(table: Table, values: dict[str, Any], where: str) -> None:
             raise FieldError(f"{where}.{name}: no such field in {table}")
 
 
-def _first_error(exc: ValidationError, where: str) -> str:
+def first_error(exc: ValidationError, where: str) -> str:
+    """The first problem pydantic found, as ``where.field: what is wrong``.
+
+    An id that is not a UUID says so, rather than showing the regular expression it failed.
+    """
     err = exc.errors(include_url=False, include_input=False)[0]
     loc = ".".join(str(p) for p in (where, *err["loc"]))
+    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == UUID_PATTERN:
+        return f"{loc}: must be a UUID"
     return f"{loc}: {err['msg']}"

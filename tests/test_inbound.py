@@ -128,7 +128,24 @@ def test_ping_any_t() -> None:
             "more than once",
             10,
         ),
-        ({"type": "delete", "mid": 11, "table": "clips", "id": "x"}, "bad_request", "delete.id", 11),
+        (
+            {"type": "delete", "mid": 11, "table": "clips", "id": "x"},
+            "bad_request",
+            "delete.id: must be a UUID",
+            11,
+        ),
+        (
+            {"type": "reorder", "mid": 12, "table": "clips", "ids": [R, "x"]},
+            "bad_request",
+            "reorder.ids.1: must be a UUID",
+            12,
+        ),
+        (
+            {"type": "hello", "protocol": 1, "project_id": P, "client_id": "c1"},
+            "bad_request",
+            "hello.client_id: must be a UUID",
+            None,
+        ),
         (
             {"type": "hello", "protocol": 2, "project_id": P, "client_id": C},
             "bad_request",

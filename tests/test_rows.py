@@ -35,7 +35,7 @@ def test_patch_returns_only_given_fields() -> None:
         ("scenes", {"duration": "2"}, "set.duration: Input should be a valid number"),
         ("scenes", {"duration": -1}, "set.duration: Input should be greater than or equal to 0"),
         ("clips", {"status": "done"}, "set.status: Input should be 'pending'"),
-        ("clips", {"scene_id": "nope"}, "set.scene_id: String should match pattern"),
+        ("clips", {"scene_id": "nope"}, "set.scene_id: must be a UUID"),
         ("projects", {"title": 5}, "set.title: Input should be a valid string"),
         ("projects", {"project_id": str(uuid.uuid4())}, "set.project_id: read-only"),
     ],
