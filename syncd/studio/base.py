@@ -86,8 +86,16 @@ class Studio(abc.ABC):
 
         The URL is public for ``thumbnails`` and signed (valid ``expires_in`` seconds) for the others.
         The bucket's content types and size limit are checked first.
+
+        Raises:
+            StudioError: ``bad_request`` when ``data`` is not bytes. Storage's client would take a
+                ``str`` for the name of a local file and upload that file instead.
         """
-        return await self._upload(Upload(bucket, path, data, content_type, upsert, expires_in))
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StudioError(
+                "bad_request", f"{path}: the data must be the file's bytes, not {type(data).__name__}"
+            )
+        return await self._upload(Upload(bucket, path, bytes(data), content_type, upsert, expires_in))
 
     @abc.abstractmethod
     async def _upload(self, upload: Upload) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -224,6 +225,7 @@ async def test_bad_input_through_the_library_changes_nothing(lib: DaemonStudio, 
         (lib.upload_video_clip(new_id(), None, b"x", "pika"), "not_found"),
         (lib.upload_video_clip(project_id, None, b"x", "pika", content_type="image/png"), "bad_request"),
         (lib.upload_thumbnail(project_id, b"x" * (5 * 1024 * 1024 + 1)), "too_large"),
+        (lib.upload_video_clip(project_id, None, cast(bytes, "/etc/hostname"), "pika"), "bad_request"),
         (
             lib.save_clip_record(project_id=new_id(), scene_id=None, provider="p", file_url=None, prompt=""),
             "not_found",

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -112,6 +113,8 @@ async def test_voices_and_bad_input_in_supabase_mode(stack: Stack, lib: Supabase
         (lib.upload_video_clip(str(uuid.uuid4()), None, b"x", "pika"), "not_found"),
         (lib.upload_video_clip(pid, None, b"x", "pika", content_type="text/plain"), "bad_request"),
         (lib.upload_thumbnail(pid, b"x" * (5 * 1024 * 1024 + 1)), "too_large"),
+        # Storage's client reads a str as the name of a local file to upload.
+        (lib.upload_video_clip(pid, None, cast(bytes, "/etc/hostname"), "pika"), "bad_request"),
         (lib.public_url("clips", f"projects/{pid}/clips/a.mp4"), "forbidden"),
         (
             lib.save_clip_record(
