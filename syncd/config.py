@@ -393,10 +393,10 @@ def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, A
     A key given on the command line is marked so: that value beat the file's and the environment's.
     """
     sources = [str(path)] if path else []
-    sources += ["the environment"] + (["the command line"] if overrides else [])
-    where = (
-        f" (in {', '.join(sources[:-1])} or {sources[-1]})" if len(sources) > 1 else " (in the environment)"
-    )
+    sources.append("the environment")
+    if overrides:
+        sources.append("the command line")
+    where = sources[0] if len(sources) == 1 else f"{', '.join(sources[:-1])} or {sources[-1]}"
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         key = ".".join(str(part) for part in err["loc"]) or "settings"
@@ -407,7 +407,7 @@ def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, A
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         lines.append(f"{key}: {message}")
-    return "invalid configuration" + where + ":\n  " + "\n  ".join(lines)
+    return f"invalid configuration (in {where}):\n  " + "\n  ".join(lines)
 
 
 def describe_settings(settings: SyncdSettings) -> Iterator[str]:
