@@ -49,7 +49,7 @@ from syncd.core.backoff import Backoff
 from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import RemoteDelete, RemoteUpsert
 from syncd.core.schema import SIDE_TABLES, TABLES, SideTable, Table, table_named
-from syncd.errors import ConfigError, StaleOwner, UpstreamError, WriteError
+from syncd.errors import ConfigError, EditRejected, StaleOwner, UpstreamError, WriteError
 from syncd.wire import ChangeOp
 
 log = logging.getLogger(__name__)
@@ -272,11 +272,20 @@ class SupabaseBackend(DocumentBackend):
         return data
 
     async def create_project(self, title: str, user_id: str | None = None) -> dict[str, Any]:
-        """Insert a project and return its row."""
+        """Insert a project and return its row.
+
+        Raises:
+            EditRejected: ``bad_request``, the owner is not a user of the Supabase project.
+            UpstreamError: Supabase refused otherwise, or cannot be reached.
+        """
         row: dict[str, Any] = {"title": title, "user_id": user_id}
         try:
             created = await self.client.table("projects").insert(row).execute()
-        except (APIError, httpx.HTTPError) as exc:
+        except APIError as exc:
+            if exc.code == "23503":  # projects.user_id references auth.users
+                raise EditRejected("bad_request", f"the Supabase project has no user {user_id}") from None
+            raise UpstreamError(f"creating the project failed: {_describe(exc)}") from exc
+        except httpx.HTTPError as exc:
             raise UpstreamError(f"creating the project failed: {_describe(exc)}") from exc
         return _rows(created.data)[0]
 

@@ -86,6 +86,12 @@ async def test_project_commands_work_in_supabase_mode(stack: Stack) -> None:
     code, out, err = await syncd_cli(env, state, "project", "show", new_id())
     assert code == 1
     assert "does not exist" in err
+
+    stranger = new_id()
+    code, out, err = await syncd_cli(env, state, "project", "create", "Nobody's", "--user", stranger)
+    assert (code, out) == (1, "")
+    assert err.endswith(f"syncd: the Supabase project has no user {stranger}\n")
+    assert await stack.pool.fetchval("select count(*) from public.projects where title = 'Nobody''s'") == 0
     assert not (state / "store.db").exists()  # Supabase mode never touches the embedded store
 
 
