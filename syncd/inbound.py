@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from typing import Annotated, Any, Final, Literal, get_args
 
@@ -20,7 +19,7 @@ from syncd import jsonlib
 from syncd.errors import FieldError, FrameError
 from syncd.rows import (
     MAX_SAFE_INTEGER,
-    UUID_PATTERN,
+    UUID_RE,
     Uuid,
     check_json,
     first_error,
@@ -242,7 +241,6 @@ def _same(new: dict[str, JsonValue], old: dict[str, JsonValue]) -> bool:
 
 _PATCH_KEYS: Final = frozenset(PatchFrame.model_fields)
 _SYNCED_TABLES: Final[dict[str, SyncedTable]] = {table: table for table in get_args(SyncedTable)}
-_UUID: Final = re.compile(UUID_PATTERN)
 _PLAIN_DEPTH: Final = 64
 """How deep the short path for patches walks a ``set``; deeper ones take the general path (pydantic's
 own recursion limit for JSON values is far beyond this)."""
@@ -265,7 +263,7 @@ def _well_formed_patch(raw: dict[str, Any], max_depth: int) -> PatchFrame | None
         or type(mid) is not int
         or not 0 <= mid <= 2**53
         or type(row_id) is not str
-        or _UUID.fullmatch(row_id) is None
+        or UUID_RE.fullmatch(row_id) is None
         or type(values) is not dict
         or not values
         # The frame is level 1, its set level 2.

@@ -23,12 +23,13 @@ UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 """A UUID in its canonical text form; kept as text, which is how it travels in JSON."""
 
-_UUID: Final = re.compile(UUID_PATTERN)
+UUID_RE: Final = re.compile(UUID_PATTERN)
+"""``UUID_PATTERN`` compiled, for checks outside pydantic."""
 
 
 def is_uuid(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a UUID in its canonical text form, in either case."""
-    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+    return isinstance(value, str) and UUID_RE.fullmatch(value) is not None
 
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
