@@ -192,7 +192,12 @@ class SupabaseBackend(DocumentBackend):
                 ) from None
             raise
         self._unverified = None
-        log.info("Supabase backend ready: %s", self._settings.url)
+        # A one-shot command's stderr is for its errors; the daemon's log says when it can serve.
+        log.log(
+            logging.DEBUG if self._one_shot else logging.INFO,
+            "Supabase backend ready: %s",
+            self._settings.url,
+        )
 
     async def _verify_until_ok(self) -> None:
         backoff = Backoff(1.0, 30.0, random.random)
