@@ -10,7 +10,8 @@ before it listens, and realtime-py has reconnect traps. So this adapter:
   CHANNEL_ERROR→SUBSCRIBED, and every ``resync_interval`` seconds;
 - makes a new channel when realtime-py reports CLOSED without being asked (the stale ``phx_close``
   after a rejoin kills the channel object) on a topic of its own, after leaving the old one;
-- opens the Realtime socket at start (``/readyz`` reports it) and reopens it when realtime-py gave up;
+- opens the Realtime socket at start (``/readyz`` reports it), reopens it when realtime-py gave up, and
+  says in the log when it is lost and when it is back;
 - re-reads by primary key a change that comes with ``errors`` set (413) or without its columns.
 
 Writes go out as one ``rpc("syncd_apply")`` per flush; network errors, timeouts and 5xx answers are
@@ -96,6 +97,50 @@ def is_retryable(exc: BaseException) -> bool:
             return int(code) >= 500 or int(code) in (408, 429)
         return code in _RETRYABLE_POSTGREST or code[:2] in _RETRYABLE_SQLSTATE_CLASSES
     return False
+
+
+@dataclass
+class SocketLog:
+    """syncd's own lines on the Realtime socket's state: one when it is lost, one when it is back.
+
+    realtime-py logs every failed attempt at ERROR and the channels report their errors, but neither
+    says what the daemon does about it. The watchdog reports what it sees on each pass; a drop it does
+    not see (realtime-py back within one pass) is not worth a line.
+
+    Args:
+        url: the Supabase URL, for the lines.
+        grace: seconds a socket that has never been up may take before it is reported down.
+    """
+
+    url: str
+    grace: float
+    down_since: float | None = None
+    reported: bool = False
+    ever_up: bool = False
+
+    def observe(self, connected: bool, now: float) -> None:
+        """Log a change of state seen at ``now`` (seconds on any monotonic clock)."""
+        if connected:
+            if self.reported:
+                # No duration: a pass sees a drop up to one interval late; the log's times are exact.
+                log.info("Realtime socket to %s is %s", self.url, "back" if self.ever_up else "open")
+            self.ever_up, self.down_since, self.reported = True, None, False
+            return
+        if self.down_since is None:
+            self.down_since = now
+        if self.reported:
+            return
+        if self.ever_up:
+            log.warning(
+                "Realtime socket to %s lost; reconnecting. Edits are still taken and saved; "
+                "other writers' changes reach the editors once it is back",
+                self.url,
+            )
+        elif now - self.down_since >= self.grace:
+            log.warning("Realtime socket to %s cannot be opened yet; retrying", self.url)
+        else:
+            return
+        self.reported = True
 
 
 @dataclass
@@ -503,18 +548,32 @@ class SupabaseBackend(DocumentBackend):
         realtime-py stops reconnecting after ``max_retries`` attempts and then never tries again, so a
         long outage would leave the daemon deaf for good without this loop.
         """
-        while True:
-            realtime = self.client.realtime
-            if not realtime.is_connected:
-                try:
-                    await realtime.connect()
-                except Exception as exc:  # realtime-py raises bare exceptions after its retries
-                    log.warning("Realtime connect failed: %s", exc)
-                else:
-                    for follow in list(self._follows.values()):
-                        if follow.channel is None or follow.channel.topic not in realtime.channels:
-                            await self._subscribe(follow)
-            await asyncio.sleep(WATCHDOG_INTERVAL)
+        states = SocketLog(str(self._settings.url), grace=WATCHDOG_INTERVAL)
+        connecting: asyncio.Task[None] | None = None
+        try:
+            while True:
+                realtime = self.client.realtime
+                # connect() retries for minutes; it runs beside this loop so that the log follows the
+                # socket while it does.
+                states.observe(realtime.is_connected, asyncio.get_running_loop().time())
+                if not realtime.is_connected and (connecting is None or connecting.done()):
+                    connecting = asyncio.create_task(self._connect(states), name="syncd.supabase.connect")
+                await asyncio.sleep(WATCHDOG_INTERVAL)
+        finally:
+            if connecting is not None:
+                connecting.cancel()
+
+    async def _connect(self, states: SocketLog) -> None:
+        realtime = self.client.realtime
+        try:
+            await realtime.connect()
+        except Exception as exc:  # realtime-py raises bare exceptions after its retries
+            log.warning("Realtime connect failed: %s", exc)
+            return
+        states.observe(realtime.is_connected, asyncio.get_running_loop().time())
+        for follow in list(self._follows.values()):
+            if follow.channel is None or follow.channel.topic not in realtime.channels:
+                await self._subscribe(follow)
 
     async def _resync_timer(self) -> None:
         """Anti-entropy: re-read every open project now and then, whatever Realtime said."""

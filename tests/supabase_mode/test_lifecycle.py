@@ -50,8 +50,17 @@ async def test_readyz_follows_the_realtime_socket_and_subscriptions(stack: Stack
         return status == 503 and "not connected" in body["reason"]
 
     await wait_for(down, "/readyz to report the socket down", WAIT)
+    lost = f"WARNING syncd.adapters.supabase: Realtime socket to {stack.supabase.url} lost; reconnecting."
+    await wait_for(
+        lambda: lost in daemon.stderr, lambda: f"the lost socket in the log:\n{daemon.stderr}", WAIT
+    )
     faults.refuse_handshake = None
     await stack.wait_ready(daemon, timeout=20)
+    back = f"INFO syncd.adapters.supabase: Realtime socket to {stack.supabase.url} is back\n"
+    await wait_for(
+        lambda: back in daemon.stderr, lambda: f"the socket back in the log:\n{daemon.stderr}", WAIT
+    )
+    assert daemon.stderr.count(lost) == 1
 
 
 async def test_project_commands_work_in_supabase_mode(stack: Stack) -> None:
