@@ -54,6 +54,7 @@ CLOSE_TAKEN_OVER: Final = 4409
 CLOSE_RATE_LIMITED: Final = 4429
 
 CLOSE_CODES: Final[dict[int, str]] = {
+    CLOSE_TOO_BIG: "a frame far over the size limit",
     CLOSE_NOT_READING: "not reading",
     CLOSE_RESTART: "daemon restarting",
     CLOSE_UNAUTHORIZED: "unauthorized",

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from syncd.client.connection import Connection
-from syncd.client.errors import ClientClosed
+from syncd.client.errors import ClientClosed, EditorError
 from syncd.client.events import Acknowledged, SavedUpTo
 from syncd.client.frames import encode
-from syncd.client.protocol import ClientProtocol
+from syncd.client.protocol import MAX_FRAME_BYTES, ClientProtocol, FrameTooLarge
 from syncd.client.view import ChildTable, Frame, ProjectView
 from syncd.client.waiting import Pong
 from syncd.core.schema import Table
@@ -43,6 +43,8 @@ class EditorClient(Connection):
             dropped past it (``frames_dropped`` counts them).
         event_buffer: the same bound for ``event`` and ``presence`` frames kept for :meth:`next_event`.
         on_event: called with every ``event`` and ``presence`` frame; exceptions are logged.
+        max_frame_bytes: the largest mutation frame to send: the daemon's ``gateway.max_frame_bytes``.
+            A mutation over it is refused at once with ``EditorError`` ``too_large``, using no mid.
 
     Every method that waits takes ``timeout`` in seconds (default ``request_timeout``) and raises
     TimeoutError past it: a tool or test that talks to a stuck server fails instead of hanging. Wrapping
@@ -66,6 +68,7 @@ class EditorClient(Connection):
         frame_buffer: int = 10_000,
         event_buffer: int = 1_000,
         on_event: Callable[[Frame], None] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         client_id = client_id if client_id is not None else str(uuid.uuid4())
         protocol = ClientProtocol(
@@ -75,6 +78,7 @@ class EditorClient(Connection):
             resume=resume,
             resend_unacked=resend_unacked,
             first_mid=first_mid,
+            max_frame_bytes=max_frame_bytes,
         )
         super().__init__(
             protocol,
@@ -243,12 +247,16 @@ class EditorClient(Connection):
         The typed ``send_*`` methods use this; tests use it to send frames the server must refuse.
 
         Raises:
+            EditorError: ``too_large``: the frame is over ``max_frame_bytes``; it is not sent.
             TypeError, ValueError: the frame cannot be written as JSON.
             RuntimeError: the client was never connected.
             ClientClosed: the connection is closed.
         """
         self._check_can_send()
-        mid: int = self.protocol.mutation(frame)["mid"]
+        try:
+            mid: int = self.protocol.mutation(frame)["mid"]
+        except FrameTooLarge as exc:
+            raise EditorError("too_large", str(exc), None) from None
         self._answers.expect(mid)
         self._kick()
         return mid

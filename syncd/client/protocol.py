@@ -64,6 +64,7 @@ __all__ = [
     "CLOSE_PROTOCOL_ERROR",
     "FINAL_CLOSE_CODES",
     "ClientProtocol",
+    "FrameTooLarge",
     "Phase",
 ]
 
@@ -80,6 +81,21 @@ MAX_RESYNCS_IN_A_ROW: Final = 3
 """Gap recoveries without a snapshot or an in-order change in between before that is a violation."""
 RECONNECT_INITIAL: Final = 0.5
 RECONNECT_MAX: Final = 30.0
+MAX_FRAME_BYTES: Final = 1024 * 1024
+"""The server's default ``gateway.max_frame_bytes``."""
+
+
+class FrameTooLarge(ValueError):
+    """A mutation's frame is over the size the server takes; it was not queued and used no mid.
+
+    Sent, it would be refused (``too_large``), or, past four times the limit, close the connection with
+    1009 at every resend, so the client refuses it itself.
+    """
+
+    def __init__(self, kind: object, size: int, limit: int) -> None:
+        super().__init__(f"the {kind} frame is {size:,} bytes, over the limit of {limit:,} (max_frame_bytes)")
+        self.size = size
+        self.limit = limit
 
 
 @dataclass(eq=False, slots=True)
@@ -105,6 +121,8 @@ class ClientProtocol:
         jitter: returns a number in ``[0, 1)`` for the reconnect backoff (``random.random``).
         reconnect_initial: seconds before the first reconnect after a lost connection (before jitter).
         reconnect_max: the cap of the reconnect delay.
+        max_frame_bytes: the largest mutation frame to send, in UTF-8 bytes: the server's
+            ``gateway.max_frame_bytes``.
     """
 
     def __init__(
@@ -119,8 +137,10 @@ class ClientProtocol:
         jitter: Callable[[], float] = random.random,
         reconnect_initial: float = RECONNECT_INITIAL,
         reconnect_max: float = RECONNECT_MAX,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         self.project_id = project_id
+        self.max_frame_bytes = max_frame_bytes
         self.client_id = client_id
         self.token = token
         self.resume = resume
@@ -255,15 +275,18 @@ class ClientProtocol:
         """Give ``frame`` the next mid and keep it until it is answered; return the frame as sent.
 
         It is queued for `take_frames` at once when live, else when the next connection is in sync.
-        Nothing in the frame is checked but that JSON can carry it.
+        Nothing in the frame is checked but that JSON can carry it and that it is not too large.
 
         Raises:
+            FrameTooLarge: the frame is over ``max_frame_bytes`` (no mid is used).
             TypeError, ValueError: the frame cannot be written as JSON (no mid is used).
         """
         mid = self._next_mid
         body: Frame = {"type": frame.get("type"), "mid": mid}
         body.update((key, value) for key, value in frame.items() if key not in ("type", "mid"))
-        encode(body)
+        size = len(encode(body))  # ASCII: `encode` escapes everything else
+        if size > self.max_frame_bytes:
+            raise FrameTooLarge(body["type"], size, self.max_frame_bytes)
         self._next_mid = mid + 1
         entry = self._unacked[mid] = _Unacked(body)
         if self.phase == "live":

@@ -14,6 +14,8 @@ from syncd.client import (
     Welcome,
 )
 from syncd.client.events import Acknowledged, Joined, PresenceChanged, SavedUpTo, as_json
+from syncd.client.frames import encode
+from syncd.client.protocol import FrameTooLarge
 from syncd.core import effects
 from syncd.errors import SyncdError
 
@@ -86,3 +88,18 @@ def test_client_exceptions_are_syncd_errors() -> None:
     assert issubclass(ClientClosed, SyncdError)
     assert issubclass(BadServerFrame, SyncdError)
     assert isinstance(ClientClosed(1006, ""), SyncdError)
+
+
+def test_a_mutation_over_the_frame_limit_uses_no_mid() -> None:
+    """A frame of exactly max_frame_bytes goes out; one byte more raises FrameTooLarge and queues nothing."""
+    client = live_client()
+    client.max_frame_bytes = len(
+        encode({"type": "patch", "mid": 1, "table": "clips", "id": "k1", "set": {"prompt": "ab"}})
+    )
+    with pytest.raises(
+        FrameTooLarge, match=r"^the patch frame is \d+ bytes, over the limit of \d+ \(max_frame_bytes\)$"
+    ):
+        client.patch("clips", "k1", {"prompt": "abc"})
+    assert (client.next_mid, client.unacked, client.take_frames()) == (1, [], [])
+    sent = client.patch("clips", "k1", {"prompt": "ab"})
+    assert (sent["mid"], client.take_frames()) == (1, [sent])

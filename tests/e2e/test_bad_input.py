@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from syncd.client import EditorClient, EditorError
 from tests.e2e.conftest import SHARED_MAX_FRAME, RawFactory, seed_project
 from tests.support.daemon import DaemonProcess
 from tests.support.editor import Frame, RawEditor
@@ -204,3 +205,18 @@ async def test_a_duplicate_mid_is_acknowledged_again_and_applied_once(
     # A flush is not an edit, so the client's highest recorded mid stays 1.
     ((recorded,),) = query(store, "select mid from syncd_mutations where client_id = ?", (editor.client_id,))
     assert (body, recorded) == ("first", 1)
+
+
+async def test_the_python_client_refuses_a_mutation_over_the_frame_limit_itself(
+    shared_daemon: DaemonProcess,
+) -> None:
+    """Sent, a patch over four times the limit would close the socket (1009) again at every resend."""
+    project_id, scenes = await seed_project(shared_daemon, "Too large")
+    async with EditorClient(shared_daemon.url, project_id, max_frame_bytes=SHARED_MAX_FRAME) as editor:
+        with pytest.raises(
+            EditorError, match=r"^too_large: the patch frame is 20,\d{3} bytes, over the limit of 4,096"
+        ):
+            await editor.patch("scenes", scenes[0], {"body": "x" * 5 * SHARED_MAX_FRAME})
+        assert (editor.unacked, editor.next_mid) == ([], 1)  # nothing kept to resend, no mid used
+        ack = await editor.patch("scenes", scenes[0], {"body": "fits"})
+        assert ack.mid == 1
