@@ -284,7 +284,7 @@ def _plain(value: object, depth: int, max_depth: int) -> bool:
     """Whether ``value`` at ``depth`` passes :func:`check_json` both with ``max_depth`` and with the
     JSON-safe integer range (what the frame and its ``set`` are each checked with)."""
     if isinstance(value, str):
-        return value.isascii() or _utf8(value)
+        return "\x00" not in value and (value.isascii() or _utf8(value))
     if isinstance(value, bool) or value is None:
         return True
     if isinstance(value, int):
@@ -293,7 +293,7 @@ def _plain(value: object, depth: int, max_depth: int) -> bool:
         return math.isfinite(value)
     if isinstance(value, dict):
         return depth <= max_depth and all(
-            (key.isascii() or _utf8(key)) and _plain(item, depth + 1, max_depth)
+            "\x00" not in key and (key.isascii() or _utf8(key)) and _plain(item, depth + 1, max_depth)
             for key, item in value.items()
         )
     if isinstance(value, list):

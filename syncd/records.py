@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, Valid
 
 from syncd.errors import EditRejected, UpstreamError
 from syncd.rows import (
+    MAX_SAFE_INTEGER,
     AudioKind,
     ExportFormat,
     ExportStatus,
     ProjectFields,
     Seconds,
     Uuid,
+    check_json,
     first_error,
     is_uuid,
 )
@@ -96,6 +98,7 @@ def validate_new(table: OtherTable, values: Mapping[str, Any]) -> Row:
     Raises:
         EditRejected: ``bad_request`` naming the first wrong field.
     """
+    _check_portable(table, values)
     try:
         parsed = FIELDS[table].model_validate(dict(values))
     except ValidationError as exc:
@@ -111,6 +114,7 @@ def validate_set(table: OtherTable, values: Mapping[str, Any]) -> Row:
     """
     if not values:
         raise EditRejected("bad_request", f"{table}: name at least one field to change")
+    _check_portable(table, values)
     adapters = _ADAPTERS[table]
     result: Row = {}
     for name, value in values.items():
@@ -123,6 +127,15 @@ def validate_set(table: OtherTable, values: Mapping[str, Any]) -> Row:
         except ValidationError as exc:
             raise EditRejected("bad_request", first_error(exc, f"{table}.{name}")) from None
     return result
+
+
+def _check_portable(table: OtherTable, values: Mapping[str, Any]) -> None:
+    """The rules every stored value keeps, whatever its field (:func:`syncd.rows.check_json`).
+
+    Raises:
+        FieldError: (an ``EditRejected``, ``bad_request``) the first value that breaks one.
+    """
+    check_json(dict(values), table, max_int=MAX_SAFE_INTEGER)
 
 
 def check_id(value: object, where: str) -> str:

@@ -217,10 +217,10 @@ def check_json(
 ) -> None:
     """Check that ``value`` is JSON that every reader takes and gives back unchanged.
 
-    Strings (object keys included) must be valid Unicode, with no lone surrogate; numbers must be
-    finite (no ``NaN`` or ``Infinity``, which JSON does not have); with ``max_int``, integers must lie
-    within ``-max_int`` to ``max_int``; with ``max_depth``, arrays and objects may nest that deep,
-    ``value`` itself being level 1 if it is one.
+    Strings (object keys included) must be valid Unicode, with no lone surrogate and no NUL (which
+    PostgreSQL cannot store); numbers must be finite (no ``NaN`` or ``Infinity``, which JSON does not
+    have); with ``max_int``, integers must lie within ``-max_int`` to ``max_int``; with ``max_depth``,
+    arrays and objects may nest that deep, ``value`` itself being level 1 if it is one.
 
     Args:
         value: a JSON value as :func:`json.loads` returns it.
@@ -257,8 +257,8 @@ def _check_json(
             path.append(key)
             if isinstance(key, str):
                 _check_text(key, path)
-            # An ASCII string, the commonest value (ids, most text), is fine: no call for it.
-            if not (type(item) is str and item.isascii()):
+            # An ASCII string without NUL, the commonest value (ids, most text), is fine: no call for it.
+            if not (type(item) is str and item.isascii() and "\x00" not in item):
                 _check_json(item, path, depth + 1, max_depth, max_int)
             path.pop()
     elif value is not None and not isinstance(value, bool):
@@ -266,6 +266,13 @@ def _check_json(
 
 
 def _check_text(text: str, path: list[str | int]) -> None:
+    nul = text.find("\x00")
+    if nul >= 0:
+        # PostgreSQL's text and jsonb cannot hold it: one such edit would fail every save of its project.
+        raise FieldError(
+            f"{_path(path)}: text holds a NUL character (\\u0000 at character {nul}), which the database "
+            "cannot store"
+        )
     if text.isascii():
         return
     try:
@@ -287,6 +294,7 @@ def _path(path: list[str | int]) -> str:
 def _shown(text: str) -> str:
     if len(text) > _SHOWN_KEY:
         text = text[:_SHOWN_KEY] + "…"
+    text = text.replace("\x00", "\\u0000")
     return text.encode("utf-8", "backslashreplace").decode("utf-8") if not text.isascii() else text
 
 

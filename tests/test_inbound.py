@@ -225,6 +225,22 @@ def test_lone_surrogates_are_refused_naming_the_path(data: str, where: str, mid:
     encode({"type": "error", "message": caught.value.message})  # the answer itself can be sent
 
 
+@pytest.mark.parametrize(
+    ("data", "where", "mid"),
+    [
+        (_patch_text("scenes", '{"heading":"a\\u0000b"}'), "patch.set.heading: ", 12),
+        (_patch_text("projects", '{"settings":{"k\\u0000":"x"}}'), "patch.set.settings.k\\u0000: ", 12),
+        ('{"type":"ping","t":"\\u0000"}', "ping.t: ", None),
+    ],
+)
+def test_nul_characters_are_refused_naming_the_path(data: str, where: str, mid: int | None) -> None:
+    """PostgreSQL's text and jsonb cannot hold a NUL: refused anywhere in a frame, patches' short path too."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(data, max_bytes=1 << 20)
+    assert (caught.value.code, caught.value.mid) == ("bad_request", mid)
+    assert caught.value.message.startswith(where + "text holds a NUL character")
+
+
 def test_a_long_key_is_cut_in_the_error() -> None:
     """The path in an error shows at most 40 characters of a key, so the answer stays small."""
     with pytest.raises(FrameError) as caught:

@@ -92,13 +92,15 @@ def test_bad_insert(row: dict[str, object], message: str) -> None:
             {"body": "ok \ud800"},
             "set.body: text holds a lone UTF-16 surrogate (\\ud800 at character 3)",
         ),
+        ("scenes", {"heading": "a\x00b"}, "set.heading: text holds a NUL character (\\u0000 at character 1)"),
+        ("projects", {"settings": {"k\x00": 1}}, "set.settings.k\\u0000: text holds a NUL character"),
         ("clips", {"metadata": {"seed": 2**53}}, "set.metadata.seed: integer out of the JSON-safe range"),
         ("clips", {"metadata": {"seed": -(2**53)}}, "set.metadata.seed: integer out of the JSON-safe range"),
         ("clips", {"duration": 10**400}, "set.duration: integer out of the JSON-safe range"),
     ],
 )
 def test_patch_values_must_be_portable_json(table: str, values: dict[str, object], message: str) -> None:
-    """NaN, Infinity, lone surrogates and unsafe integers are refused at any depth, naming the path."""
+    """NaN, Infinity, lone surrogates, NULs and unsafe integers are refused at any depth, naming the path."""
     with pytest.raises(FieldError) as caught:
         validate_set(table, values)  # type: ignore[arg-type]
     assert caught.value.message.startswith(message)

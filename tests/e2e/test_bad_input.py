@@ -87,6 +87,14 @@ BAD_FRAMES: list[tuple[str, FrameMaker, str, str, int | None]] = [
     ("read-only field", lambda s: _patch(s, set={"version": 99}), "bad_request", "version", BAD_MID),
     ("wrong value type", lambda s: _patch(s, set={"duration": "long"}), "bad_request", "duration", BAD_MID),
     ("wrong field type", lambda s: _patch(s, id=42), "bad_request", "id", BAD_MID),
+    (
+        # PostgreSQL cannot store it: accepted, it made every later save of the project fail.
+        "NUL in text",
+        lambda s: _patch(s, set={"heading": "a\x00b"}),
+        "bad_request",
+        "set.heading: text holds a NUL character",
+        BAD_MID,
+    ),
     ("mid not a number", lambda s: _patch(s, mid="seven"), "bad_request", "mid", None),
     ("unknown row", lambda s: _patch(s, id=str(uuid.uuid4())), "not_found", "no row", BAD_MID),
     (

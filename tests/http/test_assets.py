@@ -176,6 +176,12 @@ async def test_voices_belong_to_their_user_or_to_the_anonymous_studio(daemon: Lo
     renamed = await as_alice.patch(f"/v1/voices/{voice_id}", json={"name": "Host"})
     assert renamed.json()["name"] == "Host"
     assert (await as_alice.patch(f"/v1/voices/{voice_id}", json={"pitch": 2})).status_code == 400
+    for bad in (  # PostgreSQL cannot store a NUL: refused in both modes, not only where it would fail
+        await as_alice.patch(f"/v1/voices/{voice_id}", json={"name": "Ho\u0000st"}),
+        await as_alice.post("/v1/voices", json={"name": "\u0000"}),
+    ):
+        assert (bad.status_code, bad.json()["error"]) == (400, "bad_request")
+        assert bad.json()["message"].startswith("voices.name: text holds a NUL character")
     every = (await daemon.service.get("/v1/voices")).json()
     assert {v["name"] for v in every} == {"Host", "Studio"}
     assert (await as_alice.delete(f"/v1/voices/{voice_id}")).status_code == 200
