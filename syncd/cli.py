@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from syncd import __version__, jsonlib, migration, projects
-from syncd.config import SyncdSettings, describe_settings, load_settings
+from syncd.config import SyncdSettings, describe_settings, find_config_file, load_settings, url_password
 from syncd.errors import ConfigError, SyncdError
+from syncd.logs import RedactFilter
 from syncd.logs import configure as configure_logging
 from syncd.servicekey import service_key
 from syncd.supervisor import EXIT_CONFIG, EXIT_FAILED, Supervisor
@@ -86,10 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help(sys.stderr)
         return 2
+    # One-line errors go through the log's redaction too: a URL in one may hold a password.
+    redact = RedactFilter().redact
     try:
         if args.command == "check-config":
             return _check_config(args.config)
         settings = load_settings(args.config, **_overrides(args))
+        redact = RedactFilter(_secrets(settings)).redact
         configure_logging(settings.log, _secrets(settings))
         if args.command == "run":
             loop_factory, loop_name = event_loop()
@@ -106,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "import":
             return migration.command(settings, args)
     except ConfigError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
+        print(f"syncd: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except SyncdError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
+        print(f"syncd: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader stopped early (`syncd project show ID | head`): not an error of ours.
@@ -160,7 +164,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _secrets(settings: SyncdSettings) -> list[str]:
     values = (settings.supabase.service_key, settings.supabase.jwt_secret, settings.mqtt.password)
-    return [v.get_secret_value() for v in values if v is not None]
+    named = [v.get_secret_value() for v in values if v is not None]
+    urls = (settings.supabase.url, settings.mqtt.url, *settings.cluster.nats_urls)
+    in_urls = [url_password(url) for url in urls]
+    return named + [password for password in in_urls if password]
 
 
 async def _run(settings: SyncdSettings) -> int:
@@ -188,6 +195,6 @@ def _service_key(settings: SyncdSettings) -> int:
 
 def _check_config(config: Path | None) -> int:
     settings = load_settings(config)
-    for line in describe_settings(settings):
+    for line in describe_settings(settings, find_config_file(config)):
         print(line)
     return 0

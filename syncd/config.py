@@ -14,6 +14,7 @@ Unknown keys are errors, wherever they come from. Secrets are ``SecretStr``: the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -25,9 +26,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+import jwt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -170,11 +182,33 @@ class WriterSettings(_Section):
     request_timeout: PositiveSeconds = 10.0
 
 
+def _service_key(key: SecretStr | None) -> SecretStr | None:
+    """Refuse what cannot be a service key: an anon or publishable key would pass the start-up probe,
+    then fail under RLS; a typo would fail later with a less clear error."""
+    if key is None:
+        return None
+    text = key.get_secret_value()
+    if text.startswith("sb_secret_"):
+        return key  # Supabase's newer secret keys are not JWTs; the start-up probe checks them
+    if text.startswith("sb_publishable_"):
+        raise ValueError(
+            "SUPABASE_SERVICE_KEY is a publishable key; syncd needs a secret key (sb_secret_…) "
+            "or the legacy service_role key"
+        )
+    try:
+        claims = jwt.decode(text, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise ValueError("SUPABASE_SERVICE_KEY is neither a JWT nor a secret key (sb_secret_…)") from None
+    if claims.get("role") != "service_role":
+        raise ValueError(f"SUPABASE_SERVICE_KEY has role {claims.get('role')!r}, not 'service_role'")
+    return key
+
+
 class SupabaseSettings(_Section):
     """The Supabase project; with ``url`` and ``service_key`` set, syncd runs in Supabase mode."""
 
     url: _url(("https", "http")) | None = None  # type: ignore[valid-type]
-    service_key: SecretStr | None = None
+    service_key: Annotated[SecretStr | None, AfterValidator(_service_key)] = None
     jwt_secret: SecretStr | None = None
     resync_interval: PositiveSeconds = 30.0
 
@@ -199,6 +233,27 @@ class MqttSettings(_Section):
     qos: Literal[0, 1, 2] = 1
     backlog: int = Field(default=10_000, ge=1)
     client_id: str | None = None
+
+    @model_validator(mode="after")
+    def _no_credentials_in_url(self) -> MqttSettings:
+        # In the URL they would be printed wherever the URL is, and be no secret to rotate on its own.
+        parts = urlsplit(self.url or "")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("url must not contain credentials: set mqtt.username and SYNCD_MQTT__PASSWORD")
+        return self
+
+
+def _list_or_commas(value: Any) -> Any:
+    """A list from an environment variable: JSON (``["a","b"]``) or comma-separated (``a,b``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError('not a JSON list; write a,b or ["a","b"]') from None
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _nats_urls(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -231,7 +286,9 @@ class ClusterSettings(_Section):
     """
 
     enabled: bool = False
-    nats_urls: Annotated[tuple[str, ...], AfterValidator(_nats_urls)] = ("nats://127.0.0.1:4222",)
+    nats_urls: Annotated[
+        tuple[str, ...], NoDecode, BeforeValidator(_list_or_commas), AfterValidator(_nats_urls)
+    ] = ("nats://127.0.0.1:4222",)
     instance_id: Annotated[str, Field(pattern=_NAME_PATTERN, max_length=64)] | None = None
     lease_ttl: PositiveSeconds = 5.0
     renew_interval: PositiveSeconds = 1.0
@@ -279,6 +336,8 @@ class _TomlSource(PydanticBaseSettingsSource):
                 return tomllib.load(f)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
 
@@ -343,6 +402,8 @@ class SyncdSettings(BaseSettings):
 def find_config_file(explicit: Path | None) -> Path | None:
     """Return the TOML file to read: ``explicit`` (which must exist), else the first default that exists."""
     if explicit is not None:
+        if explicit.is_dir():
+            raise ConfigError(f"{explicit}: a directory, not a config file")
         if not explicit.is_file():
             raise ConfigError(f"{explicit}: no such config file")
         return explicit
@@ -410,8 +471,14 @@ def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, A
     return f"invalid configuration (in {where}):\n  " + "\n  ".join(lines)
 
 
-def describe_settings(settings: SyncdSettings) -> Iterator[str]:
-    """Yield ``section.key = value`` lines of the effective settings, secrets masked."""
+def describe_settings(settings: SyncdSettings, path: Path | None = None) -> Iterator[str]:
+    """Yield ``section.key = value`` lines of the effective settings, secrets masked.
+
+    Args:
+        settings: the settings.
+        path: the config file they were read from (:func:`find_config_file`), None for none.
+    """
+    yield f"# config file: {path if path is not None else '(none: defaults and the environment)'}"
     yield f"# mode: {settings.mode}"
     for section in SyncdSettings.model_fields:
         values = getattr(settings, section)
@@ -420,9 +487,16 @@ def describe_settings(settings: SyncdSettings) -> Iterator[str]:
             yield f"{section}.{key} = {_show(value)}"
 
 
+def url_password(url: str | None) -> str | None:
+    """The password in a URL's ``user:password@`` part, if any: a secret like the named ones."""
+    return urlsplit(url).password if url else None
+
+
 def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return '"**********"'
+    if isinstance(value, str) and (password := url_password(value)):
+        value = value.replace(f":{password}@", ":**********@", 1)
     if value is None:
         return "(unset)"
     if isinstance(value, bool):

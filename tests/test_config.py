@@ -56,7 +56,7 @@ def test_toml_then_env_then_seed_names(monkeypatch: pytest.MonkeyPatch, tmp_path
         tmp_path / "a.toml",
         '[gateway]\nport = 9000\n[supabase]\nurl = "http://file.example"\nresync_interval = 5\n',
     )
-    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "service-secret")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_service")
     s = load_settings(cfg)
     assert s.gateway.port == 9000
     assert s.supabase.url == "http://file.example"
@@ -151,7 +151,7 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
 def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     """The effective settings print every secret as stars."""
     monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
-    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sk-very-secret")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_very-secret")
     monkeypatch.setenv("SUPABASE_JWT_SECRET", "jwt-very-secret")
     monkeypatch.setenv("SYNCD_MQTT__PASSWORD", "mqtt-very-secret")
     s = load_settings()
@@ -159,7 +159,7 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "very-secret" not in text
     assert 'supabase.service_key = "**********"' in text
     assert s.supabase.service_key is not None
-    assert s.supabase.service_key.get_secret_value() == "sk-very-secret"
+    assert s.supabase.service_key.get_secret_value() == "sb_secret_very-secret"
 
 
 def test_wrong_secret_type_does_not_echo_value(tmp_path: Path) -> None:
@@ -191,6 +191,29 @@ def test_cluster_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert 'cluster.nats_urls = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]' in list(
         describe_settings(load_settings())
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "urls"),
+    [
+        ("nats://10.0.0.1:4222", ("nats://10.0.0.1:4222",)),
+        ("nats://a:4222, tls://b:4222,", ("nats://a:4222", "tls://b:4222")),
+        (' ["nats://a:4222"]', ("nats://a:4222",)),
+    ],
+)
+def test_a_server_list_from_the_environment_may_be_comma_separated(
+    monkeypatch: pytest.MonkeyPatch, value: str, urls: tuple[str, ...]
+) -> None:
+    """One URL, or several with commas, work as well as JSON; a broken JSON list is named."""
+    monkeypatch.setenv("SYNCD_CLUSTER__NATS_URLS", value)
+    assert load_settings().cluster.nats_urls == urls
+
+
+def test_a_broken_json_server_list_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that starts like JSON but is not is an error naming the key, not a traceback."""
+    monkeypatch.setenv("SYNCD_CLUSTER__NATS_URLS", '["nats://a:4222"')
+    with pytest.raises(ConfigError, match=r"cluster\.nats_urls: Value error, not a JSON list"):
+        load_settings()
 
 
 def test_generated_instance_ids_differ_and_fit_a_subject() -> None:

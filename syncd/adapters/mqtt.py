@@ -132,7 +132,7 @@ class MqttBridge:
         drain_timeout: seconds that leaving the context may spend delivering the backlog.
 
     Raises:
-        ConfigError: no URL, credentials inside the URL, or a CA file that cannot be loaded.
+        ConfigError: no URL, or a CA file that cannot be loaded.
         ValueError: reconnect delays that are not positive or not in order.
     """
 
@@ -147,11 +147,7 @@ class MqttBridge:
     ) -> None:
         if settings.url is None:
             raise ConfigError("mqtt.url is not set, so there is no broker to bridge to")
-        parts = urlsplit(settings.url)
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError(
-                "mqtt.url must not contain credentials: set mqtt.username and SYNCD_MQTT__PASSWORD"
-            )
+        parts = urlsplit(settings.url)  # without credentials: the settings refuse them
         if settings.password is not None and settings.username is None:
             logger.warning(
                 "mqtt.password is set but mqtt.username is not; MQTT needs both, the password is unused"

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
-import jwt
 from postgrest.exceptions import APIError
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
 from realtime.message import SuccessSystemPayload
@@ -71,20 +70,6 @@ WATCHDOG_INTERVAL = 5.0
 
 _KEY_REFUSED = frozenset({"401", "403", "PGRST301", "PGRST302"})
 """PostgREST's answers to a key it does not accept."""
-
-
-def _check_key_role(key: str) -> None:
-    """Refuse a key that is not a ``service_role`` JWT (an anon key would pass the probe, then fail RLS).
-
-    Raises:
-        ConfigError: the key is not a JWT, or its ``role`` claim is not ``service_role``.
-    """
-    try:
-        claims = jwt.decode(key, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        raise ConfigError("SUPABASE_SERVICE_KEY is not a JWT") from None
-    if claims.get("role") != "service_role":
-        raise ConfigError(f"SUPABASE_SERVICE_KEY has role {claims.get('role')!r}, not 'service_role'")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -199,7 +184,6 @@ class SupabaseBackend(DocumentBackend):
         self._client = await acreate_client(
             self._settings.url, self._settings.service_key.get_secret_value(), options=options
         )
-        _check_key_role(self._settings.service_key.get_secret_value())
         try:
             await self._verify()
         except ConfigError:

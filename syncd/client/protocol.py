@@ -52,6 +52,7 @@ from syncd.client.frames import (
 from syncd.client.view import ChildTable, Frame, ProjectView
 from syncd.core.backoff import Backoff
 from syncd.core.schema import SIDE_TABLES, Table
+from syncd.errors import SyncdError
 from syncd.wire import (
     CLOSE_ABNORMAL,
     CLOSE_PROTOCOL_ERROR,
@@ -85,7 +86,7 @@ MAX_FRAME_BYTES: Final = 1024 * 1024
 """The server's default ``gateway.max_frame_bytes``."""
 
 
-class FrameTooLarge(ValueError):
+class FrameTooLarge(SyncdError, ValueError):
     """A mutation's frame is over the size the server takes; it was not queued and used no mid.
 
     Sent, it would be refused (``too_large``), or, past four times the limit, close the connection with

@@ -693,13 +693,6 @@ async def test_mqtts_refuses_a_broker_the_ca_did_not_sign(
 # -- settings and caller errors (no broker) ----------------------------------------------------
 
 
-def test_url_with_credentials_is_refused() -> None:
-    """Credentials inside mqtt.url are a configuration error whose message does not repeat them."""
-    with pytest.raises(ConfigError, match="must not contain credentials") as raised:
-        make_bridge("mqtt://user:s3cret@broker.example:1883")
-    assert "s3cret" not in str(raised.value)
-
-
 def test_settings_that_cannot_work_are_warned_about(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     """A password without a user name, or a CA file for an unencrypted URL, gets a warning at start."""
     with caplog.at_level(logging.WARNING, logger="syncd.adapters.mqtt"):

@@ -31,7 +31,10 @@ def _free_port() -> int:
     [
         ("signed with another secret", "forged", "SUPABASE_SERVICE_KEY was refused by"),
         ("the anon key", "anon", "SUPABASE_SERVICE_KEY has role 'anon', not 'service_role'"),
-        ("not a JWT", "not-a-jwt", "SUPABASE_SERVICE_KEY is not a JWT"),
+        ("not a JWT", "not-a-jwt", "SUPABASE_SERVICE_KEY is neither a JWT nor a secret key"),
+        ("a publishable key", "publishable", "SUPABASE_SERVICE_KEY is a publishable key"),
+        # Newer Supabase secret keys are not JWTs: the start-up probe, not their shape, decides.
+        ("a secret key the project does not know", "unknown-secret", "SUPABASE_SERVICE_KEY was refused by"),
     ],
 )
 @pytest.mark.parametrize("command", [("run", "--port", "0"), ("project", "list")])
@@ -43,6 +46,8 @@ async def test_a_refused_key_is_one_line_and_exit_78(
         "forged": make_key("another-secret-of-the-right-length-0123456789", "service_role"),
         "anon": stack.supabase.anon_key,
         "not-a-jwt": "not-a-jwt",
+        "publishable": "sb_publishable_0123456789abcdef",
+        "unknown-secret": "sb_secret_0123456789abcdef",
     }
     env = stack.env({"SUPABASE_SERVICE_KEY": keys[key]})
     code, out, err = await syncd_cli(env, stack.tmp_path / "state", *command)
