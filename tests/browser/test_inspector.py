@@ -61,6 +61,30 @@ async def open_project(browser: Browser, daemon: DaemonProcess, errors: list[str
     return page
 
 
+async def create_project(
+    daemon: DaemonProcess,
+    title: str,
+    scenes: list[dict[str, str]] | None = None,
+    prompts: list[str] | None = None,
+) -> str:
+    """A new project made over the HTTP API as a service; its clips go in its first scene."""
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        made = await api.post("/v1/projects", json={"title": title})
+        assert made.status_code == 201, made.text
+        project_id = str(made.json()["id"])
+        scene_ids: list[str] = []
+        if scenes:
+            put = await api.put(f"/v1/projects/{project_id}/scenes", json={"scenes": scenes})
+            assert put.status_code == 200, put.text
+            scene_ids = [scene["id"] for scene in put.json()["scenes"]]
+        for text in prompts or []:
+            clip = {"prompt": text, "scene_id": scene_ids[0] if scene_ids else None}
+            posted = await api.post(f"/v1/projects/{project_id}/clips", json=clip)
+            assert posted.status_code == 201, posted.text
+    return project_id
+
+
 async def shows(page: Page, selector: str, value: str, timeout: float = WAIT_MS) -> None:  # noqa: ASYNC109
     """Wait until the field at ``selector`` holds ``value``."""
     await page.wait_for_function(
@@ -196,4 +220,23 @@ async def test_the_inspector_lists_exports_from_the_stream_as_they_change(
         assert "rendering" in await item.inner_text()
         streamed = page.locator(f"#stream li[data-row='{made.json()['id']}'][data-op='update']")
         assert "export mp4" in await streamed.first.inner_text()  # named as an export, not a project
+    assert errors == []
+
+
+async def test_a_project_without_a_title_or_scenes_says_so(browser: Browser, daemon: DaemonProcess) -> None:
+    """An empty or blank title shows as (untitled), and a project without scenes says it has none."""
+    errors: list[str] = []
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for title in ("", "   "):
+        project_id = await create_project(daemon, title)
+        await page.goto(daemon.http + "/")
+        card = page.locator(f"[data-project='{project_id}']")
+        await card.wait_for(timeout=WAIT_MS)
+        assert await card.locator(".title").inner_text() == "(untitled)"
+        await page.goto(f"{daemon.http}/projects/{project_id}")
+        await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
+        await page.get_by_text("No scenes yet").wait_for(timeout=WAIT_MS)
+        assert await page.inner_text("#project-title") == "(untitled)"
+        assert (await page.inner_text("#crumbs")).split() == ["Projects", "/", "(untitled)"]
     assert errors == []

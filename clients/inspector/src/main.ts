@@ -77,6 +77,12 @@ function age(seconds: number): string {
   return `${Math.round(seconds / 60)} min`;
 }
 
+/** A title to show: an empty or blank one reads as "(untitled)", like a missing one. */
+function titleOf(value: unknown): string {
+  const title = typeof value === "string" ? value.trim() : "";
+  return title || "(untitled)";
+}
+
 function clock(date: Date): string {
   return date.toLocaleTimeString([], { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
 }
@@ -137,7 +143,7 @@ function projectCard(p: ListedProject): HTMLElement {
     "a",
     { class: `card${p.open ? " open" : ""}`, href: `/projects/${p.id}`, "data-project": p.id },
     h("div", { class: "card-top" },
-      h("strong", { class: "title" }, p.title ?? "(untitled)"),
+      h("strong", { class: "title", title: titleOf(p.title) }, titleOf(p.title)),
       h("span", { class: `pill ${p.open ? "live" : ""}` }, p.open ? "open" : "closed"),
     ),
     h("div", { class: "meta" },
@@ -212,6 +218,7 @@ class ProjectPage {
       h("div", { class: "columns" },
         h("section", { class: "main" },
           h("h2", {}, "Scenes ", h("span", { class: "count", id: "scene-count" })),
+          h("p", { class: "empty", id: "no-scenes", hidden: true }, "No scenes yet."),
           this.scenesEl,
           h("h2", { id: "loose-title", hidden: true }, "Clips without a scene"),
           this.looseEl,
@@ -276,7 +283,7 @@ class ProjectPage {
   private renderView(): void {
     const view = this.client.view;
     const project = view.project;
-    const title = project ? String(project["title"] ?? "(untitled)") : "(no such project)";
+    const title = project ? titleOf(project["title"]) : "(no such project)";
     text(document.getElementById("project-title"), title);
     document.title = `${title} · syncd inspector`;
     crumbs(h("a", { href: "/" }, "Projects"), h("span", { class: "sep" }, "/"), h("span", {}, title));
@@ -287,6 +294,7 @@ class ProjectPage {
     const scenes = view.ordered("scenes");
     const clips = view.ordered("clips");
     text(document.getElementById("scene-count"), String(scenes.length));
+    document.getElementById("no-scenes")!.hidden = project === null || scenes.length > 0;
     this.sync(this.sceneEls, scenes, this.scenesEl, (row) => this.sceneEl(row), (el, row) => this.updateScene(el, row));
     const byScene = new Map<string, Row[]>();
     const loose: Row[] = [];
