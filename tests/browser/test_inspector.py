@@ -240,3 +240,24 @@ async def test_a_project_without_a_title_or_scenes_says_so(browser: Browser, dae
         assert await page.inner_text("#project-title") == "(untitled)"
         assert (await page.inner_text("#crumbs")).split() == ["Projects", "/", "(untitled)"]
     assert errors == []
+
+
+async def test_the_listing_marks_its_cards_stale_while_the_daemon_is_down(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Cards the listing cannot refresh are marked as of their last refresh; the warning goes once it can."""
+    errors: list[str] = []
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(daemon.http + "/")
+    await page.locator(f"[data-project='{DEMO_PROJECT_ID}']").wait_for(timeout=WAIT_MS)
+    assert await page.locator("#projects.stale").count() == 0
+    daemon.kill()
+    await page.wait_for_selector("#list-status.warn", timeout=WAIT_MS)
+    assert "as of" in await page.inner_text("#list-status")
+    assert await page.locator("#projects.stale").count() == 1
+    await daemon.restart()
+    await page.wait_for_selector("#list-status:not(.warn)", timeout=20_000)
+    assert "1 project" in await page.inner_text("#list-status")
+    assert await page.locator("#projects.stale").count() == 0
+    assert errors == []

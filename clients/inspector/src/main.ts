@@ -117,18 +117,26 @@ function listingPage(app: HTMLElement): void {
     h("section", { class: "head" }, h("h1", {}, "Projects"), status),
     body,
   );
+  let listedAt: Date | null = null;
   const refresh = async (): Promise<void> => {
     try {
       const projects = await listProjects();
+      listedAt = new Date();
       const open = projects.filter((p) => p.open).length;
       const editors = projects.reduce((n, p) => n + p.editors.length, 0);
       const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;
       text(status, `${plural(projects.length, "project")} · ${open} open · ${plural(editors, "editor")} connected`);
+      status.className = "muted";
+      body.classList.remove("stale");
       body.replaceChildren(...projects.map(projectCard));
       if (projects.length === 0) body.append(h("p", { class: "empty" }, "No projects yet. Create one with syncd project create TITLE, or import some with syncd import FILE."));
     } catch (error) {
-      text(status, `Cannot list projects: ${(error as Error).message}`);
+      // The cards stay, dimmed, with the time they were true: an editor count or "all saved" from
+      // before the daemon went away must not read as the present.
+      const shown = listedAt === null ? "" : ` · showing the listing as of ${listedAt.toLocaleTimeString([], { hour12: false })}`;
+      text(status, `Cannot list projects: ${(error as Error).message}${shown}`);
       status.className = "warn";
+      body.classList.add("stale");
     }
   };
   void refresh();
