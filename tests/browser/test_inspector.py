@@ -43,6 +43,11 @@ WAIT_MS = 10_000
 """Milliseconds a page may take to show what the test waits for."""
 
 
+LONG_TITLE = "A very long project title that keeps going and going " * 5 + "Supercalifragilistic_" * 10
+"""A title near the 500 characters allowed: words, then one unbroken run."""
+LONG_URL = "https://cdn.example.com/" + "a" * 300 + ".mp4"
+
+
 def heading(scene_id: str) -> str:
     return f"[data-scene='{scene_id}'] input[name=heading]"
 
@@ -260,4 +265,27 @@ async def test_the_listing_marks_its_cards_stale_while_the_daemon_is_down(
     await page.wait_for_selector("#list-status:not(.warn)", timeout=20_000)
     assert "1 project" in await page.inner_text("#list-status")
     assert await page.locator("#projects.stale").count() == 0
+    assert errors == []
+
+
+async def test_long_text_never_makes_a_page_wider_than_the_window(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Long titles, scene text and unbroken prompts wrap or are cut inside a 390 px and a 1280 px window."""
+    errors: list[str] = []
+    scene = {"heading": LONG_TITLE, "body": "word " * 200 + "b" * 300}
+    project_id = await create_project(daemon, LONG_TITLE, [scene], [LONG_URL + " then words " + LONG_URL])
+    for width in (390, 1280):
+        page = await browser.new_page(viewport={"width": width, "height": 860})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(daemon.http + "/")
+        await page.locator(f"[data-project='{project_id}']").wait_for(timeout=WAIT_MS)
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= width, "the listing"
+        await page.goto(f"{daemon.http}/projects/{project_id}")
+        await page.wait_for_function(
+            "() => document.querySelector('textarea[name=prompt]')?.value.startsWith('https://')",
+            timeout=WAIT_MS,
+        )
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= width, "the project"
+        await page.close()
     assert errors == []
