@@ -289,3 +289,38 @@ async def test_long_text_never_makes_a_page_wider_than_the_window(
         assert await page.evaluate("() => document.documentElement.scrollWidth") <= width, "the project"
         await page.close()
     assert errors == []
+
+
+WATCH_UNSAVED = """() => {
+  window.disagreements = [];
+  const read = (id) => document.getElementById(id).textContent;
+  const check = () => {
+    const [seq, saved, unsaved] = [read("seq"), read("saved-seq"), read("unsaved-age")];
+    if (seq === saved && unsaved !== "none") window.disagreements.push(`${seq} / ${saved} / ${unsaved}`);
+  };
+  new MutationObserver(check).observe(document.querySelector(".stats"), {
+    subtree: true, childList: true, characterData: true,
+  });
+}"""
+"""Record each moment the page shows the saved seq at the seq but unsaved edits all the same."""
+
+
+async def test_unsaved_edits_never_disagree_with_the_live_seq_and_saved_seq(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Once the saved seq reaches the seq, the page shows no unsaved edits at once, not at its next poll."""
+    errors: list[str] = []
+    page = await open_project(browser, daemon, errors)
+    await page.evaluate(WATCH_UNSAVED)
+    async with EditorClient(daemon.url, DEMO_PROJECT_ID) as editor:
+        for n in range(4):
+            ack = await editor.patch("scenes", SCENE, {"heading": f"Saved, round {n}"})
+            await editor.wait_saved(ack.seq)
+            await page.wait_for_function(
+                "([seq]) => Number(document.getElementById('saved-seq').textContent) >= seq",
+                arg=[ack.seq],
+                timeout=WAIT_MS,
+            )
+            await page.wait_for_timeout(300)
+    assert await page.evaluate("() => window.disagreements") == []
+    assert errors == []

@@ -178,6 +178,9 @@ class ProjectPage {
   private readonly scenesEl: HTMLElement;
   private readonly looseEl: HTMLElement;
   private daemonInfo: ListedProject | null = null;
+  /** The page's seq when the last poll was sent, and `performance.now()` when its answer came. */
+  private polledSeq = 0;
+  private polledAt = 0;
   private changes = 0;
 
   constructor(private readonly app: HTMLElement, private readonly projectId: string) {
@@ -251,13 +254,33 @@ class ProjectPage {
   }
 
   private async poll(): Promise<void> {
+    const seq = this.client.seq;
     try {
       const projects = await listProjects();
       this.daemonInfo = projects.find((p) => p.id === this.projectId) ?? null;
     } catch {
       this.daemonInfo = null;
     }
+    this.polledSeq = seq;
+    this.polledAt = performance.now();
     this.renderStatus();
+  }
+
+  /**
+   * The unsaved edits: the count and age come from the daemon's listing (polled), but the live seq
+   * and saved seq decide first, so the three never disagree: everything up to the saved seq is in the
+   * database, so when it has reached the seq nothing is unsaved, whatever the last poll said; and a
+   * poll that said "none" before changes the page has seen since cannot vouch for them.
+   */
+  private unsavedText(): string {
+    const info = this.daemonInfo;
+    if (info === null && this.client.status !== "live") return "—";
+    if (this.client.savedSeq >= this.client.seq) return "none";
+    if (info !== null && info.unsaved > 0) {
+      const since = (performance.now() - this.polledAt) / 1000; // the age goes on between polls
+      return `${info.unsaved} · oldest ${age(info.unsaved_age + since)}`;
+    }
+    return this.client.seq > this.polledSeq ? "…" : "none";
   }
 
   private renderStatus(): void {
@@ -269,9 +292,7 @@ class ProjectPage {
     }
     text(document.getElementById("seq"), String(this.client.seq));
     text(document.getElementById("saved-seq"), String(this.client.savedSeq));
-    const info = this.daemonInfo;
-    const unsaved = info !== null && info.unsaved > 0 ? `${info.unsaved} · oldest ${age(info.unsaved_age)}` : "none";
-    text(document.getElementById("unsaved-age"), info === null && status !== "live" ? "—" : unsaved);
+    text(document.getElementById("unsaved-age"), this.unsavedText());
     text(document.getElementById("mine"), String(this.client.unacked.length));
   }
 
