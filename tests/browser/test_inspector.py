@@ -43,6 +43,11 @@ WAIT_MS = 10_000
 """Milliseconds a page may take to show what the test waits for."""
 
 
+LONG_TITLE = "A very long project title that keeps going and going " * 5 + "Supercalifragilistic_" * 10
+"""A title near the 500 characters allowed: words, then one unbroken run."""
+LONG_URL = "https://cdn.example.com/" + "a" * 300 + ".mp4"
+
+
 def heading(scene_id: str) -> str:
     return f"[data-scene='{scene_id}'] input[name=heading]"
 
@@ -59,6 +64,30 @@ async def open_project(browser: Browser, daemon: DaemonProcess, errors: list[str
     await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
     await page.wait_for_selector(heading(SCENE), timeout=WAIT_MS)
     return page
+
+
+async def create_project(
+    daemon: DaemonProcess,
+    title: str,
+    scenes: list[dict[str, str]] | None = None,
+    prompts: list[str] | None = None,
+) -> str:
+    """A new project made over the HTTP API as a service; its clips go in its first scene."""
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        made = await api.post("/v1/projects", json={"title": title})
+        assert made.status_code == 201, made.text
+        project_id = str(made.json()["id"])
+        scene_ids: list[str] = []
+        if scenes:
+            put = await api.put(f"/v1/projects/{project_id}/scenes", json={"scenes": scenes})
+            assert put.status_code == 200, put.text
+            scene_ids = [scene["id"] for scene in put.json()["scenes"]]
+        for text in prompts or []:
+            clip = {"prompt": text, "scene_id": scene_ids[0] if scene_ids else None}
+            posted = await api.post(f"/v1/projects/{project_id}/clips", json=clip)
+            assert posted.status_code == 201, posted.text
+    return project_id
 
 
 async def shows(page: Page, selector: str, value: str, timeout: float = WAIT_MS) -> None:  # noqa: ASYNC109
@@ -196,4 +225,102 @@ async def test_the_inspector_lists_exports_from_the_stream_as_they_change(
         assert "rendering" in await item.inner_text()
         streamed = page.locator(f"#stream li[data-row='{made.json()['id']}'][data-op='update']")
         assert "export mp4" in await streamed.first.inner_text()  # named as an export, not a project
+    assert errors == []
+
+
+async def test_a_project_without_a_title_or_scenes_says_so(browser: Browser, daemon: DaemonProcess) -> None:
+    """An empty or blank title shows as (untitled), and a project without scenes says it has none."""
+    errors: list[str] = []
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for title in ("", "   "):
+        project_id = await create_project(daemon, title)
+        await page.goto(daemon.http + "/")
+        card = page.locator(f"[data-project='{project_id}']")
+        await card.wait_for(timeout=WAIT_MS)
+        assert await card.locator(".title").inner_text() == "(untitled)"
+        await page.goto(f"{daemon.http}/projects/{project_id}")
+        await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
+        await page.get_by_text("No scenes yet").wait_for(timeout=WAIT_MS)
+        assert await page.inner_text("#project-title") == "(untitled)"
+        assert (await page.inner_text("#crumbs")).split() == ["Projects", "/", "(untitled)"]
+    assert errors == []
+
+
+async def test_the_listing_marks_its_cards_stale_while_the_daemon_is_down(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Cards the listing cannot refresh are marked as of their last refresh; the warning goes once it can."""
+    errors: list[str] = []
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(daemon.http + "/")
+    await page.locator(f"[data-project='{DEMO_PROJECT_ID}']").wait_for(timeout=WAIT_MS)
+    assert await page.locator("#projects.stale").count() == 0
+    daemon.kill()
+    await page.wait_for_selector("#list-status.warn", timeout=WAIT_MS)
+    assert "as of" in await page.inner_text("#list-status")
+    assert await page.locator("#projects.stale").count() == 1
+    await daemon.restart()
+    await page.wait_for_selector("#list-status:not(.warn)", timeout=20_000)
+    assert "1 project" in await page.inner_text("#list-status")
+    assert await page.locator("#projects.stale").count() == 0
+    assert errors == []
+
+
+async def test_long_text_never_makes_a_page_wider_than_the_window(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Long titles, scene text and unbroken prompts wrap or are cut inside a 390 px and a 1280 px window."""
+    errors: list[str] = []
+    scene = {"heading": LONG_TITLE, "body": "word " * 200 + "b" * 300}
+    project_id = await create_project(daemon, LONG_TITLE, [scene], [LONG_URL + " then words " + LONG_URL])
+    for width in (390, 1280):
+        page = await browser.new_page(viewport={"width": width, "height": 860})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(daemon.http + "/")
+        await page.locator(f"[data-project='{project_id}']").wait_for(timeout=WAIT_MS)
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= width, "the listing"
+        await page.goto(f"{daemon.http}/projects/{project_id}")
+        await page.wait_for_function(
+            "() => document.querySelector('textarea[name=prompt]')?.value.startsWith('https://')",
+            timeout=WAIT_MS,
+        )
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= width, "the project"
+        await page.close()
+    assert errors == []
+
+
+WATCH_UNSAVED = """() => {
+  window.disagreements = [];
+  const read = (id) => document.getElementById(id).textContent;
+  const check = () => {
+    const [seq, saved, unsaved] = [read("seq"), read("saved-seq"), read("unsaved-age")];
+    if (seq === saved && unsaved !== "none") window.disagreements.push(`${seq} / ${saved} / ${unsaved}`);
+  };
+  new MutationObserver(check).observe(document.querySelector(".stats"), {
+    subtree: true, childList: true, characterData: true,
+  });
+}"""
+"""Record each moment the page shows the saved seq at the seq but unsaved edits all the same."""
+
+
+async def test_unsaved_edits_never_disagree_with_the_live_seq_and_saved_seq(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Once the saved seq reaches the seq, the page shows no unsaved edits at once, not at its next poll."""
+    errors: list[str] = []
+    page = await open_project(browser, daemon, errors)
+    await page.evaluate(WATCH_UNSAVED)
+    async with EditorClient(daemon.url, DEMO_PROJECT_ID) as editor:
+        for n in range(4):
+            ack = await editor.patch("scenes", SCENE, {"heading": f"Saved, round {n}"})
+            await editor.wait_saved(ack.seq)
+            await page.wait_for_function(
+                "([seq]) => Number(document.getElementById('saved-seq').textContent) >= seq",
+                arg=[ack.seq],
+                timeout=WAIT_MS,
+            )
+            await page.wait_for_timeout(300)
+    assert await page.evaluate("() => window.disagreements") == []
     assert errors == []

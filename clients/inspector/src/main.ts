@@ -77,6 +77,12 @@ function age(seconds: number): string {
   return `${Math.round(seconds / 60)} min`;
 }
 
+/** A title to show: an empty or blank one reads as "(untitled)", like a missing one. */
+function titleOf(value: unknown): string {
+  const title = typeof value === "string" ? value.trim() : "";
+  return title || "(untitled)";
+}
+
 function clock(date: Date): string {
   return date.toLocaleTimeString([], { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
 }
@@ -111,18 +117,26 @@ function listingPage(app: HTMLElement): void {
     h("section", { class: "head" }, h("h1", {}, "Projects"), status),
     body,
   );
+  let listedAt: Date | null = null;
   const refresh = async (): Promise<void> => {
     try {
       const projects = await listProjects();
+      listedAt = new Date();
       const open = projects.filter((p) => p.open).length;
       const editors = projects.reduce((n, p) => n + p.editors.length, 0);
       const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;
       text(status, `${plural(projects.length, "project")} · ${open} open · ${plural(editors, "editor")} connected`);
+      status.className = "muted";
+      body.classList.remove("stale");
       body.replaceChildren(...projects.map(projectCard));
       if (projects.length === 0) body.append(h("p", { class: "empty" }, "No projects yet. Create one with syncd project create TITLE, or import some with syncd import FILE."));
     } catch (error) {
-      text(status, `Cannot list projects: ${(error as Error).message}`);
+      // The cards stay, dimmed, with the time they were true: an editor count or "all saved" from
+      // before the daemon went away must not read as the present.
+      const shown = listedAt === null ? "" : ` · showing the listing as of ${listedAt.toLocaleTimeString([], { hour12: false })}`;
+      text(status, `Cannot list projects: ${(error as Error).message}${shown}`);
       status.className = "warn";
+      body.classList.add("stale");
     }
   };
   void refresh();
@@ -137,7 +151,7 @@ function projectCard(p: ListedProject): HTMLElement {
     "a",
     { class: `card${p.open ? " open" : ""}`, href: `/projects/${p.id}`, "data-project": p.id },
     h("div", { class: "card-top" },
-      h("strong", { class: "title" }, p.title ?? "(untitled)"),
+      h("strong", { class: "title", title: titleOf(p.title) }, titleOf(p.title)),
       h("span", { class: `pill ${p.open ? "live" : ""}` }, p.open ? "open" : "closed"),
     ),
     h("div", { class: "meta" },
@@ -164,6 +178,9 @@ class ProjectPage {
   private readonly scenesEl: HTMLElement;
   private readonly looseEl: HTMLElement;
   private daemonInfo: ListedProject | null = null;
+  /** The page's seq when the last poll was sent, and `performance.now()` when its answer came. */
+  private polledSeq = 0;
+  private polledAt = 0;
   private changes = 0;
 
   constructor(private readonly app: HTMLElement, private readonly projectId: string) {
@@ -212,6 +229,7 @@ class ProjectPage {
       h("div", { class: "columns" },
         h("section", { class: "main" },
           h("h2", {}, "Scenes ", h("span", { class: "count", id: "scene-count" })),
+          h("p", { class: "empty", id: "no-scenes", hidden: true }, "No scenes yet."),
           this.scenesEl,
           h("h2", { id: "loose-title", hidden: true }, "Clips without a scene"),
           this.looseEl,
@@ -236,13 +254,33 @@ class ProjectPage {
   }
 
   private async poll(): Promise<void> {
+    const seq = this.client.seq;
     try {
       const projects = await listProjects();
       this.daemonInfo = projects.find((p) => p.id === this.projectId) ?? null;
     } catch {
       this.daemonInfo = null;
     }
+    this.polledSeq = seq;
+    this.polledAt = performance.now();
     this.renderStatus();
+  }
+
+  /**
+   * The unsaved edits: the count and age come from the daemon's listing (polled), but the live seq
+   * and saved seq decide first, so the three never disagree: everything up to the saved seq is in the
+   * database, so when it has reached the seq nothing is unsaved, whatever the last poll said; and a
+   * poll that said "none" before changes the page has seen since cannot vouch for them.
+   */
+  private unsavedText(): string {
+    const info = this.daemonInfo;
+    if (info === null && this.client.status !== "live") return "—";
+    if (this.client.savedSeq >= this.client.seq) return "none";
+    if (info !== null && info.unsaved > 0) {
+      const since = (performance.now() - this.polledAt) / 1000; // the age goes on between polls
+      return `${info.unsaved} · oldest ${age(info.unsaved_age + since)}`;
+    }
+    return this.client.seq > this.polledSeq ? "…" : "none";
   }
 
   private renderStatus(): void {
@@ -254,9 +292,7 @@ class ProjectPage {
     }
     text(document.getElementById("seq"), String(this.client.seq));
     text(document.getElementById("saved-seq"), String(this.client.savedSeq));
-    const info = this.daemonInfo;
-    const unsaved = info !== null && info.unsaved > 0 ? `${info.unsaved} · oldest ${age(info.unsaved_age)}` : "none";
-    text(document.getElementById("unsaved-age"), info === null && status !== "live" ? "—" : unsaved);
+    text(document.getElementById("unsaved-age"), this.unsavedText());
     text(document.getElementById("mine"), String(this.client.unacked.length));
   }
 
@@ -276,7 +312,7 @@ class ProjectPage {
   private renderView(): void {
     const view = this.client.view;
     const project = view.project;
-    const title = project ? String(project["title"] ?? "(untitled)") : "(no such project)";
+    const title = project ? titleOf(project["title"]) : "(no such project)";
     text(document.getElementById("project-title"), title);
     document.title = `${title} · syncd inspector`;
     crumbs(h("a", { href: "/" }, "Projects"), h("span", { class: "sep" }, "/"), h("span", {}, title));
@@ -287,6 +323,7 @@ class ProjectPage {
     const scenes = view.ordered("scenes");
     const clips = view.ordered("clips");
     text(document.getElementById("scene-count"), String(scenes.length));
+    document.getElementById("no-scenes")!.hidden = project === null || scenes.length > 0;
     this.sync(this.sceneEls, scenes, this.scenesEl, (row) => this.sceneEl(row), (el, row) => this.updateScene(el, row));
     const byScene = new Map<string, Row[]>();
     const loose: Row[] = [];
