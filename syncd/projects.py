@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 
 from syncd.adapters.local import LocalBackend
-from syncd.auth import editor_jwt_secret
+from syncd.auth import LOCAL_SECRET_FILE, editor_jwt_secret
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.errors import ConfigError, WriteError
@@ -110,7 +110,18 @@ async def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
 
 def token_command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     """``syncd token USER_ID``: print an editor token for the user, signed with the daemon's secret."""
+    secret_file = settings.daemon.state_dir / LOCAL_SECRET_FILE
+    new_secret = (
+        settings.supabase.jwt_secret is None and settings.mode == "local" and not secret_file.exists()
+    )
     print(make_token(settings, args.user_id, hours=args.hours))
+    if new_secret:
+        # Run from the wrong folder, this signs with a secret no daemon has: say so rather than fail later.
+        print(
+            f"syncd: made a new JWT secret in {secret_file}; only a daemon with this state directory "
+            "accepts the token",
+            file=sys.stderr,
+        )
     return 0
 
 

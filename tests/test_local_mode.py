@@ -59,7 +59,12 @@ async def test_syncd_token_is_accepted_by_the_daemons_check(tmp_path: Path) -> N
     token = printed.stdout.strip()
     verifier = TokenVerifier(jwt_secret=local_secret(state), jwks_url=None, audience="authenticated")
     assert await verifier.verify(token) == ALICE
-    assert token not in printed.stderr
+    # A first token makes the state directory's secret: from the wrong folder that is a trap, so say so.
+    assert printed.stderr == (
+        f"syncd: made a new JWT secret in {state / 'jwt-secret'}; only a daemon with this state "
+        "directory accepts the token\n"
+    )
+    assert run_syncd(state, "token", ALICE).stderr == ""
     refused = run_syncd(state, "token", ALICE, "--hours", "0")
     assert (refused.returncode, refused.stderr) == (78, "syncd: token: --hours must be above 0, not 0\n")
     shouted = run_syncd(state, "token", ALICE.upper()).stdout.strip()
