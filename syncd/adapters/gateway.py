@@ -258,6 +258,11 @@ class EditorConnection:
             self._wake()
 
     @property
+    def closing(self) -> tuple[int, str] | None:
+        """The code and reason syncd closes (or closed) the connection with; None while it has not."""
+        return self._closing
+
+    @property
     def queued(self) -> tuple[int, int]:
         """Frames and bytes waiting to be written."""
         return len(self._queue), self._queued_bytes
@@ -505,8 +510,13 @@ class EditorGateway:
             self._conns.pop(conn.conn_id, None)
             if conn.project_id is not None:
                 self._handler.closed(conn)
+            ours = conn.closing
             await conn.finish(1000, "", 1.0)
-            conn.log.info("closed (%s)", conn.ws.close_code)
+            # aiohttp's close_code is the peer's: after syncd closed, that is the editor's echo of it.
+            if ours is None:
+                conn.log.info("closed (%s, by the editor)", conn.ws.close_code)
+            else:
+                conn.log.info("closed (%s, by syncd%s)", ours[0], f": {ours[1]}" if ours[1] else "")
 
     async def _hello(self, conn: EditorConnection) -> HelloFrame | None:
         """Wait for a valid hello with a valid token; close the connection and return None otherwise."""

@@ -69,6 +69,28 @@ async def test_plain_lines_without_timestamps_carry_connection_and_project_ids(
     assert all(f"project={daemon.project_id}" in line for line in about_editor), about_editor
 
 
+async def test_a_close_is_logged_with_who_closed_and_the_code_sent(
+    start_daemon: DaemonFactory, recorder: RecorderFactory
+) -> None:
+    """An editor's own close and syncd's 1012 at a stop each read as what they were."""
+    daemon = await start_daemon(LONG_QUIET)
+    leaving = await _one_editor_session(daemon, recorder)
+    staying = await recorder(daemon.url)
+    await staying.join(daemon.project_id)
+    session = str(staying.of_type("welcome")[0]["session"])
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.exit_code() == 0
+    closes = {
+        line.split(" conn=")[1].split()[0]: line
+        for line in daemon.stderr.splitlines()
+        if ": closed (" in line
+    }
+    assert closes[leaving].startswith("INFO syncd.adapters.gateway: closed (1000, by the editor) ")
+    assert closes[session].startswith(
+        "INFO syncd.adapters.gateway: closed (1012, by syncd: daemon restarting) "
+    )
+
+
 async def test_json_lines_are_objects_with_connection_and_project_ids(
     start_daemon: DaemonFactory, recorder: RecorderFactory
 ) -> None:
