@@ -489,7 +489,10 @@ def describe_settings(settings: SyncdSettings, path: Path | None = None) -> Iter
 
 def url_password(url: str | None) -> str | None:
     """The password in a URL's ``user:password@`` part, if any: a secret like the named ones."""
-    return urlsplit(url).password if url else None
+    try:
+        return urlsplit(url).password if url and "://" in url else None
+    except ValueError:  # not a URL after all (an unclosed "[" in its host part)
+        return None
 
 
 def _show(value: Any) -> str:
