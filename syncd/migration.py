@@ -5,12 +5,13 @@ arrays, with keys in camelCase as the frontend keeps them (snake_case is accepte
 is checked before anything is written: a bad file gets one message naming the place in it
 (``projects[2].clips[0].sceneId: no scene "s9" in this project``) and changes nothing.
 
-Ids that are UUIDs are kept. Any other id is replaced by a UUID derived from it (uuid5 over
-:data:`NAMESPACE` and the row's path, e.g. ``projects/p1/scenes/s1``), so importing the same file
-again finds the same rows: what differs is updated, what is missing is added, and the rest is
-skipped. Rows the backend has and the file lacks are left alone. Everything goes through the
-backend's own write path (``syncd_apply`` in Supabase mode), so each row's ``version`` rises on an
-update and open editors hear of it.
+Ids that are UUIDs are kept. Any other id is replaced by a UUID derived from it: uuid5 over
+:data:`NAMESPACE` and the row's path, ``projects/<owner>/p1`` for a project (``<owner>`` its user id or
+``anonymous``) and ``projects/<project's UUID>/scenes/s1`` for its rows. Importing the same file again
+finds the same rows, and two users whose browsers made up the same ids get projects of their own.
+What differs is updated, what is missing is added, and the rest is skipped. Rows the backend has and
+the file lacks are left alone. Everything goes through the backend's own write path (``syncd_apply``
+in Supabase mode), so each row's ``version`` rises on an update and open editors hear of it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def snake(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
 
 
+ANONYMOUS: str = "anonymous"
+"""The owner part of a derived project id when the project has no user."""
+
+
 def derived_id(value: object, path: str) -> str:
     """``value`` when it is a UUID (lower case), else the UUID derived from ``path`` (see the module)."""
     if is_uuid(value):
@@ -148,11 +153,14 @@ def _original_id(raw: Mapping[str, Any], where: str) -> str:
 def _project(raw_value: object, where: str) -> ImportedProject:
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
-    project_id = derived_id(original, f"projects/{original}")
     user_key = _key(raw, "user_id")
     user_id = raw[user_key] if user_key is not None else None
     if user_id is not None and not is_uuid(user_id):
         raise ImportFileError(f"{where}.{user_key}: must be a UUID or null")
+    user_id = user_id.lower() if user_id else None
+    # Browsers make up the same short ids ("p1"): without the owner, one user's import would land on
+    # another's project.
+    project_id = derived_id(original, f"projects/{user_id or ANONYMOUS}/{original}")
     fields = _fields("projects", raw, where, project_id, {})
     fields.setdefault("title", "Untitled project")
     arrays: dict[str, list[Any]] = {}
@@ -177,7 +185,7 @@ def _project(raw_value: object, where: str) -> ImportedProject:
         clip = _child("clips", raw_clip, clip_where, original, project_id, {"order_index": i}, resolved)
         clip.pop("_original")
         clips.append(clip)
-    return ImportedProject(where, project_id, user_id.lower() if user_id else None, fields, scenes, clips)
+    return ImportedProject(where, project_id, user_id, fields, scenes, clips)
 
 
 def _child(
@@ -197,7 +205,7 @@ def _child(
         raise ImportFileError(
             f"{where}.{owner_key}: the row is inside project {project!r} but names {raw[owner_key]!r}"
         )
-    row_id = derived_id(original, f"projects/{project}/{table}/{original}")
+    row_id = derived_id(original, f"projects/{project_id}/{table}/{original}")
     row = _fields(table, raw, where, row_id, defaults, resolved or {})
     return {"id": row_id, **row, "_original": original}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,17 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 
 
+ALICE = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+BOB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+
+
 def project_count(state_dir: Path) -> int:
     return int(query(state_dir / "store.db", "select count(*) from projects")[0][0])
+
+
+def write_export(path: Path, *projects: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({"projects": list(projects)}))
+    return path
 
 
 def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
@@ -84,6 +94,27 @@ def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     result = run_syncd(state, "import", str(bad))
     assert result.returncode == 1
     assert result.stderr.startswith(f"syncd: {bad}: not JSON (line 1 column 2")
+
+
+def test_two_users_with_the_same_short_ids_get_a_project_each(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    alice = write_export(
+        tmp_path / "alice.json",
+        {"id": "p1", "userId": ALICE, "title": "Alice's film", "scenes": [{"id": "s1", "heading": "A"}]},
+    )
+    bob = write_export(
+        tmp_path / "bob.json",
+        {"id": "p1", "userId": BOB, "title": "Bob's pitch", "scenes": [{"id": "s1", "heading": "B"}]},
+    )
+    assert run_syncd(state, "import", str(alice)).returncode == 0
+    result = run_syncd(state, "import", str(bob))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 projects: 1 created, 0 updated, 0 skipped"
+    (alices,) = parse_export(alice.read_text())
+    (bobs,) = parse_export(bob.read_text())
+    assert store_rows(state, "projects", alices.id)[alices.id]["title"] == "Alice's film"
+    assert [r["heading"] for r in store_rows(state, "scenes", alices.id).values()] == ["A"]
+    assert store_rows(state, "projects", bobs.id)[bobs.id]["user_id"] == BOB
 
 
 async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:

@@ -30,8 +30,9 @@ def test_the_example_reads_with_uuids_kept_and_other_ids_derived() -> None:
     assert harbour.fields["aspect_ratio"] == "16:9"
     assert harbour.clips[0]["scene_id"] == harbour.scenes[0]["id"]
     assert harbour.clips[0]["file_url"] == "https://cdn.example.com/clips/harbour-1.mp4"
-    assert trailer.id == str(uuid.uuid5(NAMESPACE, "projects/trailer-42"))
-    assert trailer.scenes[1]["id"] == str(uuid.uuid5(NAMESPACE, "projects/trailer-42/scenes/s2"))
+    assert trailer.id == str(uuid.uuid5(NAMESPACE, "projects/anonymous/trailer-42"))
+    assert trailer.id == "5039f349-9f25-5f13-84b0-4edca8367725"  # as docs/migration.md shows it
+    assert trailer.scenes[1]["id"] == str(uuid.uuid5(NAMESPACE, f"projects/{trailer.id}/scenes/s2"))
     assert [s["scene_index"] for s in trailer.scenes] == [0, 1, 2]  # positions when the file has none
     assert [c["order_index"] for c in trailer.clips] == [0, 1, 2, 3]
     assert trailer.clips[2]["scene_id"] == trailer.scenes[2]["id"]
@@ -41,6 +42,21 @@ def test_the_example_reads_with_uuids_kept_and_other_ids_derived() -> None:
     assert owned.clips[0]["trim_start"] == 0.5
     # The same file gives the same ids every time.
     assert [p.id for p in parse_export(EXAMPLE.read_text())] == [harbour.id, trailer.id, owned.id]
+
+
+def test_the_same_short_ids_of_two_users_make_two_projects() -> None:
+    """Short ids derive from the owner too, so two browsers' "p1" never meet."""
+    rows = {"scenes": [{"id": "s1"}], "clips": [{"id": "c1"}]}
+    alice, bob, nobody = (
+        parse_export(export({"id": "p1", "userId": user, **rows}))[0]
+        for user in ("AAAAAAAA-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", None)
+    )
+    assert alice.id == str(uuid.uuid5(NAMESPACE, "projects/aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/p1"))
+    assert nobody.id == str(uuid.uuid5(NAMESPACE, "projects/anonymous/p1"))
+    assert len({alice.id, bob.id, nobody.id}) == 3
+    assert len({p.scenes[0]["id"] for p in (alice, bob, nobody)}) == 3
+    assert len({p.clips[0]["id"] for p in (alice, bob, nobody)}) == 3
+    assert alice.clips[0]["id"] == str(uuid.uuid5(NAMESPACE, f"projects/{alice.id}/clips/c1"))
 
 
 def test_not_json() -> None:
