@@ -29,7 +29,7 @@ from typing import Any
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
-from syncd.errors import FieldError, SyncdError, UpstreamError
+from syncd.errors import ConfigError, FieldError, SyncdError, UpstreamError
 from syncd.rows import is_uuid, validate_insert
 
 NAMESPACE = uuid.UUID("6d1f5a3e-93c4-4f0b-a2d8-5b7e1c9f0a42")
@@ -43,7 +43,11 @@ _IGNORED = frozenset({"id", "project_id", "scenes", "clips", "created_at", "upda
 
 
 class ImportFileError(SyncdError):
-    """The import file cannot be imported; the message names the place in the file."""
+    """The import file cannot be imported; the message names the place in the file.
+
+    :func:`command` puts the file's name in front of every message of an import, this one's and those
+    of the backend alike.
+    """
 
 
 @dataclass
@@ -366,7 +370,12 @@ def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
         projects = parse_export(text)
     except ImportFileError as exc:
         raise ImportFileError(f"{path}: {exc}") from None
-    outcomes = asyncio.run(import_projects(settings, projects, dry_run=args.dry_run))
+    try:
+        outcomes = asyncio.run(import_projects(settings, projects, dry_run=args.dry_run))
+    except ConfigError:
+        raise  # about the settings, not the file; keeps its own exit code
+    except SyncdError as exc:
+        raise ImportFileError(f"{path}: {exc}") from exc
     for outcome in outcomes:
         print(outcome.line())
     counts = {a: sum(o.action == a for o in outcomes) for a in ("created", "updated", "skipped")}

@@ -117,6 +117,15 @@ def test_two_users_with_the_same_short_ids_get_a_project_each(tmp_path: Path) ->
     assert store_rows(state, "projects", bobs.id)[bobs.id]["user_id"] == BOB
 
 
+def test_every_error_of_an_import_starts_with_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.write_text("a file where the state folder should be")
+    result = run_syncd(state, "import", str(EXAMPLE))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"syncd: {EXAMPLE}: cannot make the store's folder {state}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:
     state = tmp_path / "state"
     assert run_syncd(state, "import", str(EXAMPLE)).returncode == 0
