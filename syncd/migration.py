@@ -128,6 +128,15 @@ def parse_export(text: str) -> list[ImportedProject]:
         if project.id in seen:
             raise ImportFileError(f"{project.where}.id: the same project as {seen[project.id]}")
         seen[project.id] = project.where
+    # A row id is one row in the store: in two projects, the second project's write would fail halfway.
+    for table in ("scenes", "clips"):
+        rows_seen: dict[str, str] = {}
+        for project in projects:
+            for i, row in enumerate(project.scenes if table == "scenes" else project.clips):
+                where = f"{project.where}.{table}[{i}]"
+                if row["id"] in rows_seen:
+                    raise ImportFileError(f"{where}.id: the same {table[:-1]} as {rows_seen[row['id']]}")
+                rows_seen[row["id"]] = where
     return projects
 
 
@@ -173,23 +182,32 @@ def _project(raw_value: object, where: str) -> ImportedProject:
         if not isinstance(value, list):
             raise ImportFileError(f"{where}.{name}: must be an array")
         arrays[name] = value
+    seen: dict[Table, set[str]] = {"scenes": set(), "clips": set()}
     scene_ids: dict[str, str] = {}
     scenes = []
     for i, scene_raw in enumerate(arrays["scenes"]):
-        scene = _child("scenes", scene_raw, f"{where}.scenes[{i}]", original, project_id, {"scene_index": i})
-        if scene["_original"] in scene_ids:
-            raise ImportFileError(f"{where}.scenes[{i}].id: {scene['_original']!r} appears twice")
-        scene_ids[scene.pop("_original")] = scene["id"]
+        scene_where = f"{where}.scenes[{i}]"
+        scene = _child("scenes", scene_raw, scene_where, original, project_id, {"scene_index": i})
+        original_scene = scene.pop("_original")
+        _refuse_repeated(scene["id"], seen["scenes"], scene_where, original_scene)
+        scene_ids[original_scene] = scene["id"]
         scenes.append(scene)
-    clips = []
+    clips: list[dict[str, Any]] = []
     for i, clip_raw in enumerate(arrays["clips"]):
         clip_where = f"{where}.clips[{i}]"
         raw_clip = _object(clip_raw, clip_where)
         resolved = {"scene_id": _scene_ref(raw_clip, clip_where, scene_ids)}
         clip = _child("clips", raw_clip, clip_where, original, project_id, {"order_index": i}, resolved)
-        clip.pop("_original")
+        _refuse_repeated(clip["id"], seen["clips"], clip_where, clip.pop("_original"))
         clips.append(clip)
     return ImportedProject(where, project_id, user_id, fields, scenes, clips)
+
+
+def _refuse_repeated(row_id: str, seen: set[str], where: str, original: str) -> None:
+    # Two rows with one id are one row in the store: each import would flip it between the two.
+    if row_id in seen:
+        raise ImportFileError(f"{where}.id: {original!r} appears twice")
+    seen.add(row_id)
 
 
 def _child(

@@ -13,6 +13,9 @@ from syncd.migration import NAMESPACE, ImportFileError, parse_export
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 
+SCENE = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9f01"
+CLIP = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9fc1"
+
 
 def export(*projects: dict[str, Any]) -> str:
     return json.dumps({"projects": list(projects)})
@@ -104,3 +107,35 @@ def test_the_same_project_twice() -> None:
 
 def test_a_user_id_that_is_not_a_uuid() -> None:
     assert refused(export({"id": "p1", "userId": "bob"})) == "projects[0].userId: must be a UUID or null"
+
+
+def test_the_same_scene_twice_in_a_project() -> None:
+    scenes = [{"id": "s1"}, {"id": "s2"}, {"id": "s1"}]
+    assert refused(export({"id": "p1", "scenes": scenes})) == "projects[0].scenes[2].id: 's1' appears twice"
+
+
+def test_the_same_clip_twice_in_a_project() -> None:
+    clips = [{"id": "c1", "prompt": "one"}, {"id": "c1", "prompt": "two"}]
+    assert refused(export({"id": "p1", "clips": clips})) == "projects[0].clips[1].id: 'c1' appears twice"
+
+
+def test_one_uuid_in_two_cases_is_one_clip() -> None:
+    clips = [{"id": CLIP.upper()}, {"id": CLIP}]
+    assert refused(export({"id": "p1", "clips": clips})) == f"projects[0].clips[1].id: {CLIP!r} appears twice"
+
+
+def test_the_same_clip_in_two_projects() -> None:
+    """A row id is one row wherever it is in the file."""
+    text = export({"id": "p0"}, {"id": "p1", "clips": [{"id": CLIP}]}, {"id": "p2", "clips": [{"id": CLIP}]})
+    assert refused(text) == "projects[2].clips[0].id: the same clip as projects[1].clips[0]"
+
+
+def test_the_same_scene_in_two_projects() -> None:
+    text = export({"id": "p1", "scenes": [{"id": SCENE}]}, {"id": "p2", "scenes": [{"id": SCENE.upper()}]})
+    assert refused(text) == "projects[1].scenes[0].id: the same scene as projects[0].scenes[0]"
+
+
+def test_a_scene_and_a_clip_may_share_an_id() -> None:
+    """Scenes and clips are rows of two tables: an id in both is two rows."""
+    (project,) = parse_export(export({"id": "p1", "scenes": [{"id": SCENE}], "clips": [{"id": SCENE}]}))
+    assert project.scenes[0]["id"] == project.clips[0]["id"] == SCENE
