@@ -24,13 +24,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
 from syncd.errors import ConfigError, FieldError, SyncdError, UpstreamError
 from syncd.rows import is_uuid, validate_insert
+
+if TYPE_CHECKING:
+    from syncd.adapters.local import LocalBackend
+    from syncd.adapters.supabase import SupabaseBackend
 
 NAMESPACE = uuid.UUID("6d1f5a3e-93c4-4f0b-a2d8-5b7e1c9f0a42")
 """The namespace of the ids derived from non-UUID ids; fixed, so that re-imports find their rows."""
@@ -287,18 +291,25 @@ async def import_projects(
 ) -> list[Outcome]:
     """Write ``projects`` to the configured backend (or only compare, on a dry run).
 
+    Every project is read and planned before the first write, so a file the store refuses (another
+    owner, a row id of another project) writes nothing, and a dry run refuses it as the import would.
+
     Raises:
+        ImportFileError: the file conflicts with what the backend holds; names the place in the file.
         UpstreamError: the backend cannot be read or refused a write.
     """
     client_id = str(uuid.uuid4())  # fresh mids every run, so no write is taken for a replay
     mids = iter(range(1, 2**31))
-    outcomes = []
     async with open_backend(settings, one_shot=True) as store:
+        plans = []
         for project in projects:
             current = await store.read_project(project.id)
-            outcome, ops = _plan(project, current, client_id, mids)
-            if not dry_run:
-                if current["project"] is None:
+            _check_owner(project, current["project"])
+            plans.append((project, current["project"] is None, *_plan(project, current, client_id, mids)))
+        await _check_rows_are_free(store, projects)
+        if not dry_run:
+            for project, created, _, ops in plans:
+                if created:
                     row = {"id": project.id, "user_id": project.user_id, **project.fields}
                     try:
                         await store.insert_missing("projects", [row])
@@ -308,8 +319,42 @@ async def import_projects(
                     batch = {"project_id": project.id, "ops": ops, "mutations": [op["by"] for op in ops]}
                     answer = await store.apply_encoded(batch)
                     _check_written(project, answer)
-            outcomes.append(outcome)
-    return outcomes
+    return [outcome for _, _, outcome, _ in plans]
+
+
+def _check_owner(project: ImportedProject, current: Mapping[str, Any] | None) -> None:
+    """Refuse a project the backend holds under another owner: an import never changes one."""
+    if current is None:
+        return
+    owner = current.get("user_id")
+    owner = owner.lower() if isinstance(owner, str) else None
+    if owner != project.user_id:
+        raise ImportFileError(
+            f"{project.where}: project {project.id} belongs to {owner or 'no user'} in the store but to"
+            f" {project.user_id or 'no user'} in the file; an import never changes a project's owner"
+        )
+
+
+async def _check_rows_are_free(
+    store: LocalBackend | SupabaseBackend, projects: list[ImportedProject]
+) -> None:
+    """Refuse a scene or clip id that the backend holds in another project (which may not be in the file).
+
+    The write of such a row would be refused, after the projects before it were written.
+    """
+    for table in ("scenes", "clips"):
+        places = {
+            row["id"]: (project, f"{project.where}.{table}[{i}]")
+            for project in projects
+            for i, row in enumerate(project.scenes if table == "scenes" else project.clips)
+        }
+        held = await store.row_projects(table, list(places))
+        for row_id, (project, where) in places.items():
+            other = held.get(row_id)
+            if other is not None and other != project.id:
+                raise ImportFileError(
+                    f"{where}.id: the store holds {table[:-1]} {row_id} in another project, {other}"
+                )
 
 
 def _plan(

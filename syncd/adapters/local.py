@@ -160,6 +160,23 @@ class LocalBackend(DocumentBackend):
         found = self._db.execute("select user_id from projects where id = ?", (project_id,)).fetchone()
         return (found is not None, found[0] if found else None)
 
+    async def row_projects(self, table: Table, ids: list[str]) -> dict[str, str]:
+        """``{row id: project id}`` of the rows among ``ids`` that ``table`` (scenes or clips) holds.
+
+        For ``syncd import``, which must not write a row whose id another project holds.
+        """
+        return await self._call(self._row_projects, table, ids)
+
+    def _row_projects(self, table: Table, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._transaction() as db:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" for _ in chunk)
+                rows = db.execute(f"select id, project_id from {table} where id in ({marks})", chunk)
+                found.update((str(row_id), str(project_id)) for row_id, project_id in rows.fetchall())
+        return found
+
     async def list_projects(self) -> list[Row]:
         """Every project, newest first."""
         return await self._call(self._list)
@@ -268,6 +285,9 @@ class LocalBackend(DocumentBackend):
                     rows.append({"table": table, "row": row})
         return {"rows": rows, "missing": missing}
 
+
+_IDS_PER_QUERY = 500
+"""Ids per ``in (...)`` list: within SQLite's limit on a statement's parameters in every build."""
 
 _RECORD = (
     "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"

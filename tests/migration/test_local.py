@@ -21,6 +21,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-exp
 
 ALICE = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 BOB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+OWNED = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9f00"
+CLIP = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9fc1"
 
 
 def project_count(state_dir: Path) -> int:
@@ -124,6 +126,44 @@ def test_every_error_of_an_import_starts_with_the_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"syncd: {EXAMPLE}: cannot make the store's folder {state}: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_project_of_another_owner_refuses_the_whole_file_and_a_dry_run_too(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    owned = {"id": OWNED, "userId": ALICE, "title": "Alice's film"}
+    assert run_syncd(state, "import", str(write_export(tmp_path / "alice.json", owned))).returncode == 0
+    before = query(state / "store.db", "select * from projects")
+    for owner, shown in ((BOB, BOB), (None, "no user")):
+        bad = write_export(tmp_path / "bad.json", {"id": "new", "title": "N"}, owned | {"userId": owner})
+        for dry_run in ((), ("--dry-run",)):
+            result = run_syncd(state, "import", str(bad), *dry_run)
+            assert (result.returncode, result.stdout) == (1, "")
+            assert result.stderr == (
+                f"syncd: {bad}: projects[1]: project {OWNED} belongs to {ALICE} in the store but to {shown}"
+                " in the file; an import never changes a project's owner\n"
+            )
+    assert query(state / "store.db", "select * from projects") == before
+
+
+def test_a_row_id_that_the_store_holds_in_another_project_refuses_the_whole_file(tmp_path: Path) -> None:
+    """The store may hold projects that the file does not name; their rows are theirs."""
+    state = tmp_path / "state"
+    first = write_export(tmp_path / "first.json", {"id": OWNED, "clips": [{"id": CLIP, "prompt": "mine"}]})
+    assert run_syncd(state, "import", str(first)).returncode == 0
+    before = {t: query(state / "store.db", f"select * from {t}") for t in ("projects", "clips")}  # noqa: S608
+    bad = write_export(
+        tmp_path / "bad.json",
+        {"id": "p0", "title": "written first, before"},
+        {"id": "p1", "scenes": [{"id": "s1"}], "clips": [{"id": "c1"}, {"id": CLIP, "prompt": "theirs"}]},
+    )
+    for dry_run in ((), ("--dry-run",)):
+        result = run_syncd(state, "import", str(bad), *dry_run)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"syncd: {bad}: projects[1].clips[1].id: the store holds clip {CLIP} in another project,"
+            f" {OWNED}\n"
+        )
+    assert {t: query(state / "store.db", f"select * from {t}") for t in ("projects", "clips")} == before  # noqa: S608
 
 
 async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:
