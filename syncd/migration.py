@@ -30,7 +30,7 @@ from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
 from syncd.errors import ConfigError, FieldError, SyncdError, UpstreamError
-from syncd.rows import is_uuid, validate_insert
+from syncd.rows import check_json, is_uuid, validate_insert
 
 if TYPE_CHECKING:
     from syncd.adapters.local import LocalBackend
@@ -164,6 +164,11 @@ def _original_id(raw: Mapping[str, Any], where: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise ImportFileError(f"{where}.id: required, a string")
+    try:
+        # A lone surrogate cannot be encoded to derive a UUID from it, and no database would keep it.
+        check_json(value, f"{where}.id")
+    except FieldError as exc:
+        raise ImportFileError(exc.message) from None
     return value
 
 

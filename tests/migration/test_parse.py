@@ -139,3 +139,16 @@ def test_a_scene_and_a_clip_may_share_an_id() -> None:
     """Scenes and clips are rows of two tables: an id in both is two rows."""
     (project,) = parse_export(export({"id": "p1", "scenes": [{"id": SCENE}], "clips": [{"id": SCENE}]}))
     assert project.scenes[0]["id"] == project.clips[0]["id"] == SCENE
+
+
+@pytest.mark.parametrize(
+    ("project", "where"),
+    [
+        ({"id": "p\ud800"}, "projects[0].id"),
+        ({"id": "p1", "scenes": [{"id": "s1"}, {"id": "\udfffs"}]}, "projects[0].scenes[1].id"),
+        ({"id": "p1", "clips": [{"id": "c\ud800"}]}, "projects[0].clips[0].id"),
+    ],
+)
+def test_an_id_with_a_lone_surrogate(project: dict[str, Any], where: str) -> None:
+    """An id that cannot be encoded is named, not a traceback of the UUID derivation."""
+    assert refused(export(project)).startswith(f"{where}: text holds a lone UTF-16 surrogate (")
