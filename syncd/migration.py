@@ -305,7 +305,7 @@ async def import_projects(
     """
     client_id = str(uuid.uuid4())  # fresh mids every run, so no write is taken for a replay
     mids = iter(range(1, 2**31))
-    async with open_backend(settings, one_shot=True) as store:
+    async with open_backend(settings, one_shot=True, read_only=dry_run) as store:
         plans = []
         for project in projects:
             current = await store.read_project(project.id)

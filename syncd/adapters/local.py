@@ -42,12 +42,14 @@ class LocalBackend(DocumentBackend):
 
     Args:
         path: the database file; created with its tables when missing.
+        read_only: only read the file, and create nothing: a missing file reads as an empty store.
     """
 
     name = "local"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-local")
         self._db: sqlite3.Connection | None = None
 
@@ -67,6 +69,9 @@ class LocalBackend(DocumentBackend):
                 written by a newer syncd; the message names it (the daemon and the one-shot commands
                 print it as one line).
         """
+        if self._read_only:
+            self._open_read_only()
+            return
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -79,6 +84,17 @@ class LocalBackend(DocumentBackend):
             raise StartupError(
                 f"cannot open the store {self._path}: {exc}; move it aside or restore it"
             ) from exc
+
+    def _open_read_only(self) -> None:
+        if not self._path.exists():
+            # The store a first write would create: empty, so it is made in memory rather than on disk.
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.executescript(DDL)
+            return
+        try:
+            self._db, _ = fileformat.connect(self._path, FORMAT, _read_only_prepare, read_only=True)
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot read the store {self._path}: {exc}") from exc
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         db.execute("pragma journal_mode = wal")
@@ -284,6 +300,10 @@ class LocalBackend(DocumentBackend):
                 else:
                     rows.append({"table": table, "row": row})
         return {"rows": rows, "missing": missing}
+
+
+def _read_only_prepare(db: sqlite3.Connection) -> None:
+    db.execute("pragma busy_timeout = 5000")
 
 
 _IDS_PER_QUERY = 500

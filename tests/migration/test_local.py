@@ -80,6 +80,26 @@ def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path
     assert len(store_rows(state, "clips", trailer_id)) == 5
 
 
+def test_a_dry_run_creates_no_store_and_leaves_one_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    dry = run_syncd(state, "import", str(EXAMPLE), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        dry.stdout.splitlines()[-1]
+        == "3 projects: 3 created, 0 updated, 0 skipped (dry run: nothing written)"
+    )
+    assert not state.exists()
+
+    assert run_syncd(state, "import", str(EXAMPLE)).returncode == 0
+    files = {path.name: path.read_bytes() for path in state.iterdir()}
+    dry = run_syncd(state, "import", str(EXAMPLE), "--dry-run")
+    assert (
+        dry.stdout.splitlines()[-1]
+        == "3 projects: 0 created, 0 updated, 3 skipped (dry run: nothing written)"
+    )
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == files
+
+
 def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     data = json.loads(EXAMPLE.read_text())
