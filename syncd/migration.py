@@ -150,12 +150,19 @@ def _object(raw: object, where: str) -> dict[str, Any]:
     return raw
 
 
-def _key(raw: Mapping[str, Any], name: str) -> str | None:
-    """The key of ``raw`` that means field ``name`` (camelCase first), or None."""
+def _key(raw: Mapping[str, Any], name: str, where: str) -> str | None:
+    """The key of ``raw`` that means field ``name`` (``userId`` or ``user_id``), or None.
+
+    Raises:
+        ImportFileError: two keys mean the field, as for the fields :func:`_fields` reads.
+    """
+    found = None
     for key in raw:
         if snake(key) == name:
-            return key
-    return None
+            if found is not None:
+                raise ImportFileError(f"{where}.{key}: the same field as {found!r}")
+            found = key
+    return found
 
 
 def _original_id(raw: Mapping[str, Any], where: str) -> str:
@@ -175,7 +182,7 @@ def _original_id(raw: Mapping[str, Any], where: str) -> str:
 def _project(raw_value: object, where: str) -> ImportedProject:
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
-    user_key = _key(raw, "user_id")
+    user_key = _key(raw, "user_id", where)
     user_id = raw[user_key] if user_key is not None else None
     if user_id is not None and not is_uuid(user_id):
         raise ImportFileError(f"{where}.{user_key}: must be a UUID or null")
@@ -231,7 +238,7 @@ def _child(
     """One scene or clip: its id resolved, its fields checked; ``resolved`` replaces fields of ``raw``."""
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
-    owner_key = _key(raw, "project_id")
+    owner_key = _key(raw, "project_id", where)
     if owner_key is not None and raw[owner_key] not in (None, project, project_id):
         raise ImportFileError(
             f"{where}.{owner_key}: the row is inside project {project!r} but names {raw[owner_key]!r}"
@@ -242,7 +249,7 @@ def _child(
 
 
 def _scene_ref(raw: Mapping[str, Any], where: str, scene_ids: Mapping[str, str]) -> str | None:
-    key = _key(raw, "scene_id")
+    key = _key(raw, "scene_id", where)
     value = raw[key] if key is not None else None
     if value is None:
         return None

@@ -15,6 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-exp
 
 SCENE = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9f01"
 CLIP = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9fc1"
+OWNER = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 
 
 def export(*projects: dict[str, Any]) -> str:
@@ -152,3 +153,31 @@ def test_a_scene_and_a_clip_may_share_an_id() -> None:
 def test_an_id_with_a_lone_surrogate(project: dict[str, Any], where: str) -> None:
     """An id that cannot be encoded is named, not a traceback of the UUID derivation."""
     assert refused(export(project)).startswith(f"{where}: text holds a lone UTF-16 surrogate (")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "p1", "userId": None, "user_id": None}, "projects[0].user_id: the same field as 'userId'"),
+        ({"id": "p1", "user_id": OWNER, "userId": OWNER}, "projects[0].userId: the same field as 'user_id'"),
+        (
+            {"id": "p1", "scenes": [{"id": "s1", "projectId": "p1", "project_id": "p2"}]},
+            "projects[0].scenes[0].project_id: the same field as 'projectId'",
+        ),
+        (
+            {
+                "id": "p1",
+                "scenes": [{"id": "s1"}],
+                "clips": [{"id": "c1", "sceneId": "s1", "scene_id": None}],
+            },
+            "projects[0].clips[0].scene_id: the same field as 'sceneId'",
+        ),
+        (
+            {"id": "p1", "aspectRatio": "1:1", "aspect_ratio": "1:1"},
+            "projects[0].aspect_ratio: the same field as 'aspectRatio'",
+        ),
+    ],
+)
+def test_a_field_named_twice(row: dict[str, Any], message: str) -> None:
+    """A field named in camelCase and in snake_case is refused, whatever the two values."""
+    assert refused(export(row)) == message
