@@ -112,8 +112,9 @@ def parse_export(text: str) -> list[ImportedProject]:
     Raises:
         ImportFileError: the text is not JSON or not shaped like an export; names the place.
     """
+    repeated: list[_Repeated] = []
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=lambda pairs: _object_of(pairs, repeated))
     except (json.JSONDecodeError, RecursionError) as exc:
         detail = (
             f"line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -121,6 +122,8 @@ def parse_export(text: str) -> list[ImportedProject]:
             else ""
         )
         raise ImportFileError(f"not JSON ({detail or 'nested too deeply'})") from None
+    if repeated:
+        raise ImportFileError(f"{_repeated_key(data)}: the key appears twice in its object")
     if not isinstance(data, dict) or not isinstance(data.get("projects"), list):
         raise ImportFileError('the file must be a JSON object with a "projects" array')
     for key in ("scenes", "clips"):
@@ -142,6 +145,45 @@ def parse_export(text: str) -> list[ImportedProject]:
                     raise ImportFileError(f"{where}.id: the same {table[:-1]} as {rows_seen[row['id']]}")
                 rows_seen[row["id"]] = where
     return projects
+
+
+class _Repeated(dict[str, Any]):
+    """An object of the file that has a key twice; ``key`` is the first such key."""
+
+    key: str
+
+
+def _object_of(pairs: list[tuple[str, Any]], repeated: list[_Repeated]) -> dict[str, Any]:
+    """The object of ``pairs``; one with a key twice is a :class:`_Repeated`, also added to ``repeated``.
+
+    JSON readers differ on which of two values they keep: the file does not say what it means.
+    """
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    marked = _Repeated(found)
+    for key, _ in pairs:
+        if key in seen:
+            marked.key = key
+            break
+        seen.add(key)
+    repeated.append(marked)
+    return marked
+
+
+def _repeated_key(data: object) -> str:
+    """The path in the file (``projects[0].id``) of the first key that an object has twice."""
+    todo: list[tuple[object, str]] = [(data, "")]
+    while todo:  # depth first, in the file's order; a loop, as the file may nest as deep as json allows
+        value, where = todo.pop()
+        if isinstance(value, _Repeated):
+            return f"{where}.{value.key}" if where else value.key
+        if isinstance(value, dict):
+            todo += reversed([(item, f"{where}.{key}" if where else key) for key, item in value.items()])
+        elif isinstance(value, list):
+            todo += reversed([(item, f"{where}[{i}]") for i, item in enumerate(value)])
+    raise AssertionError("no object has a key twice")
 
 
 def _object(raw: object, where: str) -> dict[str, Any]:

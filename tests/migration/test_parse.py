@@ -181,3 +181,23 @@ def test_an_id_with_a_lone_surrogate(project: dict[str, Any], where: str) -> Non
 def test_a_field_named_twice(row: dict[str, Any], message: str) -> None:
     """A field named in camelCase and in snake_case is refused, whatever the two values."""
     assert refused(export(row)) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"projects": [{"id": "p1", "id": "p2"}]}', "projects[0].id"),
+        ('{"projects": [], "projects": [{"id": "p1"}]}', "projects"),
+        (
+            '{"projects": [{"id": "p1", "settings": {"a": [{"b": 1, "c": 2, "b": 3}]}}]}',
+            "projects[0].settings.a[0].b",
+        ),
+        (
+            '{"projects": [{"id": "p1", "clips": [{"id": "c1"}, {"id": "c2", "isDirty": 1, "isDirty": 2}]}]}',
+            "projects[0].clips[1].isDirty",
+        ),
+    ],
+)
+def test_a_key_twice_in_an_object(text: str, where: str) -> None:
+    """JSON readers differ on which of two values they keep, so the file does not say what it means."""
+    assert refused(text) == f"{where}: the key appears twice in its object"
