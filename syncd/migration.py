@@ -480,7 +480,8 @@ def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     """``syncd import FILE [--dry-run]``: check the file, write it, print the report."""
     path: Path = args.file
     try:
-        text = path.read_text(encoding="utf-8")
+        # Windows tools start UTF-8 with a byte order mark, which the JSON decoder refuses.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFileError(f"{path}: cannot read ({exc})") from None
     try:

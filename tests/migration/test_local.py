@@ -100,6 +100,14 @@ def test_a_dry_run_creates_no_store_and_leaves_one_as_it_was(tmp_path: Path) -> 
     assert {path.name: path.read_bytes() for path in state.iterdir()} == files
 
 
+def test_a_file_that_starts_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.read_bytes())
+    result = run_syncd(tmp_path / "state", "import", str(bom), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("3 projects: 3 created")
+
+
 def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     data = json.loads(EXAMPLE.read_text())
