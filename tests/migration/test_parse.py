@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from syncd.migration import NAMESPACE, ImportFileError, parse_export
+from syncd.migration import FIELD_DEPTH, NAMESPACE, ImportFileError, parse_export
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 
@@ -201,3 +201,50 @@ def test_a_field_named_twice(row: dict[str, Any], message: str) -> None:
 def test_a_key_twice_in_an_object(text: str, where: str) -> None:
     """JSON readers differ on which of two values they keep, so the file does not say what it means."""
     assert refused(text) == f"{where}: the key appears twice in its object"
+
+
+def nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def test_a_field_nested_as_deep_as_an_editor_may_send_it() -> None:
+    (project,) = parse_export(export({"id": "p1", "settings": nested(FIELD_DEPTH)}))
+    assert project.fields["settings"] == nested(FIELD_DEPTH)
+    assert FIELD_DEPTH == 30
+
+
+@pytest.mark.parametrize(
+    ("project", "where"),
+    [
+        ({"id": "p1", "settings": nested(FIELD_DEPTH + 1)}, "projects[0].settings" + ".k" * FIELD_DEPTH),
+        (
+            {"id": "p1", "clips": [{"id": "c1", "metadata": {"a": [nested(FIELD_DEPTH)]}}]},
+            "projects[0].clips[0].metadata.a.0" + ".k" * (FIELD_DEPTH - 2),
+        ),
+    ],
+)
+def test_a_field_nested_deeper_than_an_editor_may_send_it(project: dict[str, Any], where: str) -> None:
+    """A frame carries a field two levels down, and the protocol allows 32 levels in all."""
+    assert refused(export(project)) == f"{where}: nested deeper than 30 levels of arrays and objects"
+
+
+@pytest.mark.parametrize(
+    ("project", "where"),
+    [
+        ({"id": "p1", "title": "a\u0000b"}, "projects[0].title"),
+        ({"id": "p1", "scenes": [{"id": "s1", "heading": "\u0000"}]}, "projects[0].scenes[0].heading"),
+        (
+            {"id": "p1", "clips": [{"id": "c1", "metadata": {"n": ["x\u0000"]}}]},
+            "projects[0].clips[0].metadata.n.0",
+        ),
+        ({"id": "p1", "settings": {"k\u0000": 1}}, "projects[0].settings.k\\u0000"),
+    ],
+)
+def test_a_nul_character_in_any_stored_text(project: dict[str, Any], where: str) -> None:
+    """PostgreSQL cannot store NUL, in text or in jsonb."""
+    message = refused(export(project))
+    assert message.startswith(f"{where}: text holds a NUL character (")
+    assert "\n" not in message
