@@ -85,7 +85,10 @@ class Outcome:
         """One line of the report."""
         parts = [f"{_count(n, table)} added" for table, n in self.added.items() if n]
         parts += [f"{_count(n, table)} changed" for table, n in self.changed.items() if n]
-        detail = ", ".join(parts) if parts else "no change"
+        if parts:
+            detail = ", ".join(parts)
+        else:
+            detail = "the project alone, no scenes or clips" if self.action == "created" else "no change"
         return f"{self.action:<8} {self.project_id}  {json.dumps(self.title, ensure_ascii=False)}  ({detail})"
 
 

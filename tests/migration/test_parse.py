@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from syncd.migration import FIELD_DEPTH, NAMESPACE, ImportFileError, parse_export
+from syncd.migration import FIELD_DEPTH, NAMESPACE, ImportFileError, Outcome, parse_export
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 
@@ -248,3 +248,9 @@ def test_a_nul_character_in_any_stored_text(project: dict[str, Any], where: str)
     message = refused(export(project))
     assert message.startswith(f"{where}: text holds a NUL character (")
     assert "\n" not in message
+
+
+def test_the_report_line_of_a_project_created_without_rows() -> None:
+    created = Outcome("p", "Empty", "created")
+    assert created.line() == 'created  p  "Empty"  (the project alone, no scenes or clips)'
+    assert Outcome("p", "Empty", "skipped").line() == 'skipped  p  "Empty"  (no change)'
