@@ -111,12 +111,17 @@ class DocumentBackend:
         return write_ok(batch.batch_id, await self.apply_encoded(encode_batch(batch)))
 
 
-def open_backend(settings: SyncdSettings, *, one_shot: bool = False) -> LocalBackend | SupabaseBackend:
+def open_backend(
+    settings: SyncdSettings, *, one_shot: bool = False, read_only: bool = False
+) -> LocalBackend | SupabaseBackend:
     """The backend the settings name: Supabase when it is configured, else the embedded store.
 
     Both the daemon and the one-shot commands (``project``, ``import``: ``one_shot``, which follows no
     changes and does not wait for an unreachable Supabase) get their backend here. The adapters are
     imported on demand, so local mode never loads the Supabase client libraries.
+
+    ``read_only`` (a dry run) opens the embedded store without creating or changing anything, not even
+    its folder; Supabase is only read by a caller that writes nothing.
     """
     if settings.mode == "supabase":
         from syncd.adapters.supabase import SupabaseBackend
@@ -124,7 +129,7 @@ def open_backend(settings: SyncdSettings, *, one_shot: bool = False) -> LocalBac
         return SupabaseBackend(settings.supabase, settings.writer, one_shot=one_shot)
     from syncd.adapters.local import LocalBackend
 
-    return LocalBackend(settings.daemon.state_dir / "store.db")
+    return LocalBackend(settings.daemon.state_dir / "store.db", read_only=read_only)
 
 
 def project_rows(data: Mapping[str, Any]) -> ProjectRows:

@@ -5,12 +5,13 @@ arrays, with keys in camelCase as the frontend keeps them (snake_case is accepte
 is checked before anything is written: a bad file gets one message naming the place in it
 (``projects[2].clips[0].sceneId: no scene "s9" in this project``) and changes nothing.
 
-Ids that are UUIDs are kept. Any other id is replaced by a UUID derived from it (uuid5 over
-:data:`NAMESPACE` and the row's path, e.g. ``projects/p1/scenes/s1``), so importing the same file
-again finds the same rows: what differs is updated, what is missing is added, and the rest is
-skipped. Rows the backend has and the file lacks are left alone. Everything goes through the
-backend's own write path (``syncd_apply`` in Supabase mode), so each row's ``version`` rises on an
-update and open editors hear of it.
+Ids that are UUIDs are kept. Any other id is replaced by a UUID derived from it: uuid5 over
+:data:`NAMESPACE` and the row's path, ``projects/<owner>/p1`` for a project (``<owner>`` its user id or
+``anonymous``) and ``projects/<project's UUID>/scenes/s1`` for its rows. Importing the same file again
+finds the same rows, and two users whose browsers made up the same ids get projects of their own.
+What differs is updated, what is missing is added, and the rest is skipped. Rows the backend has and
+the file lacks are left alone. Everything goes through the backend's own write path (``syncd_apply``
+in Supabase mode), so each row's ``version`` rises on an update and open editors hear of it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,25 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
-from syncd.errors import FieldError, SyncdError, UpstreamError
-from syncd.rows import is_uuid, validate_insert
+from syncd.errors import ConfigError, FieldError, SyncdError, UpstreamError
+from syncd.inbound import MAX_JSON_DEPTH
+from syncd.rows import check_json, is_uuid, validate_insert
+
+if TYPE_CHECKING:
+    from syncd.adapters.local import LocalBackend
+    from syncd.adapters.supabase import SupabaseBackend
 
 NAMESPACE = uuid.UUID("6d1f5a3e-93c4-4f0b-a2d8-5b7e1c9f0a42")
 """The namespace of the ids derived from non-UUID ids; fixed, so that re-imports find their rows."""
+
+FIELD_DEPTH: Final = MAX_JSON_DEPTH - 2
+"""Levels of arrays and objects a field's value may have, itself included: what an editor can send back,
+since a frame (level 1) carries it in its ``row`` or ``set`` (level 2)."""
 
 _PROJECT_ONLY = frozenset({"user_id"})
 """Project fields that are written when the project is created and never changed by a re-import."""
@@ -42,7 +52,11 @@ _IGNORED = frozenset({"id", "project_id", "scenes", "clips", "created_at", "upda
 
 
 class ImportFileError(SyncdError):
-    """The import file cannot be imported; the message names the place in the file."""
+    """The import file cannot be imported; the message names the place in the file.
+
+    :func:`command` puts the file's name in front of every message of an import, this one's and those
+    of the backend alike.
+    """
 
 
 @dataclass
@@ -71,7 +85,10 @@ class Outcome:
         """One line of the report."""
         parts = [f"{_count(n, table)} added" for table, n in self.added.items() if n]
         parts += [f"{_count(n, table)} changed" for table, n in self.changed.items() if n]
-        detail = ", ".join(parts) if parts else "no change"
+        if parts:
+            detail = ", ".join(parts)
+        else:
+            detail = "the project alone, no scenes or clips" if self.action == "created" else "no change"
         return f"{self.action:<8} {self.project_id}  {json.dumps(self.title, ensure_ascii=False)}  ({detail})"
 
 
@@ -84,6 +101,10 @@ def _count(n: int, table: str) -> str:
 def snake(key: str) -> str:
     """``sceneIndex`` -> ``scene_index``; snake_case keys stay as they are."""
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+ANONYMOUS: str = "anonymous"
+"""The owner part of a derived project id when the project has no user."""
 
 
 def derived_id(value: object, path: str) -> str:
@@ -99,8 +120,9 @@ def parse_export(text: str) -> list[ImportedProject]:
     Raises:
         ImportFileError: the text is not JSON or not shaped like an export; names the place.
     """
+    repeated: list[_Repeated] = []
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=lambda pairs: _object_of(pairs, repeated))
     except (json.JSONDecodeError, RecursionError) as exc:
         detail = (
             f"line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -108,6 +130,8 @@ def parse_export(text: str) -> list[ImportedProject]:
             else ""
         )
         raise ImportFileError(f"not JSON ({detail or 'nested too deeply'})") from None
+    if repeated:
+        raise ImportFileError(f"{_repeated_key(data)}: the key appears twice in its object")
     if not isinstance(data, dict) or not isinstance(data.get("projects"), list):
         raise ImportFileError('the file must be a JSON object with a "projects" array')
     for key in ("scenes", "clips"):
@@ -119,7 +143,55 @@ def parse_export(text: str) -> list[ImportedProject]:
         if project.id in seen:
             raise ImportFileError(f"{project.where}.id: the same project as {seen[project.id]}")
         seen[project.id] = project.where
+    # A row id is one row in the store: in two projects, the second project's write would fail halfway.
+    for table in ("scenes", "clips"):
+        rows_seen: dict[str, str] = {}
+        for project in projects:
+            for i, row in enumerate(project.scenes if table == "scenes" else project.clips):
+                where = f"{project.where}.{table}[{i}]"
+                if row["id"] in rows_seen:
+                    raise ImportFileError(f"{where}.id: the same {table[:-1]} as {rows_seen[row['id']]}")
+                rows_seen[row["id"]] = where
     return projects
+
+
+class _Repeated(dict[str, Any]):
+    """An object of the file that has a key twice; ``key`` is the first such key."""
+
+    key: str
+
+
+def _object_of(pairs: list[tuple[str, Any]], repeated: list[_Repeated]) -> dict[str, Any]:
+    """The object of ``pairs``; one with a key twice is a :class:`_Repeated`, also added to ``repeated``.
+
+    JSON readers differ on which of two values they keep: the file does not say what it means.
+    """
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    marked = _Repeated(found)
+    for key, _ in pairs:
+        if key in seen:
+            marked.key = key
+            break
+        seen.add(key)
+    repeated.append(marked)
+    return marked
+
+
+def _repeated_key(data: object) -> str:
+    """The path in the file (``projects[0].id``) of the first key that an object has twice."""
+    todo: list[tuple[object, str]] = [(data, "")]
+    while todo:  # depth first, in the file's order; a loop, as the file may nest as deep as json allows
+        value, where = todo.pop()
+        if isinstance(value, _Repeated):
+            return f"{where}.{value.key}" if where else value.key
+        if isinstance(value, dict):
+            todo += reversed([(item, f"{where}.{key}" if where else key) for key, item in value.items()])
+        elif isinstance(value, list):
+            todo += reversed([(item, f"{where}[{i}]") for i, item in enumerate(value)])
+    raise AssertionError("no object has a key twice")
 
 
 def _object(raw: object, where: str) -> dict[str, Any]:
@@ -128,12 +200,19 @@ def _object(raw: object, where: str) -> dict[str, Any]:
     return raw
 
 
-def _key(raw: Mapping[str, Any], name: str) -> str | None:
-    """The key of ``raw`` that means field ``name`` (camelCase first), or None."""
+def _key(raw: Mapping[str, Any], name: str, where: str) -> str | None:
+    """The key of ``raw`` that means field ``name`` (``userId`` or ``user_id``), or None.
+
+    Raises:
+        ImportFileError: two keys mean the field, as for the fields :func:`_fields` reads.
+    """
+    found = None
     for key in raw:
         if snake(key) == name:
-            return key
-    return None
+            if found is not None:
+                raise ImportFileError(f"{where}.{key}: the same field as {found!r}")
+            found = key
+    return found
 
 
 def _original_id(raw: Mapping[str, Any], where: str) -> str:
@@ -142,17 +221,25 @@ def _original_id(raw: Mapping[str, Any], where: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise ImportFileError(f"{where}.id: required, a string")
+    try:
+        # A lone surrogate cannot be encoded to derive a UUID from it, and no database would keep it.
+        check_json(value, f"{where}.id")
+    except FieldError as exc:
+        raise ImportFileError(exc.message) from None
     return value
 
 
 def _project(raw_value: object, where: str) -> ImportedProject:
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
-    project_id = derived_id(original, f"projects/{original}")
-    user_key = _key(raw, "user_id")
+    user_key = _key(raw, "user_id", where)
     user_id = raw[user_key] if user_key is not None else None
     if user_id is not None and not is_uuid(user_id):
         raise ImportFileError(f"{where}.{user_key}: must be a UUID or null")
+    user_id = user_id.lower() if user_id else None
+    # Browsers make up the same short ids ("p1"): without the owner, one user's import would land on
+    # another's project.
+    project_id = derived_id(original, f"projects/{user_id or ANONYMOUS}/{original}")
     fields = _fields("projects", raw, where, project_id, {})
     fields.setdefault("title", "Untitled project")
     arrays: dict[str, list[Any]] = {}
@@ -161,23 +248,32 @@ def _project(raw_value: object, where: str) -> ImportedProject:
         if not isinstance(value, list):
             raise ImportFileError(f"{where}.{name}: must be an array")
         arrays[name] = value
+    seen: dict[Table, set[str]] = {"scenes": set(), "clips": set()}
     scene_ids: dict[str, str] = {}
     scenes = []
     for i, scene_raw in enumerate(arrays["scenes"]):
-        scene = _child("scenes", scene_raw, f"{where}.scenes[{i}]", original, project_id, {"scene_index": i})
-        if scene["_original"] in scene_ids:
-            raise ImportFileError(f"{where}.scenes[{i}].id: {scene['_original']!r} appears twice")
-        scene_ids[scene.pop("_original")] = scene["id"]
+        scene_where = f"{where}.scenes[{i}]"
+        scene = _child("scenes", scene_raw, scene_where, original, project_id, {"scene_index": i})
+        original_scene = scene.pop("_original")
+        _refuse_repeated(scene["id"], seen["scenes"], scene_where, original_scene)
+        scene_ids[original_scene] = scene["id"]
         scenes.append(scene)
-    clips = []
+    clips: list[dict[str, Any]] = []
     for i, clip_raw in enumerate(arrays["clips"]):
         clip_where = f"{where}.clips[{i}]"
         raw_clip = _object(clip_raw, clip_where)
         resolved = {"scene_id": _scene_ref(raw_clip, clip_where, scene_ids)}
         clip = _child("clips", raw_clip, clip_where, original, project_id, {"order_index": i}, resolved)
-        clip.pop("_original")
+        _refuse_repeated(clip["id"], seen["clips"], clip_where, clip.pop("_original"))
         clips.append(clip)
-    return ImportedProject(where, project_id, user_id.lower() if user_id else None, fields, scenes, clips)
+    return ImportedProject(where, project_id, user_id, fields, scenes, clips)
+
+
+def _refuse_repeated(row_id: str, seen: set[str], where: str, original: str) -> None:
+    # Two rows with one id are one row in the store: each import would flip it between the two.
+    if row_id in seen:
+        raise ImportFileError(f"{where}.id: {original!r} appears twice")
+    seen.add(row_id)
 
 
 def _child(
@@ -192,18 +288,18 @@ def _child(
     """One scene or clip: its id resolved, its fields checked; ``resolved`` replaces fields of ``raw``."""
     raw = _object(raw_value, where)
     original = _original_id(raw, where)
-    owner_key = _key(raw, "project_id")
+    owner_key = _key(raw, "project_id", where)
     if owner_key is not None and raw[owner_key] not in (None, project, project_id):
         raise ImportFileError(
             f"{where}.{owner_key}: the row is inside project {project!r} but names {raw[owner_key]!r}"
         )
-    row_id = derived_id(original, f"projects/{project}/{table}/{original}")
+    row_id = derived_id(original, f"projects/{project_id}/{table}/{original}")
     row = _fields(table, raw, where, row_id, defaults, resolved or {})
     return {"id": row_id, **row, "_original": original}
 
 
 def _scene_ref(raw: Mapping[str, Any], where: str, scene_ids: Mapping[str, str]) -> str | None:
-    key = _key(raw, "scene_id")
+    key = _key(raw, "scene_id", where)
     value = raw[key] if key is not None else None
     if value is None:
         return None
@@ -233,6 +329,8 @@ def _fields(
             names[name] = key
     values = {**defaults, **{name: raw[key] for name, key in names.items()}, **(resolved or {})}
     try:
+        for name, value in values.items():
+            check_json(value, f"row.{name}", max_depth=FIELD_DEPTH)
         checked = validate_insert(table, {"id": row_id, **values})
     except FieldError as exc:
         raise ImportFileError(_placed(exc.message, where, names)) from None
@@ -257,18 +355,25 @@ async def import_projects(
 ) -> list[Outcome]:
     """Write ``projects`` to the configured backend (or only compare, on a dry run).
 
+    Every project is read and planned before the first write, so a file the store refuses (another
+    owner, a row id of another project) writes nothing, and a dry run refuses it as the import would.
+
     Raises:
+        ImportFileError: the file conflicts with what the backend holds; names the place in the file.
         UpstreamError: the backend cannot be read or refused a write.
     """
     client_id = str(uuid.uuid4())  # fresh mids every run, so no write is taken for a replay
     mids = iter(range(1, 2**31))
-    outcomes = []
-    async with open_backend(settings, one_shot=True) as store:
+    async with open_backend(settings, one_shot=True, read_only=dry_run) as store:
+        plans = []
         for project in projects:
             current = await store.read_project(project.id)
-            outcome, ops = _plan(project, current, client_id, mids)
-            if not dry_run:
-                if current["project"] is None:
+            _check_owner(project, current["project"])
+            plans.append((project, current["project"] is None, *_plan(project, current, client_id, mids)))
+        await _check_rows_are_free(store, projects)
+        if not dry_run:
+            for project, created, _, ops in plans:
+                if created:
                     row = {"id": project.id, "user_id": project.user_id, **project.fields}
                     try:
                         await store.insert_missing("projects", [row])
@@ -278,8 +383,42 @@ async def import_projects(
                     batch = {"project_id": project.id, "ops": ops, "mutations": [op["by"] for op in ops]}
                     answer = await store.apply_encoded(batch)
                     _check_written(project, answer)
-            outcomes.append(outcome)
-    return outcomes
+    return [outcome for _, _, outcome, _ in plans]
+
+
+def _check_owner(project: ImportedProject, current: Mapping[str, Any] | None) -> None:
+    """Refuse a project the backend holds under another owner: an import never changes one."""
+    if current is None:
+        return
+    owner = current.get("user_id")
+    owner = owner.lower() if isinstance(owner, str) else None
+    if owner != project.user_id:
+        raise ImportFileError(
+            f"{project.where}: project {project.id} belongs to {owner or 'no user'} in the store but to"
+            f" {project.user_id or 'no user'} in the file; an import never changes a project's owner"
+        )
+
+
+async def _check_rows_are_free(
+    store: LocalBackend | SupabaseBackend, projects: list[ImportedProject]
+) -> None:
+    """Refuse a scene or clip id that the backend holds in another project (which may not be in the file).
+
+    The write of such a row would be refused, after the projects before it were written.
+    """
+    for table in ("scenes", "clips"):
+        places = {
+            row["id"]: (project, f"{project.where}.{table}[{i}]")
+            for project in projects
+            for i, row in enumerate(project.scenes if table == "scenes" else project.clips)
+        }
+        held = await store.row_projects(table, list(places))
+        for row_id, (project, where) in places.items():
+            other = held.get(row_id)
+            if other is not None and other != project.id:
+                raise ImportFileError(
+                    f"{where}.id: the store holds {table[:-1]} {row_id} in another project, {other}"
+                )
 
 
 def _plan(
@@ -351,14 +490,20 @@ def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     """``syncd import FILE [--dry-run]``: check the file, write it, print the report."""
     path: Path = args.file
     try:
-        text = path.read_text(encoding="utf-8")
+        # Windows tools start UTF-8 with a byte order mark, which the JSON decoder refuses.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFileError(f"{path}: cannot read ({exc})") from None
     try:
         projects = parse_export(text)
     except ImportFileError as exc:
         raise ImportFileError(f"{path}: {exc}") from None
-    outcomes = asyncio.run(import_projects(settings, projects, dry_run=args.dry_run))
+    try:
+        outcomes = asyncio.run(import_projects(settings, projects, dry_run=args.dry_run))
+    except ConfigError:
+        raise  # about the settings, not the file; keeps its own exit code
+    except SyncdError as exc:
+        raise ImportFileError(f"{path}: {exc}") from exc
     for outcome in outcomes:
         print(outcome.line())
     counts = {a: sum(o.action == a for o in outcomes) for a in ("created", "updated", "skipped")}

@@ -20,13 +20,16 @@ T = TypeVar("T")
 
 
 def connect(
-    path: Path, known: int, prepare: Callable[[sqlite3.Connection], T]
+    path: Path, known: int, prepare: Callable[[sqlite3.Connection], T], *, read_only: bool = False
 ) -> tuple[sqlite3.Connection, T]:
     """Open ``path`` in autocommit mode, refuse a file a newer syncd wrote, then prepare and stamp it.
 
     ``prepare`` (pragmas, tables, the file's own migration) runs only once the file's number is known
     to be this build's or older; the number is then set to ``known``. Whatever fails on the way, the
     connection is closed before the error leaves.
+
+    With ``read_only``, the file must exist and is neither changed nor stamped (``prepare`` must not
+    write either): for a look that leaves no trace, such as a dry run.
 
     Returns:
         The connection and what ``prepare`` returned.
@@ -35,7 +38,15 @@ def connect(
         StartupError: the file's number is above ``known``; the message names the file and both numbers.
         sqlite3.Error: the file cannot be read, or ``prepare`` failed.
     """
-    db = sqlite3.connect(path, isolation_level=None)
+    if read_only:
+        # A reader of a WAL file makes its -wal and -shm when they are missing, and cannot remove them
+        # after. They are missing only when no one has the file open: nothing can change it meanwhile,
+        # so it is read as immutable, which needs neither.
+        wal = path.with_name(path.name + "-wal")
+        mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True, isolation_level=None)
+    else:
+        db = sqlite3.connect(path, isolation_level=None)
     try:
         found = int(db.execute("pragma user_version").fetchone()[0])
         if found > known:
@@ -44,7 +55,7 @@ def connect(
                 " run that version or a later one; the file was left as it was"
             )
         prepared = prepare(db)
-        if found != known:
+        if found != known and not read_only:
             db.execute(f"pragma user_version = {known:d}")
     except BaseException:
         db.close()

@@ -42,12 +42,14 @@ class LocalBackend(DocumentBackend):
 
     Args:
         path: the database file; created with its tables when missing.
+        read_only: only read the file, and create nothing: a missing file reads as an empty store.
     """
 
     name = "local"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-local")
         self._db: sqlite3.Connection | None = None
 
@@ -67,6 +69,9 @@ class LocalBackend(DocumentBackend):
                 written by a newer syncd; the message names it (the daemon and the one-shot commands
                 print it as one line).
         """
+        if self._read_only:
+            self._open_read_only()
+            return
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -79,6 +84,17 @@ class LocalBackend(DocumentBackend):
             raise StartupError(
                 f"cannot open the store {self._path}: {exc}; move it aside or restore it"
             ) from exc
+
+    def _open_read_only(self) -> None:
+        if not self._path.exists():
+            # The store a first write would create: empty, so it is made in memory rather than on disk.
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.executescript(DDL)
+            return
+        try:
+            self._db, _ = fileformat.connect(self._path, FORMAT, _read_only_prepare, read_only=True)
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot read the store {self._path}: {exc}") from exc
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         db.execute("pragma journal_mode = wal")
@@ -159,6 +175,23 @@ class LocalBackend(DocumentBackend):
         assert self._db is not None
         found = self._db.execute("select user_id from projects where id = ?", (project_id,)).fetchone()
         return (found is not None, found[0] if found else None)
+
+    async def row_projects(self, table: Table, ids: list[str]) -> dict[str, str]:
+        """``{row id: project id}`` of the rows among ``ids`` that ``table`` (scenes or clips) holds.
+
+        For ``syncd import``, which must not write a row whose id another project holds.
+        """
+        return await self._call(self._row_projects, table, ids)
+
+    def _row_projects(self, table: Table, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._transaction() as db:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" for _ in chunk)
+                rows = db.execute(f"select id, project_id from {table} where id in ({marks})", chunk)
+                found.update((str(row_id), str(project_id)) for row_id, project_id in rows.fetchall())
+        return found
 
     async def list_projects(self) -> list[Row]:
         """Every project, newest first."""
@@ -268,6 +301,13 @@ class LocalBackend(DocumentBackend):
                     rows.append({"table": table, "row": row})
         return {"rows": rows, "missing": missing}
 
+
+def _read_only_prepare(db: sqlite3.Connection) -> None:
+    db.execute("pragma busy_timeout = 5000")
+
+
+_IDS_PER_QUERY = 500
+"""Ids per ``in (...)`` list: within SQLite's limit on a statement's parameters in every build."""
 
 _RECORD = (
     "insert into syncd_mutations (project_id, client_id, mid) values (?, ?, ?)"

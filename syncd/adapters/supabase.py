@@ -64,6 +64,9 @@ STALE_OWNER_SQLSTATE = "SYF01"
 _RETRYABLE_POSTGREST = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 """PostgREST's "cannot reach the database" family (503/504)."""
 
+_IDS_PER_REQUEST = 100
+"""Ids per ``in.(...)`` filter: they travel in the URL, which servers and proxies cap at a few KB."""
+
 WATCHDOG_INTERVAL = 5.0
 """Seconds between checks that the Realtime client is still connected."""
 
@@ -345,6 +348,28 @@ class SupabaseBackend(DocumentBackend):
         except (APIError, httpx.HTTPError) as exc:
             raise WriteError(f"inserting {table} failed: {_describe(exc)}", retryable=False) from exc
         return [row["id"] for row in _rows(answer.data)]
+
+    async def row_projects(self, table: Table, ids: list[str]) -> dict[str, str]:
+        """``{row id: project id}`` of the rows among ``ids`` that ``table`` (scenes or clips) holds.
+
+        For ``syncd import``, which must not write a row whose id another project holds.
+
+        Raises:
+            UpstreamError: the rows cannot be read.
+        """
+        found: dict[str, str] = {}
+        try:
+            for start in range(0, len(ids), _IDS_PER_REQUEST):
+                answer = await (
+                    self.client.table(table)
+                    .select("id,project_id")
+                    .in_("id", ids[start : start + _IDS_PER_REQUEST])
+                    .execute()
+                )
+                found.update((str(row["id"]), str(row["project_id"])) for row in _rows(answer.data))
+        except (APIError, httpx.HTTPError) as exc:
+            raise UpstreamError(f"reading {table} failed: {_describe(exc)}") from exc
+        return found
 
     async def list_projects(self) -> list[dict[str, Any]]:
         """Every project, newest first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,19 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 
 
+ALICE = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+BOB = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+OWNED = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9f00"
+CLIP = "0c1a9e7e-3f52-4c8e-9a4d-5b6c7d8e9fc1"
+
+
 def project_count(state_dir: Path) -> int:
     return int(query(state_dir / "store.db", "select count(*) from projects")[0][0])
+
+
+def write_export(path: Path, *projects: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({"projects": list(projects)}))
+    return path
 
 
 def test_import_then_reimport_changes_nothing(tmp_path: Path) -> None:
@@ -68,6 +80,34 @@ def test_a_changed_export_updates_and_adds_and_a_dry_run_writes_nothing(tmp_path
     assert len(store_rows(state, "clips", trailer_id)) == 5
 
 
+def test_a_dry_run_creates_no_store_and_leaves_one_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    dry = run_syncd(state, "import", str(EXAMPLE), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        dry.stdout.splitlines()[-1]
+        == "3 projects: 3 created, 0 updated, 0 skipped (dry run: nothing written)"
+    )
+    assert not state.exists()
+
+    assert run_syncd(state, "import", str(EXAMPLE)).returncode == 0
+    files = {path.name: path.read_bytes() for path in state.iterdir()}
+    dry = run_syncd(state, "import", str(EXAMPLE), "--dry-run")
+    assert (
+        dry.stdout.splitlines()[-1]
+        == "3 projects: 0 created, 0 updated, 3 skipped (dry run: nothing written)"
+    )
+    assert {path.name: path.read_bytes() for path in state.iterdir()} == files
+
+
+def test_a_file_that_starts_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.read_bytes())
+    result = run_syncd(tmp_path / "state", "import", str(bom), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("3 projects: 3 created")
+
+
 def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     data = json.loads(EXAMPLE.read_text())
@@ -84,6 +124,74 @@ def test_a_bad_file_gets_one_message_and_writes_nothing(tmp_path: Path) -> None:
     result = run_syncd(state, "import", str(bad))
     assert result.returncode == 1
     assert result.stderr.startswith(f"syncd: {bad}: not JSON (line 1 column 2")
+
+
+def test_two_users_with_the_same_short_ids_get_a_project_each(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    alice = write_export(
+        tmp_path / "alice.json",
+        {"id": "p1", "userId": ALICE, "title": "Alice's film", "scenes": [{"id": "s1", "heading": "A"}]},
+    )
+    bob = write_export(
+        tmp_path / "bob.json",
+        {"id": "p1", "userId": BOB, "title": "Bob's pitch", "scenes": [{"id": "s1", "heading": "B"}]},
+    )
+    assert run_syncd(state, "import", str(alice)).returncode == 0
+    result = run_syncd(state, "import", str(bob))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 projects: 1 created, 0 updated, 0 skipped"
+    (alices,) = parse_export(alice.read_text())
+    (bobs,) = parse_export(bob.read_text())
+    assert store_rows(state, "projects", alices.id)[alices.id]["title"] == "Alice's film"
+    assert [r["heading"] for r in store_rows(state, "scenes", alices.id).values()] == ["A"]
+    assert store_rows(state, "projects", bobs.id)[bobs.id]["user_id"] == BOB
+
+
+def test_every_error_of_an_import_starts_with_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.write_text("a file where the state folder should be")
+    result = run_syncd(state, "import", str(EXAMPLE))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"syncd: {EXAMPLE}: cannot make the store's folder {state}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_project_of_another_owner_refuses_the_whole_file_and_a_dry_run_too(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    owned = {"id": OWNED, "userId": ALICE, "title": "Alice's film"}
+    assert run_syncd(state, "import", str(write_export(tmp_path / "alice.json", owned))).returncode == 0
+    before = query(state / "store.db", "select * from projects")
+    for owner, shown in ((BOB, BOB), (None, "no user")):
+        bad = write_export(tmp_path / "bad.json", {"id": "new", "title": "N"}, owned | {"userId": owner})
+        for dry_run in ((), ("--dry-run",)):
+            result = run_syncd(state, "import", str(bad), *dry_run)
+            assert (result.returncode, result.stdout) == (1, "")
+            assert result.stderr == (
+                f"syncd: {bad}: projects[1]: project {OWNED} belongs to {ALICE} in the store but to {shown}"
+                " in the file; an import never changes a project's owner\n"
+            )
+    assert query(state / "store.db", "select * from projects") == before
+
+
+def test_a_row_id_that_the_store_holds_in_another_project_refuses_the_whole_file(tmp_path: Path) -> None:
+    """The store may hold projects that the file does not name; their rows are theirs."""
+    state = tmp_path / "state"
+    first = write_export(tmp_path / "first.json", {"id": OWNED, "clips": [{"id": CLIP, "prompt": "mine"}]})
+    assert run_syncd(state, "import", str(first)).returncode == 0
+    before = {t: query(state / "store.db", f"select * from {t}") for t in ("projects", "clips")}  # noqa: S608
+    bad = write_export(
+        tmp_path / "bad.json",
+        {"id": "p0", "title": "written first, before"},
+        {"id": "p1", "scenes": [{"id": "s1"}], "clips": [{"id": "c1"}, {"id": CLIP, "prompt": "theirs"}]},
+    )
+    for dry_run in ((), ("--dry-run",)):
+        result = run_syncd(state, "import", str(bad), *dry_run)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"syncd: {bad}: projects[1].clips[1].id: the store holds clip {CLIP} in another project,"
+            f" {OWNED}\n"
+        )
+    assert {t: query(state / "store.db", f"select * from {t}") for t in ("projects", "clips")} == before  # noqa: S608
 
 
 async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: Path) -> None:

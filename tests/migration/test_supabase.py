@@ -4,6 +4,7 @@ bad file writes nothing."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,4 +50,35 @@ async def test_a_bad_file_writes_nothing_in_supabase_mode(stack: Stack, tmp_path
     code, _, err = await syncd_cli(stack.env(), tmp_path / "state", "import", str(bad))
     assert code == 1
     assert err == f'syncd: {bad}: projects[1].clips[0].sceneId: no scene "s9" in this project\n'
+    assert await stack.pool.fetchval("select count(*) from public.projects") == before
+
+
+async def test_the_file_is_checked_against_the_database_before_anything_is_written(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A project of another owner, or a clip id that another project holds, refuses the whole file."""
+    alice, bob, owned, clip = (str(uuid.uuid4()) for _ in range(4))
+    await stack.pool.executemany("insert into auth.users (id) values ($1)", [(alice,), (bob,)])
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps({"projects": [{"id": owned, "userId": alice, "clips": [{"id": clip}]}]}))
+    code, _, err = await syncd_cli(stack.env(), tmp_path / "state", "import", str(first))
+    assert code == 0, err
+    before = await stack.pool.fetchval("select count(*) from public.projects")
+    bad = tmp_path / "bad.json"
+    cases = [
+        (
+            {"id": owned, "userId": bob},
+            f"projects[1]: project {owned} belongs to {alice} in the store but to {bob} in the file;"
+            " an import never changes a project's owner",
+        ),
+        (
+            {"id": "p1", "clips": [{"id": clip}]},
+            f"projects[1].clips[0].id: the store holds clip {clip} in another project, {owned}",
+        ),
+    ]
+    for project, message in cases:
+        bad.write_text(json.dumps({"projects": [{"id": "p0", "title": "not written"}, project]}))
+        for dry_run in ((), ("--dry-run",)):
+            code, out, err = await syncd_cli(stack.env(), tmp_path / "state", "import", str(bad), *dry_run)
+            assert (code, out, err) == (1, "", f"syncd: {bad}: {message}\n")
     assert await stack.pool.fetchval("select count(*) from public.projects") == before
