@@ -166,6 +166,9 @@ export class ProjectStore {
 
   // ---- edits -----------------------------------------------------------------------------------
 
+  // Every call below returns a promise and never throws: a misuse (no start() yet, a value JSON
+  // cannot carry) rejects it, so a `.catch()` sees it.
+
   /** Change fields of the project (camelCase or snake_case keys). */
   updateProject = (fields: Partial<Project>): Promise<Ack> =>
     this.track((editor) => editor.patch("projects", this.projectId, editable("projects", toSnake(fields))));
@@ -219,8 +222,12 @@ export class ProjectStore {
 
   /** Run one edit: its ack raises the seq this client waits to see saved, and the auto-save timer restarts. */
   private track<T>(run: (editor: EditorClient) => Promise<T>): Promise<T> {
-    const editor = this.requireEditor();
-    const promise = run(editor);
+    let promise: Promise<T>;
+    try {
+      promise = run(this.requireEditor());
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.update(); // the edit is unacked now: unsaved
     this.scheduleSave();
     promise.then(

@@ -176,3 +176,20 @@ test("a reconnect into a new epoch does not leave the status waiting on old seqs
   store.stop();
   editor.close();
 });
+
+test("the calls reject rather than throw: before start(), and with a value JSON cannot carry", async (t) => {
+  const { editor, store } = setup(t);
+  const early = store.updateScene("s1", { heading: "x" });
+  assert.ok(early instanceof Promise);
+  await assert.rejects(early, /call start\(\) first/);
+  await assert.rejects(store.reorderClips(["k1"]), /call start\(\) first/);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const bigint = store.updateScene("s1", { duration: 1n });
+  assert.ok(bigint instanceof Promise);
+  await assert.rejects(bigint, TypeError);
+  assert.deepEqual(editor.unacked, []);
+  store.stop();
+  editor.close();
+});
