@@ -50,6 +50,33 @@ export function editable(table: Table, row: Record<string, unknown>): Record<str
   return Object.fromEntries(Object.entries(row).filter(([key, value]) => fields.has(key) && value !== undefined));
 }
 
+/** The columns only the database sets (§5); rows read from syncd carry them, so writes leave them out. */
+export const READ_ONLY_FIELDS: ReadonlySet<string> = new Set(["id", "project_id", "user_id", "created_at", "updated_at", "version"]);
+
+const ROW_NAME: Readonly<Record<Table, string>> = { projects: "a project", scenes: "a scene", clips: "a clip" };
+
+/**
+ * The fields of `row` (camelCase or snake_case keys) to write to `table`, snake_case, without the
+ * read-only columns and the `undefined` values.
+ *
+ * @param where the call and the row, for the error (`updateProject`, `syncScenes: scenes[2]`).
+ * @throws TypeError naming every field that is neither editable nor read-only, and the editable ones.
+ */
+export function writable(table: Table, row: Record<string, unknown>, where: string): Record<string, unknown> {
+  const allowed = EDITABLE_FIELDS[table];
+  const unknown = Object.keys(row).filter((key) => !allowed.has(snakeName(key)) && !READ_ONLY_FIELDS.has(snakeName(key)));
+  if (unknown.length > 0) {
+    const names = unknown.map((key) => JSON.stringify(key));
+    const which = names.length === 1 ? `${names[0]} is not a field` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are not fields`;
+    const fields = [...allowed].map(camelName);
+    throw new TypeError(
+      `${where}: ${which} of ${ROW_NAME[table]}; an editor may write ${fields.slice(0, -1).join(", ")} and ${fields.at(-1)}`,
+    );
+  }
+  return editable(table, toSnake(row));
+}
+
+
 /** A project row as the frontend keeps it. */
 export interface Project {
   id: string;

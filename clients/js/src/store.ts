@@ -9,7 +9,7 @@
 import type { Ack, ConnectionStatus, EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
-import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, editable, findLocalProject, toCamel, toSnake } from "./rows.js";
+import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, writable } from "./rows.js";
 import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
 import type { Row } from "./frames.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -166,16 +166,16 @@ export class ProjectStore {
 
   // ---- edits -----------------------------------------------------------------------------------
 
-  // Every call below returns a promise and never throws: a misuse (no start() yet, a value JSON
-  // cannot carry) rejects it, so a `.catch()` sees it.
+  // Every call below returns a promise and never throws: a misuse (no start() yet, a field that is
+  // not editable, a value JSON cannot carry) rejects it, so a `.catch()` sees it.
 
-  /** Change fields of the project (camelCase or snake_case keys). */
+  /** Change fields of the project (camelCase or snake_case keys; an unknown field is refused). */
   updateProject = (fields: Partial<Project>): Promise<Ack> =>
-    this.track((editor) => editor.patch("projects", this.projectId, editable("projects", toSnake(fields))));
+    this.track((editor) => editor.patch("projects", this.projectId, writable("projects", fields, "updateProject")));
 
   /** Change fields of one scene. */
   updateScene = (sceneId: string, fields: Partial<Scene>): Promise<Ack> =>
-    this.track((editor) => editor.patch("scenes", sceneId, editable("scenes", toSnake(fields))));
+    this.track((editor) => editor.patch("scenes", sceneId, writable("scenes", fields, `updateScene ${sceneId}`)));
 
   /** Make the scene list equal to `scenes`, in this order (see `SyncdStudio.syncScenes`). */
   syncScenes = (scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> =>

@@ -12,7 +12,6 @@ import { ClientClosed, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import {
   type Clip,
-  editable,
   findLocalProject,
   type Project,
   type ReduxState,
@@ -20,6 +19,7 @@ import {
   type StudioProject,
   toCamel,
   toSnake,
+  writable,
 } from "./rows.js";
 import type { ProjectView } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -138,15 +138,16 @@ export class SyncdStudio {
     const body = toSnake(fields);
     const row = await this.http.createProject({
       ...(typeof body["id"] === "string" ? { id: body["id"] } : {}),
-      ...editable("projects", body),
+      ...writable("projects", fields, "createProject"),
     });
     return toCamel<Project>(row);
   }
 
   /** Change fields of a project (title, script, status, aspectRatio, settings) over the WebSocket. */
   async updateProject(projectId: string, fields: Partial<Project>): Promise<Ack> {
+    const set = writable("projects", fields, "updateProject");
     const editor = await this.open(projectId);
-    return editor.patch("projects", projectId, editable("projects", toSnake(fields)));
+    return editor.patch("projects", projectId, set);
   }
 
   /** The projects the user may open (HTTP API), camelCase. */
@@ -182,6 +183,12 @@ export class SyncdStudio {
   async adoptProject(state: StudioProject | Record<string, unknown>): Promise<Adoption> {
     const local = findLocalProject({ projects: [state as StudioProject] }, String(state["id"]));
     if (local === null || typeof local.id !== "string") throw new TypeError("adoptProject: the project needs an id");
+    const { scenes, clips, ...fields } = local;
+    const projectFields = writable("projects", fields, "adoptProject");
+    const rows = [
+      ...scenes.map((scene, i) => ["scenes", { id: scene.id, ...writable("scenes", scene, `adoptProject: scenes[${i}]`) }] as const),
+      ...clips.map((clip, i) => ["clips", { id: clip.id, ...writable("clips", clip, `adoptProject: clips[${i}]`) }] as const),
+    ];
     const editor = this.editor(local.id);
     try {
       await editor.connect(this.options.openTimeout ?? 5_000);
@@ -189,14 +196,9 @@ export class SyncdStudio {
     } catch (error) {
       if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
     }
-    const { scenes, clips, ...fields } = local;
-    await this.createProject(fields);
+    await this.http.createProject({ id: local.id, ...projectFields });
     await editor.connect(this.options.openTimeout ?? 5_000);
-    const inserts = [
-      ...scenes.map((scene) => editor.insert("scenes", { id: scene.id, ...editable("scenes", toSnake(scene)) })),
-      ...clips.map((clip) => editor.insert("clips", { id: clip.id, ...editable("clips", toSnake(clip)) })),
-    ];
-    await Promise.all(inserts);
+    await Promise.all(rows.map(([table, row]) => editor.insert(table, row)));
     const flushed = await editor.flush();
     await editor.waitSaved(flushed.seq);
     return { adopted: true, project: projectFromView(editor.view)! };
@@ -279,7 +281,7 @@ export async function syncScenesOn(editor: EditorClient, scenes: Array<Partial<S
   const calls: Promise<Ack>[] = [];
   for (const id of [...live.keys()]) if (!wanted.has(id)) calls.push(editor.delete("scenes", id));
   scenes.forEach((scene, index) => {
-    const fields = editable("scenes", toSnake({ ...scene, sceneIndex: index }));
+    const fields = writable("scenes", { ...scene, sceneIndex: index }, `syncScenes: scenes[${index}]`);
     const row = live.get(scene.id);
     if (row === undefined) {
       calls.push(editor.insert("scenes", { id: scene.id, ...fields }));
@@ -295,7 +297,7 @@ export async function syncScenesOn(editor: EditorClient, scenes: Array<Partial<S
 /** `SyncdStudio.saveClip` on an open connection. */
 export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> {
   const id = typeof clip.id === "string" ? clip.id : randomUuid();
-  const fields = editable("clips", toSnake(clip));
+  const fields = writable("clips", clip, "saveClip");
   const row = editor.view.clips.get(id);
   if (row === undefined) {
     if (fields["order_index"] === undefined) {

@@ -193,3 +193,28 @@ test("the calls reject rather than throw: before start(), and with a value JSON 
   store.stop();
   editor.close();
 });
+
+test("a field the store cannot write is refused, naming it and the fields it can", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  socket.take();
+  const project = store.updateProject({ colour: "red", title: "Red" });
+  const scene = store.updateScene("s1", { heading: "x", mood: 1, tempo: 2 });
+  project.catch(() => undefined); // checked below, once nothing was sent
+  scene.catch(() => undefined);
+  assert.deepEqual(socket.take(), [], "nothing sent");
+  await assert.rejects(project, {
+    name: "TypeError",
+    message: 'updateProject: "colour" is not a field of a project; an editor may write title, script, status, aspectRatio and settings',
+  });
+  await assert.rejects(scene, /updateScene s1: "mood" and "tempo" are not fields of a scene/);
+  const edit = store.updateScene("s1", { id: "s1", projectId: PROJECT, createdAt: "2026-01-01", heading: "Read-only fields are left out" });
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Read-only fields are left out" } }]);
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  store.stop();
+  editor.close();
+});

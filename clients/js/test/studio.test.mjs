@@ -1,0 +1,61 @@
+// The studio's calls over the WebSocket, against a scripted socket: which frames each call sends,
+// and what it refuses to send.
+
+import assert from "node:assert/strict";
+import { beforeEach, test } from "node:test";
+
+import { SyncdStudio } from "../dist/index.js";
+import { FakeSocket, PROJECT, snapshot, welcome } from "./fake.mjs";
+
+const S1 = "5ce00000-0000-4000-8000-000000000001";
+const S2 = "5ce00000-0000-4000-8000-000000000002";
+const S3 = "5ce00000-0000-4000-8000-000000000003";
+
+const SCENES = [
+  { id: S1, project_id: PROJECT, scene_index: 0, heading: "Dusk", body: "", duration: 6, voice_id: null },
+  { id: S2, project_id: PROJECT, scene_index: 1, heading: "The lamp", body: "", duration: 7.5, voice_id: null },
+];
+
+const settle = () => new Promise((done) => setImmediate(done));
+
+beforeEach(() => FakeSocket.reset());
+
+/** A studio whose connection to PROJECT is live on a FakeSocket; returns it and the socket. */
+async function openStudio(t) {
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  t.after(() => studio.close()); // a failed check must not leave it reconnecting
+  const opened = studio.open(PROJECT);
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome());
+  socket.receive(snapshot(0, "e1", { scenes: SCENES }));
+  await opened;
+  socket.take();
+  return { studio, socket };
+}
+
+test("a field that is not editable is refused before anything is sent, naming it and the editable ones", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const calls = [
+    studio.updateProject(PROJECT, { colour: "red" }),
+    studio.saveClip(PROJECT, { prompt: "x", promt: "y" }),
+    studio.createProject({ title: "x", colour: "red" }),
+    studio.adoptProject({ id: PROJECT, title: "x", scenes: [{ id: S1, mood: "dark" }], clips: [] }),
+  ];
+  calls.forEach((call) => call.catch(() => undefined)); // checked one by one below
+  await settle();
+  assert.deepEqual(socket.take(), [], "nothing sent");
+  await assert.rejects(calls[0], {
+    name: "TypeError",
+    message: 'updateProject: "colour" is not a field of a project; an editor may write title, script, status, aspectRatio and settings',
+  });
+  await assert.rejects(calls[1], /saveClip: "promt" is not a field of a clip; an editor may write sceneId, provider, prompt/);
+  await assert.rejects(calls[2], /createProject: "colour" is not a field of a project/);
+  await assert.rejects(calls[3], /adoptProject: scenes\[0\]: "mood" is not a field of a scene/);
+  const edit = studio.updateProject(PROJECT, { id: PROJECT, userId: null, createdAt: "2026-01-01T00:00:00Z", title: "Kept" });
+  await settle();
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "projects", id: PROJECT, set: { title: "Kept" } }], "read-only fields are left out");
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  studio.close();
+});
