@@ -3,6 +3,7 @@
  * database's column names), and which fields an editor may write.
  */
 
+import { checkJson } from "./frames.js";
 import type { Table } from "./wire.js";
 
 /** The fields an editor may set with `patch` or `insert` (docs/protocol.md §5). */
@@ -76,6 +77,98 @@ export function writable(table: Table, row: Record<string, unknown>, where: stri
   return editable(table, toSnake(row));
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID in its text form, in either case (as the daemon accepts it). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
+}
+
+const MAX_INDEX = 2 ** 31 - 1;
+
+type Rule = (value: unknown) => string | null;
+
+const text =
+  (max: number, nullable = false): Rule =>
+  (value) => {
+    if (value === null && nullable) return null;
+    if (typeof value !== "string") return `expected text${nullable ? " or null" : ""}, got ${describe(value)}`;
+    // The daemon counts characters (code points), not UTF-16 units.
+    if (value.length > max && [...value].length > max) return `at most ${max.toLocaleString("en-US")} characters, got ${[...value].length.toLocaleString("en-US")}`;
+    return null;
+  };
+const oneOf =
+  (...values: string[]): Rule =>
+  (value) =>
+    typeof value === "string" && values.includes(value) ? null : `expected one of ${values.join(", ")}, got ${describe(value)}`;
+const seconds =
+  (nullable = false): Rule =>
+  (value) => {
+    if (value === null && nullable) return null;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      return `expected seconds (a number, 0 or more)${nullable ? " or null" : ""}, got ${describe(value)}`;
+    }
+    return null;
+  };
+const index: Rule = (value) =>
+  Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_INDEX
+    ? null
+    : `expected a whole number from 0 to ${MAX_INDEX}, got ${describe(value)}`;
+const uuidOrNull: Rule = (value) => (value === null || isUuid(value) ? null : `expected a UUID or null, got ${describe(value)}`);
+const jsonObject: Rule = (value) => {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return `expected an object, got ${describe(value)}`;
+  try {
+    checkJson(value, "value");
+  } catch (error) {
+    return (error as Error).message.replace(/^value/, "a part");
+  }
+  return null;
+};
+
+/** The types and limits of the editable fields, as the daemon checks them (§5 of docs/protocol.md, syncd/rows.py). */
+const RULES: Readonly<Record<Table, Readonly<Record<string, Rule>>>> = {
+  projects: {
+    title: text(500),
+    script: text(100_000),
+    status: oneOf("draft", "generating", "ready", "exporting", "archived"),
+    aspect_ratio: oneOf("16:9", "9:16", "1:1", "4:5"),
+    settings: jsonObject,
+  },
+  scenes: { scene_index: index, heading: text(500), body: text(100_000), duration: seconds(), voice_id: uuidOrNull },
+  clips: {
+    scene_id: uuidOrNull,
+    provider: text(200),
+    prompt: text(100_000),
+    file_url: text(2_000, true),
+    thumbnail_url: text(2_000, true),
+    status: oneOf("pending", "generating", "ready", "failed"),
+    duration: seconds(),
+    trim_start: seconds(),
+    trim_end: seconds(true),
+    order_index: index,
+    metadata: jsonObject,
+  },
+};
+
+/**
+ * Check the values of `fields` (snake_case, editable fields only, as `writable` returns them) the way
+ * the daemon will, so that a call sending several rows can refuse them all before sending any.
+ *
+ * @throws TypeError naming `where`, the field (camelCase) and what is wrong with its value.
+ */
+export function checkFields(table: Table, fields: Record<string, unknown>, where: string): void {
+  for (const [name, value] of Object.entries(fields)) {
+    const problem = RULES[table][name]?.(value) ?? null;
+    if (problem !== null) throw new TypeError(`${where}.${camelName(name)}: ${problem}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "bigint") return `the bigint ${value}n`;
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? "an array" : `a${/^[aeiou]/.test(typeof value) ? "n" : ""} ${typeof value}`;
+}
 
 /** A project row as the frontend keeps it. */
 export interface Project {

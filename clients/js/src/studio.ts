@@ -11,8 +11,10 @@ import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from ".
 import { ClientClosed, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import {
+  checkFields,
   type Clip,
   findLocalProject,
+  isUuid,
   type Project,
   type ReduxState,
   type Scene,
@@ -274,23 +276,41 @@ export class SyncdStudio {
   }
 }
 
-/** `SyncdStudio.syncScenes` on an open connection. */
-export async function syncScenesOn(editor: EditorClient, scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> {
-  const live = editor.view.scenes;
-  const wanted = new Set(scenes.map((scene) => scene.id));
-  const calls: Promise<Ack>[] = [];
-  for (const id of [...live.keys()]) if (!wanted.has(id)) calls.push(editor.delete("scenes", id));
+/**
+ * `SyncdStudio.syncScenes` on an open connection. Every row is built and checked before anything is
+ * sent, so a list with one bad scene changes nothing.
+ *
+ * @throws TypeError naming the first bad scene by index and field.
+ */
+export async function syncScenesOn(
+  editor: EditorClient,
+  scenes: Array<Partial<Scene> & { id: string }>,
+  call = "syncScenes",
+): Promise<Ack | null> {
+  if (!Array.isArray(scenes)) throw new TypeError(`${call}: expected a list of scenes, got ${typeof scenes}`);
+  // The daemon's ids are lower case; the caller's may not be.
+  const live = new Map([...editor.view.scenes].map(([id, row]) => [id.toLowerCase(), row]));
+  const wanted = new Set<string>();
+  const sends: Array<() => Promise<Ack>> = [];
   scenes.forEach((scene, index) => {
-    const fields = writable("scenes", { ...scene, sceneIndex: index }, `syncScenes: scenes[${index}]`);
-    const row = live.get(scene.id);
+    const where = `${call}: scenes[${index}]`;
+    if (scene === null || typeof scene !== "object") throw new TypeError(`${where}: expected a scene object, got ${scene === null ? "null" : typeof scene}`);
+    if (!isUuid(scene.id)) throw new TypeError(`${where}.id: expected a UUID, got ${JSON.stringify(scene.id) ?? "nothing"}`);
+    const id = scene.id.toLowerCase();
+    if (wanted.has(id)) throw new TypeError(`${where}.id: ${id} is listed twice`);
+    wanted.add(id);
+    const fields = writable("scenes", { ...scene, sceneIndex: index }, where);
+    checkFields("scenes", fields, where);
+    const row = live.get(id);
     if (row === undefined) {
-      calls.push(editor.insert("scenes", { id: scene.id, ...fields }));
+      sends.push(() => editor.insert("scenes", { id, ...fields }));
       return;
     }
     const changed = differing(row, fields);
-    if (Object.keys(changed).length > 0) calls.push(editor.patch("scenes", scene.id, changed));
+    if (Object.keys(changed).length > 0) sends.push(() => editor.patch("scenes", row.id, changed));
   });
-  const acks = await Promise.all(calls);
+  const deletes = [...live].filter(([id]) => !wanted.has(id)).map(([, row]) => () => editor.delete("scenes", row.id));
+  const acks = await Promise.all([...deletes, ...sends].map((send) => send()));
   return acks.at(-1) ?? null;
 }
 

@@ -39,6 +39,7 @@ test("a field that is not editable is refused before anything is sent, naming it
   const calls = [
     studio.updateProject(PROJECT, { colour: "red" }),
     studio.saveClip(PROJECT, { prompt: "x", promt: "y" }),
+    studio.syncScenes(PROJECT, [{ id: S1, title: "x" }]),
     studio.createProject({ title: "x", colour: "red" }),
     studio.adoptProject({ id: PROJECT, title: "x", scenes: [{ id: S1, mood: "dark" }], clips: [] }),
   ];
@@ -50,12 +51,56 @@ test("a field that is not editable is refused before anything is sent, naming it
     message: 'updateProject: "colour" is not a field of a project; an editor may write title, script, status, aspectRatio and settings',
   });
   await assert.rejects(calls[1], /saveClip: "promt" is not a field of a clip; an editor may write sceneId, provider, prompt/);
-  await assert.rejects(calls[2], /createProject: "colour" is not a field of a project/);
-  await assert.rejects(calls[3], /adoptProject: scenes\[0\]: "mood" is not a field of a scene/);
+  await assert.rejects(calls[2], /syncScenes: scenes\[0\]: "title" is not a field of a scene/);
+  await assert.rejects(calls[3], /createProject: "colour" is not a field of a project/);
+  await assert.rejects(calls[4], /adoptProject: scenes\[0\]: "mood" is not a field of a scene/);
   const edit = studio.updateProject(PROJECT, { id: PROJECT, userId: null, createdAt: "2026-01-01T00:00:00Z", title: "Kept" });
   await settle();
   assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "projects", id: PROJECT, set: { title: "Kept" } }], "read-only fields are left out");
   socket.receive({ type: "ack", mid: 1, seq: 1 });
   await edit;
   studio.close();
+});
+
+test("syncScenes with one bad scene sends nothing and names the scene and the field", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const edited = [{ ...SCENES[0], heading: "Edited" }, SCENES[1], { id: S3, heading: "New", duration: -1 }];
+  const calls = [
+    studio.syncScenes(PROJECT, edited),
+    studio.syncScenes(PROJECT, [{ ...SCENES[0], heading: "Edited" }, { ...SCENES[1], duration: 1n }]),
+    studio.syncScenes(PROJECT, [{ ...SCENES[0], heading: "Edited" }, { id: "nope", heading: "x" }]),
+    studio.syncScenes(PROJECT, [{ ...SCENES[0], heading: "Edited" }, SCENES[0]]),
+  ];
+  calls.forEach((call) => call.catch(() => undefined)); // checked one by one below
+  await settle();
+  assert.deepEqual(socket.take(), [], "not one frame");
+  await assert.rejects(calls[0], {
+    name: "TypeError",
+    message: "syncScenes: scenes[2].duration: expected seconds (a number, 0 or more), got -1",
+  });
+  await assert.rejects(calls[1], /syncScenes: scenes\[1\]\.duration: expected seconds .*got the bigint 1n/);
+  await assert.rejects(calls[2], /syncScenes: scenes\[1\]\.id: expected a UUID, got "nope"/);
+  await assert.rejects(calls[3], /syncScenes: scenes\[1\]\.id: .* is listed twice/);
+  assert.equal(studio.editor(PROJECT).view.scenes.get(S1).heading, "Dusk");
+  studio.close();
+});
+
+test("syncScenes finds existing scenes by id in any case", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const upper = SCENES.map((scene) => ({ ...scene, id: scene.id.toUpperCase() }));
+  const same = studio.syncScenes(PROJECT, upper);
+  await settle();
+  assert.deepEqual(socket.take(), [], "nothing to change: no delete, no insert");
+  assert.equal(await same, null);
+  const edit = studio.syncScenes(PROJECT, [{ ...upper[1], heading: "Changed" }, upper[0]]);
+  await settle();
+  assert.deepEqual(
+    socket.take().map((frame) => [frame.type, frame.id, frame.set]),
+    [
+      ["patch", S2, { heading: "Changed", scene_index: 0 }],
+      ["patch", S1, { scene_index: 1 }],
+    ],
+  );
+  studio.close();
+  await assert.rejects(edit);
 });
