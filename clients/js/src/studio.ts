@@ -314,20 +314,34 @@ export async function syncScenesOn(
   return acks.at(-1) ?? null;
 }
 
+/**
+ * Positions handed to clip inserts still waiting for their ack, per connection: concurrent `saveClip`
+ * calls without an `orderIndex` see the same view, so each must skip the positions the others took.
+ */
+const reservedPositions = new WeakMap<EditorClient, Set<number>>();
+
 /** `SyncdStudio.saveClip` on an open connection. */
-export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> {
-  const id = typeof clip.id === "string" ? clip.id : randomUuid();
-  const fields = writable("clips", clip, "saveClip");
+export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>, call = "saveClip"): Promise<{ id: string; ack: Ack | null }> {
+  const fields = writable("clips", clip, call);
+  const id = typeof clip.id === "string" ? clip.id.toLowerCase() : randomUuid(); // the daemon's ids are lower case
   const row = editor.view.clips.get(id);
-  if (row === undefined) {
-    if (fields["order_index"] === undefined) {
-      const last = editor.view.ordered("clips").at(-1);
-      fields["order_index"] = last === undefined ? 0 : Number(last["order_index"] ?? 0) + 1;
-    }
-    return { id, ack: await editor.insert("clips", { id, ...fields }) };
+  if (row !== undefined) {
+    const changed = differing(row, fields);
+    return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
   }
-  const changed = differing(row, fields);
-  return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
+  if (fields["order_index"] !== undefined) return { id, ack: await editor.insert("clips", { id, ...fields }) };
+  let reserved = reservedPositions.get(editor);
+  if (reserved === undefined) reservedPositions.set(editor, (reserved = new Set()));
+  let position = 0;
+  for (const other of editor.view.clips.values()) position = Math.max(position, Number(other["order_index"] ?? 0) + 1);
+  for (const taken of reserved) position = Math.max(position, taken + 1);
+  reserved.add(position);
+  try {
+    // Held until the ack: the insert's change, which comes before it, has put the clip in the view.
+    return { id, ack: await editor.insert("clips", { id, ...fields, order_index: position }) };
+  } finally {
+    reserved.delete(position);
+  }
 }
 
 /** The fields of `fields` whose value differs from `row`'s (compared as JSON). */

@@ -34,6 +34,32 @@ async function openStudio(t) {
   return { studio, socket };
 }
 
+test("concurrent saveClip calls without an orderIndex each take the next free position", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const saves = ["one", "two", "three"].map((prompt) => studio.saveClip(PROJECT, { prompt }));
+  await settle();
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => [frame.row.prompt, frame.row.order_index]), [["one", 1], ["two", 2], ["three", 3]]);
+  let seq = 0;
+  for (const frame of sent) {
+    seq += 1;
+    socket.receive({ type: "change", seq, table: "clips", op: "insert", id: frame.row.id, row: { ...frame.row, project_id: PROJECT }, origin: "editor", client_id: studio.clientId, mid: frame.mid });
+    socket.receive({ type: "ack", mid: frame.mid, seq });
+  }
+  await Promise.all(saves);
+  const next = studio.saveClip(PROJECT, { prompt: "four" });
+  await settle();
+  assert.equal(socket.take()[0].row.order_index, 4, "after the view has them, the next one follows the last");
+  socket.receive({ type: "error", mid: 4, code: "bad_request", message: "refused" });
+  await assert.rejects(next, /refused/);
+  const again = studio.saveClip(PROJECT, { prompt: "four again" });
+  await settle();
+  assert.equal(socket.take()[0].row.order_index, 4, "a refused insert gives its position back");
+  studio.close();
+  await assert.rejects(again);
+});
+
+
 test("a field that is not editable is refused before anything is sent, naming it and the editable ones", async (t) => {
   const { studio, socket } = await openStudio(t);
   const calls = [
