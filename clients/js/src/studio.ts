@@ -75,6 +75,7 @@ export class SyncdStudio {
   private readonly options: StudioOptions; // setToken changes its token
   private readonly editors = new Map<string, EditorClient>();
   private readonly users = new Map<string, number>();
+  private readonly opening = new Map<string, number>();
 
   constructor(options: StudioOptions) {
     this.options = options;
@@ -121,11 +122,26 @@ export class SyncdStudio {
     this.editors.get(projectId)?.close();
   }
 
-  /** The connection to `projectId`, in sync. */
+  /**
+   * The connection to `projectId`, in sync. When it cannot be had, a connection that nothing else
+   * uses (no store, no other call waiting, no unacknowledged edit) is closed rather than left
+   * reconnecting in the background.
+   */
   async open(projectId: string, timeout = this.options.openTimeout ?? 5_000): Promise<EditorClient> {
     const editor = this.editor(projectId);
-    await editor.connect(timeout);
-    return editor;
+    this.opening.set(projectId, (this.opening.get(projectId) ?? 0) + 1);
+    try {
+      await editor.connect(timeout);
+      return editor;
+    } catch (error) {
+      const unused = (this.opening.get(projectId) ?? 0) <= 1 && !this.users.has(projectId) && editor.unacked.length === 0;
+      if (unused && editor.status !== "closed") editor.close();
+      throw error;
+    } finally {
+      const opening = (this.opening.get(projectId) ?? 1) - 1;
+      if (opening > 0) this.opening.set(projectId, opening);
+      else this.opening.delete(projectId);
+    }
   }
 
   /** Close every connection (unacknowledged edits stay with their client for a later open). */
@@ -162,7 +178,8 @@ export class SyncdStudio {
    * the studio's Redux state (`{projects: [...]}`), when syncd does not have the project (4404) or
    * cannot be reached in time.
    *
-   * @throws ClientClosed or TimeoutError when neither has it (the error syncd gave).
+   * @throws ClientClosed or TimeoutError when neither has it (the error syncd gave); the connection
+   *   it opened is closed then, unless a store uses it.
    */
   async loadProject(projectId: string, fallback?: ReduxState | null): Promise<LoadedProject> {
     try {
@@ -172,7 +189,6 @@ export class SyncdStudio {
       const local = findLocalProject(fallback, projectId);
       const missing = error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND;
       if (local === null || !(missing || error instanceof TimeoutError)) throw error;
-      if (!missing) this.editor(projectId).close(); // unreachable: stop trying in the background
       return { project: local, source: "local" };
     }
   }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
-import { SyncdStudio } from "../dist/index.js";
+import { ProjectStore, SyncdStudio, TimeoutError } from "../dist/index.js";
 import { FakeSocket, PROJECT, snapshot, welcome } from "./fake.mjs";
 
 const S1 = "5ce00000-0000-4000-8000-000000000001";
@@ -59,6 +59,30 @@ test("concurrent saveClip calls without an orderIndex each take the next free po
   await assert.rejects(again);
 });
 
+test("loadProject without a fallback that cannot reach syncd closes the connection it opened", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket, openTimeout: 1000 });
+  const loading = studio.loadProject(PROJECT);
+  t.mock.timers.tick(1000);
+  await assert.rejects(loading, TimeoutError);
+  assert.equal(studio.editor(PROJECT).status, "closed");
+  t.mock.timers.tick(120_000);
+  assert.equal(FakeSocket.instances.length, 1, "no reconnecting in the background");
+  studio.close();
+});
+
+test("a failed loadProject leaves alone a connection a store uses", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket, openTimeout: 1000 });
+  const store = new ProjectStore({ projectId: PROJECT, studio, loadTimeout: 60_000 });
+  void store.start();
+  const loading = studio.loadProject(PROJECT, { projects: [{ id: PROJECT, title: "Local copy", scenes: [], clips: [] }] });
+  t.mock.timers.tick(1000);
+  assert.equal((await loading).source, "local");
+  assert.notEqual(studio.editor(PROJECT).status, "closed");
+  store.stop();
+  studio.close();
+});
 
 test("a field that is not editable is refused before anything is sent, naming it and the editable ones", async (t) => {
   const { studio, socket } = await openStudio(t);
