@@ -32,9 +32,16 @@ export interface ProjectSnapshot {
   projectId: string;
   /** The live project with its scenes and clips in order, or null before the first load. */
   project: StudioProject | null;
-  /** True until the project was first loaded (from syncd, or from the fallback state). */
+  /**
+   * True until the project is first shown (from syncd, or from the fallback state), or until the
+   * first load failed for good (4404 without a fallback, 4401, ...: `error` says why). While syncd
+   * cannot be reached the store keeps trying and this stays true, with `error` set.
+   */
   isInitialLoad: boolean;
-  /** Where `project` came from: the live project, or the Redux state when syncd does not have it. */
+  /**
+   * Where `project` came from: the live project, or the Redux state while syncd does not have it or
+   * cannot be reached. The live project replaces the local one as soon as the connection joins.
+   */
   source: "syncd" | "local" | null;
   saveStatus: SaveStatus;
   connection: ConnectionStatus;
@@ -44,7 +51,10 @@ export interface ProjectSnapshot {
   savedSeq: number;
   /** The daemon's time of the last save it reported (ISO-8601), or null. */
   lastSavedAt: string | null;
-  /** The last error: a refused edit, a failed save, a connection closed for good. */
+  /**
+   * The last error: a failed first load (cleared once the project is live), a refused edit, a failed
+   * save, a connection closed for good.
+   */
   error: Error | null;
 }
 
@@ -74,6 +84,7 @@ export class ProjectStore {
   private readonly camelRows = new WeakMap<object, unknown>();
   private local: StudioProject | null = null;
   private loaded = false;
+  private loadError: Error | null = null;
   private ownSeq = 0;
   private savingSeq: number | null = null;
   private saveError: Error | null = null;
@@ -111,13 +122,18 @@ export class ProjectStore {
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
-  /** Open the project and follow it; resolves once it is loaded (from syncd or the fallback). Idempotent. */
+  /**
+   * Open the project and follow it; resolves once the first load is over: the project is live, or
+   * shown from the fallback, or the load failed (`error` says why; the store goes on trying unless
+   * the failure is for good). Idempotent.
+   */
   start = (): Promise<void> => {
     if (this.started) return this.loading ?? Promise.resolve();
     this.started = true;
     const editor = this.options.editor ?? this.options.studio!.acquire(this.projectId);
     this.editorValue = editor;
     this.unsubscribers = [
+      editor.on("joined", () => this.onLive()),
       editor.on("view", () => this.update()),
       editor.on("presence", () => this.update()),
       editor.on("status", () => this.update()),
@@ -150,17 +166,31 @@ export class ProjectStore {
   private async load(editor: EditorClient): Promise<void> {
     try {
       await editor.connect(this.options.loadTimeout ?? 5_000);
-      this.loaded = true;
     } catch (error) {
+      if (editor.status === "live") return;
       const local = findLocalProject(this.options.fallback, this.projectId);
       const fallback = (error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND) || error instanceof TimeoutError;
       if (local !== null && fallback) {
         this.local = local;
         this.loaded = true;
       } else {
-        this.lastError = error as Error;
+        this.lastError = this.loadError = error as Error;
+        // A connection closed for good will not join later: the UI must be able to leave its loading state.
+        if (error instanceof ClientClosed) this.loaded = true;
       }
+      this.update();
+      return;
     }
+    // An editor that was live already joined before the store listened.
+    this.onLive();
+  }
+
+  /** The connection joined, now or after failed attempts: the live project replaces any local copy. */
+  private onLive(): void {
+    this.loaded = true;
+    this.local = null;
+    if (this.loadError !== null && this.lastError === this.loadError) this.lastError = null;
+    this.loadError = null;
     this.update();
   }
 
@@ -306,7 +336,7 @@ export class ProjectStore {
       projectId: this.projectId,
       project,
       isInitialLoad: !this.loaded,
-      source: !this.loaded ? null : this.local !== null ? "local" : "syncd",
+      source: !this.loaded ? null : this.local !== null ? "local" : project !== null ? "syncd" : null,
       saveStatus: this.saveStatus(editor),
       connection: editor?.status ?? "new",
       editors: (editor?.editors ?? []).map((entry) => ({

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
-import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { ClientClosed, EditorClient, ProjectStore, SyncdStudio, TimeoutError } from "../dist/index.js";
 import { FakeSocket, join, PROJECT, welcome } from "./fake.mjs";
 
 let now = 0;
@@ -173,6 +173,63 @@ test("a reconnect into a new epoch does not leave the status waiting on old seqs
   assert.equal(store.getSnapshot().saveStatus, "unsaved");
   socket.receive({ type: "saved", seq: 3, at: "2026-12-01T10:00:02.000Z" });
   assert.equal(store.getSnapshot().saveStatus, "saved");
+  store.stop();
+  editor.close();
+});
+
+const LOCAL = { projects: [{ id: PROJECT, title: "Local copy", scenes: [], clips: [] }] };
+
+test("a first load that timed out becomes live when the connection joins later, and its error goes", async (t) => {
+  const { editor, store } = setup(t, { loadTimeout: 1000 });
+  const loaded = store.start();
+  t.mock.timers.tick(1000);
+  await loaded;
+  let snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, true, "still trying");
+  assert.ok(snap.error instanceof TimeoutError);
+  join();
+  snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.source, "syncd");
+  assert.equal(snap.project.title, "The Lighthouse");
+  assert.equal(snap.error, null);
+  store.stop();
+  editor.close();
+});
+
+test("a project shown from the fallback after a timeout is replaced by the live one when the connection joins", async (t) => {
+  const { editor, store } = setup(t, { loadTimeout: 1000, fallback: LOCAL });
+  const loaded = store.start();
+  t.mock.timers.tick(1000);
+  await loaded;
+  assert.equal(store.getSnapshot().source, "local");
+  assert.equal(store.getSnapshot().project.title, "Local copy");
+  join();
+  assert.equal(store.getSnapshot().source, "syncd");
+  assert.equal(store.getSnapshot().project.title, "The Lighthouse");
+  const socket = FakeSocket.last;
+  const edit = store.updateProject({ title: "Edited" });
+  socket.receive({ type: "change", seq: 1, table: "projects", op: "update", id: PROJECT, set: { title: "Edited" }, origin: "editor", client_id: editor.clientId, mid: 1 });
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  assert.equal(store.getSnapshot().project.title, "Edited", "the user's own edit shows");
+  store.stop();
+  editor.close();
+});
+
+test("a project syncd does not have, without a fallback, ends the initial load with the error", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ type: "error", mid: null, code: "not_found", message: "no such project" });
+  FakeSocket.last.drop(4404, "project not found");
+  await loaded;
+  const snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.project, null);
+  assert.equal(snap.source, null);
+  assert.ok(snap.error instanceof ClientClosed);
+  assert.equal(snap.error.code, 4404);
   store.stop();
   editor.close();
 });
