@@ -85,6 +85,8 @@ export class ProjectStore {
   private local: StudioProject | null = null;
   private loaded = false;
   private loadError: Error | null = null;
+  /** Raised by every start and stop: what a stopped start finishes late (its load, its edits) is ignored. */
+  private generation = 0;
   private ownSeq = 0;
   private savingSeq: number | null = null;
   private saveError: Error | null = null;
@@ -130,6 +132,7 @@ export class ProjectStore {
   start = (): Promise<void> => {
     if (this.started) return this.loading ?? Promise.resolve();
     this.started = true;
+    const generation = ++this.generation;
     const editor = this.options.editor ?? this.options.studio!.acquire(this.projectId);
     this.editorValue = editor;
     this.unsubscribers = [
@@ -144,7 +147,7 @@ export class ProjectStore {
         if (event.final) this.fail(new ClientClosed(event.code, event.reason), false);
       }),
     ];
-    this.loading = this.load(editor);
+    this.loading = this.load(editor, generation);
     return this.loading;
   };
 
@@ -154,6 +157,7 @@ export class ProjectStore {
   stop = (): void => {
     if (!this.started) return;
     this.started = false;
+    this.generation += 1;
     this.loading = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -163,11 +167,11 @@ export class ProjectStore {
     this.update();
   };
 
-  private async load(editor: EditorClient): Promise<void> {
+  private async load(editor: EditorClient, generation: number): Promise<void> {
     try {
       await editor.connect(this.options.loadTimeout ?? 5_000);
     } catch (error) {
-      if (editor.status === "live") return;
+      if (generation !== this.generation || editor.status === "live") return;
       const local = findLocalProject(this.options.fallback, this.projectId);
       const fallback = (error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND) || error instanceof TimeoutError;
       if (local !== null && fallback) {
@@ -182,7 +186,7 @@ export class ProjectStore {
       return;
     }
     // An editor that was live already joined before the store listened.
-    this.onLive();
+    if (generation === this.generation) this.onLive();
   }
 
   /** The connection joined, now or after failed attempts: the live project replaces any local copy. */
@@ -224,6 +228,7 @@ export class ProjectStore {
   /** Save now (the seed's `saveNow()`): resolves once the database has every edit made so far. */
   saveNow = async (): Promise<void> => {
     const editor = this.requireEditor();
+    const generation = this.generation;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const flush = editor.flush();
@@ -231,15 +236,19 @@ export class ProjectStore {
     this.update();
     try {
       const ack = await flush;
-      this.ownSeq = Math.max(this.ownSeq, ack.seq);
-      this.savingSeq = ack.seq;
+      if (generation === this.generation) {
+        this.ownSeq = Math.max(this.ownSeq, ack.seq);
+        this.savingSeq = ack.seq;
+      }
       await editor.waitSaved(ack.seq);
     } catch (error) {
-      this.fail(error as Error, true);
+      if (generation === this.generation) this.fail(error as Error, true);
       throw error;
     } finally {
-      this.savingSeq = null;
-      this.update();
+      if (generation === this.generation) {
+        this.savingSeq = null;
+        this.update();
+      }
     }
   };
 
@@ -258,10 +267,12 @@ export class ProjectStore {
     } catch (error) {
       return Promise.reject(error);
     }
+    const generation = this.generation;
     this.update(); // the edit is unacked now: unsaved
     this.scheduleSave();
     promise.then(
       (result) => {
+        if (generation !== this.generation) return;
         const seqs = [result]
           .flat()
           .map((value) => (value !== null && typeof value === "object" && "ack" in value ? value.ack : value))
@@ -269,7 +280,9 @@ export class ProjectStore {
         for (const ack of seqs) this.ownSeq = Math.max(this.ownSeq, ack.seq);
         this.update();
       },
-      (error: Error) => this.fail(error, false),
+      (error: Error) => {
+        if (generation === this.generation) this.fail(error, false);
+      },
     );
     return promise;
   }

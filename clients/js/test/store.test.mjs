@@ -275,3 +275,13 @@ test("a field the store cannot write is refused, naming it and the fields it can
   store.stop();
   editor.close();
 });
+
+test("what a stopped store's load ends with later is ignored", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  store.stop();
+  editor.close(); // the load under way fails with ClientClosed 1000
+  await loaded;
+  assert.equal(store.getSnapshot().error, null);
+  assert.equal(store.getSnapshot().isInitialLoad, true);
+});
