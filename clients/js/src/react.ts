@@ -62,6 +62,9 @@ export function useProjectSync(options: UseProjectSyncOptions): ProjectSync {
   useEffect(() => {
     if (given !== undefined) return undefined;
     void store.start();
+    // The studio closes the connection only after this task and once its edits are answered, so a
+    // store started again at once (StrictMode) or the next store on the same project keeps it, and
+    // edits in flight are not reported failed.
     return store.stop;
   }, [store, given]);
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);

@@ -8,6 +8,7 @@
  */
 
 import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from "./client.js";
+import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import {
@@ -76,6 +77,8 @@ export class SyncdStudio {
   private readonly editors = new Map<string, EditorClient>();
   private readonly users = new Map<string, number>();
   private readonly opening = new Map<string, number>();
+  /** Per project, what cancels a close that waits (see `release`). */
+  private readonly closing = new Map<string, () => void>();
 
   constructor(options: StudioOptions) {
     this.options = options;
@@ -108,10 +111,17 @@ export class SyncdStudio {
   /** The connection to `projectId` for one more user (a hook); `release` gives it back. */
   acquire(projectId: string): EditorClient {
     this.users.set(projectId, (this.users.get(projectId) ?? 0) + 1);
+    this.closing.get(projectId)?.();
     return this.editor(projectId);
   }
 
-  /** One user less for `projectId`'s connection; the last one closes it. */
+  /**
+   * One user less for `projectId`'s connection. After the last one it is closed, but not at once:
+   * after the current task, so that a user who lets go and takes it again straight away (React's
+   * StrictMode mounting twice, a hook re-creating its store) keeps the same connection; and only once
+   * every mutation sent on it is answered, so that edits still in flight are neither reported failed
+   * nor left unsent (§16: unacknowledged mutations stay and are resent after a reconnect).
+   */
   release(projectId: string): void {
     const users = (this.users.get(projectId) ?? 0) - 1;
     if (users > 0) {
@@ -119,7 +129,31 @@ export class SyncdStudio {
       return;
     }
     this.users.delete(projectId);
-    this.editors.get(projectId)?.close();
+    const editor = this.editors.get(projectId);
+    if (editor !== undefined) this.closeWhenIdle(projectId, editor);
+  }
+
+  private closeWhenIdle(projectId: string, editor: EditorClient): void {
+    if (this.closing.has(projectId)) return;
+    let cancelled = false;
+    let unsubscribe: Unsubscribe | null = null;
+    const cancel = (): void => {
+      cancelled = true;
+      unsubscribe?.();
+      if (this.closing.get(projectId) === cancel) this.closing.delete(projectId);
+    };
+    const closeIfIdle = (): void => {
+      if (cancelled || (editor.unacked.length > 0 && editor.status !== "closed")) return;
+      cancel();
+      editor.close();
+    };
+    this.closing.set(projectId, cancel);
+    queueMicrotask(() => {
+      if (cancelled) return;
+      // Protocol events come while the client handles a batch of them: close after the batch.
+      unsubscribe = editor.on("protocol", () => queueMicrotask(closeIfIdle));
+      closeIfIdle();
+    });
   }
 
   /**
@@ -144,8 +178,9 @@ export class SyncdStudio {
     }
   }
 
-  /** Close every connection (unacknowledged edits stay with their client for a later open). */
+  /** Close every connection now (unacknowledged edits stay with their client for a later open). */
   close(): void {
+    for (const cancel of [...this.closing.values()]) cancel();
     for (const editor of this.editors.values()) editor.close();
   }
 

@@ -147,8 +147,11 @@ test("a store from a studio shares its connection and the last stop closes it", 
   await loading;
   assert.equal(b.getSnapshot().project.title, "The Lighthouse");
   a.stop();
+  await new Promise((done) => setImmediate(done));
   assert.equal(FakeSocket.last.closedWith, null);
   b.stop();
+  assert.equal(FakeSocket.last.closedWith, null, "closed after the current task, not during it");
+  await new Promise((done) => setImmediate(done));
   assert.equal(FakeSocket.last.closedWith.code, 1000);
   await assert.rejects(a.saveNow(), /start\(\) first/);
 });
@@ -274,6 +277,24 @@ test("a field the store cannot write is refused, naming it and the fields it can
   await edit;
   store.stop();
   editor.close();
+});
+
+test("a store stopped and started again at once (StrictMode) keeps one connection and shows no error", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  const store = new ProjectStore({ projectId: PROJECT, studio });
+  void store.start();
+  store.stop();
+  const loaded = store.start();
+  await new Promise((done) => setImmediate(done));
+  assert.equal(FakeSocket.instances.length, 1);
+  assert.equal(FakeSocket.last.closedWith, null);
+  join();
+  await loaded;
+  assert.equal(store.getSnapshot().isInitialLoad, false);
+  assert.equal(store.getSnapshot().error, null);
+  store.stop();
+  studio.close();
 });
 
 test("what a stopped store's load ends with later is ignored", async (t) => {
