@@ -65,7 +65,7 @@ export interface ProjectStoreOptions {
   studio?: SyncdStudio;
   /** Or a connection of the caller's own (left open on `stop`). */
   editor?: EditorClient;
-  /** Milliseconds of quiet after an edit before the store asks the daemon to save (default 1,500); null: the daemon's own debounce. */
+  /** Milliseconds of quiet after an edit before the store asks the daemon to save (default 1,500); null: the daemon's own debounce. See `setAutoSaveDelay`. */
   autoSaveDelay?: number | null;
   /** The Redux state to load the project from when syncd does not have it or cannot be reached. */
   fallback?: ReduxState | null;
@@ -85,6 +85,7 @@ export class ProjectStore {
   private local: StudioProject | null = null;
   private loaded = false;
   private loadError: Error | null = null;
+  private autoSaveDelay: number | null;
   /** Raised by every start and stop: what a stopped start finishes late (its load, its edits) is ignored. */
   private generation = 0;
   private ownSeq = 0;
@@ -101,6 +102,7 @@ export class ProjectStore {
     }
     this.options = options;
     this.projectId = options.projectId;
+    this.autoSaveDelay = options.autoSaveDelay === undefined ? 1_500 : options.autoSaveDelay;
     this.snapshot = this.build();
   }
 
@@ -198,6 +200,14 @@ export class ProjectStore {
     this.update();
   }
 
+  /**
+   * Change the quiet time before auto-save (null: the daemon's own debounce), from the next edit on;
+   * the connection and any edit in flight are not touched.
+   */
+  setAutoSaveDelay = (delay: number | null = 1_500): void => {
+    this.autoSaveDelay = delay;
+  };
+
   // ---- edits -----------------------------------------------------------------------------------
 
   // Every call below returns a promise and never throws: a misuse (no start() yet, a field that is
@@ -288,7 +298,7 @@ export class ProjectStore {
   }
 
   private scheduleSave(): void {
-    const delay = this.options.autoSaveDelay === undefined ? 1_500 : this.options.autoSaveDelay;
+    const delay = this.autoSaveDelay;
     if (delay === null || delay <= 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {

@@ -118,6 +118,28 @@ test("under StrictMode (mount, unmount, mount) the hook opens one connection and
   assert.equal(FakeSocket.last.closedWith.code, 1000, "the last user closes the connection");
 });
 
+test("a new autoSaveDelay keeps the store and its connection: an edit in flight is answered, not failed", async (t) => {
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  t.after(() => studio.close()); // a failed check must not leave it reconnecting
+  const seen = [];
+  const renderer = await mount(editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: null }));
+  await act(async () => join());
+  const store = seen.at(-1).store;
+  const socket = FakeSocket.last;
+  socket.take();
+  const edit = seen.at(-1).updateScene("s1", { heading: "Nightfall" });
+  await act(async () => renderer.update(editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: 500 })));
+  await settle();
+  assert.equal(seen.at(-1).store, store, "the same store");
+  assert.equal(FakeSocket.instances.length, 1);
+  assert.equal(socket.closedWith, null);
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall" } }]);
+  await act(async () => socket.receive({ type: "ack", mid: 1, seq: 1 }));
+  assert.deepEqual(await edit, { mid: 1, seq: 1 });
+  assert.equal(seen.at(-1).error, null);
+  await act(async () => renderer.unmount());
+});
+
 test("a store re-created for another project leaves the old connection open until its edit in flight is answered", async (t) => {
   const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
   t.after(() => studio.close()); // a failed check must not leave it reconnecting
