@@ -26,7 +26,7 @@ export const SyncdProvider = SyncdContext.Provider;
 /** The settings of `useProjectSync`. */
 export interface UseProjectSyncOptions {
   projectId: string;
-  /** Milliseconds of quiet after an edit before saving (default 1,500); null: the daemon's own debounce. */
+  /** Milliseconds of quiet after an edit before saving (default 1,500); null: the daemon's own debounce. A new value applies from the next edit, on the same store. */
   autoSaveDelay?: number | null;
   /** The studio to use instead of the one from `SyncdProvider`. */
   studio?: SyncdStudio;
@@ -58,10 +58,17 @@ export function useProjectSync(options: UseProjectSyncOptions): ProjectSync {
     if (studio === null) throw new Error("useProjectSync: no SyncdStudio; wrap the tree in <SyncdProvider> or pass `studio`");
     return new ProjectStore({ projectId, studio, autoSaveDelay, fallback: options.fallback });
     // The fallback state is read once, at the first load: a new Redux state object must not reopen the project.
-  }, [given, studio, projectId, autoSaveDelay]);
+    // A new autoSaveDelay is handed to the store below: a new store would show the project loading again.
+  }, [given, studio, projectId]);
+  useEffect(() => {
+    if (given === undefined) store.setAutoSaveDelay(autoSaveDelay);
+  }, [store, given, autoSaveDelay]);
   useEffect(() => {
     if (given !== undefined) return undefined;
     void store.start();
+    // The studio closes the connection only after this task and once its edits are answered, so a
+    // store started again at once (StrictMode) or the next store on the same project keeps it, and
+    // edits in flight are not reported failed.
     return store.stop;
   }, [store, given]);
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);

@@ -3,6 +3,7 @@
  * database's column names), and which fields an editor may write.
  */
 
+import { checkJson } from "./frames.js";
 import type { Table } from "./wire.js";
 
 /** The fields an editor may set with `patch` or `insert` (docs/protocol.md §5). */
@@ -48,6 +49,125 @@ export function toCamel<T = Record<string, unknown>>(row: Record<string, unknown
 export function editable(table: Table, row: Record<string, unknown>): Record<string, unknown> {
   const fields = EDITABLE_FIELDS[table];
   return Object.fromEntries(Object.entries(row).filter(([key, value]) => fields.has(key) && value !== undefined));
+}
+
+/** The columns only the database sets (§5); rows read from syncd carry them, so writes leave them out. */
+export const READ_ONLY_FIELDS: ReadonlySet<string> = new Set(["id", "project_id", "user_id", "created_at", "updated_at", "version"]);
+
+const ROW_NAME: Readonly<Record<Table, string>> = { projects: "a project", scenes: "a scene", clips: "a clip" };
+
+/**
+ * The fields of `row` (camelCase or snake_case keys) to write to `table`, snake_case, without the
+ * read-only columns and the `undefined` values.
+ *
+ * @param where the call and the row, for the error (`updateProject`, `syncScenes: scenes[2]`).
+ * @throws TypeError naming every field that is neither editable nor read-only, and the editable ones.
+ */
+export function writable(table: Table, row: Record<string, unknown>, where: string): Record<string, unknown> {
+  const allowed = EDITABLE_FIELDS[table];
+  const unknown = Object.keys(row).filter((key) => !allowed.has(snakeName(key)) && !READ_ONLY_FIELDS.has(snakeName(key)));
+  if (unknown.length > 0) {
+    const names = unknown.map((key) => JSON.stringify(key));
+    const which = names.length === 1 ? `${names[0]} is not a field` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are not fields`;
+    const fields = [...allowed].map(camelName);
+    throw new TypeError(
+      `${where}: ${which} of ${ROW_NAME[table]}; an editor may write ${fields.slice(0, -1).join(", ")} and ${fields.at(-1)}`,
+    );
+  }
+  return editable(table, toSnake(row));
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID in its text form, in either case (as the daemon accepts it). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
+}
+
+const MAX_INDEX = 2 ** 31 - 1;
+
+type Rule = (value: unknown) => string | null;
+
+const text =
+  (max: number, nullable = false): Rule =>
+  (value) => {
+    if (value === null && nullable) return null;
+    if (typeof value !== "string") return `expected text${nullable ? " or null" : ""}, got ${describe(value)}`;
+    // The daemon counts characters (code points), not UTF-16 units.
+    if (value.length > max && [...value].length > max) return `at most ${max.toLocaleString("en-US")} characters, got ${[...value].length.toLocaleString("en-US")}`;
+    return null;
+  };
+const oneOf =
+  (...values: string[]): Rule =>
+  (value) =>
+    typeof value === "string" && values.includes(value) ? null : `expected one of ${values.join(", ")}, got ${describe(value)}`;
+const seconds =
+  (nullable = false): Rule =>
+  (value) => {
+    if (value === null && nullable) return null;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      return `expected seconds (a number, 0 or more)${nullable ? " or null" : ""}, got ${describe(value)}`;
+    }
+    return null;
+  };
+const index: Rule = (value) =>
+  Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_INDEX
+    ? null
+    : `expected a whole number from 0 to ${MAX_INDEX}, got ${describe(value)}`;
+const uuidOrNull: Rule = (value) => (value === null || isUuid(value) ? null : `expected a UUID or null, got ${describe(value)}`);
+const jsonObject: Rule = (value) => {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return `expected an object, got ${describe(value)}`;
+  try {
+    checkJson(value, "value");
+  } catch (error) {
+    return (error as Error).message.replace(/^value/, "a part");
+  }
+  return null;
+};
+
+/** The types and limits of the editable fields, as the daemon checks them (§5 of docs/protocol.md, syncd/rows.py). */
+const RULES: Readonly<Record<Table, Readonly<Record<string, Rule>>>> = {
+  projects: {
+    title: text(500),
+    script: text(100_000),
+    status: oneOf("draft", "generating", "ready", "exporting", "archived"),
+    aspect_ratio: oneOf("16:9", "9:16", "1:1", "4:5"),
+    settings: jsonObject,
+  },
+  scenes: { scene_index: index, heading: text(500), body: text(100_000), duration: seconds(), voice_id: uuidOrNull },
+  clips: {
+    scene_id: uuidOrNull,
+    provider: text(200),
+    prompt: text(100_000),
+    file_url: text(2_000, true),
+    thumbnail_url: text(2_000, true),
+    status: oneOf("pending", "generating", "ready", "failed"),
+    duration: seconds(),
+    trim_start: seconds(),
+    trim_end: seconds(true),
+    order_index: index,
+    metadata: jsonObject,
+  },
+};
+
+/**
+ * Check the values of `fields` (snake_case, editable fields only, as `writable` returns them) the way
+ * the daemon will, so that a call sending several rows can refuse them all before sending any.
+ *
+ * @throws TypeError naming `where`, the field (camelCase) and what is wrong with its value.
+ */
+export function checkFields(table: Table, fields: Record<string, unknown>, where: string): void {
+  for (const [name, value] of Object.entries(fields)) {
+    const problem = RULES[table][name]?.(value) ?? null;
+    if (problem !== null) throw new TypeError(`${where}.${camelName(name)}: ${problem}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === "bigint") return `the bigint ${value}n`;
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  return Array.isArray(value) ? "an array" : `a${/^[aeiou]/.test(typeof value) ? "n" : ""} ${typeof value}`;
 }
 
 /** A project row as the frontend keeps it. */

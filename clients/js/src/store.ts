@@ -9,7 +9,7 @@
 import type { Ack, ConnectionStatus, EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
-import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, editable, findLocalProject, toCamel, toSnake } from "./rows.js";
+import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, writable } from "./rows.js";
 import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
 import type { Row } from "./frames.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -32,9 +32,16 @@ export interface ProjectSnapshot {
   projectId: string;
   /** The live project with its scenes and clips in order, or null before the first load. */
   project: StudioProject | null;
-  /** True until the project was first loaded (from syncd, or from the fallback state). */
+  /**
+   * True until the project is first shown (from syncd, or from the fallback state), or until the
+   * first load failed for good (4404 without a fallback, 4401, ...: `error` says why). While syncd
+   * cannot be reached the store keeps trying and this stays true, with `error` set.
+   */
   isInitialLoad: boolean;
-  /** Where `project` came from: the live project, or the Redux state when syncd does not have it. */
+  /**
+   * Where `project` came from: the live project, or the Redux state while syncd does not have it or
+   * cannot be reached. The live project replaces the local one as soon as the connection joins.
+   */
   source: "syncd" | "local" | null;
   saveStatus: SaveStatus;
   connection: ConnectionStatus;
@@ -44,7 +51,10 @@ export interface ProjectSnapshot {
   savedSeq: number;
   /** The daemon's time of the last save it reported (ISO-8601), or null. */
   lastSavedAt: string | null;
-  /** The last error: a refused edit, a failed save, a connection closed for good. */
+  /**
+   * The last error: a failed first load (cleared once the project is live), a refused edit, a failed
+   * save, a connection closed for good.
+   */
   error: Error | null;
 }
 
@@ -55,7 +65,7 @@ export interface ProjectStoreOptions {
   studio?: SyncdStudio;
   /** Or a connection of the caller's own (left open on `stop`). */
   editor?: EditorClient;
-  /** Milliseconds of quiet after an edit before the store asks the daemon to save (default 1,500); null: the daemon's own debounce. */
+  /** Milliseconds of quiet after an edit before the store asks the daemon to save (default 1,500); null: the daemon's own debounce. See `setAutoSaveDelay`. */
   autoSaveDelay?: number | null;
   /** The Redux state to load the project from when syncd does not have it or cannot be reached. */
   fallback?: ReduxState | null;
@@ -74,6 +84,10 @@ export class ProjectStore {
   private readonly camelRows = new WeakMap<object, unknown>();
   private local: StudioProject | null = null;
   private loaded = false;
+  private loadError: Error | null = null;
+  private autoSaveDelay: number | null;
+  /** Raised by every start and stop: what a stopped start finishes late (its load, its edits) is ignored. */
+  private generation = 0;
   private ownSeq = 0;
   private savingSeq: number | null = null;
   private saveError: Error | null = null;
@@ -88,6 +102,7 @@ export class ProjectStore {
     }
     this.options = options;
     this.projectId = options.projectId;
+    this.autoSaveDelay = options.autoSaveDelay === undefined ? 1_500 : options.autoSaveDelay;
     this.snapshot = this.build();
   }
 
@@ -111,13 +126,19 @@ export class ProjectStore {
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
-  /** Open the project and follow it; resolves once it is loaded (from syncd or the fallback). Idempotent. */
+  /**
+   * Open the project and follow it; resolves once the first load is over: the project is live, or
+   * shown from the fallback, or the load failed (`error` says why; the store goes on trying unless
+   * the failure is for good). Idempotent.
+   */
   start = (): Promise<void> => {
     if (this.started) return this.loading ?? Promise.resolve();
     this.started = true;
+    const generation = ++this.generation;
     const editor = this.options.editor ?? this.options.studio!.acquire(this.projectId);
     this.editorValue = editor;
     this.unsubscribers = [
+      editor.on("joined", () => this.onLive()),
       editor.on("view", () => this.update()),
       editor.on("presence", () => this.update()),
       editor.on("status", () => this.update()),
@@ -128,7 +149,7 @@ export class ProjectStore {
         if (event.final) this.fail(new ClientClosed(event.code, event.reason), false);
       }),
     ];
-    this.loading = this.load(editor);
+    this.loading = this.load(editor, generation);
     return this.loading;
   };
 
@@ -138,6 +159,7 @@ export class ProjectStore {
   stop = (): void => {
     if (!this.started) return;
     this.started = false;
+    this.generation += 1;
     this.loading = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -147,32 +169,57 @@ export class ProjectStore {
     this.update();
   };
 
-  private async load(editor: EditorClient): Promise<void> {
+  private async load(editor: EditorClient, generation: number): Promise<void> {
     try {
       await editor.connect(this.options.loadTimeout ?? 5_000);
-      this.loaded = true;
     } catch (error) {
+      if (generation !== this.generation || editor.status === "live") return;
       const local = findLocalProject(this.options.fallback, this.projectId);
       const fallback = (error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND) || error instanceof TimeoutError;
       if (local !== null && fallback) {
         this.local = local;
         this.loaded = true;
       } else {
-        this.lastError = error as Error;
+        this.lastError = this.loadError = error as Error;
+        // A connection closed for good will not join later: the UI must be able to leave its loading state.
+        if (error instanceof ClientClosed) this.loaded = true;
       }
+      this.update();
+      return;
     }
+    // An editor that was live already joined before the store listened.
+    if (generation === this.generation) this.onLive();
+  }
+
+  /** The connection joined, now or after failed attempts: the live project replaces any local copy. */
+  private onLive(): void {
+    this.loaded = true;
+    this.local = null;
+    if (this.loadError !== null && this.lastError === this.loadError) this.lastError = null;
+    this.loadError = null;
     this.update();
   }
 
+  /**
+   * Change the quiet time before auto-save (null: the daemon's own debounce), from the next edit on;
+   * the connection and any edit in flight are not touched.
+   */
+  setAutoSaveDelay = (delay: number | null = 1_500): void => {
+    this.autoSaveDelay = delay;
+  };
+
   // ---- edits -----------------------------------------------------------------------------------
 
-  /** Change fields of the project (camelCase or snake_case keys). */
+  // Every call below returns a promise and never throws: a misuse (no start() yet, a field that is
+  // not editable, a value JSON cannot carry) rejects it, so a `.catch()` sees it.
+
+  /** Change fields of the project (camelCase or snake_case keys; an unknown field is refused). */
   updateProject = (fields: Partial<Project>): Promise<Ack> =>
-    this.track((editor) => editor.patch("projects", this.projectId, editable("projects", toSnake(fields))));
+    this.track((editor) => editor.patch("projects", this.projectId, writable("projects", fields, "updateProject")));
 
   /** Change fields of one scene. */
   updateScene = (sceneId: string, fields: Partial<Scene>): Promise<Ack> =>
-    this.track((editor) => editor.patch("scenes", sceneId, editable("scenes", toSnake(fields))));
+    this.track((editor) => editor.patch("scenes", sceneId, writable("scenes", fields, `updateScene ${sceneId}`)));
 
   /** Make the scene list equal to `scenes`, in this order (see `SyncdStudio.syncScenes`). */
   syncScenes = (scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> =>
@@ -191,6 +238,7 @@ export class ProjectStore {
   /** Save now (the seed's `saveNow()`): resolves once the database has every edit made so far. */
   saveNow = async (): Promise<void> => {
     const editor = this.requireEditor();
+    const generation = this.generation;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const flush = editor.flush();
@@ -198,15 +246,19 @@ export class ProjectStore {
     this.update();
     try {
       const ack = await flush;
-      this.ownSeq = Math.max(this.ownSeq, ack.seq);
-      this.savingSeq = ack.seq;
+      if (generation === this.generation) {
+        this.ownSeq = Math.max(this.ownSeq, ack.seq);
+        this.savingSeq = ack.seq;
+      }
       await editor.waitSaved(ack.seq);
     } catch (error) {
-      this.fail(error as Error, true);
+      if (generation === this.generation) this.fail(error as Error, true);
       throw error;
     } finally {
-      this.savingSeq = null;
-      this.update();
+      if (generation === this.generation) {
+        this.savingSeq = null;
+        this.update();
+      }
     }
   };
 
@@ -219,12 +271,18 @@ export class ProjectStore {
 
   /** Run one edit: its ack raises the seq this client waits to see saved, and the auto-save timer restarts. */
   private track<T>(run: (editor: EditorClient) => Promise<T>): Promise<T> {
-    const editor = this.requireEditor();
-    const promise = run(editor);
+    let promise: Promise<T>;
+    try {
+      promise = run(this.requireEditor());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const generation = this.generation;
     this.update(); // the edit is unacked now: unsaved
     this.scheduleSave();
     promise.then(
       (result) => {
+        if (generation !== this.generation) return;
         const seqs = [result]
           .flat()
           .map((value) => (value !== null && typeof value === "object" && "ack" in value ? value.ack : value))
@@ -232,13 +290,15 @@ export class ProjectStore {
         for (const ack of seqs) this.ownSeq = Math.max(this.ownSeq, ack.seq);
         this.update();
       },
-      (error: Error) => this.fail(error, false),
+      (error: Error) => {
+        if (generation === this.generation) this.fail(error, false);
+      },
     );
     return promise;
   }
 
   private scheduleSave(): void {
-    const delay = this.options.autoSaveDelay === undefined ? 1_500 : this.options.autoSaveDelay;
+    const delay = this.autoSaveDelay;
     if (delay === null || delay <= 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
@@ -299,7 +359,7 @@ export class ProjectStore {
       projectId: this.projectId,
       project,
       isInitialLoad: !this.loaded,
-      source: !this.loaded ? null : this.local !== null ? "local" : "syncd",
+      source: !this.loaded ? null : this.local !== null ? "local" : project !== null ? "syncd" : null,
       saveStatus: this.saveStatus(editor),
       connection: editor?.status ?? "new",
       editors: (editor?.editors ?? []).map((entry) => ({

@@ -8,18 +8,21 @@
  */
 
 import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from "./client.js";
+import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import {
+  checkFields,
   type Clip,
-  editable,
   findLocalProject,
+  isUuid,
   type Project,
   type ReduxState,
   type Scene,
   type StudioProject,
   toCamel,
   toSnake,
+  writable,
 } from "./rows.js";
 import type { ProjectView } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -73,6 +76,9 @@ export class SyncdStudio {
   private readonly options: StudioOptions; // setToken changes its token
   private readonly editors = new Map<string, EditorClient>();
   private readonly users = new Map<string, number>();
+  private readonly opening = new Map<string, number>();
+  /** Per project, what cancels a close that waits (see `release`). */
+  private readonly closing = new Map<string, () => void>();
 
   constructor(options: StudioOptions) {
     this.options = options;
@@ -105,10 +111,17 @@ export class SyncdStudio {
   /** The connection to `projectId` for one more user (a hook); `release` gives it back. */
   acquire(projectId: string): EditorClient {
     this.users.set(projectId, (this.users.get(projectId) ?? 0) + 1);
+    this.closing.get(projectId)?.();
     return this.editor(projectId);
   }
 
-  /** One user less for `projectId`'s connection; the last one closes it. */
+  /**
+   * One user less for `projectId`'s connection. After the last one it is closed, but not at once:
+   * after the current task, so that a user who lets go and takes it again straight away (React's
+   * StrictMode mounting twice, a hook re-creating its store) keeps the same connection; and only once
+   * every mutation sent on it is answered, so that edits still in flight are neither reported failed
+   * nor left unsent (§16: unacknowledged mutations stay and are resent after a reconnect).
+   */
   release(projectId: string): void {
     const users = (this.users.get(projectId) ?? 0) - 1;
     if (users > 0) {
@@ -116,18 +129,58 @@ export class SyncdStudio {
       return;
     }
     this.users.delete(projectId);
-    this.editors.get(projectId)?.close();
+    const editor = this.editors.get(projectId);
+    if (editor !== undefined) this.closeWhenIdle(projectId, editor);
   }
 
-  /** The connection to `projectId`, in sync. */
+  private closeWhenIdle(projectId: string, editor: EditorClient): void {
+    if (this.closing.has(projectId)) return;
+    let cancelled = false;
+    let unsubscribe: Unsubscribe | null = null;
+    const cancel = (): void => {
+      cancelled = true;
+      unsubscribe?.();
+      if (this.closing.get(projectId) === cancel) this.closing.delete(projectId);
+    };
+    const closeIfIdle = (): void => {
+      if (cancelled || (editor.unacked.length > 0 && editor.status !== "closed")) return;
+      cancel();
+      editor.close();
+    };
+    this.closing.set(projectId, cancel);
+    queueMicrotask(() => {
+      if (cancelled) return;
+      // Protocol events come while the client handles a batch of them: close after the batch.
+      unsubscribe = editor.on("protocol", () => queueMicrotask(closeIfIdle));
+      closeIfIdle();
+    });
+  }
+
+  /**
+   * The connection to `projectId`, in sync. When it cannot be had, a connection that nothing else
+   * uses (no store, no other call waiting, no unacknowledged edit) is closed rather than left
+   * reconnecting in the background.
+   */
   async open(projectId: string, timeout = this.options.openTimeout ?? 5_000): Promise<EditorClient> {
     const editor = this.editor(projectId);
-    await editor.connect(timeout);
-    return editor;
+    this.opening.set(projectId, (this.opening.get(projectId) ?? 0) + 1);
+    try {
+      await editor.connect(timeout);
+      return editor;
+    } catch (error) {
+      const unused = (this.opening.get(projectId) ?? 0) <= 1 && !this.users.has(projectId) && editor.unacked.length === 0;
+      if (unused && editor.status !== "closed") editor.close();
+      throw error;
+    } finally {
+      const opening = (this.opening.get(projectId) ?? 1) - 1;
+      if (opening > 0) this.opening.set(projectId, opening);
+      else this.opening.delete(projectId);
+    }
   }
 
-  /** Close every connection (unacknowledged edits stay with their client for a later open). */
+  /** Close every connection now (unacknowledged edits stay with their client for a later open). */
   close(): void {
+    for (const cancel of [...this.closing.values()]) cancel();
     for (const editor of this.editors.values()) editor.close();
   }
 
@@ -138,15 +191,16 @@ export class SyncdStudio {
     const body = toSnake(fields);
     const row = await this.http.createProject({
       ...(typeof body["id"] === "string" ? { id: body["id"] } : {}),
-      ...editable("projects", body),
+      ...writable("projects", fields, "createProject"),
     });
     return toCamel<Project>(row);
   }
 
   /** Change fields of a project (title, script, status, aspectRatio, settings) over the WebSocket. */
   async updateProject(projectId: string, fields: Partial<Project>): Promise<Ack> {
+    const set = writable("projects", fields, "updateProject");
     const editor = await this.open(projectId);
-    return editor.patch("projects", projectId, editable("projects", toSnake(fields)));
+    return editor.patch("projects", projectId, set);
   }
 
   /** The projects the user may open (HTTP API), camelCase. */
@@ -159,7 +213,8 @@ export class SyncdStudio {
    * the studio's Redux state (`{projects: [...]}`), when syncd does not have the project (4404) or
    * cannot be reached in time.
    *
-   * @throws ClientClosed or TimeoutError when neither has it (the error syncd gave).
+   * @throws ClientClosed or TimeoutError when neither has it (the error syncd gave); the connection
+   *   it opened is closed then, unless a store uses it.
    */
   async loadProject(projectId: string, fallback?: ReduxState | null): Promise<LoadedProject> {
     try {
@@ -169,7 +224,6 @@ export class SyncdStudio {
       const local = findLocalProject(fallback, projectId);
       const missing = error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND;
       if (local === null || !(missing || error instanceof TimeoutError)) throw error;
-      if (!missing) this.editor(projectId).close(); // unreachable: stop trying in the background
       return { project: local, source: "local" };
     }
   }
@@ -182,6 +236,12 @@ export class SyncdStudio {
   async adoptProject(state: StudioProject | Record<string, unknown>): Promise<Adoption> {
     const local = findLocalProject({ projects: [state as StudioProject] }, String(state["id"]));
     if (local === null || typeof local.id !== "string") throw new TypeError("adoptProject: the project needs an id");
+    const { scenes, clips, ...fields } = local;
+    const projectFields = writable("projects", fields, "adoptProject");
+    const rows = [
+      ...scenes.map((scene, i) => ["scenes", { id: scene.id, ...writable("scenes", scene, `adoptProject: scenes[${i}]`) }] as const),
+      ...clips.map((clip, i) => ["clips", { id: clip.id, ...writable("clips", clip, `adoptProject: clips[${i}]`) }] as const),
+    ];
     const editor = this.editor(local.id);
     try {
       await editor.connect(this.options.openTimeout ?? 5_000);
@@ -189,14 +249,9 @@ export class SyncdStudio {
     } catch (error) {
       if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
     }
-    const { scenes, clips, ...fields } = local;
-    await this.createProject(fields);
+    await this.http.createProject({ id: local.id, ...projectFields });
     await editor.connect(this.options.openTimeout ?? 5_000);
-    const inserts = [
-      ...scenes.map((scene) => editor.insert("scenes", { id: scene.id, ...editable("scenes", toSnake(scene)) })),
-      ...clips.map((clip) => editor.insert("clips", { id: clip.id, ...editable("clips", toSnake(clip)) })),
-    ];
-    await Promise.all(inserts);
+    await Promise.all(rows.map(([table, row]) => editor.insert(table, row)));
     const flushed = await editor.flush();
     await editor.waitSaved(flushed.seq);
     return { adopted: true, project: projectFromView(editor.view)! };
@@ -272,40 +327,72 @@ export class SyncdStudio {
   }
 }
 
-/** `SyncdStudio.syncScenes` on an open connection. */
-export async function syncScenesOn(editor: EditorClient, scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> {
-  const live = editor.view.scenes;
-  const wanted = new Set(scenes.map((scene) => scene.id));
-  const calls: Promise<Ack>[] = [];
-  for (const id of [...live.keys()]) if (!wanted.has(id)) calls.push(editor.delete("scenes", id));
+/**
+ * `SyncdStudio.syncScenes` on an open connection. Every row is built and checked before anything is
+ * sent, so a list with one bad scene changes nothing.
+ *
+ * @throws TypeError naming the first bad scene by index and field.
+ */
+export async function syncScenesOn(
+  editor: EditorClient,
+  scenes: Array<Partial<Scene> & { id: string }>,
+  call = "syncScenes",
+): Promise<Ack | null> {
+  if (!Array.isArray(scenes)) throw new TypeError(`${call}: expected a list of scenes, got ${typeof scenes}`);
+  // The daemon's ids are lower case; the caller's may not be.
+  const live = new Map([...editor.view.scenes].map(([id, row]) => [id.toLowerCase(), row]));
+  const wanted = new Set<string>();
+  const sends: Array<() => Promise<Ack>> = [];
   scenes.forEach((scene, index) => {
-    const fields = editable("scenes", toSnake({ ...scene, sceneIndex: index }));
-    const row = live.get(scene.id);
+    const where = `${call}: scenes[${index}]`;
+    if (scene === null || typeof scene !== "object") throw new TypeError(`${where}: expected a scene object, got ${scene === null ? "null" : typeof scene}`);
+    if (!isUuid(scene.id)) throw new TypeError(`${where}.id: expected a UUID, got ${JSON.stringify(scene.id) ?? "nothing"}`);
+    const id = scene.id.toLowerCase();
+    if (wanted.has(id)) throw new TypeError(`${where}.id: ${id} is listed twice`);
+    wanted.add(id);
+    const fields = writable("scenes", { ...scene, sceneIndex: index }, where);
+    checkFields("scenes", fields, where);
+    const row = live.get(id);
     if (row === undefined) {
-      calls.push(editor.insert("scenes", { id: scene.id, ...fields }));
+      sends.push(() => editor.insert("scenes", { id, ...fields }));
       return;
     }
     const changed = differing(row, fields);
-    if (Object.keys(changed).length > 0) calls.push(editor.patch("scenes", scene.id, changed));
+    if (Object.keys(changed).length > 0) sends.push(() => editor.patch("scenes", row.id, changed));
   });
-  const acks = await Promise.all(calls);
+  const deletes = [...live].filter(([id]) => !wanted.has(id)).map(([, row]) => () => editor.delete("scenes", row.id));
+  const acks = await Promise.all([...deletes, ...sends].map((send) => send()));
   return acks.at(-1) ?? null;
 }
 
+/**
+ * Positions handed to clip inserts still waiting for their ack, per connection: concurrent `saveClip`
+ * calls without an `orderIndex` see the same view, so each must skip the positions the others took.
+ */
+const reservedPositions = new WeakMap<EditorClient, Set<number>>();
+
 /** `SyncdStudio.saveClip` on an open connection. */
-export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> {
-  const id = typeof clip.id === "string" ? clip.id : randomUuid();
-  const fields = editable("clips", toSnake(clip));
+export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>, call = "saveClip"): Promise<{ id: string; ack: Ack | null }> {
+  const fields = writable("clips", clip, call);
+  const id = typeof clip.id === "string" ? clip.id.toLowerCase() : randomUuid(); // the daemon's ids are lower case
   const row = editor.view.clips.get(id);
-  if (row === undefined) {
-    if (fields["order_index"] === undefined) {
-      const last = editor.view.ordered("clips").at(-1);
-      fields["order_index"] = last === undefined ? 0 : Number(last["order_index"] ?? 0) + 1;
-    }
-    return { id, ack: await editor.insert("clips", { id, ...fields }) };
+  if (row !== undefined) {
+    const changed = differing(row, fields);
+    return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
   }
-  const changed = differing(row, fields);
-  return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
+  if (fields["order_index"] !== undefined) return { id, ack: await editor.insert("clips", { id, ...fields }) };
+  let reserved = reservedPositions.get(editor);
+  if (reserved === undefined) reservedPositions.set(editor, (reserved = new Set()));
+  let position = 0;
+  for (const other of editor.view.clips.values()) position = Math.max(position, Number(other["order_index"] ?? 0) + 1);
+  for (const taken of reserved) position = Math.max(position, taken + 1);
+  reserved.add(position);
+  try {
+    // Held until the ack: the insert's change, which comes before it, has put the clip in the view.
+    return { id, ack: await editor.insert("clips", { id, ...fields, order_index: position }) };
+  } finally {
+    reserved.delete(position);
+  }
 }
 
 /** The fields of `fields` whose value differs from `row`'s (compared as JSON). */

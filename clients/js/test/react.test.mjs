@@ -1,10 +1,12 @@
 // useProjectSync rendered with react-dom/server: the hook reads the store through
 // useSyncExternalStore and hands out its calls; effects (opening the project) do not run on a server.
+// Then mounted with react-test-renderer, which runs them: StrictMode, and props that change.
 
 import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
-import { createElement } from "react";
+import { act, createElement, StrictMode } from "react";
 import { renderToString } from "react-dom/server";
+import TestRenderer from "react-test-renderer";
 
 import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { SyncdProvider, useProjectSync } from "../dist/react.js";
@@ -61,4 +63,100 @@ test("with a studio from the provider the first render is the initial load, and 
 
 test("without a studio the hook says how to give it one", () => {
   assert.throws(() => renderToString(createElement(probe({ projectId: PROJECT }, []))), /SyncdProvider/);
+});
+
+// ---- the hook mounted with its effects (react-test-renderer) ----------------------------------------
+
+// react-test-renderer is deprecated, yet it is the renderer that runs effects without a DOM; its
+// notice says so on every create and is left out here.
+const consoleError = console.error;
+console.error = (...args) => {
+  if (typeof args[0] === "string" && args[0].startsWith("react-test-renderer is deprecated")) return;
+  consoleError(...args);
+};
+globalThis.IS_REACT_ACT_ENVIRONMENT = true;
+
+const OTHER = "0f000000-0000-4000-8000-000000000002";
+
+/** Mount `element` with effects; returns the renderer. */
+async function mount(element) {
+  let renderer;
+  await act(async () => {
+    renderer = TestRenderer.create(element);
+  });
+  return renderer;
+}
+
+/** A component that hands out what the hook gives it; its props are the hook's options. */
+function Editor({ seen, ...options }) {
+  seen.push(useProjectSync(options));
+  return null;
+}
+
+function editorOf(studio, seen, options) {
+  return createElement(SyncdProvider, { value: studio }, createElement(Editor, { seen, ...options }));
+}
+
+/** Let the microtasks run (the studio closes a released connection after them). */
+const settle = () => act(() => new Promise((done) => setImmediate(done)));
+
+test("under StrictMode (mount, unmount, mount) the hook opens one connection and shows no error", async (t) => {
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  t.after(() => studio.close()); // a failed check must not leave it reconnecting
+  const seen = [];
+  const renderer = await mount(createElement(StrictMode, null, editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: null })));
+  assert.equal(FakeSocket.instances.length, 1, "one socket");
+  await act(async () => join());
+  await settle();
+  const sync = seen.at(-1);
+  assert.equal(sync.isInitialLoad, false);
+  assert.equal(sync.error, null);
+  assert.equal(sync.connection, "live");
+  assert.equal(FakeSocket.last.closedWith, null);
+  await act(async () => renderer.unmount());
+  await settle();
+  assert.equal(FakeSocket.last.closedWith.code, 1000, "the last user closes the connection");
+});
+
+test("a new autoSaveDelay keeps the store and its connection: an edit in flight is answered, not failed", async (t) => {
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  t.after(() => studio.close()); // a failed check must not leave it reconnecting
+  const seen = [];
+  const renderer = await mount(editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: null }));
+  await act(async () => join());
+  const store = seen.at(-1).store;
+  const socket = FakeSocket.last;
+  socket.take();
+  const edit = seen.at(-1).updateScene("s1", { heading: "Nightfall" });
+  await act(async () => renderer.update(editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: 500 })));
+  await settle();
+  assert.equal(seen.at(-1).store, store, "the same store");
+  assert.equal(FakeSocket.instances.length, 1);
+  assert.equal(socket.closedWith, null);
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall" } }]);
+  await act(async () => socket.receive({ type: "ack", mid: 1, seq: 1 }));
+  assert.deepEqual(await edit, { mid: 1, seq: 1 });
+  assert.equal(seen.at(-1).error, null);
+  await act(async () => renderer.unmount());
+});
+
+test("a store re-created for another project leaves the old connection open until its edit in flight is answered", async (t) => {
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  t.after(() => studio.close()); // a failed check must not leave it reconnecting
+  const seen = [];
+  const renderer = await mount(editorOf(studio, seen, { projectId: PROJECT, autoSaveDelay: null }));
+  await act(async () => join());
+  const first = FakeSocket.last;
+  first.take();
+  const edit = seen.at(-1).updateScene("s1", { heading: "Nightfall" });
+  await act(async () => renderer.update(editorOf(studio, seen, { projectId: OTHER, autoSaveDelay: null })));
+  await settle();
+  assert.equal(FakeSocket.instances.length, 2, "the other project has its own connection");
+  assert.equal(first.closedWith, null, "not closed while the edit waits for its answer");
+  await act(async () => first.receive({ type: "ack", mid: 1, seq: 1 }));
+  assert.deepEqual(await edit, { mid: 1, seq: 1 });
+  await settle();
+  assert.equal(first.closedWith.code, 1000, "closed once the edit is answered");
+  assert.equal(seen.at(-1).error, null);
+  await act(async () => renderer.unmount());
 });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
-import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { ClientClosed, EditorClient, ProjectStore, SyncdStudio, TimeoutError } from "../dist/index.js";
 import { FakeSocket, join, PROJECT, welcome } from "./fake.mjs";
 
 let now = 0;
@@ -147,8 +147,11 @@ test("a store from a studio shares its connection and the last stop closes it", 
   await loading;
   assert.equal(b.getSnapshot().project.title, "The Lighthouse");
   a.stop();
+  await new Promise((done) => setImmediate(done));
   assert.equal(FakeSocket.last.closedWith, null);
   b.stop();
+  assert.equal(FakeSocket.last.closedWith, null, "closed after the current task, not during it");
+  await new Promise((done) => setImmediate(done));
   assert.equal(FakeSocket.last.closedWith.code, 1000);
   await assert.rejects(a.saveNow(), /start\(\) first/);
 });
@@ -175,4 +178,131 @@ test("a reconnect into a new epoch does not leave the status waiting on old seqs
   assert.equal(store.getSnapshot().saveStatus, "saved");
   store.stop();
   editor.close();
+});
+
+const LOCAL = { projects: [{ id: PROJECT, title: "Local copy", scenes: [], clips: [] }] };
+
+test("a first load that timed out becomes live when the connection joins later, and its error goes", async (t) => {
+  const { editor, store } = setup(t, { loadTimeout: 1000 });
+  const loaded = store.start();
+  t.mock.timers.tick(1000);
+  await loaded;
+  let snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, true, "still trying");
+  assert.ok(snap.error instanceof TimeoutError);
+  join();
+  snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.source, "syncd");
+  assert.equal(snap.project.title, "The Lighthouse");
+  assert.equal(snap.error, null);
+  store.stop();
+  editor.close();
+});
+
+test("a project shown from the fallback after a timeout is replaced by the live one when the connection joins", async (t) => {
+  const { editor, store } = setup(t, { loadTimeout: 1000, fallback: LOCAL });
+  const loaded = store.start();
+  t.mock.timers.tick(1000);
+  await loaded;
+  assert.equal(store.getSnapshot().source, "local");
+  assert.equal(store.getSnapshot().project.title, "Local copy");
+  join();
+  assert.equal(store.getSnapshot().source, "syncd");
+  assert.equal(store.getSnapshot().project.title, "The Lighthouse");
+  const socket = FakeSocket.last;
+  const edit = store.updateProject({ title: "Edited" });
+  socket.receive({ type: "change", seq: 1, table: "projects", op: "update", id: PROJECT, set: { title: "Edited" }, origin: "editor", client_id: editor.clientId, mid: 1 });
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  assert.equal(store.getSnapshot().project.title, "Edited", "the user's own edit shows");
+  store.stop();
+  editor.close();
+});
+
+test("a project syncd does not have, without a fallback, ends the initial load with the error", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ type: "error", mid: null, code: "not_found", message: "no such project" });
+  FakeSocket.last.drop(4404, "project not found");
+  await loaded;
+  const snap = store.getSnapshot();
+  assert.equal(snap.isInitialLoad, false);
+  assert.equal(snap.project, null);
+  assert.equal(snap.source, null);
+  assert.ok(snap.error instanceof ClientClosed);
+  assert.equal(snap.error.code, 4404);
+  store.stop();
+  editor.close();
+});
+
+test("the calls reject rather than throw: before start(), and with a value JSON cannot carry", async (t) => {
+  const { editor, store } = setup(t);
+  const early = store.updateScene("s1", { heading: "x" });
+  assert.ok(early instanceof Promise);
+  await assert.rejects(early, /call start\(\) first/);
+  await assert.rejects(store.reorderClips(["k1"]), /call start\(\) first/);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const bigint = store.updateScene("s1", { duration: 1n });
+  assert.ok(bigint instanceof Promise);
+  await assert.rejects(bigint, TypeError);
+  assert.deepEqual(editor.unacked, []);
+  store.stop();
+  editor.close();
+});
+
+test("a field the store cannot write is refused, naming it and the fields it can", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  socket.take();
+  const project = store.updateProject({ colour: "red", title: "Red" });
+  const scene = store.updateScene("s1", { heading: "x", mood: 1, tempo: 2 });
+  project.catch(() => undefined); // checked below, once nothing was sent
+  scene.catch(() => undefined);
+  assert.deepEqual(socket.take(), [], "nothing sent");
+  await assert.rejects(project, {
+    name: "TypeError",
+    message: 'updateProject: "colour" is not a field of a project; an editor may write title, script, status, aspectRatio and settings',
+  });
+  await assert.rejects(scene, /updateScene s1: "mood" and "tempo" are not fields of a scene/);
+  const edit = store.updateScene("s1", { id: "s1", projectId: PROJECT, createdAt: "2026-01-01", heading: "Read-only fields are left out" });
+  assert.deepEqual(socket.take(), [{ type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Read-only fields are left out" } }]);
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  await edit;
+  store.stop();
+  editor.close();
+});
+
+test("a store stopped and started again at once (StrictMode) keeps one connection and shows no error", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket });
+  const store = new ProjectStore({ projectId: PROJECT, studio });
+  void store.start();
+  store.stop();
+  const loaded = store.start();
+  await new Promise((done) => setImmediate(done));
+  assert.equal(FakeSocket.instances.length, 1);
+  assert.equal(FakeSocket.last.closedWith, null);
+  join();
+  await loaded;
+  assert.equal(store.getSnapshot().isInitialLoad, false);
+  assert.equal(store.getSnapshot().error, null);
+  store.stop();
+  studio.close();
+});
+
+test("what a stopped store's load ends with later is ignored", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  store.stop();
+  editor.close(); // the load under way fails with ClientClosed 1000
+  await loaded;
+  assert.equal(store.getSnapshot().error, null);
+  assert.equal(store.getSnapshot().isInitialLoad, true);
 });
