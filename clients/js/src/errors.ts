@@ -50,7 +50,7 @@ export class HttpError extends Error {
   override name = "HttpError";
 
   /**
-   * @param status the HTTP status.
+   * @param status the HTTP status (0 when no answer came: `HttpNetworkError`).
    * @param code the protocol's error code from the JSON body, when it has one.
    * @param detail the body's message, or its text.
    * @param where the method and path of the request.
@@ -63,4 +63,35 @@ export class HttpError extends Error {
   ) {
     super(`${where}: ${status}${code ? ` ${code}` : ""}: ${detail}`);
   }
+}
+
+/**
+ * A request to syncd's HTTP API that got no answer (the daemon is not reachable, the network
+ * failed): an `HttpError` with status 0, so one `catch` covers both.
+ */
+export class HttpNetworkError extends HttpError {
+  override name = "HttpNetworkError";
+
+  /**
+   * @param request the method and full URL of the request.
+   * @param cause what `fetch` threw.
+   */
+  constructor(request: string, cause: unknown) {
+    const detail = describeCause(cause);
+    super(0, null, detail, request);
+    this.message = `${request}: no answer from syncd: ${detail}`;
+    this.cause = cause;
+  }
+}
+
+/** Why `fetch` failed, in words: Node hides the reason (ECONNREFUSED, ...) in the error's `cause`. */
+function describeCause(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth += 1) {
+    const text = current instanceof Error ? current.message : String(current);
+    if (text && !parts.includes(text)) parts.push(text);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.length > 0 ? parts.join(": ") : "no answer";
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 
-import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { EditorClient, HttpError, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { Daemon, waitFor } from "./daemon.mjs";
 
 const daemon = new Daemon();
@@ -100,6 +100,19 @@ test("loadProject falls back to the Redux state for a project syncd does not hav
   const loaded = await studio.loadProject(id, { projects: [{ id, title: "Only in Redux", scenes: [], clips: [] }] });
   assert.equal(loaded.source, "local");
   assert.equal(loaded.project.title, "Only in Redux");
+  studio.close();
+});
+
+test("an HTTP refusal of the real daemon carries its error code", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  await assert.rejects(
+    studio.http.request("GET", "/v1/projects/11111111-1111-4111-8111-111111111111"),
+    (error) => error instanceof HttpError && error.status === 404 && error.code === "not_found",
+  );
+  await assert.rejects(
+    studio.createProject({ aspectRatio: "2:1" }),
+    (error) => error instanceof HttpError && error.status === 400 && error.code === "bad_request",
+  );
   studio.close();
 });
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
-import { ClientClosed, HttpApi, HttpError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
+import { ClientClosed, HttpApi, HttpError, HttpNetworkError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
 import { FakeSyncd } from "./fake.mjs";
 
 const requests = [];
@@ -27,7 +27,7 @@ before(async () => {
       const body = text ? JSON.parse(text) : undefined;
       requests.push({ method: req.method, path: req.url, auth: req.headers.authorization ?? null, type: req.headers["content-type"] ?? null, body });
       const handler = routes.get(`${req.method} ${req.url}`);
-      const [status, answer] = handler ? handler(body) : [404, { error: { code: "not_found", message: `no route ${req.url}` } }];
+      const [status, answer] = handler ? handler(body) : [404, { error: "not_found", message: `no route ${req.url}` }];
       res.writeHead(status, { "Content-Type": "application/json" });
       res.end(answer === undefined ? "" : JSON.stringify(answer));
     });
@@ -97,7 +97,8 @@ test("the list, voice and export calls use the paths of endpoints.ts", async () 
 });
 
 test("an error status rejects with HttpError carrying the protocol's code; a missing project is null", async () => {
-  route("POST", "/v1/projects", 403, { error: { code: "forbidden", message: "not your user id" } });
+  // The daemon's shape (docs/http.md, syncd/api/http.py): {"error": code, "message": "…"}.
+  route("POST", "/v1/projects", 403, { error: "forbidden", message: "not your user id" });
   const api = new HttpApi({ baseUrl: base });
   await assert.rejects(
     api.createProject({ title: "x" }),
@@ -106,6 +107,20 @@ test("an error status rejects with HttpError carrying the protocol's code; a mis
   assert.equal(await api.getProject("nope"), null);
   route("GET", "/v1/voices", 200, { nothing: true });
   await assert.rejects(api.listVoices(), HttpError);
+});
+
+test("a request that gets no answer rejects with HttpNetworkError naming the method, the URL and why", async () => {
+  const closed = createServer();
+  await new Promise((done) => closed.listen(0, "127.0.0.1", done));
+  const url = `http://127.0.0.1:${closed.address().port}`;
+  await new Promise((done) => closed.close(done));
+  const api = new HttpApi({ baseUrl: url });
+  await assert.rejects(api.listVoices(), (error) => {
+    assert.ok(error instanceof HttpNetworkError && error instanceof HttpError);
+    assert.equal(error.status, 0);
+    assert.match(error.message, new RegExp(`^GET ${url}/v1/voices: no answer from syncd: .*ECONNREFUSED`));
+    return true;
+  });
 });
 
 test("loadProject falls back to the Redux state when syncd does not have the project", async () => {
