@@ -27,16 +27,26 @@ import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js"
 import type { ProjectView } from "./view.js";
 import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, EDITOR_PATH, type ChildTable, type Table } from "./wire.js";
 
+/**
+ * An event handler property taking at least what the client reads from `E`.
+ *
+ * Checked bivariantly (the method-signature form), because the sockets declare their handlers with
+ * their own event classes (the DOM's `MessageEvent`, `ws`'s `WebSocket.MessageEvent`, ...): with a
+ * plain function type, strict parameter checks would refuse both, since the client's narrower event
+ * type is not one of theirs.
+ */
+export type SocketHandler<E> = { handle(event: E): void }["handle"];
+
 /** The part of the WHATWG `WebSocket` the client uses; the browser's and the `ws` package's both fit. */
 export interface WebSocketLike {
   readonly readyState: number;
   binaryType: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: SocketHandler<unknown> | null;
+  onmessage: SocketHandler<{ data: unknown }> | null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null;
+  onerror: SocketHandler<unknown> | null;
 }
 
 /** A `WebSocket` constructor: `globalThis.WebSocket` in a browser, `ws`'s `WebSocket` in Node. */
