@@ -25,7 +25,10 @@ import type {
 import { encode, type Frame } from "./frames.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import type { ProjectView } from "./view.js";
-import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, EDITOR_PATH, type ChildTable, type Table } from "./wire.js";
+import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
+import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, type ChildTable, type Table } from "./wire.js";
+
+export { editorUrl };
 
 /**
  * An event handler property taking at least what the client reads from `E`.
@@ -120,13 +123,11 @@ export function randomUuid(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** The editor URL for `url`: `http(s)` becomes `ws(s)`, and a URL without a path gets `/v1/editor`. */
-export function editorUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.protocol === "http:") parsed.protocol = "ws:";
-  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = EDITOR_PATH;
-  return parsed.toString();
+/** @throws TypeError `token` is neither a string nor null (nor left out). */
+function checkToken(token: unknown, where: string): void {
+  if (token !== undefined && token !== null && typeof token !== "string") {
+    throw new TypeError(`${where}: the token must be a string or null, got ${typeof token}`);
+  }
 }
 
 /** A close reason a close frame can carry (123 bytes of UTF-8). */
@@ -165,15 +166,27 @@ export class EditorClient {
   private lastJoined: Joined | null = null;
   private lastEpoch: string | null = null;
 
+  /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("EditorClient: pass the options, {url, projectId, ...}");
+    }
+    // Checked here: wrong, they would only show as a connection that never comes up.
+    const url = editorUrlOption(options.url, "EditorClient: options.url");
+    const projectId = uuidOption(options.projectId, "EditorClient: options.projectId");
+    const clientId = options.clientId === undefined ? randomUuid() : uuidOption(options.clientId, "EditorClient: options.clientId");
+    checkToken(options.token, "EditorClient: options.token");
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (WebSocketImpl === undefined) {
       throw new TypeError("EditorClient: no WebSocket here; pass one (the `ws` package's in Node) as options.WebSocket");
     }
+    if (typeof WebSocketImpl !== "function") {
+      throw new TypeError(`EditorClient: options.WebSocket must be a WebSocket class, got ${typeof WebSocketImpl}`);
+    }
     this.WebSocketImpl = WebSocketImpl;
-    this.url = editorUrl(options.url);
-    this.projectId = options.projectId;
-    this.clientId = options.clientId ?? randomUuid();
+    this.url = url;
+    this.projectId = projectId;
+    this.clientId = clientId;
     this.openTimeout = options.openTimeout ?? 10_000;
     this.clock = options.clock ?? (() => performance.now() / 1000);
     this.protocol = new ClientProtocol(this.projectId, this.clientId, options);
@@ -264,29 +277,31 @@ export class EditorClient {
 
   /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
   setToken(token: string | null): void {
-    this.protocol.token = token;
+    checkToken(token, "EditorClient.setToken");
+    this.protocol.token = token ?? null;
   }
 
   // ---- mutations -------------------------------------------------------------------------------
 
   /** Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError` if refused. */
   patch(table: Table, id: string, set: Record<string, unknown>): Promise<Ack> {
-    return this.send(this.protocol.patch(table, id, set));
+    return this.send(this.protocol.patch(table, rowId(id), set));
   }
 
   /** Add a row (it must hold its `id`); see `patch`. */
   insert(table: ChildTable, row: Record<string, unknown>): Promise<Ack> {
-    return this.send(this.protocol.insert(table, row));
+    const id = row["id"];
+    return this.send(this.protocol.insert(table, typeof id === "string" ? { ...row, id: rowId(id) } : row));
   }
 
   /** Remove a row; see `patch`. */
   delete(table: ChildTable, id: string): Promise<Ack> {
-    return this.send(this.protocol.delete(table, id));
+    return this.send(this.protocol.delete(table, rowId(id)));
   }
 
   /** Put `ids` first, in this order (`scene_index` / `order_index` = position); see `patch`. */
   reorder(table: ChildTable, ids: Iterable<string>): Promise<Ack> {
-    return this.send(this.protocol.reorder(table, ids));
+    return this.send(this.protocol.reorder(table, [...ids].map(rowId)));
   }
 
   /** Save now (the seed's `saveNow()`): resolves with the ack; `waitSaved(ack.seq)` waits for the write. */

@@ -273,3 +273,43 @@ test("a lost connection fails the pings in flight; a wait for a saved seq carrie
   assert.equal((await saved).seq, 2);
   client.close();
 });
+
+test("a project id in upper case is taken in lower case, as the daemon answers it; so are row ids", async (t) => {
+  const client = makeClient(t, { projectId: PROJECT.toUpperCase(), clientId: "C0FFEE00-0000-4000-8000-00000000000A" });
+  assert.equal(client.projectId, PROJECT);
+  const joined = client.connect();
+  const socket = FakeSocket.last;
+  socket.open();
+  const [hello] = socket.take();
+  assert.equal(hello.project_id, PROJECT);
+  assert.equal(hello.client_id, "c0ffee00-0000-4000-8000-00000000000a");
+  socket.receive(welcome());
+  socket.receive(snapshot());
+  await joined;
+  assert.equal(client.status, "live");
+  const row = "5CE0E000-0000-4000-8000-00000000000B";
+  client.patch("scenes", row, { heading: "x" }).catch(() => {});
+  client.insert("clips", { id: row, prompt: "y" }).catch(() => {});
+  client.delete("clips", row).catch(() => {});
+  client.reorder("clips", [row]).catch(() => {});
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => frame.id ?? frame.row?.id ?? frame.ids[0]), Array(4).fill(row.toLowerCase()));
+  client.close();
+});
+
+test("a missing or wrong url or project id fails at construction, saying which option and why", () => {
+  const base = { url: "http://127.0.0.1:8765", projectId: PROJECT, WebSocket: FakeSocket };
+  const cases = [
+    [{ ...base, url: undefined }, /options\.url is missing; pass the daemon's address/],
+    [{ ...base, url: "not a url" }, /options\.url is not a URL: "not a url"/],
+    [{ ...base, url: "ftp://127.0.0.1" }, /options\.url has the scheme ftp:/],
+    [{ ...base, projectId: undefined }, /options\.projectId is missing; it must be a UUID/],
+    [{ ...base, projectId: 42 }, /options\.projectId is not a UUID: number 42/],
+    [{ ...base, projectId: "p1" }, /options\.projectId is not a UUID: "p1"/],
+    [{ ...base, clientId: "tab-1" }, /options\.clientId is not a UUID/],
+    [{ ...base, token: 5 }, /options\.token: the token must be a string or null/],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new EditorClient(options), (error) => error instanceof TypeError && message.test(error.message));
+  }
+});

@@ -103,6 +103,14 @@ test("loadProject falls back to the Redux state for a project syncd does not hav
   studio.close();
 });
 
+test("a project id in upper case opens the project", async () => {
+  const upper = client({ projectId: daemon.projectId.toUpperCase() });
+  const joined = await upper.connect(10_000);
+  assert.equal(joined.project_id, daemon.projectId);
+  assert.equal(upper.status, "live");
+  upper.close();
+});
+
 test("an HTTP refusal of the real daemon carries its error code", async () => {
   const studio = new SyncdStudio({ url: daemon.url, WebSocket });
   await assert.rejects(

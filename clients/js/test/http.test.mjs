@@ -124,19 +124,20 @@ test("a request that gets no answer rejects with HttpNetworkError naming the met
 });
 
 test("loadProject falls back to the Redux state when syncd does not have the project", async () => {
+  const [live, only, neither] = ["11ee0000-0000-4000-8000-000000000001", "10ca1000-0000-4000-8000-000000000001", "0e0e0000-0000-4000-8000-000000000001"];
   const syncd = new FakeSyncd();
-  syncd.addProject({ id: "live", title: "Live" }, [{ id: "s1", scene_index: 0, heading: "A" }]);
+  syncd.addProject({ id: live, title: "Live" }, [{ id: "s1", scene_index: 0, heading: "A" }]);
   const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
-  const redux = { projects: [{ id: "local", title: "Only here", scenes: [{ id: "s9", heading: "B" }], clips: [] }] };
-  const live = await studio.loadProject("live", redux);
-  assert.equal(live.source, "syncd");
-  assert.equal(live.project.title, "Live");
-  assert.deepEqual(live.project.scenes.map((s) => s.heading), ["A"]);
-  const local = await studio.loadProject("local", redux);
+  const redux = { projects: [{ id: only, title: "Only here", scenes: [{ id: "s9", heading: "B" }], clips: [] }] };
+  const loaded = await studio.loadProject(live, redux);
+  assert.equal(loaded.source, "syncd");
+  assert.equal(loaded.project.title, "Live");
+  assert.deepEqual(loaded.project.scenes.map((s) => s.heading), ["A"]);
+  const local = await studio.loadProject(only, redux);
   assert.equal(local.source, "local");
   assert.equal(local.project.title, "Only here");
   assert.equal(local.project.scenes[0].sceneIndex, 0);
-  await assert.rejects(studio.loadProject("neither", redux), (error) => error instanceof ClientClosed && error.code === 4404);
+  await assert.rejects(studio.loadProject(neither, redux), (error) => error instanceof ClientClosed && error.code === 4404);
   studio.close();
 });
 
@@ -175,12 +176,13 @@ test("loadProject falls back to the Redux state when syncd cannot be reached in 
   const { FakeSocket } = await import("./fake.mjs");
   FakeSocket.reset();
   const studio = new SyncdStudio({ url: base, WebSocket: FakeSocket, openTimeout: 50 });
-  const redux = { projects: [{ id: "p9", title: "Offline copy", scenes: [], clips: [] }] };
-  const loaded = await studio.loadProject("p9", redux);
+  const [p9, p8] = ["0f000000-0000-4000-8000-000000000009", "0f000000-0000-4000-8000-000000000008"];
+  const redux = { projects: [{ id: p9, title: "Offline copy", scenes: [], clips: [] }] };
+  const loaded = await studio.loadProject(p9, redux);
   assert.equal(loaded.source, "local");
   assert.equal(loaded.project.title, "Offline copy");
-  assert.equal(studio.editor("p9").status, "closed");
-  await assert.rejects(studio.loadProject("p8", redux), (error) => error.name === "TimeoutError");
+  assert.equal(studio.editor(p9).status, "closed");
+  await assert.rejects(studio.loadProject(p8, redux), (error) => error.name === "TimeoutError");
   studio.close();
 });
 
@@ -189,7 +191,7 @@ test("setToken changes the token of the HTTP calls and of the next hello", async
   const { FakeSocket } = await import("./fake.mjs");
   FakeSocket.reset();
   const studio = new SyncdStudio({ url: base, token: "old", WebSocket: FakeSocket });
-  const editor = studio.editor("p1");
+  const editor = studio.editor("0f000000-0000-4000-8000-000000000001");
   studio.setToken("new");
   await studio.listVoices();
   assert.equal(requests.at(-1).auth, "Bearer new");
