@@ -25,6 +25,7 @@ import type {
 import { encode, type Frame } from "./frames.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import type { ProjectView } from "./view.js";
+import { definedFields, idList, patchFields } from "./args.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, type ChildTable, type Table } from "./wire.js";
 
@@ -283,35 +284,44 @@ export class EditorClient {
 
   // ---- mutations -------------------------------------------------------------------------------
 
-  /** Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError` if refused. */
+  /**
+   * Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError`
+   * if refused. Keys whose value is undefined are left out, as `JSON.stringify` does; a `set` with
+   * nothing left rejects with `TypeError`, like any argument JSON cannot carry (no mid is used).
+   */
   patch(table: Table, id: string, set: Record<string, unknown>): Promise<Ack> {
-    return this.send(this.protocol.patch(table, rowId(id), set));
+    return this.send(`patch of ${table} ${id}`, (what) => this.protocol.patch(table, rowId(id), patchFields(set, what)));
   }
 
-  /** Add a row (it must hold its `id`); see `patch`. */
+  /** Add a row (it must hold its `id`; keys whose value is undefined are left out); see `patch`. */
   insert(table: ChildTable, row: Record<string, unknown>): Promise<Ack> {
-    const id = row["id"];
-    return this.send(this.protocol.insert(table, typeof id === "string" ? { ...row, id: rowId(id) } : row));
+    const id = typeof row?.["id"] === "string" ? (row["id"] as string) : null;
+    return this.send(`insert into ${table}${id === null ? "" : ` of ${id}`}`, (what) => {
+      const fields = definedFields(row, what, "row");
+      return this.protocol.insert(table, id === null ? fields : { ...fields, id: rowId(id) });
+    });
   }
 
   /** Remove a row; see `patch`. */
   delete(table: ChildTable, id: string): Promise<Ack> {
-    return this.send(this.protocol.delete(table, rowId(id)));
+    return this.send(`delete of ${table} ${id}`, () => this.protocol.delete(table, rowId(id)));
   }
 
   /** Put `ids` first, in this order (`scene_index` / `order_index` = position); see `patch`. */
   reorder(table: ChildTable, ids: Iterable<string>): Promise<Ack> {
-    return this.send(this.protocol.reorder(table, [...ids].map(rowId)));
+    return this.send(`reorder of ${table}`, (what) =>
+      this.protocol.reorder(table, idList(ids, what).map((id) => rowId(id as string))),
+    );
   }
 
   /** Save now (the seed's `saveNow()`): resolves with the ack; `waitSaved(ack.seq)` waits for the write. */
   flush(): Promise<Ack> {
-    return this.send(this.protocol.flush());
+    return this.send("flush", () => this.protocol.flush());
   }
 
   /** Send any mutation frame (`{type, ...}`); it gets the next mid. */
   mutation(frame: Frame): Promise<Ack> {
-    return this.send(this.protocol.mutation(frame));
+    return this.send(`${String(frame?.["type"])} mutation`, (what) => this.protocol.mutation(definedFields(frame, what, "the frame")));
   }
 
   /**
@@ -346,7 +356,23 @@ export class EditorClient {
 
   // ---- internals: the socket -------------------------------------------------------------------
 
-  private send(frame: Frame): Promise<Ack> {
+  /**
+   * Make a mutation with `make` and wait for its answer. Whatever `make` throws (an argument the
+   * protocol cannot carry) rejects the call instead: the methods are typed as returning a promise,
+   * and callers handle failures there.
+   *
+   * @param what the call, for error messages (`patch of scenes <id>`).
+   */
+  private send(what: string, make: (what: string) => Frame): Promise<Ack> {
+    let frame: Frame;
+    try {
+      frame = make(what);
+    } catch (error) {
+      if (error instanceof TypeError && !error.message.startsWith(what)) {
+        return Promise.reject(new TypeError(`${what}: ${error.message}`, { cause: error }));
+      }
+      return Promise.reject(error);
+    }
     const mid = frame["mid"] as number;
     const promise = new Promise<Ack>((resolve, reject) => this.answers.set(mid, { resolve, reject }));
     if (this.statusValue === "closed") {
@@ -414,8 +440,11 @@ export class EditorClient {
     const ws = this.ws;
     if (ws === null || ws.readyState !== 1) return;
     for (const frame of this.protocol.takeFrames()) {
+      // Outside the try: every frame was checked when it was made, so a failure here is a bug to
+      // see, not a closing socket to wait out.
+      const text = encode(frame);
       try {
-        ws.send(encode(frame));
+        ws.send(text);
       } catch {
         return; // the socket is closing: its close event comes next and the protocol resends
       }

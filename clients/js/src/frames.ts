@@ -62,6 +62,8 @@ export function checkJson(value: unknown, where = "frame", seen: Set<object> = n
       return;
     case "object":
       break;
+    case "undefined":
+      throw new TypeError(`${where}: undefined cannot be written as JSON`);
     default:
       throw new TypeError(`${where}: a ${typeof value} cannot be written as JSON`);
   }

@@ -255,7 +255,8 @@ export class ClientProtocol {
     for (const [key, value] of Object.entries(frame)) {
       if (key !== "type" && key !== "mid") body[key] = value;
     }
-    checkJson(body);
+    // Named by the frame's type, as the daemon names a field (`patch.set.duration`, §9).
+    checkJson(body, typeof body["type"] === "string" ? body["type"] : "frame");
     this.nextMidValue = mid + 1;
     const entry: Unacked = { frame: body, sent: false };
     this.unackedMutations.set(mid, entry);

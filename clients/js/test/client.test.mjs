@@ -313,3 +313,44 @@ test("a missing or wrong url or project id fails at construction, saying which o
     assert.throws(() => new EditorClient(options), (error) => error instanceof TypeError && message.test(error.message));
   }
 });
+
+test("calls that return a promise reject on a wrong argument instead of throwing, and use no mid", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const calls = [
+    [() => client.patch("scenes", "s1", { heading: undefined }), /^patch of scenes s1: nothing to change: every field in set is undefined \(heading\)$/],
+    [() => client.patch("scenes", "s1", {}), /^patch of scenes s1: nothing to change: set is empty$/],
+    [() => client.patch("scenes", "s1", null), /^patch of scenes s1: set must be an object of fields, got null$/],
+    [() => client.patch("scenes", "s1", { duration: Infinity }), /^patch of scenes s1: patch\.set\.duration: Infinity cannot be written as JSON$/],
+    [() => client.patch("scenes", "s1", { duration: 1n }), /^patch of scenes s1: patch\.set\.duration: a bigint cannot/],
+    [() => client.insert("clips", { id: "k9", metadata: { fps: undefined } }), /^insert into clips of k9: insert\.row\.metadata\.fps: undefined cannot/],
+    [() => client.reorder("clips", "0f000000-0000-4000-8000-0000000000c1"), /^reorder of clips: expected a list of ids, got the string "0f000000-.*"; for one id pass \[id\]$/],
+    [() => client.reorder("clips", undefined), /^reorder of clips: expected a list of ids, got undefined$/],
+  ];
+  for (const [call, message] of calls) {
+    let promise;
+    assert.doesNotThrow(() => (promise = call()));
+    await assert.rejects(promise, (error) => error instanceof TypeError && message.test(error.message));
+  }
+  assert.deepEqual(socket.take(), [], "nothing was sent");
+  assert.equal(client.protocol.nextMid, 1, "no mid was used");
+  client.close();
+});
+
+test("keys of a patch set to undefined are left out, as JSON.stringify does", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  client.patch("scenes", "s1", { heading: "Nightfall", body: undefined }).catch(() => {});
+  client.insert("scenes", { id: "s3", heading: undefined, scene_index: 2 }).catch(() => {});
+  assert.deepEqual(socket.take(), [
+    { type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall" } },
+    { type: "insert", mid: 2, table: "scenes", row: { id: "s3", scene_index: 2 } },
+  ]);
+  client.close();
+});
