@@ -344,6 +344,8 @@ export class EditorClient {
 
   /** Measure the round trip: resolves with the milliseconds between `ping` and its `pong`. */
   ping(timeout?: number): Promise<number> {
+    // A closed client sends nothing: the pong would never come.
+    if (this.statusValue === "closed") return Promise.reject(this.closedError());
     this.pingCounter += 1;
     const t = `${this.clientId}:${this.pingCounter}`;
     const promise = new Promise<number>((resolve, reject) => {

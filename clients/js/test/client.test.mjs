@@ -354,3 +354,11 @@ test("keys of a patch set to undefined are left out, as JSON.stringify does", (t
   ]);
   client.close();
 });
+
+test("ping after close rejects with ClientClosed, as a mutation does", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  client.close();
+  await assert.rejects(client.ping(), (error) => error instanceof ClientClosed && error.code === 1000);
+});
