@@ -362,3 +362,43 @@ test("ping after close rejects with ClientClosed, as a mutation does", async (t)
   client.close();
   await assert.rejects(client.ping(), (error) => error instanceof ClientClosed && error.code === 1000);
 });
+
+test("a mutation whose frame is over maxFrameBytes is refused at call time: nothing queued, no mid used", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const body = "x".repeat(5_000_000);
+  const size = JSON.stringify({ type: "patch", mid: 1, table: "scenes", id: "s1", set: { body } }).length;
+  await assert.rejects(client.patch("scenes", "s1", { body }), (error) => {
+    assert.ok(error instanceof EditorError);
+    assert.equal(error.code, "too_large");
+    assert.equal(error.mid, null);
+    const shown = size.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    assert.equal(error.message, `too_large: patch of scenes s1: the frame is ${shown} bytes, over the limit of 1,048,576 (maxFrameBytes)`);
+    return true;
+  });
+  assert.deepEqual(socket.take(), []);
+  assert.deepEqual(client.unacked, []);
+  assert.equal(client.protocol.nextMid, 1);
+  client.close();
+});
+
+test("maxFrameBytes counts UTF-8 bytes, up to and including the limit", async (t) => {
+  // {"type":"insert","mid":1,"table":"clips","row":{"id":"k9","prompt":"…"}} is 71 bytes plus the prompt.
+  const client = makeClient(t, { maxFrameBytes: 81 });
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  client.insert("clips", { id: "k9", prompt: "é".repeat(5) }).catch(() => {}); // 5 characters, 10 bytes: 81
+  await assert.rejects(client.insert("clips", { id: "k9", prompt: "é".repeat(5) + "!" }), /insert into clips of k9: the frame is 82 bytes, over the limit of 81 /);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1]);
+  client.close();
+  assert.throws(() => new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, maxFrameBytes: 0 }), RangeError);
+});
+
+test("a 1009 close says what the code means", () => {
+  assert.match(new ClientClosed(1009, "").message, /1009 \(a frame far over the daemon's size limit\)/);
+});

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 
-import { EditorClient, HttpError, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { EditorClient, EditorError, HttpError, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { Daemon, waitFor } from "./daemon.mjs";
 
 const daemon = new Daemon();
@@ -109,6 +109,19 @@ test("a project id in upper case opens the project", async () => {
   assert.equal(joined.project_id, daemon.projectId);
   assert.equal(upper.status, "live");
   upper.close();
+});
+
+test("a patch far over the frame limit is refused by the client and the connection stays usable", async () => {
+  const editor = client();
+  await editor.connect(10_000);
+  const scene = editor.view.ordered("scenes")[0];
+  await assert.rejects(editor.patch("scenes", scene.id, { body: "x".repeat(5_000_000) }), (error) => error instanceof EditorError && error.code === "too_large");
+  assert.deepEqual(editor.unacked, []);
+  const ack = await editor.patch("scenes", scene.id, { heading: "After the big one" });
+  assert.ok(ack.seq > 0);
+  assert.equal(editor.status, "live");
+  assert.equal(editor.lastClose, null);
+  editor.close();
 });
 
 test("an HTTP refusal of the real daemon carries its error code", async () => {
