@@ -273,7 +273,7 @@ export class EditorClient {
     if (ws !== null) closeQuietly(ws, CLOSE_NORMAL, "");
     this.lastClose = { code: CLOSE_NORMAL, reason: "" };
     this.setStatus("closed");
-    this.failWaiters(new ClientClosed(CLOSE_NORMAL, "closed by the client"));
+    this.failWaiters(CLOSE_NORMAL, "closed by the client");
   }
 
   /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
@@ -380,7 +380,7 @@ export class EditorClient {
     if (this.statusValue === "closed") {
       // Kept by the protocol for the next connect(); this call's answer would not come on this one.
       this.answers.delete(mid);
-      return Promise.reject(this.closedError());
+      return Promise.reject(this.closedError(true));
     }
     this.pump();
     return promise;
@@ -535,7 +535,7 @@ export class EditorClient {
         if (ws !== null) closeQuietly(ws, CLOSE_PROTOCOL_ERROR, event.reason);
         this.lastClose = { code: CLOSE_PROTOCOL_ERROR, reason: event.reason };
         this.setStatus("closed");
-        this.failWaiters(new ClientClosed(CLOSE_PROTOCOL_ERROR, shortReason(event.reason)));
+        this.failWaiters(CLOSE_PROTOCOL_ERROR, shortReason(event.reason));
         return;
       }
       case "disconnected":
@@ -543,7 +543,7 @@ export class EditorClient {
         if (event.final) {
           this.clearTimers();
           this.setStatus("closed");
-          this.failWaiters(new ClientClosed(event.code, event.reason));
+          this.failWaiters(event.code, event.reason);
         } else {
           // The protocol forgot the pings of the lost connection: their pongs will not come.
           this.failPings(new ClientClosed(event.code, event.reason));
@@ -591,8 +591,11 @@ export class EditorClient {
     this.pingWaiters.clear();
   }
 
-  private failWaiters(error: ClientClosed): void {
-    for (const waiter of this.answers.values()) waiter.reject(error);
+  /** The connection ended for good: every waiting call rejects, and says whether its mutation stays. */
+  private failWaiters(code: number, reason: string): void {
+    const error = new ClientClosed(code, reason);
+    const kept = new ClientClosed(code, reason, true);
+    for (const waiter of this.answers.values()) waiter.reject(kept);
     this.answers.clear();
     this.failPings(error);
     for (const waiter of this.joinWaiters) waiter.reject(error);
@@ -601,8 +604,9 @@ export class EditorClient {
     this.savedWaiters = [];
   }
 
-  private closedError(): ClientClosed {
-    return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "");
+  /** Why a call on the closed client cannot be answered; `kept` for a mutation it keeps. */
+  private closedError(kept = false): ClientClosed {
+    return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "", kept);
   }
 
   private setStatus(status: ConnectionStatus): void {

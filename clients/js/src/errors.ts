@@ -20,7 +20,12 @@ export class EditorError extends Error {
   }
 }
 
-/** The connection is closed for good, so the awaited answer will not come on it. */
+/**
+ * The connection is closed for good, so the awaited answer will not come on it.
+ *
+ * For a mutation this does not mean it failed: unless `kept` is false, it stays unacknowledged in
+ * the client and is sent again on the next `connect()` (protocol §16), so it may yet be applied.
+ */
 export class ClientClosed extends Error {
   override name = "ClientClosed";
 
@@ -28,15 +33,20 @@ export class ClientClosed extends Error {
    * @param code the WebSocket close code (4401 unauthorized, 4404 not found, 1002 protocol error, ...;
    *   1006 when the connection dropped without a close frame).
    * @param reason the close reason, possibly empty.
+   * @param kept true when the call was a mutation the client keeps and sends again on the next
+   *   `connect()`; false for anything else (pings, waits, mutations that were dropped).
    */
   constructor(
     readonly code: number = CLOSE_ABNORMAL,
     readonly reason: string = "",
+    readonly kept: boolean = false,
   ) {
     const meaning = CLOSE_CODES[code];
     let text = `connection closed with code ${code}`;
     if (meaning) text += ` (${meaning})`;
-    super(reason ? `${text}: ${reason}` : text);
+    if (reason) text += `: ${reason}`;
+    if (kept) text += "; the mutation is kept and sent again on the next connect()";
+    super(text);
   }
 }
 

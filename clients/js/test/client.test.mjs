@@ -229,7 +229,7 @@ test("close rejects waiting calls with 1000 and keeps the mutations for a later 
   join();
   const pending = client.patch("scenes", "s1", { heading: "x" });
   client.close();
-  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1000);
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1000 && error.kept === true);
   assert.deepEqual(client.unacked, [1]);
   const again = client.connect();
   const socket = FakeSocket.last;
@@ -401,4 +401,43 @@ test("maxFrameBytes counts UTF-8 bytes, up to and including the limit", async (t
 
 test("a 1009 close says what the code means", () => {
   assert.match(new ClientClosed(1009, "").message, /1009 \(a frame far over the daemon's size limit\)/);
+});
+
+test("a call whose mutation stays queued rejects with ClientClosed that says so; other calls do not", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  const rtt = client.ping();
+  const saved = client.waitSaved(5);
+  FakeSocket.last.drop(4401, "token expired");
+  const keptMessage = /^connection closed with code 4401 \(unauthorized\): token expired; the mutation is kept and sent again on the next connect\(\)$/;
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.kept === true && keptMessage.test(error.message));
+  for (const other of [rtt, saved]) {
+    await assert.rejects(other, (error) => error instanceof ClientClosed && error.kept === false && !/kept/.test(error.message));
+  }
+  const later = client.patch("scenes", "s2", { heading: "y" });
+  await assert.rejects(later, (error) => error instanceof ClientClosed && error.kept === true && keptMessage.test(error.message));
+  assert.deepEqual(client.unacked, [1, 2]);
+  const again = client.connect();
+  FakeSocket.last.open();
+  FakeSocket.last.take();
+  FakeSocket.last.receive(welcome(0));
+  await again;
+  assert.deepEqual(FakeSocket.last.take().map((frame) => frame.mid), [1, 2], "both are sent again, as the errors said");
+  client.close();
+});
+
+test("a mutation dropped unanswered (resendUnacked off) is not said to be kept", async (t) => {
+  const client = makeClient(t, { resendUnacked: false });
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  FakeSocket.last.drop(1006);
+  advance(t, 0.25);
+  FakeSocket.last.open();
+  FakeSocket.last.receive(welcome(0));
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.kept === false && !/kept/.test(error.message));
+  assert.deepEqual(client.unacked, []);
+  client.close();
 });
