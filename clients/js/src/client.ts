@@ -6,8 +6,10 @@
  * this class dials, reads and writes, reconnects when the protocol says so (after its backoff delay,
  * or at once after a gap), and turns the protocol's events into answers for waiting calls and into
  * events for the application: `change`, `presence`, `saved`, `event` (the renderer's notices), ...
- * Close codes are handled as §16 of docs/protocol.md says: 1000, 1002, 1009, 4401, 4403 and 4404 are
- * final, any other code reconnects, resumes and resends the unacknowledged mutations.
+ * Close codes are handled as §16 of docs/protocol.md says: 1000, 1002, 1009, 4401, 4403, 4404 and
+ * 4409 are final, any other code reconnects, resumes and resends the unacknowledged mutations. After
+ * 4409 (another connection took the client id over) the client never connects again: a new client
+ * with a fresh client id must.
  */
 
 import { Emitter, type Unsubscribe } from "./emitter.js";
@@ -27,7 +29,14 @@ import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js"
 import type { ProjectView } from "./view.js";
 import { definedFields, idList, patchFields } from "./args.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
-import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, type ChildTable, type Table } from "./wire.js";
+import {
+  CLOSE_ABNORMAL,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TAKEN_OVER,
+  type ChildTable,
+  type Table,
+} from "./wire.js";
 
 export { editorUrl };
 
@@ -166,6 +175,8 @@ export class EditorClient {
   private pingCounter = 0;
   private lastJoined: Joined | null = null;
   private lastEpoch: string | null = null;
+  /** Closed with 4409: another connection uses this client id now, so this client never dials again. */
+  private takenOver = false;
 
   /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
@@ -246,10 +257,14 @@ export class EditorClient {
    * Open the connection (unless one is open or opening) and wait until the view is in sync.
    *
    * The client keeps reconnecting by itself after a lost connection; this rejects only when the
-   * connection ends for good (`ClientClosed`: 4401, 4403, 4404, a protocol violation, `close()`), or
-   * with `TimeoutError` after `timeout` milliseconds (the client goes on trying until closed).
+   * connection ends for good (`ClientClosed`: 4401, 4403, 4404, 4409, a protocol violation,
+   * `close()`), or with `TimeoutError` after `timeout` milliseconds (the client goes on trying until
+   * closed). After a 4409 it rejects at once: the client id is another connection's now.
    */
   connect(timeout?: number): Promise<Joined> {
+    // Dialling with the same id would take it back from the other instance, which would take it
+    // back again: the ping-pong §16 forbids. Only a new client, with a fresh id, may connect.
+    if (this.takenOver) return Promise.reject(this.takenOverError());
     const joined = new Promise<Joined>((resolve, reject) => {
       this.joinWaiters.push({ resolve, reject });
     });
@@ -366,6 +381,7 @@ export class EditorClient {
    * @param what the call, for error messages (`patch of scenes <id>`).
    */
   private send(what: string, make: (what: string) => Frame): Promise<Ack> {
+    if (this.takenOver) return Promise.reject(this.takenOverError());
     let frame: Frame;
     try {
       frame = make(what);
@@ -542,6 +558,7 @@ export class EditorClient {
         this.emitter.emit("disconnected", event);
         if (event.final) {
           this.clearTimers();
+          if (event.code === CLOSE_TAKEN_OVER) this.takenOver = true;
           this.setStatus("closed");
           this.failWaiters(event.code, event.reason);
         } else {
@@ -593,8 +610,8 @@ export class EditorClient {
 
   /** The connection ended for good: every waiting call rejects, and says whether its mutation stays. */
   private failWaiters(code: number, reason: string): void {
-    const error = new ClientClosed(code, reason);
-    const kept = new ClientClosed(code, reason, true);
+    const error = this.takenOver ? this.takenOverError() : new ClientClosed(code, reason);
+    const kept = this.takenOver ? error : new ClientClosed(code, reason, true);
     for (const waiter of this.answers.values()) waiter.reject(kept);
     this.answers.clear();
     this.failPings(error);
@@ -606,7 +623,17 @@ export class EditorClient {
 
   /** Why a call on the closed client cannot be answered; `kept` for a mutation it keeps. */
   private closedError(kept = false): ClientClosed {
+    if (this.takenOver) return this.takenOverError();
     return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "", kept);
+  }
+
+  /** What every call says once the client id was taken over (4409). */
+  private takenOverError(): ClientClosed {
+    return new ClientClosed(
+      CLOSE_TAKEN_OVER,
+      `another connection took client id ${this.clientId} over; this client cannot connect again: make a new ` +
+        "EditorClient with a fresh client id, and send its unacknowledged mutations there",
+    );
   }
 
   private setStatus(status: ConnectionStatus): void {

@@ -121,7 +121,7 @@ test("connections that cannot be opened are retried with a doubling delay", (t) 
   client.close();
 });
 
-for (const code of [1000, 1002, 1009, 4401, 4403, 4404]) {
+for (const code of [1000, 1002, 1009, 4401, 4403, 4404, 4409]) {
   test(`close ${code} is final: connect rejects and no reconnect follows`, async (t) => {
     const client = makeClient(t);
     const joined = client.connect();
@@ -440,4 +440,26 @@ test("a mutation dropped unanswered (resendUnacked off) is not said to be kept",
   await assert.rejects(pending, (error) => error instanceof ClientClosed && error.kept === false && !/kept/.test(error.message));
   assert.deepEqual(client.unacked, []);
   client.close();
+});
+
+test("after 4409 connect() rejects at once: the client id is another connection's, and a fresh client is needed", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  FakeSocket.last.receive({ type: "error", mid: null, code: "conflict", message: "client id taken over by a newer connection" });
+  FakeSocket.last.drop(4409, "client id taken over");
+  const takenOver = (error) =>
+    error instanceof ClientClosed &&
+    error.code === 4409 &&
+    error.kept === false &&
+    new RegExp(`took client id ${client.clientId} over; this client cannot connect again: make a new EditorClient with a fresh client id`).test(error.message);
+  await assert.rejects(pending, takenOver);
+  await assert.rejects(client.connect(), takenOver);
+  await assert.rejects(client.patch("scenes", "s1", { heading: "y" }), takenOver);
+  client.close();
+  await assert.rejects(client.connect(), takenOver);
+  advance(t, 60);
+  assert.equal(FakeSocket.instances.length, 1, "no connection with the taken id");
+  assert.equal(client.protocol.nextMid, 2, "the refused call used no mid");
 });

@@ -124,6 +124,22 @@ test("a patch far over the frame limit is refused by the client and the connecti
   editor.close();
 });
 
+test("a client whose id another connection took over (4409) does not take it back", async () => {
+  const clientId = "7a4e0000-0000-4000-8000-000000000001";
+  const first = client({ clientId });
+  const second = client({ clientId });
+  await first.connect(10_000);
+  await second.connect(10_000);
+  await waitFor(() => first.status === "closed", 5_000, "the first client to be closed with 4409");
+  assert.equal(first.lastClose.code, 4409);
+  await assert.rejects(first.connect(), (error) => error.code === 4409 && /fresh client id/.test(error.message));
+  const ack = await second.patch("projects", daemon.projectId, { title: "Second tab" });
+  assert.ok(ack.seq > 0);
+  assert.equal(second.status, "live");
+  first.close();
+  second.close();
+});
+
 test("an HTTP refusal of the real daemon carries its error code", async () => {
   const studio = new SyncdStudio({ url: daemon.url, WebSocket });
   await assert.rejects(
