@@ -12,6 +12,7 @@
  * with a fresh client id must.
  */
 
+import { definedFields, idList, patchFields } from "./args.js";
 import { Emitter, type Unsubscribe } from "./emitter.js";
 import { ClientClosed, EditorError, TimeoutError } from "./errors.js";
 import type {
@@ -25,10 +26,10 @@ import type {
   ViewReplaced,
 } from "./events.js";
 import { encode, type Frame } from "./frames.js";
+import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
+import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import type { ProjectView } from "./view.js";
-import { definedFields, idList, patchFields } from "./args.js";
-import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import {
   CLOSE_ABNORMAL,
   CLOSE_NORMAL,
@@ -114,6 +115,16 @@ export interface EditorClientOptions extends ProtocolOptions {
   openTimeout?: number;
   /** The clock in seconds (default `performance.now() / 1000`); tests pass their own. */
   clock?: () => number;
+  /**
+   * Mutations per second on average that the client sends (default 200, the daemon's
+   * `gateway.mutation_rate`); more wait in the queue, in order. Match it to the daemon's, or lower.
+   */
+  mutationRate?: number;
+  /**
+   * The burst of the daemon's bucket (default 400, the daemon's `gateway.mutation_burst`); the client
+   * sends a tenth less at once, keeping it in reserve for jitter (see `pacing.ts`).
+   */
+  mutationBurst?: number;
 }
 
 interface Waiter<T> {
@@ -167,6 +178,8 @@ export class EditorClient {
   private opened = false;
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private paceTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly pace: TokenBucket;
   private openTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly answers = new Map<number, Waiter<Ack>>();
   private readonly pingWaiters = new Map<string, Waiter<number> & { sentAt: number }>();
@@ -201,6 +214,7 @@ export class EditorClient {
     this.clientId = clientId;
     this.openTimeout = options.openTimeout ?? 10_000;
     this.clock = options.clock ?? (() => performance.now() / 1000);
+    this.pace = new TokenBucket(options.mutationRate ?? MUTATION_RATE, options.mutationBurst ?? MUTATION_BURST);
     this.protocol = new ClientProtocol(this.projectId, this.clientId, options);
   }
 
@@ -453,11 +467,24 @@ export class EditorClient {
     this.handleEvents();
   }
 
-  /** Write what the protocol queued, if a socket is open. */
+  /**
+   * Write what the protocol queued, if a socket is open, pacing mutations to the daemon's rate
+   * limit: one sent faster would close the connection (4429), and the rest would have to be resent.
+   * Mutations beyond the pace stay in the protocol's queue, in order, and a timer comes back for them.
+   */
   private pump(): void {
     const ws = this.ws;
     if (ws === null || ws.readyState !== 1) return;
-    for (const frame of this.protocol.takeFrames()) {
+    const now = this.clock();
+    const frames = this.protocol.takeFrames(this.pace.available(now));
+    this.pace.take(frames.filter((frame) => "mid" in frame).length, now);
+    if (this.protocol.queuedFrames > 0 && this.paceTimer === null) {
+      this.paceTimer = setTimeout(() => {
+        this.paceTimer = null;
+        this.pump();
+      }, this.pace.wait(now) * 1000);
+    }
+    for (const frame of frames) {
       // Outside the try: every frame was checked when it was made, so a failure here is a bug to
       // see, not a closing socket to wait out.
       const text = encode(frame);
@@ -472,7 +499,8 @@ export class EditorClient {
   private clearTimers(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.openTimer !== null) clearTimeout(this.openTimer);
-    this.retryTimer = this.openTimer = null;
+    if (this.paceTimer !== null) clearTimeout(this.paceTimer);
+    this.retryTimer = this.openTimer = this.paceTimer = null;
   }
 
   // ---- internals: the protocol's events --------------------------------------------------------

@@ -150,11 +150,30 @@ export class ClientProtocol {
 
   // ---- outputs ---------------------------------------------------------------------------------
 
-  /** The frames to write, in order; they are forgotten here. */
-  takeFrames(): Frame[] {
-    const frames = this.outbox.map(([frame]) => frame);
-    this.outbox = [];
+  /**
+   * The frames to write, in order; they are forgotten here.
+   *
+   * @param maxMutations take frames up to, not including, the mutation past this many (for a caller
+   *   that paces mutations); the rest stay queued, in order, and still count as not sent if the
+   *   connection is lost before they are taken.
+   */
+  takeFrames(maxMutations = Infinity): Frame[] {
+    let end = 0;
+    let mutations = 0;
+    for (; end < this.outbox.length; end += 1) {
+      if (this.outbox[end]![1] !== null) {
+        if (mutations >= maxMutations) break;
+        mutations += 1;
+      }
+    }
+    const frames = this.outbox.slice(0, end).map(([frame]) => frame);
+    this.outbox = this.outbox.slice(end);
     return frames;
+  }
+
+  /** How many frames wait to be taken. */
+  get queuedFrames(): number {
+    return this.outbox.length;
   }
 
   /** What happened since the last call, in order; it is forgotten here. */

@@ -463,3 +463,72 @@ test("after 4409 connect() rejects at once: the client id is another connection'
   assert.equal(FakeSocket.instances.length, 1, "no connection with the taken id");
   assert.equal(client.protocol.nextMid, 2, "the refused call used no mid");
 });
+
+test("mutations are paced to the daemon's rate: a burst at once, then the rest in order as tokens come", async (t) => {
+  const client = makeClient(t, { mutationRate: 2, mutationBurst: 3 });
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const acks = [1, 2, 3, 4, 5, 6].map((i) => client.patch("scenes", "s1", { duration: i }));
+  const rtt = client.ping();
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1, 2, 3], "the burst");
+  advance(t, 0.49);
+  assert.deepEqual(socket.take(), [], "no token yet");
+  advance(t, 0.01);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [4]);
+  advance(t, 1);
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => frame.mid ?? frame.type), [5, 6, "ping"], "the ping keeps its place behind them");
+  for (const mid of [1, 2, 3, 4, 5, 6]) socket.receive({ type: "ack", mid, seq: 0 });
+  socket.receive({ type: "pong", t: sent[2].t });
+  assert.deepEqual((await Promise.all(acks)).map((ack) => ack.mid), [1, 2, 3, 4, 5, 6]);
+  await rtt;
+  client.close();
+});
+
+test("the pace's defaults are the daemon's, 200 per second and bursts of 400, less a reserve of a tenth", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  for (let i = 0; i < 362; i += 1) client.flush().catch(() => {});
+  assert.equal(socket.take().length, 360, "40 of the burst of 400 are kept for jitter");
+  advance(t, 0.004);
+  assert.deepEqual(socket.take(), []);
+  advance(t, 0.001);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [361]);
+  advance(t, 0.005);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [362]);
+  client.close();
+});
+
+test("mutations resent after a reconnect are paced too, and those never sent count as not sent", (t) => {
+  const client = makeClient(t, { mutationRate: 1, mutationBurst: 2 });
+  client.connect().catch(() => {});
+  join();
+  FakeSocket.last.take();
+  for (let i = 0; i < 4; i += 1) client.patch("scenes", "s1", { duration: i }).catch(() => {});
+  assert.deepEqual(FakeSocket.last.take().map((frame) => frame.mid), [1, 2]);
+  FakeSocket.last.drop(1012);
+  advance(t, 0.25);
+  const socket = FakeSocket.last;
+  socket.open();
+  assert.deepEqual(socket.take().map((frame) => frame.type), ["hello"], "hello is not held back");
+  socket.receive(welcome(0));
+  assert.deepEqual(socket.take(), [], "no token left: 2 spent, none back within 0.25 s");
+  advance(t, 0.75);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1]);
+  advance(t, 3);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [2, 3]);
+  advance(t, 1);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [4]);
+  assert.throws(() => makeClientAgain({ mutationRate: 0 }), RangeError);
+  assert.throws(() => makeClientAgain({ mutationBurst: 0.5 }), RangeError);
+  client.close();
+});
+
+function makeClientAgain(options) {
+  return new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, ...options });
+}

@@ -117,7 +117,7 @@ test("a project of the Redux state is found by id, camelCase, rows in their orde
 
 test("the core is sans-I/O: no sockets, timers, clocks or fetch in its modules", async () => {
   const { readFileSync } = await import("node:fs");
-  const core = ["protocol", "view", "events", "frames", "wire", "backoff"];
+  const core = ["protocol", "view", "events", "frames", "wire", "backoff", "pacing"];
   const forbidden = /\b(WebSocket|setTimeout|setInterval|Date\.now|new Date|performance|fetch|process\.)\b|from "\.\/(client|http|studio|store|react)\.js"/;
   const offenders = core.filter((name) =>
     forbidden.test(readFileSync(new URL(`../src/${name}.ts`, import.meta.url), "utf8").replace(/\/\*\*[\s\S]*?\*\/|\/\/.*$/gm, "")),

@@ -140,6 +140,24 @@ test("a client whose id another connection took over (4409) does not take it bac
   second.close();
 });
 
+test("a thousand scenes synced at once stay within the daemon's mutation rate and all arrive", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  const created = await studio.createProject({ title: "Bulk", aspectRatio: "9:16" });
+  const editor = await studio.open(created.id, 10_000);
+  const closes = [];
+  editor.on("disconnected", (event) => closes.push(event.code));
+  const scenes = Array.from({ length: 1000 }, (_, i) => ({ id: `b0000000-0000-4000-8000-${String(i).padStart(12, "0")}`, heading: `S${i}` }));
+  try {
+    await studio.syncScenes(created.id, scenes);
+    assert.deepEqual(closes, [], "no connection was closed (4429)");
+    assert.deepEqual(editor.errors, []);
+    assert.equal(editor.view.scenes.size, 1000);
+    assert.deepEqual(editor.unacked, []);
+  } finally {
+    studio.close();
+  }
+});
+
 test("an HTTP refusal of the real daemon carries its error code", async () => {
   const studio = new SyncdStudio({ url: daemon.url, WebSocket });
   await assert.rejects(
