@@ -6,10 +6,13 @@
  * this class dials, reads and writes, reconnects when the protocol says so (after its backoff delay,
  * or at once after a gap), and turns the protocol's events into answers for waiting calls and into
  * events for the application: `change`, `presence`, `saved`, `event` (the renderer's notices), ...
- * Close codes are handled as §16 of docs/protocol.md says: 1000, 1002, 1009, 4401, 4403 and 4404 are
- * final, any other code reconnects, resumes and resends the unacknowledged mutations.
+ * Close codes are handled as §16 of docs/protocol.md says: 1000, 1002, 1009, 4401, 4403, 4404 and
+ * 4409 are final, any other code reconnects, resumes and resends the unacknowledged mutations. After
+ * 4409 (another connection took the client id over) the client never connects again: a new client
+ * with a fresh client id must.
  */
 
+import { definedFields, idList, patchFields } from "./args.js";
 import { Emitter, type Unsubscribe } from "./emitter.js";
 import { ClientClosed, EditorError, TimeoutError } from "./errors.js";
 import type {
@@ -23,9 +26,30 @@ import type {
   ViewReplaced,
 } from "./events.js";
 import { encode, type Frame } from "./frames.js";
+import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
+import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import type { ProjectView } from "./view.js";
-import { CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, EDITOR_PATH, type ChildTable, type Table } from "./wire.js";
+import {
+  CLOSE_ABNORMAL,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TAKEN_OVER,
+  type ChildTable,
+  type Table,
+} from "./wire.js";
+
+export { editorUrl };
+
+/**
+ * An event handler property taking at least what the client reads from `E`.
+ *
+ * Checked bivariantly (the method-signature form), because the sockets declare their handlers with
+ * their own event classes (the DOM's `MessageEvent`, `ws`'s `WebSocket.MessageEvent`, ...): with a
+ * plain function type, strict parameter checks would refuse both, since the client's narrower event
+ * type is not one of theirs.
+ */
+export type SocketHandler<E> = { handle(event: E): void }["handle"];
 
 /** The part of the WHATWG `WebSocket` the client uses; the browser's and the `ws` package's both fit. */
 export interface WebSocketLike {
@@ -33,10 +57,10 @@ export interface WebSocketLike {
   binaryType: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: SocketHandler<unknown> | null;
+  onmessage: SocketHandler<{ data: unknown }> | null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null;
+  onerror: SocketHandler<unknown> | null;
 }
 
 /** A `WebSocket` constructor: `globalThis.WebSocket` in a browser, `ws`'s `WebSocket` in Node. */
@@ -91,6 +115,16 @@ export interface EditorClientOptions extends ProtocolOptions {
   openTimeout?: number;
   /** The clock in seconds (default `performance.now() / 1000`); tests pass their own. */
   clock?: () => number;
+  /**
+   * Mutations per second on average that the client sends (default 200, the daemon's
+   * `gateway.mutation_rate`); more wait in the queue, in order. Match it to the daemon's, or lower.
+   */
+  mutationRate?: number;
+  /**
+   * The burst of the daemon's bucket (default 400, the daemon's `gateway.mutation_burst`); the client
+   * sends a tenth less at once, keeping it in reserve for jitter (see `pacing.ts`).
+   */
+  mutationBurst?: number;
 }
 
 interface Waiter<T> {
@@ -110,13 +144,11 @@ export function randomUuid(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** The editor URL for `url`: `http(s)` becomes `ws(s)`, and a URL without a path gets `/v1/editor`. */
-export function editorUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.protocol === "http:") parsed.protocol = "ws:";
-  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = EDITOR_PATH;
-  return parsed.toString();
+/** @throws TypeError `token` is neither a string nor null (nor left out). */
+function checkToken(token: unknown, where: string): void {
+  if (token !== undefined && token !== null && typeof token !== "string") {
+    throw new TypeError(`${where}: the token must be a string or null, got ${typeof token}`);
+  }
 }
 
 /** A close reason a close frame can carry (123 bytes of UTF-8). */
@@ -146,6 +178,8 @@ export class EditorClient {
   private opened = false;
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private paceTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly pace: TokenBucket;
   private openTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly answers = new Map<number, Waiter<Ack>>();
   private readonly pingWaiters = new Map<string, Waiter<number> & { sentAt: number }>();
@@ -154,18 +188,33 @@ export class EditorClient {
   private pingCounter = 0;
   private lastJoined: Joined | null = null;
   private lastEpoch: string | null = null;
+  /** Closed with 4409: another connection uses this client id now, so this client never dials again. */
+  private takenOver = false;
 
+  /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("EditorClient: pass the options, {url, projectId, ...}");
+    }
+    // Checked here: wrong, they would only show as a connection that never comes up.
+    const url = editorUrlOption(options.url, "EditorClient: options.url");
+    const projectId = uuidOption(options.projectId, "EditorClient: options.projectId");
+    const clientId = options.clientId === undefined ? randomUuid() : uuidOption(options.clientId, "EditorClient: options.clientId");
+    checkToken(options.token, "EditorClient: options.token");
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (WebSocketImpl === undefined) {
       throw new TypeError("EditorClient: no WebSocket here; pass one (the `ws` package's in Node) as options.WebSocket");
     }
+    if (typeof WebSocketImpl !== "function") {
+      throw new TypeError(`EditorClient: options.WebSocket must be a WebSocket class, got ${typeof WebSocketImpl}`);
+    }
     this.WebSocketImpl = WebSocketImpl;
-    this.url = editorUrl(options.url);
-    this.projectId = options.projectId;
-    this.clientId = options.clientId ?? randomUuid();
+    this.url = url;
+    this.projectId = projectId;
+    this.clientId = clientId;
     this.openTimeout = options.openTimeout ?? 10_000;
     this.clock = options.clock ?? (() => performance.now() / 1000);
+    this.pace = new TokenBucket(options.mutationRate ?? MUTATION_RATE, options.mutationBurst ?? MUTATION_BURST);
     this.protocol = new ClientProtocol(this.projectId, this.clientId, options);
   }
 
@@ -222,10 +271,14 @@ export class EditorClient {
    * Open the connection (unless one is open or opening) and wait until the view is in sync.
    *
    * The client keeps reconnecting by itself after a lost connection; this rejects only when the
-   * connection ends for good (`ClientClosed`: 4401, 4403, 4404, a protocol violation, `close()`), or
-   * with `TimeoutError` after `timeout` milliseconds (the client goes on trying until closed).
+   * connection ends for good (`ClientClosed`: 4401, 4403, 4404, 4409, a protocol violation,
+   * `close()`), or with `TimeoutError` after `timeout` milliseconds (the client goes on trying until
+   * closed). After a 4409 it rejects at once: the client id is another connection's now.
    */
   connect(timeout?: number): Promise<Joined> {
+    // Dialling with the same id would take it back from the other instance, which would take it
+    // back again: the ping-pong §16 forbids. Only a new client, with a fresh id, may connect.
+    if (this.takenOver) return Promise.reject(this.takenOverError());
     const joined = new Promise<Joined>((resolve, reject) => {
       this.joinWaiters.push({ resolve, reject });
     });
@@ -249,44 +302,55 @@ export class EditorClient {
     if (ws !== null) closeQuietly(ws, CLOSE_NORMAL, "");
     this.lastClose = { code: CLOSE_NORMAL, reason: "" };
     this.setStatus("closed");
-    this.failWaiters(new ClientClosed(CLOSE_NORMAL, "closed by the client"));
+    this.failWaiters(CLOSE_NORMAL, "closed by the client");
   }
 
   /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
   setToken(token: string | null): void {
-    this.protocol.token = token;
+    checkToken(token, "EditorClient.setToken");
+    this.protocol.token = token ?? null;
   }
 
   // ---- mutations -------------------------------------------------------------------------------
 
-  /** Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError` if refused. */
+  /**
+   * Change fields of one row; resolves once it is durable on the daemon, rejects with `EditorError`
+   * if refused. Keys whose value is undefined are left out, as `JSON.stringify` does; a `set` with
+   * nothing left rejects with `TypeError`, like any argument JSON cannot carry (no mid is used).
+   */
   patch(table: Table, id: string, set: Record<string, unknown>): Promise<Ack> {
-    return this.send(this.protocol.patch(table, id, set));
+    return this.send(`patch of ${table} ${id}`, (what) => this.protocol.patch(table, rowId(id), patchFields(set, what)));
   }
 
-  /** Add a row (it must hold its `id`); see `patch`. */
+  /** Add a row (it must hold its `id`; keys whose value is undefined are left out); see `patch`. */
   insert(table: ChildTable, row: Record<string, unknown>): Promise<Ack> {
-    return this.send(this.protocol.insert(table, row));
+    const id = typeof row?.["id"] === "string" ? (row["id"] as string) : null;
+    return this.send(`insert into ${table}${id === null ? "" : ` of ${id}`}`, (what) => {
+      const fields = definedFields(row, what, "row");
+      return this.protocol.insert(table, id === null ? fields : { ...fields, id: rowId(id) });
+    });
   }
 
   /** Remove a row; see `patch`. */
   delete(table: ChildTable, id: string): Promise<Ack> {
-    return this.send(this.protocol.delete(table, id));
+    return this.send(`delete of ${table} ${id}`, () => this.protocol.delete(table, rowId(id)));
   }
 
   /** Put `ids` first, in this order (`scene_index` / `order_index` = position); see `patch`. */
   reorder(table: ChildTable, ids: Iterable<string>): Promise<Ack> {
-    return this.send(this.protocol.reorder(table, ids));
+    return this.send(`reorder of ${table}`, (what) =>
+      this.protocol.reorder(table, idList(ids, what).map((id) => rowId(id as string))),
+    );
   }
 
   /** Save now (the seed's `saveNow()`): resolves with the ack; `waitSaved(ack.seq)` waits for the write. */
   flush(): Promise<Ack> {
-    return this.send(this.protocol.flush());
+    return this.send("flush", () => this.protocol.flush());
   }
 
   /** Send any mutation frame (`{type, ...}`); it gets the next mid. */
   mutation(frame: Frame): Promise<Ack> {
-    return this.send(this.protocol.mutation(frame));
+    return this.send(`${String(frame?.["type"])} mutation`, (what) => this.protocol.mutation(definedFields(frame, what, "the frame")));
   }
 
   /**
@@ -309,6 +373,8 @@ export class EditorClient {
 
   /** Measure the round trip: resolves with the milliseconds between `ping` and its `pong`. */
   ping(timeout?: number): Promise<number> {
+    // A closed client sends nothing: the pong would never come.
+    if (this.statusValue === "closed") return Promise.reject(this.closedError());
     this.pingCounter += 1;
     const t = `${this.clientId}:${this.pingCounter}`;
     const promise = new Promise<number>((resolve, reject) => {
@@ -321,13 +387,30 @@ export class EditorClient {
 
   // ---- internals: the socket -------------------------------------------------------------------
 
-  private send(frame: Frame): Promise<Ack> {
+  /**
+   * Make a mutation with `make` and wait for its answer. Whatever `make` throws (an argument the
+   * protocol cannot carry) rejects the call instead: the methods are typed as returning a promise,
+   * and callers handle failures there.
+   *
+   * @param what the call, for error messages (`patch of scenes <id>`).
+   */
+  private send(what: string, make: (what: string) => Frame): Promise<Ack> {
+    if (this.takenOver) return Promise.reject(this.takenOverError());
+    let frame: Frame;
+    try {
+      frame = make(what);
+    } catch (error) {
+      if (error instanceof TypeError && !error.message.startsWith(what)) {
+        return Promise.reject(new TypeError(`${what}: ${error.message}`, { cause: error }));
+      }
+      return Promise.reject(error);
+    }
     const mid = frame["mid"] as number;
     const promise = new Promise<Ack>((resolve, reject) => this.answers.set(mid, { resolve, reject }));
     if (this.statusValue === "closed") {
       // Kept by the protocol for the next connect(); this call's answer would not come on this one.
       this.answers.delete(mid);
-      return Promise.reject(this.closedError());
+      return Promise.reject(this.closedError(true));
     }
     this.pump();
     return promise;
@@ -384,13 +467,29 @@ export class EditorClient {
     this.handleEvents();
   }
 
-  /** Write what the protocol queued, if a socket is open. */
+  /**
+   * Write what the protocol queued, if a socket is open, pacing mutations to the daemon's rate
+   * limit: one sent faster would close the connection (4429), and the rest would have to be resent.
+   * Mutations beyond the pace stay in the protocol's queue, in order, and a timer comes back for them.
+   */
   private pump(): void {
     const ws = this.ws;
     if (ws === null || ws.readyState !== 1) return;
-    for (const frame of this.protocol.takeFrames()) {
+    const now = this.clock();
+    const frames = this.protocol.takeFrames(this.pace.available(now));
+    this.pace.take(frames.filter((frame) => "mid" in frame).length, now);
+    if (this.protocol.queuedFrames > 0 && this.paceTimer === null) {
+      this.paceTimer = setTimeout(() => {
+        this.paceTimer = null;
+        this.pump();
+      }, this.pace.wait(now) * 1000);
+    }
+    for (const frame of frames) {
+      // Outside the try: every frame was checked when it was made, so a failure here is a bug to
+      // see, not a closing socket to wait out.
+      const text = encode(frame);
       try {
-        ws.send(encode(frame));
+        ws.send(text);
       } catch {
         return; // the socket is closing: its close event comes next and the protocol resends
       }
@@ -400,7 +499,8 @@ export class EditorClient {
   private clearTimers(): void {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.openTimer !== null) clearTimeout(this.openTimer);
-    this.retryTimer = this.openTimer = null;
+    if (this.paceTimer !== null) clearTimeout(this.paceTimer);
+    this.retryTimer = this.openTimer = this.paceTimer = null;
   }
 
   // ---- internals: the protocol's events --------------------------------------------------------
@@ -479,15 +579,16 @@ export class EditorClient {
         if (ws !== null) closeQuietly(ws, CLOSE_PROTOCOL_ERROR, event.reason);
         this.lastClose = { code: CLOSE_PROTOCOL_ERROR, reason: event.reason };
         this.setStatus("closed");
-        this.failWaiters(new ClientClosed(CLOSE_PROTOCOL_ERROR, shortReason(event.reason)));
+        this.failWaiters(CLOSE_PROTOCOL_ERROR, shortReason(event.reason));
         return;
       }
       case "disconnected":
         this.emitter.emit("disconnected", event);
         if (event.final) {
           this.clearTimers();
+          if (event.code === CLOSE_TAKEN_OVER) this.takenOver = true;
           this.setStatus("closed");
-          this.failWaiters(new ClientClosed(event.code, event.reason));
+          this.failWaiters(event.code, event.reason);
         } else {
           // The protocol forgot the pings of the lost connection: their pongs will not come.
           this.failPings(new ClientClosed(event.code, event.reason));
@@ -535,8 +636,11 @@ export class EditorClient {
     this.pingWaiters.clear();
   }
 
-  private failWaiters(error: ClientClosed): void {
-    for (const waiter of this.answers.values()) waiter.reject(error);
+  /** The connection ended for good: every waiting call rejects, and says whether its mutation stays. */
+  private failWaiters(code: number, reason: string): void {
+    const error = this.takenOver ? this.takenOverError() : new ClientClosed(code, reason);
+    const kept = this.takenOver ? error : new ClientClosed(code, reason, true);
+    for (const waiter of this.answers.values()) waiter.reject(kept);
     this.answers.clear();
     this.failPings(error);
     for (const waiter of this.joinWaiters) waiter.reject(error);
@@ -545,8 +649,19 @@ export class EditorClient {
     this.savedWaiters = [];
   }
 
-  private closedError(): ClientClosed {
-    return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "");
+  /** Why a call on the closed client cannot be answered; `kept` for a mutation it keeps. */
+  private closedError(kept = false): ClientClosed {
+    if (this.takenOver) return this.takenOverError();
+    return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "", kept);
+  }
+
+  /** What every call says once the client id was taken over (4409). */
+  private takenOverError(): ClientClosed {
+    return new ClientClosed(
+      CLOSE_TAKEN_OVER,
+      `another connection took client id ${this.clientId} over; this client cannot connect again: make a new ` +
+        "EditorClient with a fresh client id, and send its unacknowledged mutations there",
+    );
   }
 
   private setStatus(status: ConnectionStatus): void {

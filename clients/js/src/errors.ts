@@ -20,7 +20,12 @@ export class EditorError extends Error {
   }
 }
 
-/** The connection is closed for good, so the awaited answer will not come on it. */
+/**
+ * The connection is closed for good, so the awaited answer will not come on it.
+ *
+ * For a mutation this does not mean it failed: unless `kept` is false, it stays unacknowledged in
+ * the client and is sent again on the next `connect()` (protocol §16), so it may yet be applied.
+ */
 export class ClientClosed extends Error {
   override name = "ClientClosed";
 
@@ -28,15 +33,20 @@ export class ClientClosed extends Error {
    * @param code the WebSocket close code (4401 unauthorized, 4404 not found, 1002 protocol error, ...;
    *   1006 when the connection dropped without a close frame).
    * @param reason the close reason, possibly empty.
+   * @param kept true when the call was a mutation the client keeps and sends again on the next
+   *   `connect()`; false for anything else (pings, waits, mutations that were dropped).
    */
   constructor(
     readonly code: number = CLOSE_ABNORMAL,
     readonly reason: string = "",
+    readonly kept: boolean = false,
   ) {
     const meaning = CLOSE_CODES[code];
     let text = `connection closed with code ${code}`;
     if (meaning) text += ` (${meaning})`;
-    super(reason ? `${text}: ${reason}` : text);
+    if (reason) text += `: ${reason}`;
+    if (kept) text += "; the mutation is kept and sent again on the next connect()";
+    super(text);
   }
 }
 
@@ -50,7 +60,7 @@ export class HttpError extends Error {
   override name = "HttpError";
 
   /**
-   * @param status the HTTP status.
+   * @param status the HTTP status (0 when no answer came: `HttpNetworkError`).
    * @param code the protocol's error code from the JSON body, when it has one.
    * @param detail the body's message, or its text.
    * @param where the method and path of the request.
@@ -63,4 +73,35 @@ export class HttpError extends Error {
   ) {
     super(`${where}: ${status}${code ? ` ${code}` : ""}: ${detail}`);
   }
+}
+
+/**
+ * A request to syncd's HTTP API that got no answer (the daemon is not reachable, the network
+ * failed): an `HttpError` with status 0, so one `catch` covers both.
+ */
+export class HttpNetworkError extends HttpError {
+  override name = "HttpNetworkError";
+
+  /**
+   * @param request the method and full URL of the request.
+   * @param cause what `fetch` threw.
+   */
+  constructor(request: string, cause: unknown) {
+    const detail = describeCause(cause);
+    super(0, null, detail, request);
+    this.message = `${request}: no answer from syncd: ${detail}`;
+    this.cause = cause;
+  }
+}
+
+/** Why `fetch` failed, in words: Node hides the reason (ECONNREFUSED, ...) in the error's `cause`. */
+function describeCause(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth += 1) {
+    const text = current instanceof Error ? current.message : String(current);
+    if (text && !parts.includes(text)) parts.push(text);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.length > 0 ? parts.join(": ") : "no answer";
 }

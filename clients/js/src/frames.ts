@@ -62,6 +62,8 @@ export function checkJson(value: unknown, where = "frame", seen: Set<object> = n
       return;
     case "object":
       break;
+    case "undefined":
+      throw new TypeError(`${where}: undefined cannot be written as JSON`);
     default:
       throw new TypeError(`${where}: a ${typeof value} cannot be written as JSON`);
   }
@@ -88,6 +90,37 @@ export function checkJson(value: unknown, where = "frame", seen: Set<object> = n
 export function encode(frame: Frame): string {
   checkJson(frame);
   return JSON.stringify(frame);
+}
+
+/** How many bytes `text` takes in UTF-8, without encoding it (frames may be megabytes). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair: one code point beyond the BMP
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** A mutation frame in words, for messages: `patch of scenes <id>`, `reorder of clips`, `flush`. */
+export function describeMutation(frame: Frame): string {
+  const type = String(frame["type"]);
+  const table = frame["table"];
+  if (typeof table !== "string") return type;
+  const row = frame["row"];
+  const id = type === "insert" && isObject(row) ? row["id"] : frame["id"];
+  if (type === "insert") return typeof id === "string" ? `insert into ${table} of ${id}` : `insert into ${table}`;
+  return typeof id === "string" ? `${type} of ${table} ${id}` : `${type} of ${table}`;
+}
+
+/** `n` with thousands separators (5,000,123), the same in every locale. */
+export function withCommas(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 /** The kinds of value `get` checks for. */

@@ -4,7 +4,7 @@
  */
 
 import { exportsPath, projectPath, PROJECTS_PATH, voicePath, VOICES_PATH } from "./endpoints.js";
-import { HttpError } from "./errors.js";
+import { HttpError, HttpNetworkError } from "./errors.js";
 import { isObject } from "./frames.js";
 
 /** The `fetch` the API uses: the browser's, Node's, or a test's. */
@@ -28,7 +28,10 @@ export function httpBase(url: string): string {
   return parsed.origin;
 }
 
-/** syncd's HTTP API, one method per call; every error status rejects with `HttpError`. */
+/**
+ * syncd's HTTP API, one method per call; every error status rejects with `HttpError`, and a request
+ * that gets no answer at all (the daemon is down, the network failed) with `HttpNetworkError`.
+ */
 export class HttpApi {
   readonly baseUrl: string;
   private readonly token: string | null | (() => string | null);
@@ -52,9 +55,17 @@ export class HttpApi {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    const url = `${this.baseUrl}${path}`;
     const where = `${method} ${path}`;
-    const response = await this.fetchImpl(`${this.baseUrl}${path}`, init);
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchImpl(url, init);
+      text = await response.text();
+    } catch (error) {
+      // fetch's own TypeError ("fetch failed") names neither the request nor why it failed.
+      throw new HttpNetworkError(`${method} ${url}`, error);
+    }
     let parsed: unknown = null;
     if (text) {
       try {
@@ -64,9 +75,9 @@ export class HttpApi {
       }
     }
     if (!response.ok) {
-      const error = isObject(parsed) && isObject(parsed["error"]) ? parsed["error"] : parsed;
-      const code = isObject(error) && typeof error["code"] === "string" ? error["code"] : null;
-      const message = isObject(error) && typeof error["message"] === "string" ? error["message"] : text || response.statusText;
+      // docs/http.md: a refusal is {"error": code, "message": "…"}.
+      const code = isObject(parsed) && typeof parsed["error"] === "string" ? parsed["error"] : null;
+      const message = isObject(parsed) && typeof parsed["message"] === "string" ? parsed["message"] : text || response.statusText;
       throw new HttpError(response.status, code, message, where);
     }
     return parsed as T;

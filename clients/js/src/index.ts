@@ -8,6 +8,7 @@ export * from "./frames.js";
 export * from "./events.js";
 export * from "./view.js";
 export { Backoff } from "./backoff.js";
+export * from "./pacing.js";
 export * from "./protocol.js";
 export * from "./errors.js";
 export * from "./emitter.js";

@@ -13,16 +13,20 @@
  */
 
 import { Backoff } from "./backoff.js";
+import { EditorError } from "./errors.js";
 import type { ClientEvent, Joined, SavedUpTo } from "./events.js";
 import {
   BadServerFrame,
   checkChange,
   checkJson,
+  describeMutation,
   get,
   getOptionalInt,
   getRows,
   parse,
   pingKey,
+  utf8Length,
+  withCommas,
   type Frame,
   type Row,
 } from "./frames.js";
@@ -50,6 +54,8 @@ export const MAX_SYNC_ATTEMPTS = 3;
 export const MAX_RESYNCS_IN_A_ROW = 3;
 export const RECONNECT_INITIAL = 0.5;
 export const RECONNECT_MAX = 30;
+/** The daemon's default `gateway.max_frame_bytes` (protocol §11). */
+export const MAX_FRAME_BYTES = 1_048_576;
 
 /** The settings of a `ClientProtocol`. */
 export interface ProtocolOptions {
@@ -61,6 +67,12 @@ export interface ProtocolOptions {
   resendUnacked?: boolean;
   /** The mid of the first mutation (default 1). */
   firstMid?: number;
+  /**
+   * The largest mutation frame, in bytes of UTF-8, that a call may make (default 1 MiB, the daemon's
+   * `gateway.max_frame_bytes`); a larger one is refused with `EditorError` `too_large`. Match it to
+   * a daemon configured otherwise.
+   */
+  maxFrameBytes?: number;
   /** Returns a number in [0, 1) for the reconnect backoff (default `Math.random`). */
   jitter?: () => number;
   /** Seconds before the first reconnect after a lost connection, before jitter (default 0.5). */
@@ -80,6 +92,7 @@ export class ClientProtocol {
   token: string | null;
   resume: boolean;
   resendOnReconnect: boolean;
+  readonly maxFrameBytes: number;
   readonly view = new ProjectView();
   /** Epoch of the stream the view follows; null before the first snapshot. */
   epoch: string | null = null;
@@ -124,6 +137,10 @@ export class ClientProtocol {
     this.resume = options.resume ?? true;
     this.resendOnReconnect = options.resendUnacked ?? true;
     this.nextMidValue = options.firstMid ?? 1;
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    if (!Number.isSafeInteger(this.maxFrameBytes) || this.maxFrameBytes < 1) {
+      throw new RangeError(`maxFrameBytes must be a positive whole number of bytes, got ${options.maxFrameBytes}`);
+    }
     this.backoff = new Backoff(
       options.reconnectInitial ?? RECONNECT_INITIAL,
       options.reconnectMax ?? RECONNECT_MAX,
@@ -133,11 +150,30 @@ export class ClientProtocol {
 
   // ---- outputs ---------------------------------------------------------------------------------
 
-  /** The frames to write, in order; they are forgotten here. */
-  takeFrames(): Frame[] {
-    const frames = this.outbox.map(([frame]) => frame);
-    this.outbox = [];
+  /**
+   * The frames to write, in order; they are forgotten here.
+   *
+   * @param maxMutations take frames up to, not including, the mutation past this many (for a caller
+   *   that paces mutations); the rest stay queued, in order, and still count as not sent if the
+   *   connection is lost before they are taken.
+   */
+  takeFrames(maxMutations = Infinity): Frame[] {
+    let end = 0;
+    let mutations = 0;
+    for (; end < this.outbox.length; end += 1) {
+      if (this.outbox[end]![1] !== null) {
+        if (mutations >= maxMutations) break;
+        mutations += 1;
+      }
+    }
+    const frames = this.outbox.slice(0, end).map(([frame]) => frame);
+    this.outbox = this.outbox.slice(end);
     return frames;
+  }
+
+  /** How many frames wait to be taken. */
+  get queuedFrames(): number {
+    return this.outbox.length;
   }
 
   /** What happened since the last call, in order; it is forgotten here. */
@@ -245,9 +281,12 @@ export class ClientProtocol {
    * Give `frame` the next mid and keep it until it is answered; return the frame as sent.
    *
    * It is queued for `takeFrames` at once when live, else when the next connection is in sync.
-   * Nothing in the frame is checked but that JSON can carry it.
+   * Nothing in the frame is checked but that JSON can carry it and that it fits `maxFrameBytes`.
    *
    * @throws TypeError the frame cannot be written as JSON (no mid is used).
+   * @throws EditorError `too_large`: the frame is over `maxFrameBytes` (no mid is used). Sent, the
+   *   daemon would refuse it, or close the connection (1009) far over its limit, and since it would
+   *   stay unacknowledged, every later connection would send it again and be closed again.
    */
   mutation(frame: Frame): Frame {
     const mid = this.nextMidValue;
@@ -255,7 +294,16 @@ export class ClientProtocol {
     for (const [key, value] of Object.entries(frame)) {
       if (key !== "type" && key !== "mid") body[key] = value;
     }
-    checkJson(body);
+    // Named by the frame's type, as the daemon names a field (`patch.set.duration`, §9).
+    checkJson(body, typeof body["type"] === "string" ? body["type"] : "frame");
+    const size = utf8Length(JSON.stringify(body));
+    if (size > this.maxFrameBytes) {
+      throw new EditorError(
+        "too_large",
+        `${describeMutation(body)}: the frame is ${withCommas(size)} bytes, over the limit of ${withCommas(this.maxFrameBytes)} (maxFrameBytes)`,
+        null,
+      );
+    }
     this.nextMidValue = mid + 1;
     const entry: Unacked = { frame: body, sent: false };
     this.unackedMutations.set(mid, entry);

@@ -81,6 +81,7 @@ export const CLOSE_RATE_LIMITED = 4429;
 /** The close codes the server uses on purpose, with their meaning. */
 export const CLOSE_CODES: Readonly<Record<number, string>> = {
   [CLOSE_NOT_READING]: "not reading",
+  [CLOSE_TOO_BIG]: "a frame far over the daemon's size limit",
   [CLOSE_RESTART]: "daemon restarting",
   [CLOSE_UNAUTHORIZED]: "unauthorized",
   [CLOSE_FORBIDDEN]: "forbidden",

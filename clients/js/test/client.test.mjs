@@ -121,7 +121,7 @@ test("connections that cannot be opened are retried with a doubling delay", (t) 
   client.close();
 });
 
-for (const code of [1000, 1002, 1009, 4401, 4403, 4404]) {
+for (const code of [1000, 1002, 1009, 4401, 4403, 4404, 4409]) {
   test(`close ${code} is final: connect rejects and no reconnect follows`, async (t) => {
     const client = makeClient(t);
     const joined = client.connect();
@@ -229,7 +229,7 @@ test("close rejects waiting calls with 1000 and keeps the mutations for a later 
   join();
   const pending = client.patch("scenes", "s1", { heading: "x" });
   client.close();
-  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1000);
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.code === 1000 && error.kept === true);
   assert.deepEqual(client.unacked, [1]);
   const again = client.connect();
   const socket = FakeSocket.last;
@@ -273,3 +273,262 @@ test("a lost connection fails the pings in flight; a wait for a saved seq carrie
   assert.equal((await saved).seq, 2);
   client.close();
 });
+
+test("a project id in upper case is taken in lower case, as the daemon answers it; so are row ids", async (t) => {
+  const client = makeClient(t, { projectId: PROJECT.toUpperCase(), clientId: "C0FFEE00-0000-4000-8000-00000000000A" });
+  assert.equal(client.projectId, PROJECT);
+  const joined = client.connect();
+  const socket = FakeSocket.last;
+  socket.open();
+  const [hello] = socket.take();
+  assert.equal(hello.project_id, PROJECT);
+  assert.equal(hello.client_id, "c0ffee00-0000-4000-8000-00000000000a");
+  socket.receive(welcome());
+  socket.receive(snapshot());
+  await joined;
+  assert.equal(client.status, "live");
+  const row = "5CE0E000-0000-4000-8000-00000000000B";
+  client.patch("scenes", row, { heading: "x" }).catch(() => {});
+  client.insert("clips", { id: row, prompt: "y" }).catch(() => {});
+  client.delete("clips", row).catch(() => {});
+  client.reorder("clips", [row]).catch(() => {});
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => frame.id ?? frame.row?.id ?? frame.ids[0]), Array(4).fill(row.toLowerCase()));
+  client.close();
+});
+
+test("a missing or wrong url or project id fails at construction, saying which option and why", () => {
+  const base = { url: "http://127.0.0.1:8765", projectId: PROJECT, WebSocket: FakeSocket };
+  const cases = [
+    [{ ...base, url: undefined }, /options\.url is missing; pass the daemon's address/],
+    [{ ...base, url: "not a url" }, /options\.url is not a URL: "not a url"/],
+    [{ ...base, url: "ftp://127.0.0.1" }, /options\.url has the scheme ftp:/],
+    [{ ...base, projectId: undefined }, /options\.projectId is missing; it must be a UUID/],
+    [{ ...base, projectId: 42 }, /options\.projectId is not a UUID: number 42/],
+    [{ ...base, projectId: "p1" }, /options\.projectId is not a UUID: "p1"/],
+    [{ ...base, clientId: "tab-1" }, /options\.clientId is not a UUID/],
+    [{ ...base, token: 5 }, /options\.token: the token must be a string or null/],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(() => new EditorClient(options), (error) => error instanceof TypeError && message.test(error.message));
+  }
+});
+
+test("calls that return a promise reject on a wrong argument instead of throwing, and use no mid", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const calls = [
+    [() => client.patch("scenes", "s1", { heading: undefined }), /^patch of scenes s1: nothing to change: every field in set is undefined \(heading\)$/],
+    [() => client.patch("scenes", "s1", {}), /^patch of scenes s1: nothing to change: set is empty$/],
+    [() => client.patch("scenes", "s1", null), /^patch of scenes s1: set must be an object of fields, got null$/],
+    [() => client.patch("scenes", "s1", { duration: Infinity }), /^patch of scenes s1: patch\.set\.duration: Infinity cannot be written as JSON$/],
+    [() => client.patch("scenes", "s1", { duration: 1n }), /^patch of scenes s1: patch\.set\.duration: a bigint cannot/],
+    [() => client.insert("clips", { id: "k9", metadata: { fps: undefined } }), /^insert into clips of k9: insert\.row\.metadata\.fps: undefined cannot/],
+    [() => client.reorder("clips", "0f000000-0000-4000-8000-0000000000c1"), /^reorder of clips: expected a list of ids, got the string "0f000000-.*"; for one id pass \[id\]$/],
+    [() => client.reorder("clips", undefined), /^reorder of clips: expected a list of ids, got undefined$/],
+  ];
+  for (const [call, message] of calls) {
+    let promise;
+    assert.doesNotThrow(() => (promise = call()));
+    await assert.rejects(promise, (error) => error instanceof TypeError && message.test(error.message));
+  }
+  assert.deepEqual(socket.take(), [], "nothing was sent");
+  assert.equal(client.protocol.nextMid, 1, "no mid was used");
+  client.close();
+});
+
+test("keys of a patch set to undefined are left out, as JSON.stringify does", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  client.patch("scenes", "s1", { heading: "Nightfall", body: undefined }).catch(() => {});
+  client.insert("scenes", { id: "s3", heading: undefined, scene_index: 2 }).catch(() => {});
+  assert.deepEqual(socket.take(), [
+    { type: "patch", mid: 1, table: "scenes", id: "s1", set: { heading: "Nightfall" } },
+    { type: "insert", mid: 2, table: "scenes", row: { id: "s3", scene_index: 2 } },
+  ]);
+  client.close();
+});
+
+test("ping after close rejects with ClientClosed, as a mutation does", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  client.close();
+  await assert.rejects(client.ping(), (error) => error instanceof ClientClosed && error.code === 1000);
+});
+
+test("a mutation whose frame is over maxFrameBytes is refused at call time: nothing queued, no mid used", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const body = "x".repeat(5_000_000);
+  const size = JSON.stringify({ type: "patch", mid: 1, table: "scenes", id: "s1", set: { body } }).length;
+  await assert.rejects(client.patch("scenes", "s1", { body }), (error) => {
+    assert.ok(error instanceof EditorError);
+    assert.equal(error.code, "too_large");
+    assert.equal(error.mid, null);
+    const shown = size.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    assert.equal(error.message, `too_large: patch of scenes s1: the frame is ${shown} bytes, over the limit of 1,048,576 (maxFrameBytes)`);
+    return true;
+  });
+  assert.deepEqual(socket.take(), []);
+  assert.deepEqual(client.unacked, []);
+  assert.equal(client.protocol.nextMid, 1);
+  client.close();
+});
+
+test("maxFrameBytes counts UTF-8 bytes, up to and including the limit", async (t) => {
+  // {"type":"insert","mid":1,"table":"clips","row":{"id":"k9","prompt":"…"}} is 71 bytes plus the prompt.
+  const client = makeClient(t, { maxFrameBytes: 81 });
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  client.insert("clips", { id: "k9", prompt: "é".repeat(5) }).catch(() => {}); // 5 characters, 10 bytes: 81
+  await assert.rejects(client.insert("clips", { id: "k9", prompt: "é".repeat(5) + "!" }), /insert into clips of k9: the frame is 82 bytes, over the limit of 81 /);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1]);
+  client.close();
+  assert.throws(() => new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, maxFrameBytes: 0 }), RangeError);
+});
+
+test("a 1009 close says what the code means", () => {
+  assert.match(new ClientClosed(1009, "").message, /1009 \(a frame far over the daemon's size limit\)/);
+});
+
+test("a call whose mutation stays queued rejects with ClientClosed that says so; other calls do not", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  const rtt = client.ping();
+  const saved = client.waitSaved(5);
+  FakeSocket.last.drop(4401, "token expired");
+  const keptMessage = /^connection closed with code 4401 \(unauthorized\): token expired; the mutation is kept and sent again on the next connect\(\)$/;
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.kept === true && keptMessage.test(error.message));
+  for (const other of [rtt, saved]) {
+    await assert.rejects(other, (error) => error instanceof ClientClosed && error.kept === false && !/kept/.test(error.message));
+  }
+  const later = client.patch("scenes", "s2", { heading: "y" });
+  await assert.rejects(later, (error) => error instanceof ClientClosed && error.kept === true && keptMessage.test(error.message));
+  assert.deepEqual(client.unacked, [1, 2]);
+  const again = client.connect();
+  FakeSocket.last.open();
+  FakeSocket.last.take();
+  FakeSocket.last.receive(welcome(0));
+  await again;
+  assert.deepEqual(FakeSocket.last.take().map((frame) => frame.mid), [1, 2], "both are sent again, as the errors said");
+  client.close();
+});
+
+test("a mutation dropped unanswered (resendUnacked off) is not said to be kept", async (t) => {
+  const client = makeClient(t, { resendUnacked: false });
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  FakeSocket.last.drop(1006);
+  advance(t, 0.25);
+  FakeSocket.last.open();
+  FakeSocket.last.receive(welcome(0));
+  await assert.rejects(pending, (error) => error instanceof ClientClosed && error.kept === false && !/kept/.test(error.message));
+  assert.deepEqual(client.unacked, []);
+  client.close();
+});
+
+test("after 4409 connect() rejects at once: the client id is another connection's, and a fresh client is needed", async (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const pending = client.patch("scenes", "s1", { heading: "x" });
+  FakeSocket.last.receive({ type: "error", mid: null, code: "conflict", message: "client id taken over by a newer connection" });
+  FakeSocket.last.drop(4409, "client id taken over");
+  const takenOver = (error) =>
+    error instanceof ClientClosed &&
+    error.code === 4409 &&
+    error.kept === false &&
+    new RegExp(`took client id ${client.clientId} over; this client cannot connect again: make a new EditorClient with a fresh client id`).test(error.message);
+  await assert.rejects(pending, takenOver);
+  await assert.rejects(client.connect(), takenOver);
+  await assert.rejects(client.patch("scenes", "s1", { heading: "y" }), takenOver);
+  client.close();
+  await assert.rejects(client.connect(), takenOver);
+  advance(t, 60);
+  assert.equal(FakeSocket.instances.length, 1, "no connection with the taken id");
+  assert.equal(client.protocol.nextMid, 2, "the refused call used no mid");
+});
+
+test("mutations are paced to the daemon's rate: a burst at once, then the rest in order as tokens come", async (t) => {
+  const client = makeClient(t, { mutationRate: 2, mutationBurst: 3 });
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  const acks = [1, 2, 3, 4, 5, 6].map((i) => client.patch("scenes", "s1", { duration: i }));
+  const rtt = client.ping();
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1, 2, 3], "the burst");
+  advance(t, 0.49);
+  assert.deepEqual(socket.take(), [], "no token yet");
+  advance(t, 0.01);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [4]);
+  advance(t, 1);
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => frame.mid ?? frame.type), [5, 6, "ping"], "the ping keeps its place behind them");
+  for (const mid of [1, 2, 3, 4, 5, 6]) socket.receive({ type: "ack", mid, seq: 0 });
+  socket.receive({ type: "pong", t: sent[2].t });
+  assert.deepEqual((await Promise.all(acks)).map((ack) => ack.mid), [1, 2, 3, 4, 5, 6]);
+  await rtt;
+  client.close();
+});
+
+test("the pace's defaults are the daemon's, 200 per second and bursts of 400, less a reserve of a tenth", (t) => {
+  const client = makeClient(t);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  for (let i = 0; i < 362; i += 1) client.flush().catch(() => {});
+  assert.equal(socket.take().length, 360, "40 of the burst of 400 are kept for jitter");
+  advance(t, 0.004);
+  assert.deepEqual(socket.take(), []);
+  advance(t, 0.001);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [361]);
+  advance(t, 0.005);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [362]);
+  client.close();
+});
+
+test("mutations resent after a reconnect are paced too, and those never sent count as not sent", (t) => {
+  const client = makeClient(t, { mutationRate: 1, mutationBurst: 2 });
+  client.connect().catch(() => {});
+  join();
+  FakeSocket.last.take();
+  for (let i = 0; i < 4; i += 1) client.patch("scenes", "s1", { duration: i }).catch(() => {});
+  assert.deepEqual(FakeSocket.last.take().map((frame) => frame.mid), [1, 2]);
+  FakeSocket.last.drop(1012);
+  advance(t, 0.25);
+  const socket = FakeSocket.last;
+  socket.open();
+  assert.deepEqual(socket.take().map((frame) => frame.type), ["hello"], "hello is not held back");
+  socket.receive(welcome(0));
+  assert.deepEqual(socket.take(), [], "no token left: 2 spent, none back within 0.25 s");
+  advance(t, 0.75);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [1]);
+  advance(t, 3);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [2, 3]);
+  advance(t, 1);
+  assert.deepEqual(socket.take().map((frame) => frame.mid), [4]);
+  assert.throws(() => makeClientAgain({ mutationRate: 0 }), RangeError);
+  assert.throws(() => makeClientAgain({ mutationBurst: 0.5 }), RangeError);
+  client.close();
+});
+
+function makeClientAgain(options) {
+  return new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, ...options });
+}

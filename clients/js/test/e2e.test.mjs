@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import WebSocket from "ws";
 
-import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
+import { EditorClient, EditorError, HttpError, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { Daemon, waitFor } from "./daemon.mjs";
 
 const daemon = new Daemon();
@@ -100,6 +100,74 @@ test("loadProject falls back to the Redux state for a project syncd does not hav
   const loaded = await studio.loadProject(id, { projects: [{ id, title: "Only in Redux", scenes: [], clips: [] }] });
   assert.equal(loaded.source, "local");
   assert.equal(loaded.project.title, "Only in Redux");
+  studio.close();
+});
+
+test("a project id in upper case opens the project", async () => {
+  const upper = client({ projectId: daemon.projectId.toUpperCase() });
+  const joined = await upper.connect(10_000);
+  assert.equal(joined.project_id, daemon.projectId);
+  assert.equal(upper.status, "live");
+  upper.close();
+});
+
+test("a patch far over the frame limit is refused by the client and the connection stays usable", async () => {
+  const editor = client();
+  await editor.connect(10_000);
+  const scene = editor.view.ordered("scenes")[0];
+  await assert.rejects(editor.patch("scenes", scene.id, { body: "x".repeat(5_000_000) }), (error) => error instanceof EditorError && error.code === "too_large");
+  assert.deepEqual(editor.unacked, []);
+  const ack = await editor.patch("scenes", scene.id, { heading: "After the big one" });
+  assert.ok(ack.seq > 0);
+  assert.equal(editor.status, "live");
+  assert.equal(editor.lastClose, null);
+  editor.close();
+});
+
+test("a client whose id another connection took over (4409) does not take it back", async () => {
+  const clientId = "7a4e0000-0000-4000-8000-000000000001";
+  const first = client({ clientId });
+  const second = client({ clientId });
+  await first.connect(10_000);
+  await second.connect(10_000);
+  await waitFor(() => first.status === "closed", 5_000, "the first client to be closed with 4409");
+  assert.equal(first.lastClose.code, 4409);
+  await assert.rejects(first.connect(), (error) => error.code === 4409 && /fresh client id/.test(error.message));
+  const ack = await second.patch("projects", daemon.projectId, { title: "Second tab" });
+  assert.ok(ack.seq > 0);
+  assert.equal(second.status, "live");
+  first.close();
+  second.close();
+});
+
+test("a thousand scenes synced at once stay within the daemon's mutation rate and all arrive", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  const created = await studio.createProject({ title: "Bulk", aspectRatio: "9:16" });
+  const editor = await studio.open(created.id, 10_000);
+  const closes = [];
+  editor.on("disconnected", (event) => closes.push(event.code));
+  const scenes = Array.from({ length: 1000 }, (_, i) => ({ id: `b0000000-0000-4000-8000-${String(i).padStart(12, "0")}`, heading: `S${i}` }));
+  try {
+    await studio.syncScenes(created.id, scenes);
+    assert.deepEqual(closes, [], "no connection was closed (4429)");
+    assert.deepEqual(editor.errors, []);
+    assert.equal(editor.view.scenes.size, 1000);
+    assert.deepEqual(editor.unacked, []);
+  } finally {
+    studio.close();
+  }
+});
+
+test("an HTTP refusal of the real daemon carries its error code", async () => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  await assert.rejects(
+    studio.http.request("GET", "/v1/projects/11111111-1111-4111-8111-111111111111"),
+    (error) => error instanceof HttpError && error.status === 404 && error.code === "not_found",
+  );
+  await assert.rejects(
+    studio.createProject({ aspectRatio: "2:1" }),
+    (error) => error instanceof HttpError && error.status === 400 && error.code === "bad_request",
+  );
   studio.close();
 });
 

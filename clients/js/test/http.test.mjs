@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
-import { ClientClosed, HttpApi, HttpError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
+import { ClientClosed, HttpApi, HttpError, HttpNetworkError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
 import { FakeSyncd } from "./fake.mjs";
 
 const requests = [];
@@ -27,7 +27,7 @@ before(async () => {
       const body = text ? JSON.parse(text) : undefined;
       requests.push({ method: req.method, path: req.url, auth: req.headers.authorization ?? null, type: req.headers["content-type"] ?? null, body });
       const handler = routes.get(`${req.method} ${req.url}`);
-      const [status, answer] = handler ? handler(body) : [404, { error: { code: "not_found", message: `no route ${req.url}` } }];
+      const [status, answer] = handler ? handler(body) : [404, { error: "not_found", message: `no route ${req.url}` }];
       res.writeHead(status, { "Content-Type": "application/json" });
       res.end(answer === undefined ? "" : JSON.stringify(answer));
     });
@@ -97,7 +97,8 @@ test("the list, voice and export calls use the paths of endpoints.ts", async () 
 });
 
 test("an error status rejects with HttpError carrying the protocol's code; a missing project is null", async () => {
-  route("POST", "/v1/projects", 403, { error: { code: "forbidden", message: "not your user id" } });
+  // The daemon's shape (docs/http.md, syncd/api/http.py): {"error": code, "message": "…"}.
+  route("POST", "/v1/projects", 403, { error: "forbidden", message: "not your user id" });
   const api = new HttpApi({ baseUrl: base });
   await assert.rejects(
     api.createProject({ title: "x" }),
@@ -108,20 +109,35 @@ test("an error status rejects with HttpError carrying the protocol's code; a mis
   await assert.rejects(api.listVoices(), HttpError);
 });
 
+test("a request that gets no answer rejects with HttpNetworkError naming the method, the URL and why", async () => {
+  const closed = createServer();
+  await new Promise((done) => closed.listen(0, "127.0.0.1", done));
+  const url = `http://127.0.0.1:${closed.address().port}`;
+  await new Promise((done) => closed.close(done));
+  const api = new HttpApi({ baseUrl: url });
+  await assert.rejects(api.listVoices(), (error) => {
+    assert.ok(error instanceof HttpNetworkError && error instanceof HttpError);
+    assert.equal(error.status, 0);
+    assert.match(error.message, new RegExp(`^GET ${url}/v1/voices: no answer from syncd: .*ECONNREFUSED`));
+    return true;
+  });
+});
+
 test("loadProject falls back to the Redux state when syncd does not have the project", async () => {
+  const [live, only, neither] = ["11ee0000-0000-4000-8000-000000000001", "10ca1000-0000-4000-8000-000000000001", "0e0e0000-0000-4000-8000-000000000001"];
   const syncd = new FakeSyncd();
-  syncd.addProject({ id: "live", title: "Live" }, [{ id: "s1", scene_index: 0, heading: "A" }]);
+  syncd.addProject({ id: live, title: "Live" }, [{ id: "s1", scene_index: 0, heading: "A" }]);
   const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
-  const redux = { projects: [{ id: "local", title: "Only here", scenes: [{ id: "s9", heading: "B" }], clips: [] }] };
-  const live = await studio.loadProject("live", redux);
-  assert.equal(live.source, "syncd");
-  assert.equal(live.project.title, "Live");
-  assert.deepEqual(live.project.scenes.map((s) => s.heading), ["A"]);
-  const local = await studio.loadProject("local", redux);
+  const redux = { projects: [{ id: only, title: "Only here", scenes: [{ id: "s9", heading: "B" }], clips: [] }] };
+  const loaded = await studio.loadProject(live, redux);
+  assert.equal(loaded.source, "syncd");
+  assert.equal(loaded.project.title, "Live");
+  assert.deepEqual(loaded.project.scenes.map((s) => s.heading), ["A"]);
+  const local = await studio.loadProject(only, redux);
   assert.equal(local.source, "local");
   assert.equal(local.project.title, "Only here");
   assert.equal(local.project.scenes[0].sceneIndex, 0);
-  await assert.rejects(studio.loadProject("neither", redux), (error) => error instanceof ClientClosed && error.code === 4404);
+  await assert.rejects(studio.loadProject(neither, redux), (error) => error instanceof ClientClosed && error.code === 4404);
   studio.close();
 });
 
@@ -160,12 +176,13 @@ test("loadProject falls back to the Redux state when syncd cannot be reached in 
   const { FakeSocket } = await import("./fake.mjs");
   FakeSocket.reset();
   const studio = new SyncdStudio({ url: base, WebSocket: FakeSocket, openTimeout: 50 });
-  const redux = { projects: [{ id: "p9", title: "Offline copy", scenes: [], clips: [] }] };
-  const loaded = await studio.loadProject("p9", redux);
+  const [p9, p8] = ["0f000000-0000-4000-8000-000000000009", "0f000000-0000-4000-8000-000000000008"];
+  const redux = { projects: [{ id: p9, title: "Offline copy", scenes: [], clips: [] }] };
+  const loaded = await studio.loadProject(p9, redux);
   assert.equal(loaded.source, "local");
   assert.equal(loaded.project.title, "Offline copy");
-  assert.equal(studio.editor("p9").status, "closed");
-  await assert.rejects(studio.loadProject("p8", redux), (error) => error.name === "TimeoutError");
+  assert.equal(studio.editor(p9).status, "closed");
+  await assert.rejects(studio.loadProject(p8, redux), (error) => error.name === "TimeoutError");
   studio.close();
 });
 
@@ -174,7 +191,7 @@ test("setToken changes the token of the HTTP calls and of the next hello", async
   const { FakeSocket } = await import("./fake.mjs");
   FakeSocket.reset();
   const studio = new SyncdStudio({ url: base, token: "old", WebSocket: FakeSocket });
-  const editor = studio.editor("p1");
+  const editor = studio.editor("0f000000-0000-4000-8000-000000000001");
   studio.setToken("new");
   await studio.listVoices();
   assert.equal(requests.at(-1).auth, "Bearer new");
