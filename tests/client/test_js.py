@@ -1,8 +1,9 @@
 """Runs the TypeScript client's own tests (``node --test`` in clients/js) as one pytest test.
 
-They build the package with ``tsc``, run the conformance cases against the TypeScript client, its unit
-tests, and end-to-end tests against a real ``syncd run`` of this interpreter's environment. tests/run
-installs the package's development dependencies (``npm ci``) first.
+They build the package with ``tsc``, type-check the README's examples (``test:types``), run the
+conformance cases against the TypeScript client, its unit tests, and end-to-end tests against a real
+``syncd run`` of this interpreter's environment. tests/run installs the package's development
+dependencies (``npm ci``) first.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def test_typescript_client() -> None:
         pytest.fail(f"clients/js has no node_modules: run `npm ci` in {PACKAGE} (tests/run does)")
     env = {**os.environ, "SYNCD_TEST_BIN": str(Path(sys.executable).with_name("syncd"))}
     env.pop("PYTHONASYNCIODEBUG", None)  # the daemons the tests start run as in production
-    for command in ([npm, "run", "--silent", "build"], ["node", "--test", "test/"]):
+    commands = (
+        [npm, "run", "--silent", "build"],
+        [npm, "run", "--silent", "test:types"],
+        ["node", "--test", "test/"],
+    )
+    for command in commands:
         result = subprocess.run(
             command,
             cwd=PACKAGE,

@@ -4,6 +4,7 @@
  */
 
 import { checkJson } from "./frames.js";
+import { UUID_PATTERN } from "./ids.js";
 import type { Table } from "./wire.js";
 
 /** The fields an editor may set with `patch` or `insert` (docs/protocol.md §5). */
@@ -77,11 +78,9 @@ export function writable(table: Table, row: Record<string, unknown>, where: stri
   return editable(table, toSnake(row));
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Whether `value` is a UUID in its text form, in either case (as the daemon accepts it). */
 export function isUuid(value: unknown): value is string {
-  return typeof value === "string" && UUID.test(value);
+  return typeof value === "string" && UUID_PATTERN.test(value);
 }
 
 const MAX_INDEX = 2 ** 31 - 1;
@@ -158,9 +157,33 @@ const RULES: Readonly<Record<Table, Readonly<Record<string, Rule>>>> = {
  */
 export function checkFields(table: Table, fields: Record<string, unknown>, where: string): void {
   for (const [name, value] of Object.entries(fields)) {
-    const problem = RULES[table][name]?.(value) ?? null;
-    if (problem !== null) throw new TypeError(`${where}.${camelName(name)}: ${problem}`);
+    const rule = RULES[table][name]?.(value) ?? null;
+    const problem = unstorable(value, "") ?? (rule === null ? null : `: ${rule}`);
+    if (problem !== null) throw new TypeError(`${where}.${camelName(name)}${problem}`);
   }
+}
+
+/**
+ * What the daemon refuses at any depth of any field (syncd/rows.py `check_json`): a NUL character,
+ * which PostgreSQL's text and jsonb cannot hold, and an integer beyond JavaScript's safe range.
+ * Returns `.path: problem` (the path empty for the value itself), or null.
+ */
+function unstorable(value: unknown, path: string): string | null {
+  if (typeof value === "string") {
+    const at = value.indexOf("\u0000");
+    return at < 0 ? null : `${path}: text holds a NUL character (\\u0000 at character ${at}), which the database cannot store`;
+  }
+  if (typeof value === "number") {
+    return Number.isInteger(value) && !Number.isSafeInteger(value) ? `${path}: integer out of the JSON-safe range` : null;
+  }
+  if (value === null || typeof value !== "object") return null;
+  const items: [string, unknown][] = Array.isArray(value) ? value.map((item, i) => [String(i), item]) : Object.entries(value);
+  for (const [key, item] of items) {
+    const shownKey = key.replaceAll("\u0000", "\\u0000");
+    const problem = (key.includes("\u0000") ? `${path}.${shownKey}: text holds a NUL character` : null) ?? unstorable(item, `${path}.${key}`);
+    if (problem !== null) return problem;
+  }
+  return null;
 }
 
 function describe(value: unknown): string {
