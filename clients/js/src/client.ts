@@ -189,7 +189,7 @@ export class EditorClient {
   private lastJoined: Joined | null = null;
   private lastEpoch: string | null = null;
   /** Closed with 4409: another connection uses this client id now, so this client never dials again. */
-  private takenOver = false;
+  private takenOverFlag = false;
 
   /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
@@ -278,7 +278,7 @@ export class EditorClient {
   connect(timeout?: number): Promise<Joined> {
     // Dialling with the same id would take it back from the other instance, which would take it
     // back again: the ping-pong §16 forbids. Only a new client, with a fresh id, may connect.
-    if (this.takenOver) return Promise.reject(this.takenOverError());
+    if (this.takenOverFlag) return Promise.reject(this.takenOverError());
     const joined = new Promise<Joined>((resolve, reject) => {
       this.joinWaiters.push({ resolve, reject });
     });
@@ -303,6 +303,11 @@ export class EditorClient {
     this.lastClose = { code: CLOSE_NORMAL, reason: "" };
     this.setStatus("closed");
     this.failWaiters(CLOSE_NORMAL, "closed by the client");
+  }
+
+  /** Whether another connection took this client's id over (4409): it can never connect again. */
+  get takenOver(): boolean {
+    return this.takenOverFlag;
   }
 
   /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
@@ -395,7 +400,7 @@ export class EditorClient {
    * @param what the call, for error messages (`patch of scenes <id>`).
    */
   private send(what: string, make: (what: string) => Frame): Promise<Ack> {
-    if (this.takenOver) return Promise.reject(this.takenOverError());
+    if (this.takenOverFlag) return Promise.reject(this.takenOverError());
     let frame: Frame;
     try {
       frame = make(what);
@@ -586,7 +591,7 @@ export class EditorClient {
         this.emitter.emit("disconnected", event);
         if (event.final) {
           this.clearTimers();
-          if (event.code === CLOSE_TAKEN_OVER) this.takenOver = true;
+          if (event.code === CLOSE_TAKEN_OVER) this.takenOverFlag = true;
           this.setStatus("closed");
           this.failWaiters(event.code, event.reason);
         } else {
@@ -638,8 +643,8 @@ export class EditorClient {
 
   /** The connection ended for good: every waiting call rejects, and says whether its mutation stays. */
   private failWaiters(code: number, reason: string): void {
-    const error = this.takenOver ? this.takenOverError() : new ClientClosed(code, reason);
-    const kept = this.takenOver ? error : new ClientClosed(code, reason, true);
+    const error = this.takenOverFlag ? this.takenOverError() : new ClientClosed(code, reason);
+    const kept = this.takenOverFlag ? error : new ClientClosed(code, reason, true);
     for (const waiter of this.answers.values()) waiter.reject(kept);
     this.answers.clear();
     this.failPings(error);
@@ -651,7 +656,7 @@ export class EditorClient {
 
   /** Why a call on the closed client cannot be answered; `kept` for a mutation it keeps. */
   private closedError(kept = false): ClientClosed {
-    if (this.takenOver) return this.takenOverError();
+    if (this.takenOverFlag) return this.takenOverError();
     return new ClientClosed(this.lastClose?.code ?? CLOSE_ABNORMAL, this.lastClose?.reason ?? "", kept);
   }
 

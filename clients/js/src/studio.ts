@@ -92,14 +92,20 @@ export class SyncdStudio {
     for (const editor of this.editors.values()) editor.setToken(token);
   }
 
-  /** The live connection to `projectId` (one per project, made on first use; not connected yet). */
+  /**
+   * The live connection to `projectId` (one per project, made on first use; not connected yet).
+   *
+   * One whose client id another connection took over (4409: a duplicated tab carries the same id)
+   * can never connect again, so a new one with a fresh id takes its place.
+   */
   editor(projectId: string): EditorClient {
     let editor = this.editors.get(projectId);
-    if (editor === undefined) {
+    const replaced = editor?.takenOver ?? false;
+    if (editor === undefined || replaced) {
       editor = new EditorClient({
         url: this.options.url,
         projectId,
-        clientId: this.clientId,
+        clientId: replaced ? randomUuid() : this.clientId,
         token: this.options.token ?? null,
         WebSocket: this.options.WebSocket,
       });

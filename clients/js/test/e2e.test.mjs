@@ -140,6 +140,25 @@ test("a client whose id another connection took over (4409) does not take it bac
   second.close();
 });
 
+test("a studio whose connection lost its client id to another tab opens the project again with a fresh id", async () => {
+  const clientId = "7a4e0000-0000-4000-8000-000000000002";
+  const first = new SyncdStudio({ url: daemon.url, WebSocket, clientId });
+  const second = new SyncdStudio({ url: daemon.url, WebSocket, clientId }); // a duplicated tab
+  try {
+    const lost = await first.open(daemon.projectId, 10_000);
+    await second.open(daemon.projectId, 10_000);
+    await waitFor(() => lost.takenOver, 5_000, "the first tab's connection to be taken over");
+    const again = await first.open(daemon.projectId, 10_000);
+    assert.notEqual(again, lost);
+    assert.notEqual(again.clientId, clientId);
+    const ack = await again.patch("projects", daemon.projectId, { title: "First tab again" });
+    assert.ok(ack.seq > 0);
+  } finally {
+    first.close();
+    second.close();
+  }
+});
+
 test("a thousand scenes synced at once stay within the daemon's mutation rate and all arrive", async () => {
   const studio = new SyncdStudio({ url: daemon.url, WebSocket });
   const created = await studio.createProject({ title: "Bulk", aspectRatio: "9:16" });
