@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import syncd
-from tests.support.env import clean_environ
+from tests.support.env import clean_environ, command_stderr
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "syncd", *args],
         cwd=cwd,
         env={**clean_environ(), **(env or {})},
@@ -22,6 +22,8 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
         timeout=60,
         check=False,
     )
+    done.stderr = command_stderr(done.stderr)
+    return done
 
 
 def test_version(tmp_path: Path) -> None:

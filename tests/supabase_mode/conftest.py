@@ -25,7 +25,7 @@ from localsupabase.app import LocalSupabase
 from syncd.client import EditorClient
 from syncd.core.schema import Table
 from tests.support.daemon import FAST_SAVES, DaemonProcess, syncd_command
-from tests.support.env import clean_environ
+from tests.support.env import clean_environ, command_stderr
 from tests.support.waiting import wait_for
 
 SUPABASE_PY_DEPRECATIONS = pytest.mark.filterwarnings(
@@ -264,7 +264,7 @@ async def syncd_cli(env: Mapping[str, str], state_dir: Path, *args: str) -> tupl
     async with asyncio.timeout(30):
         out, err = await proc.communicate()
     assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return proc.returncode, out.decode(), command_stderr(err.decode())
 
 
 def new_id() -> str:

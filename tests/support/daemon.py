@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support.env import clean_environ
+from tests.support.env import clean_environ, command_stderr
 from tests.support.waiting import wait_for
 
 WAIT = 10.0
@@ -32,8 +32,11 @@ def syncd_command(state_dir: Path, *args: str) -> list[str]:
 
 
 def run_syncd(state_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``syncd ARGS --state-dir STATE_DIR`` to its end, in a clean environment, beside the state dir."""
-    return subprocess.run(
+    """Run ``syncd ARGS --state-dir STATE_DIR`` to its end, in a clean environment, beside the state dir.
+
+    Its stderr is the command's own: without asyncio's debug notes (:func:`command_stderr`).
+    """
+    done = subprocess.run(
         syncd_command(state_dir, *args),
         capture_output=True,
         text=True,
@@ -42,6 +45,8 @@ def run_syncd(state_dir: Path, *args: str, timeout: float = 60) -> subprocess.Co
         timeout=timeout,
         check=False,
     )
+    done.stderr = command_stderr(done.stderr)
+    return done
 
 
 class DaemonProcess:

@@ -24,3 +24,12 @@ def scrub_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(SCRUBBED):
             monkeypatch.delenv(name)
+
+
+def command_stderr(text: str) -> str:
+    """A one-shot command's stderr as its user sees it: without asyncio's debug notes.
+
+    tests/run sets ``PYTHONASYNCIODEBUG``, which children inherit; its "Executing <Task …> took 0.1
+    seconds" lines come from the test set-up, not from the command.
+    """
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("WARNING asyncio:"))
