@@ -45,6 +45,7 @@ from pydantic_settings import (
 )
 
 from syncd.errors import ConfigError
+from syncd.wire import MUTATION_BURST, MUTATION_RATE
 
 ENV_PREFIX = "SYNCD_"
 DEFAULT_CONFIG_PATHS = (Path("config/syncd.toml"), Path("/etc/syncd/syncd.toml"))
@@ -127,8 +128,8 @@ class GatewaySettings(_Section):
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     send_queue_frames: int = Field(default=1000, ge=1)
     send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    mutation_rate: float = Field(default=200.0, gt=0)
-    mutation_burst: int = Field(default=400, ge=1)
+    mutation_rate: float = Field(default=MUTATION_RATE, gt=0)
+    mutation_burst: int = Field(default=MUTATION_BURST, ge=1)
     hello_timeout: PositiveSeconds = 10.0
     # The frame's own object is level 1; the JSON decoder recurses per level, hence the ceiling.
     max_json_depth: int = Field(default=32, ge=4, le=256)

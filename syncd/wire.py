@@ -10,6 +10,11 @@ from typing import Final, Literal, TypeAlias, get_args
 PROTOCOL_VERSION: Final = 1
 """The protocol version an editor names in ``hello``."""
 
+MUTATION_RATE: Final = 200.0
+MUTATION_BURST: Final = 400
+"""The daemon's default mutation rate limit per connection (``gateway.mutation_rate`` per second on
+average, ``gateway.mutation_burst`` at once; §11), which the clients pace themselves to."""
+
 EDITOR_PATH: Final = "/v1/editor"
 """Where editors open their WebSocket."""
 

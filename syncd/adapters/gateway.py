@@ -32,6 +32,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from syncd import outbound
 from syncd.auth import TokenVerifier
 from syncd.config import GatewaySettings
+from syncd.core.pace import TokenBucket
 from syncd.errors import AccessRefused, EditRejected, FrameError
 from syncd.inbound import HelloFrame, MutationFrame, PingFrame, parse_frame
 from syncd.wire import (
@@ -310,24 +311,6 @@ class EditorConnection:
             return
 
 
-class _RateLimit:
-    """A token bucket: ``rate`` mutations per second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 class EditorGateway:
     """Serves editors over WebSocket at ``/v1/editor``, and health, readiness, metrics and the API over HTTP.
 
@@ -550,7 +533,7 @@ class EditorGateway:
     async def _receive(self, conn: EditorConnection) -> None:
         s = self._settings
         loop = asyncio.get_running_loop()
-        bucket = _RateLimit(s.mutation_rate, s.mutation_burst, loop.time())
+        bucket = TokenBucket(s.mutation_rate, s.mutation_burst, loop.time())
         while True:
             message = await conn.ws.receive()
             if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

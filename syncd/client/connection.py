@@ -25,7 +25,14 @@ from syncd.client.frames import encode
 from syncd.client.protocol import ClientProtocol
 from syncd.client.view import Frame
 from syncd.client.waiting import Answers, PingWaiters, retrieve
-from syncd.wire import CLOSE_ABNORMAL, CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR
+from syncd.core.pace import TokenBucket
+from syncd.wire import (
+    CLOSE_ABNORMAL,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_PROTOCOL_ERROR,
+    MUTATION_BURST,
+    MUTATION_RATE,
+)
 
 __all__ = ["ClientState", "Connection"]
 
@@ -77,6 +84,8 @@ class Connection:
         frame_buffer: int,
         event_buffer: int,
         on_event: Callable[[Frame], None] | None,
+        mutation_rate: float = MUTATION_RATE,
+        mutation_burst: int = MUTATION_BURST,
     ) -> None:
         self.protocol = protocol
         """The sans-I/O state machine behind this client: the view, seqs, mids, unacked mutations."""
@@ -106,6 +115,11 @@ class Connection:
         self._events: deque[Frame] = deque(maxlen=event_buffer)
         self._tasks: set[asyncio.Task[None]] = set()  # resyncs; cancelled by close() and reconnect()
         self._closers: set[asyncio.Task[None]] = set()  # close handshakes; close() lets them finish
+        # The daemon's rate limit, kept to (a tenth in reserve, see TokenBucket): faster, a bulk of
+        # mutations would be closed with 4429 and its first refused mutation lost.
+        TokenBucket(mutation_rate, mutation_burst, 0.0, reserve=mutation_burst // 10)  # checked now
+        self._pace_settings = (mutation_rate, mutation_burst)
+        self._pace: TokenBucket | None = None
 
     @property
     def state(self) -> ClientState:
@@ -331,18 +345,32 @@ class Connection:
     async def _write_loop(self, link: _Link) -> None:
         try:
             while not link.retired:
-                texts = [encode(frame) for frame in self.protocol.take_frames()]
+                # (text, whether it is a mutation: those count against the daemon's rate limit)
+                texts = [(encode(frame), "mid" in frame) for frame in self.protocol.take_frames()]
                 if self.protocol.phase == "live":
-                    texts.extend(self._raw)
+                    texts.extend((text, False) for text in self._raw)
                     self._raw.clear()
                 if not texts:
                     link.wake.clear()
                     await link.wake.wait()
                     continue
-                for text in texts:
+                for text, mutation in texts:
+                    if mutation:
+                        await self._paced()
                     await link.ws.send(text)
         except ConnectionClosed:
             return  # the reader reports the close
+
+    async def _paced(self) -> None:
+        """Wait until the rate limit lets one more mutation go."""
+        loop = asyncio.get_running_loop()
+        if self._pace is None:
+            rate, burst = self._pace_settings
+            self._pace = TokenBucket(rate, burst, loop.time(), reserve=burst // 10)
+        # A token comes back at a known time, so sleeping until then is the wait, not a poll; the loop
+        # is for asyncio waking a timer up to its clock's resolution early.
+        while not self._pace.take(loop.time()):  # noqa: ASYNC110
+            await asyncio.sleep(self._pace.wait(loop.time()))
 
     def _kick(self) -> None:
         if self._link is not None:

@@ -15,6 +15,7 @@ from syncd.client.protocol import MAX_FRAME_BYTES, ClientProtocol, FrameTooLarge
 from syncd.client.view import ChildTable, Frame, ProjectView
 from syncd.client.waiting import Pong
 from syncd.core.schema import Table
+from syncd.wire import MUTATION_BURST, MUTATION_RATE
 
 __all__ = ["EditorClient"]
 
@@ -45,6 +46,9 @@ class EditorClient(Connection):
         on_event: called with every ``event`` and ``presence`` frame; exceptions are logged.
         max_frame_bytes: the largest mutation frame to send: the daemon's ``gateway.max_frame_bytes``.
             A mutation over it is refused at once with ``EditorError`` ``too_large``, using no mid.
+        mutation_rate, mutation_burst: the daemon's rate limit (``gateway.mutation_rate`` and
+            ``gateway.mutation_burst``). Mutations are sent no faster, keeping a tenth of the burst in
+            reserve; more wait in order. Faster, a bulk of them would be closed with 4429.
 
     Every method that waits takes ``timeout`` in seconds (default ``request_timeout``) and raises
     TimeoutError past it: a tool or test that talks to a stuck server fails instead of hanging. Wrapping
@@ -69,6 +73,8 @@ class EditorClient(Connection):
         event_buffer: int = 1_000,
         on_event: Callable[[Frame], None] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        mutation_rate: float = MUTATION_RATE,
+        mutation_burst: int = MUTATION_BURST,
     ) -> None:
         client_id = client_id if client_id is not None else str(uuid.uuid4())
         protocol = ClientProtocol(
@@ -90,6 +96,8 @@ class EditorClient(Connection):
             frame_buffer=frame_buffer,
             event_buffer=event_buffer,
             on_event=on_event,
+            mutation_rate=mutation_rate,
+            mutation_burst=mutation_burst,
         )
         self._ping_counter = 0
 

@@ -48,3 +48,9 @@ def test_close_codes_and_version_match() -> None:
     assert numbers["PROTOCOL_VERSION"] == wire.PROTOCOL_VERSION
     assert ts_set(source, "FINAL_CLOSE_CODES", numbers) == set(wire.FINAL_CLOSE_CODES)
     assert ts_set(source, "ERROR_CODES", numbers) == set(wire.ERROR_CODES)
+
+
+def test_the_rate_limit_the_clients_pace_to_is_the_daemons_default() -> None:
+    """Both clients keep to the same default mutation rate and burst, the daemon's (protocol §11)."""
+    numbers = ts_numbers((WIRE_TS.parent / "pacing.ts").read_text())
+    assert (numbers["MUTATION_RATE"], numbers["MUTATION_BURST"]) == (wire.MUTATION_RATE, wire.MUTATION_BURST)

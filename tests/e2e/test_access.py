@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 import pytest
 
+from syncd.client import EditorClient
 from tests.e2e.conftest import NO_SAVES, DaemonFactory, RawFactory, create_project, make_token
 from tests.support.daemon import DaemonProcess
 
@@ -99,6 +101,21 @@ async def test_no_hello_within_the_timeout_closes_with_4408(
     assert closed_with == 4408
     assert [frame["type"] for frame in frames] == ["error"]
     assert "no hello within 0.5 s" in frames[0]["message"]
+
+
+async def test_the_python_client_keeps_to_the_rate_limit_so_a_bulk_of_edits_all_land(
+    start_daemon: DaemonFactory,
+) -> None:
+    """1,000 patches queued at once, at the daemon's default limit: paced, each is acknowledged."""
+    daemon = start_daemon(NO_SAVES)
+    async with EditorClient(daemon.url, daemon.project_id, request_timeout=30) as editor:
+        scene = editor.view.ordered("scenes")[0]["id"]
+        mids = [editor.send_patch("scenes", scene, {"heading": f"bulk {i}"}) for i in range(1000)]
+        acks = [await editor.wait_ack(mid) for mid in mids]
+        assert [ack.mid for ack in acks] == mids
+        assert editor.errors == deque()
+        await editor.wait_seq(acks[-1].seq)
+        assert editor.view.scenes[scene]["heading"] == "bulk 999"
 
 
 async def test_mutations_past_the_rate_limit_get_rate_limited_then_4429(

@@ -22,12 +22,15 @@ MAX_EDITS = 1000
 MORE_EDITS = 60
 """Edits after the slow editor's first overflow: each used to make (and drop) a snapshot of its own."""
 
+UNLIMITED = 100_000
+"""A mutation rate and burst out of the way, for the daemon and the clients that pace themselves to it."""
+
 SLOW_ENV = {
     **NO_SAVES,
     "SYNCD_GATEWAY__SEND_QUEUE_FRAMES": "8",
     "SYNCD_GATEWAY__SEND_QUEUE_BYTES": str(64 * 1024),
-    "SYNCD_GATEWAY__MUTATION_RATE": "100000",
-    "SYNCD_GATEWAY__MUTATION_BURST": "100000",
+    "SYNCD_GATEWAY__MUTATION_RATE": str(UNLIMITED),
+    "SYNCD_GATEWAY__MUTATION_BURST": str(UNLIMITED),
 }
 
 
@@ -70,7 +73,9 @@ async def test_an_editor_that_never_reads_costs_one_pending_snapshot(
     daemon = start_daemon(SLOW_ENV)
     slow = await editors.open(daemon.url, max_queue=1)
     await slow.join(daemon.project_id)
-    async with EditorClient(daemon.url, daemon.project_id) as author:
+    async with EditorClient(
+        daemon.url, daemon.project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED
+    ) as author:
         last = await _stall(daemon, author, slow, MORE_EDITS)
         await author.wait_seq(last, timeout=WAIT)
     # Every change after the first overflow used to overflow again and build a whole snapshot. Now
@@ -99,7 +104,9 @@ async def test_an_editor_over_its_snapshot_budget_is_closed_with_1008(
     daemon = start_daemon({**SLOW_ENV, "SYNCD_GATEWAY__RESEND_BYTES": "1000"})
     slow = await editors.open(daemon.url, max_queue=1)
     await slow.join(daemon.project_id)
-    async with EditorClient(daemon.url, daemon.project_id) as author:
+    async with EditorClient(
+        daemon.url, daemon.project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED
+    ) as author:
         await _stall(daemon, author, slow, 0)
     code, frames = await slow.closed(timeout=4 * WAIT)
     assert code == CLOSE_NOT_READING
@@ -116,7 +123,9 @@ async def test_a_resume_from_before_the_history_byte_budget_gets_a_snapshot(
     before = await away.join(daemon.project_id)
     epoch = away.welcome["epoch"]
     await away.close()
-    async with EditorClient(daemon.url, daemon.project_id) as author:
+    async with EditorClient(
+        daemon.url, daemon.project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED
+    ) as author:
         scene = author.view.ordered("scenes")[0]["id"]
         for i in range(5):
             last = (await author.patch("scenes", scene, {"body": f"{i} " + "x" * EDIT_BYTES})).seq

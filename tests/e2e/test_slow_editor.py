@@ -21,12 +21,15 @@ MAX_EDITS = 1000
 REPLAY_EDITS = 300
 """Edits an editor misses: 9 MB of changes, more than the socket buffers hold (about 4 MB here)."""
 
+UNLIMITED = 100_000
+"""A mutation rate and burst out of the way, for the daemon and the clients that pace themselves to it."""
+
 SLOW_ENV = {
     **NO_SAVES,
     "SYNCD_GATEWAY__SEND_QUEUE_FRAMES": str(QUEUE_FRAMES),
     "SYNCD_GATEWAY__SEND_QUEUE_BYTES": str(QUEUE_BYTES),
-    "SYNCD_GATEWAY__MUTATION_RATE": "100000",
-    "SYNCD_GATEWAY__MUTATION_BURST": "100000",
+    "SYNCD_GATEWAY__MUTATION_RATE": str(UNLIMITED),
+    "SYNCD_GATEWAY__MUTATION_BURST": str(UNLIMITED),
     # The whole replay stays in the history, so a resume gets changes, not a snapshot at once.
     "SYNCD_ENGINE__HISTORY_BYTES": str(64 * 1024 * 1024),
 }
@@ -56,8 +59,8 @@ async def test_a_slow_editor_does_not_hold_up_the_others_and_catches_up_from_a_s
     slow_session = slow.welcome["session"]
 
     async with (
-        EditorClient(daemon.url, project_id) as author,
-        EditorClient(daemon.url, project_id) as reader,
+        EditorClient(daemon.url, project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED) as author,
+        EditorClient(daemon.url, project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED) as reader,
     ):
         scenes = [row["id"] for row in author.view.ordered("scenes")]
         sessions = {author.session, reader.session}
@@ -147,7 +150,9 @@ async def test_a_resume_that_misses_more_than_the_socket_and_queue_hold_gets_a_s
     away = await raw_editor(daemon.url)
     before = await away.join(project_id)
     await away.ws.close()
-    async with EditorClient(daemon.url, project_id) as author:
+    async with EditorClient(
+        daemon.url, project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED
+    ) as author:
         scenes = [row["id"] for row in author.view.ordered("scenes")]
         mids = []
         for i in range(REPLAY_EDITS):
@@ -202,7 +207,9 @@ async def test_an_editor_that_reads_none_of_its_answers_is_cut_off(
         await ping_without_reading()
     await wait_for(lambda: "reads none of its answers" in daemon.stderr, "the cut-off in the log", WAIT)
 
-    async with EditorClient(daemon.url, daemon.project_id) as other:
+    async with EditorClient(
+        daemon.url, daemon.project_id, mutation_rate=UNLIMITED, mutation_burst=UNLIMITED
+    ) as other:
         scene = other.view.ordered("scenes")[0]["id"]
         ack = await other.patch("scenes", scene, {"heading": "still here"})
         assert ack.seq == 1
