@@ -25,7 +25,7 @@ import type {
   ServerError,
   ViewReplaced,
 } from "./events.js";
-import { encode, type Frame } from "./frames.js";
+import { describeMutation, encode, type Frame } from "./frames.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
@@ -324,13 +324,13 @@ export class EditorClient {
    * nothing left rejects with `TypeError`, like any argument JSON cannot carry (no mid is used).
    */
   patch(table: Table, id: string, set: Record<string, unknown>): Promise<Ack> {
-    return this.send(`patch of ${table} ${id}`, (what) => this.protocol.patch(table, rowId(id), patchFields(set, what)));
+    return this.send(describeMutation({ type: "patch", table, id }), (what) => this.protocol.patch(table, rowId(id), patchFields(set, what)));
   }
 
   /** Add a row (it must hold its `id`; keys whose value is undefined are left out); see `patch`. */
   insert(table: ChildTable, row: Record<string, unknown>): Promise<Ack> {
     const id = typeof row?.["id"] === "string" ? (row["id"] as string) : null;
-    return this.send(`insert into ${table}${id === null ? "" : ` of ${id}`}`, (what) => {
+    return this.send(describeMutation({ type: "insert", table, row: { id } }), (what) => {
       const fields = definedFields(row, what, "row");
       return this.protocol.insert(table, id === null ? fields : { ...fields, id: rowId(id) });
     });
@@ -338,19 +338,19 @@ export class EditorClient {
 
   /** Remove a row; see `patch`. */
   delete(table: ChildTable, id: string): Promise<Ack> {
-    return this.send(`delete of ${table} ${id}`, () => this.protocol.delete(table, rowId(id)));
+    return this.send(describeMutation({ type: "delete", table, id }), () => this.protocol.delete(table, rowId(id)));
   }
 
   /** Put `ids` first, in this order (`scene_index` / `order_index` = position); see `patch`. */
   reorder(table: ChildTable, ids: Iterable<string>): Promise<Ack> {
-    return this.send(`reorder of ${table}`, (what) =>
+    return this.send(describeMutation({ type: "reorder", table }), (what) =>
       this.protocol.reorder(table, idList(ids, what).map((id) => rowId(id as string))),
     );
   }
 
   /** Save now (the seed's `saveNow()`): resolves with the ack; `waitSaved(ack.seq)` waits for the write. */
   flush(): Promise<Ack> {
-    return this.send("flush", () => this.protocol.flush());
+    return this.send(describeMutation({ type: "flush" }), () => this.protocol.flush());
   }
 
   /** Send any mutation frame (`{type, ...}`); it gets the next mid. */

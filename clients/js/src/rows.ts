@@ -3,7 +3,7 @@
  * database's column names), and which fields an editor may write.
  */
 
-import { checkJson } from "./frames.js";
+import { checkJson, withCommas } from "./frames.js";
 import { UUID_PATTERN } from "./ids.js";
 import type { Table } from "./wire.js";
 
@@ -93,7 +93,7 @@ const text =
     if (value === null && nullable) return null;
     if (typeof value !== "string") return `expected text${nullable ? " or null" : ""}, got ${describe(value)}`;
     // The daemon counts characters (code points), not UTF-16 units.
-    if (value.length > max && [...value].length > max) return `at most ${max.toLocaleString("en-US")} characters, got ${[...value].length.toLocaleString("en-US")}`;
+    if (value.length > max && [...value].length > max) return `at most ${withCommas(max)} characters, got ${withCommas([...value].length)}`;
     return null;
   };
 const oneOf =
