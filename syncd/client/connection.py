@@ -116,10 +116,9 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()  # resyncs; cancelled by close() and reconnect()
         self._closers: set[asyncio.Task[None]] = set()  # close handshakes; close() lets them finish
         # The daemon's rate limit, kept to (a tenth in reserve, see TokenBucket): faster, a bulk of
-        # mutations would be closed with 4429 and its first refused mutation lost.
-        TokenBucket(mutation_rate, mutation_burst, 0.0, reserve=mutation_burst // 10)  # checked now
-        self._pace_settings = (mutation_rate, mutation_burst)
-        self._pace: TokenBucket | None = None
+        # mutations would be closed with 4429 and its first refused mutation lost. Full at first, as the
+        # daemon's is, whatever the loop's clock says then.
+        self._pace = TokenBucket(mutation_rate, mutation_burst, 0.0, reserve=mutation_burst // 10)
 
     @property
     def state(self) -> ClientState:
@@ -364,9 +363,6 @@ class Connection:
     async def _paced(self) -> None:
         """Wait until the rate limit lets one more mutation go."""
         loop = asyncio.get_running_loop()
-        if self._pace is None:
-            rate, burst = self._pace_settings
-            self._pace = TokenBucket(rate, burst, loop.time(), reserve=burst // 10)
         # A token comes back at a known time, so sleeping until then is the wait, not a poll; the loop
         # is for asyncio waking a timer up to its clock's resolution early.
         while not self._pace.take(loop.time()):  # noqa: ASYNC110
