@@ -61,7 +61,10 @@ class AssetsApi:
     async def list_voices(self, caller: Caller, user_id: str | None, all_users: bool) -> list[Row]:
         """The caller's voices (a service: every voice, or one user's)."""
         if caller.service:
-            return await self._records.select("voices", {} if all_users else {"user_id": user_id})
+            if all_users:
+                return await self._records.select("voices", {})
+            owner = None if user_id is None else check_id(user_id, "user_id")
+            return await self._records.select("voices", {"user_id": owner})
         return await self._records.select("voices", {"user_id": caller.user_id})
 
     async def create_voice(self, caller: Caller, body: Mapping[str, Any]) -> Row:

@@ -162,7 +162,9 @@ class ProjectsApi:
         cid = check_id(clip_id, "clip_id")
         values = validate_set("clips", dict(fields))
         written = await self._host.service.write(
-            pid, lambda view: [Patch(0, "clips", RowId(_exists(view.clips, cid, "clip")), values)], save=save
+            pid,
+            lambda view: [Patch(0, "clips", RowId(in_project(view.clips, cid, "clip")), values)],
+            save=save,
         )
         return _find(written.view.clips, cid)
 
@@ -172,7 +174,7 @@ class ProjectsApi:
         pid = await self.owner(caller, project_id)
         cid = check_id(clip_id, "clip_id")
         return await self._host.service.write(
-            pid, lambda view: [Delete(0, "clips", RowId(_exists(view.clips, cid, "clip")))], save=save
+            pid, lambda view: [Delete(0, "clips", RowId(in_project(view.clips, cid, "clip")))], save=save
         )
 
     async def reorder_clips(
@@ -181,15 +183,11 @@ class ProjectsApi:
         """Put the listed clips first, in that order (``order_index`` 0, 1, …); the others follow."""
         caller.require_service()
         pid = await self.owner(caller, project_id)
-        if not isinstance(clip_ids, list) or not clip_ids or len(clip_ids) > MAX_SCENES:
-            raise EditRejected("bad_request", f"clip_ids: a list of 1 to {MAX_SCENES} clip ids")
-        ids = tuple(RowId(check_id(i, f"clip_ids[{n}]")) for n, i in enumerate(clip_ids))
-        if len(set(ids)) != len(ids):
-            raise EditRejected("bad_request", "clip_ids: an id is listed twice")
+        ids = tuple(RowId(i) for i in clip_order(clip_ids))
 
         def build(view: Snapshot) -> Sequence[Mutation]:
             for clip_id in ids:
-                _exists(view.clips, clip_id, "clip")
+                in_project(view.clips, clip_id, "clip")
             return [Reorder(0, "clips", ids)]
 
         return await self._host.service.write(pid, build, save=save)
@@ -205,6 +203,20 @@ class ProjectsApi:
         pid = await self.owner(caller, project_id)
         wanted = scene_list(scenes)
         return await self._host.service.write(pid, lambda view: _sync(view, wanted), save=save)
+
+
+def clip_order(clip_ids: object) -> list[str]:
+    """Check the clip ids of ``reorder_clips``: 1 to :data:`MAX_SCENES` distinct UUIDs, in lower case.
+
+    Raises:
+        EditRejected: ``bad_request`` naming the first wrong id.
+    """
+    if not isinstance(clip_ids, list) or not clip_ids or len(clip_ids) > MAX_SCENES:
+        raise EditRejected("bad_request", f"clip_ids: a list of 1 to {MAX_SCENES} clip ids")
+    ids = [check_id(i, f"clip_ids[{n}]") for n, i in enumerate(clip_ids)]
+    if len(set(ids)) != len(ids):
+        raise EditRejected("bad_request", "clip_ids: an id is listed twice")
+    return ids
 
 
 def scene_list(scenes: object) -> list[Row]:
@@ -256,7 +268,12 @@ def _sync(view: Snapshot, wanted: list[Row]) -> list[Mutation]:
     return mutations
 
 
-def _exists(rows: Sequence[Mapping[str, Any]], row_id: str, what: str) -> str:
+def in_project(rows: Sequence[Mapping[str, Any]], row_id: str, what: str) -> str:
+    """``row_id``, if one of ``rows`` has it.
+
+    Raises:
+        EditRejected: ``not_found``, naming the row as ``what`` (``clip``).
+    """
     if not any(r["id"] == row_id for r in rows):
         raise EditRejected("not_found", f"{what} {row_id} is not in this project")
     return row_id

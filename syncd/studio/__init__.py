@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from syncd.studio.base import Studio, StudioError
@@ -171,7 +171,7 @@ def delete_clip(project_id: str, clip_id: str) -> None:
     _run("delete_clip", project_id, clip_id)
 
 
-def reorder_clips(project_id: str, clip_ids: Sequence[str]) -> list[dict[str, Any]]:
+def reorder_clips(project_id: str, clip_ids: Iterable[str]) -> list[dict[str, Any]]:
     """Put the listed clips first, in that order; return the project's clips in order."""
     return list(_run("reorder_clips", project_id, clip_ids))
 
@@ -196,7 +196,7 @@ def load_project(project_id: str) -> dict[str, Any]:
     return dict(_run("load_project", project_id))
 
 
-def sync_scenes(project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sync_scenes(project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Make the project's scenes exactly ``scenes``, in that order, in one step; return them."""
     return list(_run("sync_scenes", project_id, scenes))
 

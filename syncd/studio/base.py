@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -184,7 +184,7 @@ class Studio(abc.ABC):
         """``{"project", "scenes", "clips"}``, scenes by ``scene_index`` and clips by ``order_index``."""
 
     @abc.abstractmethod
-    async def sync_scenes(self, project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[Row]:
+    async def sync_scenes(self, project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[Row]:
         """Make the project's scenes exactly ``scenes`` in that order, in one transaction; return them.
 
         A scene with the id of one of the project's scenes updates it, one without an id is inserted,
@@ -219,7 +219,7 @@ class Studio(abc.ABC):
         """Remove a clip."""
 
     @abc.abstractmethod
-    async def reorder_clips(self, project_id: str, clip_ids: Sequence[str]) -> list[Row]:
+    async def reorder_clips(self, project_id: str, clip_ids: Iterable[str]) -> list[Row]:
         """Put the listed clips first (``order_index`` 0, 1, …); return all clips in order."""
 
     # -- voices, exports, audio files ---------------------------------------------------------------------
@@ -266,6 +266,17 @@ class Studio(abc.ABC):
     @abc.abstractmethod
     async def delete_audio_file(self, audio_id: str) -> None:
         """Remove an audio file row."""
+
+
+def listed(value: object) -> object:
+    """A list of what an iterable argument holds (a tuple, a generator); anything else as it is.
+
+    Text, bytes and mappings are iterable but are not lists of rows or ids: they stay as they are, as do
+    numbers and None, for the list's check to refuse them by name.
+    """
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        return value
+    return list(value)
 
 
 def _slug(text: str) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from syncd.storage import DEFAULT_SIGNED_SECONDS
-from syncd.studio.base import Row, Studio, StudioError, Upload
+from syncd.api.projects import clip_order
+from syncd.errors import EditRejected
+from syncd.rows import check_json
+from syncd.storage import DEFAULT_SIGNED_SECONDS, check_expiry
+from syncd.studio.base import Row, Studio, StudioError, Upload, listed
 
 
 class DaemonStudio(Studio):
@@ -64,7 +67,9 @@ class DaemonStudio(Studio):
     async def signed_url(self, bucket: str, path: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:
         """``POST /v1/storage/sign/{bucket}/{path}``."""
         body = await self._call(
-            "POST", f"/v1/storage/sign/{bucket}/{quote(path)}", json={"expires_in": expires_in}
+            "POST",
+            f"/v1/storage/sign/{bucket}/{quote(path)}",
+            json={"expires_in": _checked(check_expiry, expires_in)},
         )
         return str(body["signed_url"])
 
@@ -80,11 +85,15 @@ class DaemonStudio(Studio):
 
     async def create_project(self, title: str = "Untitled project", **fields: Any) -> Row:
         """``POST /v1/projects``."""
-        return dict(await self._call("POST", "/v1/projects", json={"title": title, **fields}))
+        return dict(
+            await self._call("POST", "/v1/projects", json=_body({"title": title, **fields}, "projects"))
+        )
 
     async def update_project(self, project_id: str, **fields: Any) -> Row:
         """``PATCH /v1/projects/{id}``."""
-        body = await self._call("PATCH", f"/v1/projects/{_id(project_id)}", json=fields, params=self._save)
+        body = await self._call(
+            "PATCH", f"/v1/projects/{_id(project_id)}", json=_body(fields, "set"), params=self._save
+        )
         return dict(body["project"])
 
     async def delete_project(self, project_id: str) -> None:
@@ -96,9 +105,12 @@ class DaemonStudio(Studio):
         body = await self._call("GET", f"/v1/projects/{_id(project_id)}")
         return {"project": body["project"], "scenes": body["scenes"], "clips": body["clips"]}
 
-    async def sync_scenes(self, project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[Row]:
+    async def sync_scenes(self, project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[Row]:
         """``PUT /v1/projects/{id}/scenes``."""
-        payload = {"scenes": [dict(s) for s in scenes]}
+        rows = listed(scenes)
+        if isinstance(rows, list):
+            rows = [_body(s, f"scenes[{n}]") if isinstance(s, Mapping) else s for n, s in enumerate(rows)]
+        payload = {"scenes": rows}
         body = await self._call(
             "PUT", f"/v1/projects/{_id(project_id)}/scenes", json=payload, params=self._save
         )
@@ -108,22 +120,22 @@ class DaemonStudio(Studio):
         """``POST /v1/projects/{id}/clips``."""
         return dict(
             await self._call(
-                "POST", f"/v1/projects/{_id(project_id)}/clips", json=dict(fields), params=self._save
+                "POST", f"/v1/projects/{_id(project_id)}/clips", json=_body(fields, "row"), params=self._save
             )
         )
 
     async def save_clip(self, project_id: str, clip_id: str, **fields: Any) -> Row:
         """``PATCH /v1/projects/{id}/clips/{clip_id}``."""
         path = f"/v1/projects/{_id(project_id)}/clips/{_id(clip_id)}"
-        return dict(await self._call("PATCH", path, json=fields, params=self._save))
+        return dict(await self._call("PATCH", path, json=_body(fields, "set"), params=self._save))
 
     async def delete_clip(self, project_id: str, clip_id: str) -> None:
         """``DELETE /v1/projects/{id}/clips/{clip_id}``."""
         await self._call("DELETE", f"/v1/projects/{_id(project_id)}/clips/{_id(clip_id)}", params=self._save)
 
-    async def reorder_clips(self, project_id: str, clip_ids: Sequence[str]) -> list[Row]:
+    async def reorder_clips(self, project_id: str, clip_ids: Iterable[str]) -> list[Row]:
         """``PUT /v1/projects/{id}/clips/order``."""
-        payload = {"clip_ids": list(clip_ids)}
+        payload = {"clip_ids": _checked(clip_order, listed(clip_ids))}
         body = await self._call(
             "PUT", f"/v1/projects/{_id(project_id)}/clips/order", json=payload, params=self._save
         )
@@ -137,11 +149,11 @@ class DaemonStudio(Studio):
 
     async def create_voice(self, **fields: Any) -> Row:
         """``POST /v1/voices``."""
-        return dict(await self._call("POST", "/v1/voices", json=fields))
+        return dict(await self._call("POST", "/v1/voices", json=_body(fields, "voices")))
 
     async def update_voice(self, voice_id: str, **fields: Any) -> Row:
         """``PATCH /v1/voices/{id}``."""
-        return dict(await self._call("PATCH", f"/v1/voices/{_id(voice_id)}", json=fields))
+        return dict(await self._call("PATCH", f"/v1/voices/{_id(voice_id)}", json=_body(fields, "voices")))
 
     async def delete_voice(self, voice_id: str) -> None:
         """``DELETE /v1/voices/{id}``."""
@@ -149,11 +161,13 @@ class DaemonStudio(Studio):
 
     async def create_export(self, project_id: str, **fields: Any) -> Row:
         """``POST /v1/projects/{id}/exports``."""
-        return dict(await self._call("POST", f"/v1/projects/{_id(project_id)}/exports", json=fields))
+        return dict(
+            await self._call("POST", f"/v1/projects/{_id(project_id)}/exports", json=_body(fields, "exports"))
+        )
 
     async def update_export(self, export_id: str, **fields: Any) -> Row:
         """``PATCH /v1/exports/{id}``."""
-        return dict(await self._call("PATCH", f"/v1/exports/{_id(export_id)}", json=fields))
+        return dict(await self._call("PATCH", f"/v1/exports/{_id(export_id)}", json=_body(fields, "exports")))
 
     async def list_exports(self, project_id: str) -> list[Row]:
         """``GET /v1/projects/{id}/exports``."""
@@ -161,7 +175,11 @@ class DaemonStudio(Studio):
 
     async def create_audio_file(self, project_id: str, **fields: Any) -> Row:
         """``POST /v1/projects/{id}/audio``."""
-        return dict(await self._call("POST", f"/v1/projects/{_id(project_id)}/audio", json=fields))
+        return dict(
+            await self._call(
+                "POST", f"/v1/projects/{_id(project_id)}/audio", json=_body(fields, "audio_files")
+            )
+        )
 
     async def list_audio_files(self, project_id: str) -> list[Row]:
         """``GET /v1/projects/{id}/audio``."""
@@ -170,6 +188,32 @@ class DaemonStudio(Studio):
     async def delete_audio_file(self, audio_id: str) -> None:
         """``DELETE /v1/audio/{id}``."""
         await self._call("DELETE", f"/v1/audio/{_id(audio_id)}")
+
+
+def _body(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``fields`` as a JSON body, once every value is one JSON carries unchanged.
+
+    The daemon would refuse ``NaN`` or a NUL by the same words, but JSON cannot even carry ``NaN``, a
+    ``Decimal`` or a ``datetime``: the encoder's bare error would say neither what nor where.
+
+    Raises:
+        StudioError: ``bad_request``, naming the value as the daemon would (``exports.progress``).
+    """
+    body = dict(fields)
+    _checked(lambda value: check_json(value, where), body)
+    return body
+
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+
+
+def _checked(check: Callable[[_A], _R], value: _A) -> _R:
+    """``check(value)``, its refusal as :class:`StudioError` (the daemon checks the same again)."""
+    try:
+        return check(value)
+    except EditRejected as exc:
+        raise StudioError(exc.code, exc.message) from None
 
 
 def _id(value: str) -> str:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import httpx
 from postgrest.exceptions import APIError
 from storage3.exceptions import StorageApiError
 
-from syncd.api.projects import scene_list
+from syncd.api.projects import clip_order, in_project, scene_list
 from syncd.core.schema import SideTable
 from syncd.errors import EditRejected, UpstreamError
 from syncd.records import SupabaseRecords, check_id, export_step, validate_new
@@ -33,7 +33,7 @@ from syncd.storage import (
     project_of,
     storage_refusal,
 )
-from syncd.studio.base import Row, Studio, StudioError, Upload
+from syncd.studio.base import Row, Studio, StudioError, Upload, listed
 
 REQUEST_TIMEOUT = 30.0
 """Seconds one request to Supabase may take."""
@@ -233,11 +233,11 @@ class SupabaseStudio(Studio):
             "clips": [_public(r) for r in clips.data],
         }
 
-    async def sync_scenes(self, project_id: str, scenes: Sequence[Mapping[str, Any]]) -> list[Row]:
+    async def sync_scenes(self, project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[Row]:
         """Insert, update, delete and re-index the scenes in one ``syncd_apply`` transaction."""
         view = await self.load_project(project_id)
         try:
-            wanted = scene_list(list(scenes))
+            wanted = scene_list(listed(scenes))
         except EditRejected as exc:
             raise _refused(exc) from None
         current = {str(r["id"]): r for r in view["scenes"]}
@@ -291,33 +291,26 @@ class SupabaseStudio(Studio):
         client = await self._supabase()
         answer = await client.table("clips").update(values).eq("id", cid).eq("project_id", pid).execute()
         if not answer.data:
-            raise StudioError("not_found", f"clip {cid} is not in project {pid}")
+            raise StudioError("not_found", f"clip {cid} is not in this project")
         return _public(answer.data[0])
 
     async def delete_clip(self, project_id: str, clip_id: str) -> None:
         """Delete a clip of the project."""
         pid = await self._project(project_id)
+        cid = check_id(clip_id, "clip_id")
         client = await self._supabase()
-        answer = (
-            await client.table("clips")
-            .delete()
-            .eq("id", str(clip_id).lower())
-            .eq("project_id", pid)
-            .execute()
-        )
+        answer = await client.table("clips").delete().eq("id", cid).eq("project_id", pid).execute()
         if not answer.data:
-            raise StudioError("not_found", f"clip {clip_id} is not in project {pid}")
+            raise StudioError("not_found", f"clip {cid} is not in this project")
 
-    async def reorder_clips(self, project_id: str, clip_ids: Sequence[str]) -> list[Row]:
+    async def reorder_clips(self, project_id: str, clip_ids: Iterable[str]) -> list[Row]:
         """Set ``order_index`` of every clip that moves, in one transaction."""
         view = await self.load_project(project_id)
-        ids = [str(i).lower() for i in clip_ids]
+        # EditRejected becomes StudioError in _translated, as everywhere in this class.
+        ids = clip_order(listed(clip_ids))
+        for clip_id in ids:
+            in_project(view["clips"], clip_id, "clip")
         clips = [str(c["id"]) for c in view["clips"]]
-        unknown = [i for i in ids if i not in clips]
-        if not ids or unknown or len(set(ids)) != len(ids):
-            raise StudioError(
-                "bad_request", f"clip_ids: distinct ids of this project's clips (not: {unknown})"
-            )
         order = ids + [c for c in clips if c not in ids]
         batch = _Batch(str(view["project"]["id"]))
         for position, clip_id in enumerate(order):
@@ -331,7 +324,8 @@ class SupabaseStudio(Studio):
 
     async def list_voices(self, user_id: str | None = None) -> list[Row]:
         """The voices of a user (None: the anonymous studio's)."""
-        return await (await self._db()).select("voices", {"user_id": user_id})
+        owner = None if user_id is None else check_id(user_id, "user_id")
+        return await (await self._db()).select("voices", {"user_id": owner})
 
     async def create_voice(self, **fields: Any) -> Row:
         """Insert a voice."""

@@ -184,6 +184,11 @@ async def test_voices_belong_to_their_user_or_to_the_anonymous_studio(daemon: Lo
         assert bad.json()["message"].startswith("voices.name: text holds a NUL character")
     every = (await daemon.service.get("/v1/voices")).json()
     assert {v["name"] for v in every} == {"Host", "Studio"}
+    alices = (await daemon.service.get("/v1/voices", params={"user_id": alice.upper()})).json()
+    assert [v["name"] for v in alices] == ["Host"]
+    # Not an empty list, which would read as "this user has no voices".
+    misspelt = await daemon.service.get("/v1/voices", params={"user_id": "alice"})
+    assert (misspelt.status_code, misspelt.json()["message"]) == (400, "user_id: must be a UUID")
     assert (await as_alice.delete(f"/v1/voices/{voice_id}")).status_code == 200
     assert (await as_alice.get("/v1/voices")).json() == []
 
