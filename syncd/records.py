@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
@@ -196,6 +196,32 @@ class Records(Protocol):
 
     async def select(self, table: OtherTable, where: Mapping[str, Any]) -> list[Row]:
         """The rows matching ``where``, oldest first."""
+
+
+async def create_once(records: Records, table: OtherTable, row: Row, same: Iterable[str]) -> tuple[Row, bool]:
+    """Insert ``row``, unless its id already holds a row with the same values in the fields ``same``.
+
+    A create that names its id can then be sent again: a caller that lost the answer (a timeout, a
+    restart) repeats the call and gets the row the first call made, not a second row and not an error.
+
+    Args:
+        same: the fields that make it the same call: the caller's fields and the row's owner.
+
+    Returns:
+        The row, and whether this call made it.
+
+    Raises:
+        EditRejected: ``conflict`` when the id holds a row with other values.
+    """
+    try:
+        return await records.insert(table, row), True
+    except EditRejected as exc:
+        if exc.code != "conflict":
+            raise
+    existing = await records.get(table, row["id"])
+    if existing is not None and all(existing.get(name) == row[name] for name in same):
+        return existing, False
+    raise EditRejected("conflict", f"{table}: row {row['id']} exists with other values")
 
 
 class LocalRecords:

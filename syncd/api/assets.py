@@ -20,6 +20,7 @@ from syncd.records import (
     OtherTable,
     Records,
     check_id,
+    create_once,
     export_step,
     given_or_new_id,
     validate_new,
@@ -67,8 +68,12 @@ class AssetsApi:
             return await self._records.select("voices", {"user_id": owner})
         return await self._records.select("voices", {"user_id": caller.user_id})
 
-    async def create_voice(self, caller: Caller, body: Mapping[str, Any]) -> Row:
-        """Add a voice for the caller (a service may name any user, or none)."""
+    async def create_voice(self, caller: Caller, body: Mapping[str, Any]) -> tuple[Row, bool]:
+        """Add a voice for the caller (a service may name any user, or none).
+
+        Returns:
+            The voice, and whether this call made it: the same id and body again return the same voice.
+        """
         fields = dict(body)
         voice_id = given_or_new_id(fields.pop("id", None), "id")
         user_id = fields.pop("user_id", caller.user_id)
@@ -77,7 +82,7 @@ class AssetsApi:
         if not caller.service and user_id != caller.user_id:
             raise EditRejected("forbidden", "an editor adds voices for itself only (user_id)")
         row = {"id": voice_id, "user_id": user_id, **validate_new("voices", fields)}
-        return await self._records.insert("voices", row)
+        return await create_once(self._records, "voices", row, ["user_id", *fields])
 
     async def update_voice(self, caller: Caller, voice_id: object, body: Mapping[str, Any]) -> Row:
         """Change a voice of the caller's."""
@@ -95,8 +100,14 @@ class AssetsApi:
 
     # -- exports ----------------------------------------------------------------------------------------
 
-    async def create_export(self, caller: Caller, project_id: object, body: Mapping[str, Any]) -> Row:
-        """Request an export of a project (editors: only ``format`` and ``resolution``); it starts queued."""
+    async def create_export(
+        self, caller: Caller, project_id: object, body: Mapping[str, Any]
+    ) -> tuple[Row, bool]:
+        """Request an export of a project (editors: only ``format`` and ``resolution``); it starts queued.
+
+        Returns:
+            The export, and whether this call made it: the same id and body again return the same export.
+        """
         pid = await self._projects.owner(caller, project_id)
         fields = dict(body)
         if not caller.service:
@@ -104,11 +115,11 @@ class AssetsApi:
             if extra:
                 raise EditRejected("forbidden", f"exports.{extra[0]}: only the renderer sets it")
         export_id = given_or_new_id(fields.pop("id", None), "id")
-        row = await self._records.insert(
-            "exports", {"id": export_id, "project_id": pid, **validate_new("exports", fields)}
-        )
-        self._on_change(pid, "exports", "insert", row)
-        return row
+        row = {"id": export_id, "project_id": pid, **validate_new("exports", fields)}
+        row, created = await create_once(self._records, "exports", row, ["project_id", *fields])
+        if created:
+            self._on_change(pid, "exports", "insert", row)
+        return row, created
 
     async def list_exports(self, caller: Caller, project_id: object) -> list[Row]:
         """A project's exports, oldest first."""
@@ -128,17 +139,23 @@ class AssetsApi:
 
     # -- audio files ------------------------------------------------------------------------------------
 
-    async def create_audio(self, caller: Caller, project_id: object, body: Mapping[str, Any]) -> Row:
-        """Add an audio file (a voice-over, music or effect track) to a project."""
+    async def create_audio(
+        self, caller: Caller, project_id: object, body: Mapping[str, Any]
+    ) -> tuple[Row, bool]:
+        """Add an audio file (a voice-over, music or effect track) to a project.
+
+        Returns:
+            The row, and whether this call made it: the same id and body again return the same row.
+        """
         caller.require_service()
         pid = await self._projects.owner(caller, project_id)
         fields = dict(body)
         audio_id = given_or_new_id(fields.pop("id", None), "id")
-        row = await self._records.insert(
-            "audio_files", {"id": audio_id, "project_id": pid, **validate_new("audio_files", fields)}
-        )
-        self._on_change(pid, "audio_files", "insert", row)
-        return row
+        row = {"id": audio_id, "project_id": pid, **validate_new("audio_files", fields)}
+        row, created = await create_once(self._records, "audio_files", row, ["project_id", *fields])
+        if created:
+            self._on_change(pid, "audio_files", "insert", row)
+        return row, created
 
     async def list_audio(self, caller: Caller, project_id: object) -> list[Row]:
         """A project's audio files, oldest first."""

@@ -295,8 +295,10 @@ class HttpApi:
         return answer(200, _written(written, scenes=[dict(r) for r in written.view.scenes]))
 
     async def add_clip(self, call: ProjectCall, caller: Caller) -> web.Response:
-        clip = await self._projects.add_clip(caller, call.params["pid"], call.object_body(), call.save())
-        return answer(201, clip)
+        clip, created = await self._projects.add_clip(
+            caller, call.params["pid"], call.object_body(), call.save()
+        )
+        return answer(201 if created else 200, clip)
 
     async def update_clip(self, call: ProjectCall, caller: Caller) -> web.Response:
         pid, cid = call.params["pid"], call.params["cid"]
@@ -317,8 +319,9 @@ class HttpApi:
     # -- exports, audio, voices -------------------------------------------------------------------------
 
     async def create_export(self, request: web.Request, caller: Caller) -> web.Response:
-        row = await self._assets.create_export(caller, request.match_info["pid"], await read_object(request))
-        return answer(201, row)
+        body = await read_object(request)
+        row, created = await self._assets.create_export(caller, request.match_info["pid"], body)
+        return answer(201 if created else 200, row)
 
     async def list_exports(self, request: web.Request, caller: Caller) -> web.Response:
         return answer(200, await self._assets.list_exports(caller, request.match_info["pid"]))
@@ -328,8 +331,9 @@ class HttpApi:
         return answer(200, row)
 
     async def create_audio(self, request: web.Request, caller: Caller) -> web.Response:
-        row = await self._assets.create_audio(caller, request.match_info["pid"], await read_object(request))
-        return answer(201, row)
+        body = await read_object(request)
+        row, created = await self._assets.create_audio(caller, request.match_info["pid"], body)
+        return answer(201 if created else 200, row)
 
     async def list_audio(self, request: web.Request, caller: Caller) -> web.Response:
         return answer(200, await self._assets.list_audio(caller, request.match_info["pid"]))
@@ -345,7 +349,8 @@ class HttpApi:
         )
 
     async def create_voice(self, request: web.Request, caller: Caller) -> web.Response:
-        return answer(201, await self._assets.create_voice(caller, await read_object(request)))
+        row, created = await self._assets.create_voice(caller, await read_object(request))
+        return answer(201 if created else 200, row)
 
     async def update_voice(self, request: web.Request, caller: Caller) -> web.Response:
         vid = request.match_info["vid"]

@@ -135,23 +135,40 @@ class ProjectsApi:
 
     async def add_clip(
         self, caller: Caller, project_id: object, fields: Mapping[str, Any], save: bool
-    ) -> Row:
-        """Add a clip; it goes after the last clip unless ``order_index`` is given. Returns the clip."""
+    ) -> tuple[Row, bool]:
+        """Add a clip; it goes after the last clip unless ``order_index`` is given.
+
+        Returns:
+            The clip, and whether this call added it: the same id and fields again return the clip the
+            first call added (a renderer that lost the answer may repeat the call).
+
+        Raises:
+            EditRejected: ``conflict`` when the id names a clip with other values.
+        """
         caller.require_service()
         pid = await self.owner(caller, project_id)
         row = dict(fields)
         if row.pop("project_id", None) not in (None, pid):
             raise EditRejected("bad_request", "project_id: not the project of the path")
         row["id"] = given_or_new_id(row.get("id"), "id")
-        validate_insert("clips", row)  # refuse bad fields before the position is worked out
+        given = validate_insert("clips", row)  # refuse bad fields before the position is worked out
+        same = [name for name in row if name != "id"]
+        added = True
 
         def build(view: Snapshot) -> Sequence[Mutation]:
+            nonlocal added
+            existing = next((c for c in view.clips if c["id"] == row["id"]), None)
+            if existing is not None:
+                if any(existing.get(name) != given[name] for name in same):
+                    raise EditRejected("conflict", f"clip {row['id']} exists with other values")
+                added = False
+                return []
             if "order_index" not in row:
                 row["order_index"] = 1 + max((_index(c["order_index"]) for c in view.clips), default=-1)
             return [Insert(0, "clips", validate_insert("clips", row))]
 
         written = await self._host.service.write(pid, build, save=save)
-        return _find(written.view.clips, row["id"])
+        return _find(written.view.clips, row["id"]), added
 
     async def update_clip(
         self, caller: Caller, project_id: object, clip_id: object, fields: Mapping[str, Any], save: bool

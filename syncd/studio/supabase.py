@@ -21,7 +21,7 @@ from storage3.exceptions import StorageApiError
 from syncd.api.projects import clip_order, in_project, scene_list
 from syncd.core.schema import SideTable
 from syncd.errors import EditRejected, UpstreamError
-from syncd.records import SupabaseRecords, check_id, export_step, validate_new
+from syncd.records import SupabaseRecords, check_id, create_once, export_step, given_or_new_id, validate_new
 from syncd.records import validate_set as validate_other
 from syncd.rows import validate_insert, validate_set
 from syncd.storage import (
@@ -261,8 +261,19 @@ class SupabaseStudio(Studio):
         """Insert a clip after the last one (unless ``order_index`` is given)."""
         pid = await self._project(project_id)
         row = dict(fields)
-        row["id"] = str(row["id"]).lower() if row.get("id") else str(uuid.uuid4())
+        if row.pop("project_id", None) not in (None, pid):
+            raise StudioError("bad_request", "project_id: not the project of the path")
+        row["id"] = given_or_new_id(row.get("id"), "id")
+        given = validate_insert("clips", row)
         client = await self._supabase()
+        existing = (await client.table("clips").select("*").eq("id", row["id"]).execute()).data
+        if existing:
+            # The same call again (the first one's answer was lost) returns the clip it added.
+            if existing[0]["project_id"] == pid and all(
+                existing[0].get(name) == given[name] for name in row if name != "id"
+            ):
+                return _public(existing[0])
+            raise StudioError("conflict", f"clip {row['id']} exists with other values")
         if "order_index" not in row:
             last = (
                 await client.table("clips")
@@ -329,15 +340,12 @@ class SupabaseStudio(Studio):
 
     async def create_voice(self, **fields: Any) -> Row:
         """Insert a voice."""
-        try:
-            values = dict(fields)
-            voice_id = check_id(values.pop("id"), "id") if values.get("id") is not None else str(uuid.uuid4())
-            values.pop("id", None)
-            user_id = values.pop("user_id", None)
-            row = {"id": voice_id, "user_id": check_id(user_id, "user_id") if user_id else None}
-            return await (await self._db()).insert("voices", {**row, **validate_new("voices", values)})
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = dict(fields)
+        voice_id = given_or_new_id(values.pop("id", None), "id")
+        user_id = values.pop("user_id", None)
+        row = {"id": voice_id, "user_id": None if user_id is None else check_id(user_id, "user_id")}
+        row.update(validate_new("voices", values))
+        return (await create_once(await self._db(), "voices", row, ["user_id", *values]))[0]
 
     async def update_voice(self, voice_id: str, **fields: Any) -> Row:
         """Update a voice."""
@@ -378,13 +386,10 @@ class SupabaseStudio(Studio):
     async def _insert_for(self, project_id: str, table: SideTable, fields: dict[str, Any]) -> Row:
         """Insert a new row of ``table`` that belongs to the project."""
         pid = await self._project(project_id)
-        try:
-            values = validate_new(table, fields)
-            return await (await self._db()).insert(
-                table, {"id": str(uuid.uuid4()), "project_id": pid, **values}
-            )
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = dict(fields)
+        row = {"id": given_or_new_id(values.pop("id", None), "id"), "project_id": pid}
+        row.update(validate_new(table, values))
+        return (await create_once(await self._db(), table, row, ["project_id", *values]))[0]
 
     async def list_audio_files(self, project_id: str) -> list[Row]:
         """The project's audio files."""

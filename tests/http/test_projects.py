@@ -94,6 +94,33 @@ async def test_a_clip_added_by_a_service_reaches_an_editor_at_once_and_goes_afte
     assert clip["project_id"] == project_id
 
 
+async def test_a_create_sent_again_with_its_id_answers_200_and_adds_nothing(daemon: LocalDaemon) -> None:
+    """A renderer that lost the answer repeats the call: the same row, no second one, and no change frame."""
+    project_id = await daemon.project()
+    editor = await daemon.editor(project_id)
+    clip_id, export_id, audio_id, voice_id = (new_id() for _ in range(4))
+    creates = [
+        (f"/v1/projects/{project_id}/clips", {"id": clip_id, "provider": "pika", "prompt": "one"}, "prompt"),
+        (f"/v1/projects/{project_id}/exports", {"id": export_id, "format": "gif"}, "resolution"),
+        (f"/v1/projects/{project_id}/audio", {"id": audio_id, "kind": "sfx"}, "file_url"),
+        ("/v1/voices", {"id": voice_id, "name": "Narrator"}, "name"),
+    ]
+    for url, body, field in creates:
+        first = await daemon.service.post(url, json=body)
+        seq = (await daemon.service.get(f"/v1/projects/{project_id}")).json()["seq"]
+        again = await daemon.service.post(url, json=body)
+        assert (first.status_code, again.status_code, again.json()) == (201, 200, first.json()), url
+        assert (await daemon.service.get(f"/v1/projects/{project_id}")).json()["seq"] == seq, url
+        other = await daemon.service.post(url, json={**body, "id": body["id"].upper(), field: "other"})
+        assert (other.status_code, other.json()["error"]) == (409, "conflict"), url
+        assert "exists with other values" in other.json()["message"], url
+    view = (await daemon.service.get(f"/v1/projects/{project_id}")).json()
+    assert [c["id"] for c in view["clips"]] == [clip_id]
+    assert [e["id"] for e in view["exports"]] == [export_id]
+    assert [a["id"] for a in view["audio_files"]] == [audio_id]
+    assert list(editor.view.clips) == [clip_id]
+
+
 async def test_sync_scenes_leaves_exactly_the_list_in_one_saved_step(daemon: LocalDaemon) -> None:
     """A reordered, shortened and extended list: the editor sees that list, and one ``saved`` covers it."""
     project_id = await daemon.project(scenes=3)

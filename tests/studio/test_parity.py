@@ -89,6 +89,15 @@ CASES: dict[str, Case] = {
         "clips", f"projects/{i.project}/clips/a.mp4", cast(int, "60")
     ),
     "voice change NaN": lambda s, i: s.update_voice(MISSING, settings={"s": NAN}),
+    "clip of a bad id": lambda s, i: s.save_clip_record(
+        project_id=i.project, scene_id=None, provider="p", file_url=None, prompt="", id="x"
+    ),
+    "clip of an id in use with other values": lambda s, i: s.save_clip_record(
+        project_id=i.project, scene_id=None, provider="p", file_url=None, prompt="other", id=i.clip
+    ),
+    "export of an id in use with other values": lambda s, i: s.create_export(
+        i.project, id=i.export, format="gif"
+    ),
     "voices of a bad user id": lambda s, i: s.list_voices("bob"),
     "project of a bad id": lambda s, i: s.load_project("nope"),
 }
@@ -143,3 +152,38 @@ async def test_both_modes_take_a_tuple_or_a_generator_for_a_list(both: tuple[Stu
         assert [c["id"] for c in clips] == [ids.clip]
         scenes = await studio.sync_scenes(ids.project, ({"id": ids.scene, "heading": h} for h in ["Two"]))
         assert [(s["id"], s["heading"]) for s in scenes] == [(ids.scene, "Two")]
+
+
+async def test_in_both_modes_a_create_that_names_its_id_may_be_sent_again(
+    both: tuple[Studio, Studio, Ids],
+) -> None:
+    """A renderer that lost an answer repeats the call: it gets the same row, and no second one."""
+    direct, through, ids = both
+    for studio in (direct, through):
+        clip_id, export_id, voice_id, audio_id = (str(uuid.uuid4()) for _ in range(4))
+        clip = {
+            "project_id": ids.project,
+            "scene_id": ids.scene,
+            "provider": "pika",
+            "file_url": "u",
+            "prompt": "p",
+        }
+        first = await studio.save_clip_record(**clip, id=clip_id)
+        assert await studio.save_clip_record(**clip, id=clip_id) == first
+        export = await studio.create_export(ids.project, id=export_id, format="webm")
+        assert await studio.create_export(ids.project, id=export_id, format="webm") == export
+        voice = await studio.create_voice(id=voice_id, name="Narrator")
+        assert await studio.create_voice(id=voice_id, name="Narrator") == voice
+        audio = await studio.create_audio_file(ids.project, id=audio_id, kind="music", duration=3)
+        assert await studio.create_audio_file(ids.project, id=audio_id, kind="music", duration=3) == audio
+        with pytest.raises(StudioError) as other:
+            await studio.create_voice(id=voice_id, name="Host")
+        assert (other.value.code, other.value.message) == (
+            "conflict",
+            f"voices: row {voice_id} exists with other values",
+        )
+        view = await studio.load_project(ids.project)
+        assert [c["id"] for c in view["clips"]].count(clip_id) == 1
+        assert [e["id"] for e in await studio.list_exports(ids.project)].count(export_id) == 1
+        assert [a["id"] for a in await studio.list_audio_files(ids.project)].count(audio_id) == 1
+        assert [v["id"] for v in await studio.list_voices()].count(voice_id) == 1
