@@ -42,7 +42,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from syncd.config import MqttSettings
 from syncd.core.backoff import Backoff
-from syncd.errors import ConfigError, UpstreamError
+from syncd.errors import ConfigError, FieldError, UpstreamError
+from syncd.rows import check_json
 
 logger = logging.getLogger(__name__)
 
@@ -455,6 +456,12 @@ class MqttBridge:
                 project_id,
                 type(data).__name__,
             )
+            return
+        try:
+            # NaN or a lone surrogate decodes, but no editor's frame can carry it.
+            check_json(data, "payload")
+        except FieldError as exc:
+            logger.warning("dropped MQTT event %s for project %s: %s", event, project_id, exc.message)
             return
         try:
             self._on_event(project_id, event, data)

@@ -426,7 +426,17 @@ async def test_bad_event_payloads_are_dropped_and_the_bridge_keeps_going(
     """Events that are not JSON objects, or whose handler fails, are logged and dropped; later ones arrive."""
     events = Events()
     topic = f"{PREFIX}/projects/{P}/events"
-    bad = [b"not json", b"[1, 2]", b"\xff\xfe{", b"", b"42"]
+    # NaN, Infinity and a lone surrogate decode, but no editor's frame could carry them.
+    bad = [
+        b"not json",
+        b"[1, 2]",
+        b"\xff\xfe{",
+        b"",
+        b"42",
+        b'{"p": NaN}',
+        b'{"p": -Infinity}',
+        b'{"p": "\\ud800"}',
+    ]
     with caplog.at_level(logging.INFO, logger="syncd.adapters.mqtt"):
         async with asyncio.timeout(TEST_TIMEOUT), running(make_bridge(mosquitto.url, events)) as bridge:
             await until(lambda: bridge.connected)
@@ -443,6 +453,11 @@ async def test_bad_event_payloads_are_dropped_and_the_bridge_keeps_going(
     assert len(warnings) == len(bad) + 1
     assert all("dropped MQTT event render.progress" in w for w in warnings[: len(bad)])
     assert "unexpected topic" in warnings[-1]
+    assert warnings[5].endswith(
+        f"project {P}: payload.p: not a finite number (NaN, Infinity and numbers beyond "
+        "a double's range are not JSON)"
+    )
+    assert "payload.p: text holds a lone UTF-16 surrogate" in warnings[7]
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1
     assert failures[0].exc_info is not None
