@@ -109,6 +109,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._signals = 0
+        self._starting: asyncio.Task[Any] | None = None
         self._exit_code = EXIT_OK
         self.ready = asyncio.Event()
 
@@ -118,8 +119,13 @@ class Supervisor:
         """Begin a graceful stop; a second request stops writing pending edits (the outbox keeps them)."""
         self._signals += 1
         if self._signals == 1:
-            log.info("stopping: writing pending edits, then closing editors")
             self._stopping.set()
+            if self._starting is not None:
+                # Start-up waits on outside systems (NATS, the database) for as long as they are away.
+                log.info("stopping before start-up finished")
+                self._starting.cancel()
+                return
+            log.info("stopping: writing pending edits, then closing editors")
             return
         if not self._forced.is_set():
             log.warning("second stop request: stopping now; unsaved edits stay in the outbox")
@@ -160,7 +166,8 @@ class Supervisor:
         """Start everything, serve until a stop is asked for, then shut down in order."""
         try:
             async with contextlib.AsyncExitStack() as stack:
-                await self._start(stack)
+                if not await self._started(stack):
+                    return self._exit_code
                 self._notifier.notify("READY=1", f"STATUS=serving on port {self.gateway.port}")
                 self.ready.set()
                 await self._stopping.wait()
@@ -170,6 +177,25 @@ class Supervisor:
             log.error("cannot start: %s", exc)
             return EXIT_CONFIG if isinstance(exc.__cause__, ConfigError) else EXIT_FAILED
         return self._exit_code
+
+    async def _started(self, stack: contextlib.AsyncExitStack) -> bool:
+        """Run :meth:`_start`; whether it finished, rather than being cut short by a stop request.
+
+        What start-up entered in ``stack`` is left for the caller's stack to close, in this task.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._starting = task
+        try:
+            await self._start(stack)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            task.uncancel()
+            return False
+        finally:
+            self._starting = None
+        return True
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         try:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from syncd.errors import ClusterError
@@ -24,11 +25,47 @@ RECONNECT_WAIT = 0.25
 
 T = TypeVar("T")
 
+REPEAT_EVERY = 30.0
+"""Seconds between two lines for the same NATS error while it keeps coming back."""
+
+
+@dataclass
+class ErrorLog:
+    """Which NATS errors get a log line: a new one at once, the same one again once per ``every`` s.
+
+    The client retries an unreachable server four times a second, and reports every failure: a line
+    each would bury everything else in the log during an outage.
+    """
+
+    every: float = REPEAT_EVERY
+    _last: str | None = None
+    _logged_at: float = 0.0
+    _repeats: int = 0
+
+    def line(self, error: str, now: float) -> str | None:
+        """The line to log for ``error`` seen at ``now`` (seconds on a monotonic clock), or None."""
+        if error != self._last:
+            self._last, self._logged_at, self._repeats = error, now, 0
+            return error
+        self._repeats += 1
+        if now - self._logged_at < self.every:
+            return None
+        line = f"{error} (again {self._repeats} times in the last {now - self._logged_at:.0f} s)"
+        self._logged_at, self._repeats = now, 0
+        return line
+
+    def clear(self) -> None:
+        """Forget the last error: after a reconnection the next one is news again."""
+        self._last = None
+
 
 async def connect_nats(
     urls: tuple[str, ...] | list[str], name: str, *, connect_timeout: float = 2.0
 ) -> Client:
     """Connect to any of ``urls``; the client moves to another server by itself when one is lost.
+
+    While no server answers, this keeps trying (every :data:`RECONNECT_WAIT` s): cluster mode cannot
+    take a project without NATS. The supervisor cancels it on a stop request.
 
     Args:
         urls: the servers (``nats://host:port``).
@@ -36,7 +73,7 @@ async def connect_nats(
         connect_timeout: seconds one connection attempt may take.
 
     Raises:
-        ClusterError: the ``cluster`` extra is not installed, or no server answered.
+        ClusterError: the ``cluster`` extra is not installed, or the client refused the settings.
     """
     try:
         import nats
@@ -44,16 +81,22 @@ async def connect_nats(
     except ImportError:
         raise ClusterError("cluster mode needs nats-py: install syncd with the 'cluster' extra") from None
 
+    errors = ErrorLog()
+
     async def on_error(exc: Exception) -> None:
-        log.warning("NATS: %s", exc)
+        line = errors.line(str(exc), time.monotonic())
+        if line is not None:
+            log.warning("NATS: %s", line)
 
     async def on_disconnected() -> None:
         if not client.is_closed:
             log.warning("NATS: connection lost, reconnecting")
 
     async def on_reconnected() -> None:
+        errors.clear()
         log.info("NATS: reconnected to %s", client.connected_url.netloc if client.connected_url else "?")
 
+    log.info("connecting to NATS at %s; start-up waits until one server answers", ", ".join(urls))
     try:
         client = await nats.connect(
             servers=list(urls),
