@@ -67,16 +67,21 @@ def _url(schemes: tuple[str, ...]) -> Any:
     """An annotation for a URL string whose scheme is one of ``schemes`` and that names a host."""
 
     def check(value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"expected a URL like {schemes[0]}://host[:port], got {value!r}")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"bad port in {value!r}") from exc
-        return value.rstrip("/")
+        return _checked_url(value, schemes).rstrip("/")
 
     return Annotated[str, AfterValidator(check)]
+
+
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    """``value``, if its scheme is one of ``schemes``, it names a host, and its port is a port."""
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected a URL like {schemes[0]}://host[:port], got {value!r}")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port in {value!r}") from exc
+    return value
 
 
 class _Section(BaseModel):
@@ -259,9 +264,7 @@ def _list_or_commas(value: Any) -> Any:
 
 def _nats_urls(value: tuple[str, ...]) -> tuple[str, ...]:
     for url in value:
-        parts = urlsplit(url)
-        if parts.scheme not in ("nats", "tls") or not parts.hostname:
-            raise ValueError(f"expected URLs like nats://host:port, got {url!r}")
+        _checked_url(url, ("nats", "tls"))
     if not value:
         raise ValueError("name at least one NATS server")
     return value

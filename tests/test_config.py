@@ -227,7 +227,18 @@ def test_generated_instance_ids_differ_and_fit_a_subject() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[cluster]\nnats_urls = ["http://x:4222"]\n', "cluster.nats_urls: Value error, expected URLs like"),
+        (
+            '[cluster]\nnats_urls = ["http://x:4222"]\n',
+            "cluster.nats_urls: Value error, expected a URL like nats://",
+        ),
+        (
+            '[cluster]\nnats_urls = ["nats://a:4222", "nats://b:port"]\n',
+            "cluster.nats_urls: Value error, bad port in 'nats://b:port'",
+        ),
+        (
+            '[cluster]\nnats_urls = ["nats://a:99999"]\n',
+            "cluster.nats_urls: Value error, bad port in 'nats://a:99999'",
+        ),
         ("[cluster]\nnats_urls = []\n", "cluster.nats_urls: Value error, name at least one NATS server"),
         ("[cluster]\nlease_ttl = 2.0\nrenew_interval = 1.5\n", "renew_interval must be at most half"),
         ('[cluster]\ninstance_id = "a.b"\n', "cluster.instance_id: String should match pattern"),
