@@ -390,6 +390,17 @@ class SyncdSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _SeedEnvSource(settings_cls), _TomlSource(settings_cls))
 
+    @model_validator(mode="after")
+    def _cluster_shares_a_database(self) -> SyncdSettings:
+        # Each instance would save to its own embedded store, and an instance taking a project over
+        # would show its own stale copy: edits saved elsewhere would be out of sight.
+        if self.cluster.enabled and self.mode == "local":
+            raise ValueError(
+                "cluster.enabled needs Supabase mode (SUPABASE_URL and SUPABASE_SERVICE_KEY): the "
+                "instances must share one database, and the embedded store belongs to one instance"
+            )
+        return self
+
     @property
     def mode(self) -> Mode:
         """``supabase`` when a Supabase project is configured, else ``local``."""

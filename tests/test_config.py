@@ -179,8 +179,21 @@ def test_cluster_mode_is_off_by_default_with_documented_values() -> None:
     assert (c.lease_bucket, c.journal_stream, c.subject_prefix) == ("syncd_leases", "SYNCD_JOURNAL", "syncd")
 
 
+def test_cluster_mode_on_the_embedded_store_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each instance would save to its own store: one taking a project over would show a stale copy."""
+    monkeypatch.setenv("SYNCD_CLUSTER__ENABLED", "true")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "cluster.enabled needs Supabase mode (SUPABASE_URL and SUPABASE_SERVICE_KEY)" in str(caught.value)
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_service")
+    assert load_settings().cluster.enabled is True
+
+
 def test_cluster_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Server lists come from the environment as JSON; an explicit instance id is kept as given."""
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_service")
     monkeypatch.setenv("SYNCD_CLUSTER__ENABLED", "true")
     monkeypatch.setenv("SYNCD_CLUSTER__NATS_URLS", '["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]')
     monkeypatch.setenv("SYNCD_CLUSTER__INSTANCE_ID", "edge-1")
