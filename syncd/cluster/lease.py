@@ -202,11 +202,14 @@ class Leases:
             ClusterError: NATS could not be asked; the term stays valid until its time runs out.
         """
         sent = self.clock()
+        term.attempted(sent)
         try:
             revision = await self.kv.update(
                 project_id, encode_lease(self.instance_id, term.ttl), last=term.revision
             )
         except nats.js.errors.KeyWrongLastSequenceError:
+            if await self._own_renewal_applied(project_id, term):
+                return True
             term.give_up()
             log.warning(
                 "lost project %s (fencing token %d): another instance holds it", project_id, term.token
@@ -215,6 +218,28 @@ class Leases:
         except nats.errors.Error as exc:
             raise ClusterError(f"cannot renew the lease of project {project_id}: {exc!r}") from exc
         term.renewed(sent, revision)
+        return True
+
+    async def _own_renewal_applied(self, project_id: str, term: Term) -> bool:
+        """Whether the key moved on because of a renewal of ours whose answer was lost.
+
+        nats-py keeps what it sends while it reconnects, and sends it once NATS is back: a renewal
+        that timed out may still be written, and the next one, expecting the older revision, is then
+        refused. A newer entry in our own name proves it: a write by anyone else in between would
+        have made ours fail, and nobody else writes our name.
+
+        Raises:
+            ClusterError: NATS could not be asked.
+        """
+        current = await self.read(project_id)
+        if current is None or current.owner != self.instance_id or current.revision <= term.revision:
+            return False
+        term.adopt(current.revision)
+        log.info(
+            "lease of project %s: a renewal sent while NATS was away was written after all (revision %d)",
+            project_id,
+            current.revision,
+        )
         return True
 
     async def release(self, project_id: str, term: Term) -> None:
@@ -246,7 +271,8 @@ class Leases:
         while not term.lost:
             await asyncio.sleep(max(0.0, term.renew_at() - self.clock()))
             try:
-                await self.renew(project_id, term)
+                if not await self.renew(project_id, term):
+                    break
             except ClusterError as exc:
                 if not lapsed and not term.holds(self.clock()):
                     lapsed = True

@@ -35,7 +35,7 @@ from syncd.config import SyncdSettings
 from syncd.core.batch import WriteBatch
 from syncd.core.ids import MutationId, ProjectId
 from syncd.core.journal import JournalEntry
-from syncd.errors import AccessRefused, ClusterError, FrameError, StaleOwner, SyncdError
+from syncd.errors import AccessRefused, ClusterError, FrameError, JournalError, StaleOwner, SyncdError
 from syncd.inbound import HelloFrame, MutationFrame, parse_frame
 from syncd.wire import CLOSE_RESTART
 
@@ -65,7 +65,11 @@ class _JournalPort:
         return self.journal.append_nowait(entry)
 
     async def remove(self, project_id: ProjectId, mutation_ids: Sequence[MutationId]) -> None:
-        await self.journal.remove(mutation_ids)
+        try:
+            await self.journal.remove(mutation_ids)
+        except JournalError as exc:
+            # The edits are saved; entries left behind are replayed and skipped (syncd_mutations).
+            log.warning("project %s: saved edits stay in the journal for now: %s", project_id, exc)
 
 
 class ClusterNode:

@@ -152,6 +152,7 @@ class Term:
         self.renew_interval = renew_interval
         self.lost = False
         self._sent = sent
+        self._unconfirmed: float | None = None
 
     def renew_at(self) -> float:
         """When the next renewal is due."""
@@ -165,10 +166,27 @@ class Term:
         """Whether the owner may act at ``now``: not lost, and within `valid_until`."""
         return not self.lost and now < self.valid_until()
 
+    def attempted(self, sent: float) -> None:
+        """Record a renewal sent at ``sent`` whose outcome is not known yet."""
+        if self._unconfirmed is None:
+            self._unconfirmed = sent
+
     def renewed(self, sent: float, revision: int) -> None:
         """Record a successful renewal, sent at ``sent``, that wrote ``revision``."""
         self._sent = max(self._sent, sent)
         self.revision = revision
+        self._unconfirmed = None
+
+    def adopt(self, revision: int) -> None:
+        """Record that one of the renewals sent since the last confirmed one wrote ``revision``.
+
+        Its answer was lost (NATS went away and sent the request once it was back), so which one
+        it was is not known: the term counts from the earliest of them, the one that ends it first.
+        """
+        if self._unconfirmed is not None:
+            self._sent = max(self._sent, self._unconfirmed)
+        self.revision = revision
+        self._unconfirmed = None
 
     def give_up(self) -> None:
         """Record that the lease is gone: another instance wrote the key, or this one released it."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from urllib.parse import urlsplit
 
 import pytest
 
 from syncd.cluster.journal import ReplicatedJournal, _in_writer_order
-from syncd.cluster.node import JOURNAL_APPEND_TIMEOUT
+from syncd.cluster.node import JOURNAL_APPEND_TIMEOUT, _JournalPort
 from syncd.core.ids import ClientId, ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Patch
 from syncd.core.journal import JournalEntry, Reordered
@@ -101,6 +102,24 @@ async def test_removed_entries_are_gone_for_the_next_reader(clients: ClientFacto
         assert reader.depth() == 3
     async with asyncio.timeout(20), journal(await clients(), stream, "s") as third:
         assert await third.load(P) == []
+
+
+@pytest.mark.integration
+async def test_saved_entries_that_cannot_be_removed_now_are_one_warning(
+    clients: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NATS away while the owner drops saved entries: no failed task, a warning; a replay skips them."""
+    stream = unique("J")
+    client = await clients()
+    async with asyncio.timeout(20), journal(client, stream) as writer:
+        await writer.append(patch(1))
+        await client.close()
+        with caplog.at_level(logging.WARNING, logger="syncd.cluster.node"):
+            await _JournalPort(writer).remove(P, [(A, 1)])
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(
+        f"project {P}: saved edits stay in the journal for now: cannot remove saved entries"
+    )
 
 
 @pytest.mark.integration

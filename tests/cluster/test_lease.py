@@ -8,7 +8,7 @@ import time
 import pytest
 
 from syncd.cluster.lease import Leases
-from syncd.cluster.ownership import Term, WaitUntil
+from syncd.cluster.ownership import Term, WaitUntil, encode_lease
 from syncd.errors import ClusterError
 from tests.cluster.conftest import ClientFactory, unique
 from tests.support.nats import NatsCluster
@@ -101,6 +101,34 @@ async def test_stale_owner_learns_it_lost(clients: ClientFactory) -> None:
     record = await a.read(PROJECT)
     assert record is not None
     assert (record.owner, record.revision) == ("b", taken.revision)
+
+
+async def test_a_renewal_written_after_its_answer_was_lost_is_not_taken_for_another_owner(
+    clients: ClientFactory,
+) -> None:
+    """nats-py sends what it kept while reconnecting: a renewal thought lost may be written after all.
+
+    The next renewal, expecting the older revision, is refused; the entry in our own name shows that
+    nobody else wrote, so the owner keeps the project instead of closing its editors.
+    """
+    bucket = unique("leases")
+    a, b = await instance(clients, bucket, "a"), await instance(clients, bucket, "b")
+    held = await a.acquire(PROJECT, within=2)
+    assert held is not None
+    held.attempted(a.clock())  # the renewal whose answer was lost ...
+    late = await a.kv.update(PROJECT, encode_lease("a", TTL), last=held.revision)  # ... written late
+    assert await a.renew(PROJECT, held)
+    assert not held.lost
+    assert held.token < late == held.revision
+    assert held.holds(a.clock())
+    assert await a.renew(PROJECT, held)  # and the next renewal expects that revision
+    assert held.revision > late
+    taken = await b.try_acquire(PROJECT)
+    assert isinstance(taken, WaitUntil)
+    # Another owner's entry is still a loss.
+    await b.kv.update(PROJECT, encode_lease("b", TTL), last=held.revision)
+    assert not await a.renew(PROJECT, held)
+    assert held.lost
 
 
 async def test_token_grows_with_each_new_owner(clients: ClientFactory) -> None:

@@ -87,6 +87,20 @@ def test_renewal_moves_validity_but_keeps_the_token() -> None:
     assert term.renew_at() == 102.0
 
 
+def test_an_own_renewal_written_after_its_answer_was_lost_counts_from_the_earliest_unanswered() -> None:
+    """Which of the unanswered renewals was written is unknown: the term ends as if it were the first."""
+    term = Term(token=12, sent=100.0, ttl=5.0, renew_interval=1.0)
+    term.attempted(101.0)  # timed out
+    term.attempted(101.2)  # timed out too
+    term.adopt(revision=14)
+    assert (term.token, term.revision, term.renew_at()) == (12, 14, 102.0)
+    assert term.valid_until() == pytest.approx(101.0 + 5.0 * (1 - GUARD))
+    term.attempted(102.0)
+    term.renewed(sent=102.0, revision=15)  # answered: nothing unconfirmed is left over
+    term.adopt(revision=16)
+    assert (term.revision, term.renew_at()) == (16, 103.0)
+
+
 def test_a_term_given_up_holds_nothing() -> None:
     """Once lost, the owner may not act, whatever the time."""
     term = Term(token=1, sent=0.0, ttl=5.0, renew_interval=1.0)
