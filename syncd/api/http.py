@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -25,7 +25,7 @@ from syncd.api.projects import ProjectsApi
 from syncd.api.relay import Forwarder, ProjectCall, decode_call, encode_call, json_object
 from syncd.errors import EditRejected, UpstreamError
 from syncd.service import Written
-from syncd.storage import BUCKETS, LocalFiles, bucket_rule
+from syncd.storage import BUCKETS, LocalFiles, bucket_rule, check_expiry
 from syncd.wire import EDITOR_PATH, ErrorCode
 
 STATUS: Final[dict[ErrorCode, int]] = {
@@ -84,6 +84,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EditRejected("bad_request", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise EditRejected("bad_request", "the body is not valid JSON: nested too deep") from None
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -103,6 +105,24 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
 def _sync_file(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
+
+
+def _upload_options(query: Mapping[str, str]) -> tuple[bool, int | None]:
+    """``?upsert=`` and ``?expires_in=`` of an upload, checked before its bytes are read.
+
+    Raises:
+        EditRejected: ``bad_request`` naming the parameter.
+    """
+    upsert = query.get("upsert", "true")
+    if upsert not in ("true", "false"):
+        raise EditRejected("bad_request", f"upsert: 'true' or 'false', not {upsert[:40]!r}")
+    expires = query.get("expires_in")
+    if expires is None:
+        return upsert == "true", None
+    if not expires.isascii() or not expires.isdigit():
+        raise EditRejected("bad_request", "expires_in: must be a positive whole number of seconds")
+    # More digits than any allowed value has: too many, whatever they say (and int() has a limit).
+    return upsert == "true", check_expiry(int(expires) if len(expires) <= 10 else 10**10)
 
 
 def _written(written: Written, **extra: Any) -> dict[str, Any]:
@@ -366,18 +386,12 @@ class HttpApi:
         bucket, path = request.match_info["bucket"], request.match_info["path"]
         caller.require_service()
         content_type = request.headers.get("Content-Type", "")
+        upsert, expires_in = _upload_options(request.query)
         await self._assets.check_upload(caller, bucket, path, content_type, request.content_length or 0)
         spool = await self._spool(request, bucket_rule(bucket).size_limit, bucket)
         try:
-            expires = request.query.get("expires_in")
             row = await self._assets.upload(
-                caller,
-                bucket,
-                path,
-                spool,
-                content_type,
-                upsert=request.query.get("upsert", "true") != "false",
-                expires_in=int(expires) if expires and expires.isdigit() else None,
+                caller, bucket, path, spool, content_type, upsert=upsert, expires_in=expires_in
             )
         finally:
             spool.unlink(missing_ok=True)

@@ -105,7 +105,9 @@ class ProjectsApi:
         """The caller's projects (a service: every project, or one user's)."""
         where: dict[str, str | None] = {"user_id": caller.user_id}
         if caller.service:
-            where = {} if all_users else {"user_id": user_id}
+            where = (
+                {} if all_users else {"user_id": None if user_id is None else check_id(user_id, "user_id")}
+            )
         return [_public(row) for row in await self._records.select("projects", where)]
 
     async def delete(self, caller: Caller, project_id: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -42,6 +42,35 @@ async def test_an_uploaded_clip_comes_back_from_its_signed_url_only(daemon: Loca
     )
     token = urlsplit(url).query
     assert (await _get(f"{daemon.url}/storage/v1/object/sign/clips/{other}?{token}")).status_code == 401
+
+
+async def test_an_upload_with_a_bad_option_is_refused_before_anything_is_stored(daemon: LocalDaemon) -> None:
+    """``?upsert=`` is true or false, ``?expires_in=`` whole seconds within the limit; nothing else passes."""
+    project_id = await daemon.project()
+    path = f"projects/{project_id}/clips/options.mp4"
+    refused = {
+        "upsert=maybe": "upsert: 'true' or 'false', not 'maybe'",
+        "expires_in=-5": "expires_in: must be a positive whole number of seconds",
+        "expires_in=0": "expires_in: must be a positive whole number of seconds",
+        "expires_in=1.5": "expires_in: must be a positive whole number of seconds",
+        f"expires_in={'9' * 5000}": "expires_in: at most 604800 seconds",
+    }
+    for query, message in refused.items():
+        answer = await daemon.service.put(
+            f"/v1/storage/clips/{path}?{query}", content=b"x", headers={"Content-Type": "video/mp4"}
+        )
+        assert (answer.status_code, answer.json()["message"]) == (400, message), query
+    files = daemon.sup.files
+    assert files is not None
+    assert not files.file("clips", path).exists()
+    stored = await daemon.service.put(
+        f"/v1/storage/clips/{path}?upsert=false&expires_in=60",
+        content=b"x",
+        headers={"Content-Type": "video/mp4"},
+    )
+    assert stored.status_code == 201, stored.text
+    expiry = int(parse_qs(urlsplit(stored.json()["url"]).query)["token"][0].split(".")[0])
+    assert time.time() < expiry <= time.time() + 60
 
 
 async def test_a_signed_url_expires_and_a_thumbnail_is_public(daemon: LocalDaemon) -> None:

@@ -225,6 +225,12 @@ async def test_refusals_name_what_is_wrong_and_change_nothing(daemon: LocalDaemo
         (await daemon.service.get("/v1/nothing"), 404, "no such path"),
         (await daemon.service.post("/v1/projects", content=b"{not json"), 400, "not valid JSON"),
         (
+            await daemon.service.post("/v1/projects", content=b"[" * 100_000 + b"]" * 100_000),
+            400,
+            "the body is not valid JSON: nested too deep",
+        ),
+        (await daemon.service.get("/v1/projects", params={"user_id": "bob"}), 400, "user_id: must be a UUID"),
+        (
             await daemon.service.put(f"/v1/projects/{project_id}/clips/order", json={"clip_ids": []}),
             400,
             "clip_ids",
