@@ -41,6 +41,8 @@ def parse(message: str | bytes) -> Frame:
         frame = json.loads(message)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadServerFrame(f"a frame must be JSON: {exc}") from None
+    except RecursionError:
+        raise BadServerFrame("a frame must be JSON: nested too deep to decode") from None
     if not isinstance(frame, dict):
         raise BadServerFrame("a frame must be a JSON object")
     return frame

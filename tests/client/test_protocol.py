@@ -14,7 +14,7 @@ from syncd.client import (
     Welcome,
 )
 from syncd.client.events import Acknowledged, Joined, PresenceChanged, SavedUpTo, as_json
-from syncd.client.frames import encode
+from syncd.client.frames import encode, parse
 from syncd.client.protocol import FrameTooLarge
 from syncd.core import effects
 from syncd.errors import SyncdError
@@ -103,3 +103,16 @@ def test_a_mutation_over_the_frame_limit_uses_no_mid() -> None:
     assert (client.next_mid, client.unacked, client.take_frames()) == (1, [], [])
     sent = client.patch("clips", "k1", {"prompt": "ab"})
     assert (sent["mid"], client.take_frames()) == (1, [sent])
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        ("{not json", "a frame must be JSON: Expecting property name"),
+        ("[1]", "a frame must be a JSON object"),
+        ('{"a":' + "[" * 100_000 + "]" * 100_000 + "}", "a frame must be JSON: nested too deep to decode"),
+    ],
+)
+def test_a_message_that_is_not_a_frame_is_a_protocol_violation(message: str, words: str) -> None:
+    with pytest.raises(BadServerFrame, match=words):
+        parse(message)
