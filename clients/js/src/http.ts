@@ -5,7 +5,7 @@
 
 import { exportsPath, projectPath, PROJECTS_PATH, voicePath, VOICES_PATH } from "./endpoints.js";
 import { HttpError, HttpNetworkError } from "./errors.js";
-import { isObject } from "./frames.js";
+import { checkJson, isObject } from "./frames.js";
 
 /** The `fetch` the API uses: the browser's, Node's, or a test's. */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -51,12 +51,15 @@ export class HttpApi {
     const token = typeof this.token === "function" ? this.token() : this.token;
     if (token) headers["Authorization"] = `Bearer ${token}`;
     const init: RequestInit = { method, headers };
+    const where = `${method} ${path}`;
     if (body !== undefined) {
+      // JSON.stringify writes NaN as null and a Map as {}: the daemon would store what nobody sent.
+      const sent = isObject(body) ? Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)) : body;
+      checkJson(sent, `${where}: body`);
       headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
+      init.body = JSON.stringify(sent);
     }
     const url = `${this.baseUrl}${path}`;
-    const where = `${method} ${path}`;
     let response: Response;
     let text: string;
     try {

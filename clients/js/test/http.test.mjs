@@ -109,6 +109,23 @@ test("an error status rejects with HttpError carrying the protocol's code; a mis
   await assert.rejects(api.listVoices(), HttpError);
 });
 
+test("a body JSON cannot carry is refused before it is sent, naming where; undefined fields are left out", async () => {
+  route("POST", "/v1/projects", 201, (body) => [201, { project: body }]);
+  const api = new HttpApi({ baseUrl: base });
+  const refused = [
+    [{ title: "x", settings: { fps: NaN } }, "POST /v1/projects: body.settings.fps: NaN cannot be written as JSON"],
+    [{ title: "x", settings: { cues: new Map([["a", 1]]) } }, "POST /v1/projects: body.settings.cues: a Map cannot be written as JSON"],
+    [{ title: "x", settings: { at: new Date(0) } }, "POST /v1/projects: body.settings.at: a Date cannot be written as JSON"],
+    [{ title: "x", settings: { scale: Infinity } }, "POST /v1/projects: body.settings.scale: Infinity cannot be written as JSON"],
+  ];
+  for (const [fields, message] of refused) {
+    await assert.rejects(api.createProject(fields), (error) => error instanceof TypeError && error.message === message);
+  }
+  assert.deepEqual(requests, []);
+  assert.deepEqual(await api.createProject({ title: "x", script: undefined }), { title: "x" });
+  assert.deepEqual(requests[0].body, { title: "x" });
+});
+
 test("a request that gets no answer rejects with HttpNetworkError naming the method, the URL and why", async () => {
   const closed = createServer();
   await new Promise((done) => closed.listen(0, "127.0.0.1", done));
