@@ -258,7 +258,11 @@ class SupabaseStudio(Studio):
         return list((await self.load_project(project_id))["scenes"])
 
     async def add_clip(self, project_id: str, fields: Mapping[str, Any]) -> Row:
-        """Insert a clip after the last one (unless ``order_index`` is given)."""
+        """Insert a clip after the last one (unless ``order_index`` is given).
+
+        It goes through ``syncd_apply``, as the daemon's writes do: a ``scene_id`` whose scene is gone
+        (deleted while the clip rendered) becomes null there, and the clip is kept.
+        """
         pid = await self._project(project_id)
         row = dict(fields)
         if row.pop("project_id", None) not in (None, pid):
@@ -284,12 +288,13 @@ class SupabaseStudio(Studio):
                 .execute()
             )
             row["order_index"] = (last.data[0]["order_index"] + 1) if last.data else 0
-        try:
-            values = validate_insert("clips", row)
-        except EditRejected as exc:
-            raise _refused(exc) from None
-        answer = await client.table("clips").insert({**values, "project_id": pid}).execute()
-        return _public(answer.data[0])
+        batch = _Batch(pid)
+        batch.insert("clips", row["id"], validate_insert("clips", row))
+        await batch.apply(client)
+        added = (await client.table("clips").select("*").eq("id", row["id"]).execute()).data
+        if not added or added[0]["project_id"] != pid:
+            raise StudioError("conflict", f"clip {row['id']} exists in another project")
+        return _public(added[0])
 
     async def save_clip(self, project_id: str, clip_id: str, **fields: Any) -> Row:
         """Update a clip of the project."""

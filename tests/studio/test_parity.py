@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any, cast
 import pytest
 
 from syncd.studio import Studio, StudioError, connect
-from tests.supabase_mode.conftest import Stack
+from tests.supabase_mode.conftest import WAIT, Stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +99,9 @@ CASES: dict[str, Case] = {
     ),
     "export of an id in use with other values": lambda s, i: s.create_export(
         i.project, id=i.export, format="gif"
+    ),
+    "audio file of a voice that does not exist": lambda s, i: s.create_audio_file(
+        i.project, voice_id=MISSING
     ),
     "voices of a bad user id": lambda s, i: s.list_voices("bob"),
     "project of a bad id": lambda s, i: s.load_project("nope"),
@@ -187,3 +192,28 @@ async def test_in_both_modes_a_create_that_names_its_id_may_be_sent_again(
         assert [e["id"] for e in await studio.list_exports(ids.project)].count(export_id) == 1
         assert [a["id"] for a in await studio.list_audio_files(ids.project)].count(audio_id) == 1
         assert [v["id"] for v in await studio.list_voices()].count(voice_id) == 1
+
+
+async def test_in_both_modes_a_clip_of_a_scene_deleted_meanwhile_is_kept_without_its_scene(
+    both: tuple[Studio, Studio, Ids],
+) -> None:
+    """The user deleted the scene while its clip rendered: the clip is recorded, with no scene."""
+    direct, through, ids = both
+    for studio in (direct, through):
+        clip = await studio.save_clip_record(
+            project_id=ids.project, scene_id=MISSING, provider="pika", file_url="u", prompt="late"
+        )
+        saved = functools.partial(is_stored, direct, ids.project, clip["id"])
+        await wait_for(saved, f"clip {clip['id']} in the database", WAIT)
+        stored = await stored_clip(direct, ids.project, clip["id"])
+        assert stored is not None
+        assert (stored["scene_id"], stored["prompt"], stored["file_url"]) == (None, "late", "u")
+
+
+async def stored_clip(direct: Studio, project_id: str, clip_id: str) -> dict[str, Any] | None:
+    """The clip as the database has it (None: not there yet)."""
+    return next((c for c in (await direct.load_project(project_id))["clips"] if c["id"] == clip_id), None)
+
+
+async def is_stored(direct: Studio, project_id: str, clip_id: str) -> bool:
+    return await stored_clip(direct, project_id, clip_id) is not None
