@@ -60,8 +60,8 @@ def test_sigterm_ends_a_start_that_waits_for_nats(tmp_path: Path) -> None:
             lines.append(line)
             if f"NATS: {REFUSED}" in line:
                 break
-        # Long enough for a dozen attempts: the log must not get a line for each.
-        time.sleep(3)
+        # Long enough for six attempts: the log must not get a line for each.
+        time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(timeout=30)
