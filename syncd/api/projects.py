@@ -104,10 +104,10 @@ class ProjectsApi:
     async def list_for(self, caller: Caller, user_id: str | None, all_users: bool) -> list[Row]:
         """The caller's projects (a service: every project, or one user's)."""
         where: dict[str, str | None] = {"user_id": caller.user_id}
-        if caller.service:
-            where = (
-                {} if all_users else {"user_id": None if user_id is None else check_id(user_id, "user_id")}
-            )
+        if caller.service and all_users:
+            where = {}
+        elif caller.service:
+            where = {"user_id": None if user_id is None else check_id(user_id, "user_id")}
         return [_public(row) for row in await self._records.select("projects", where)]
 
     async def delete(self, caller: Caller, project_id: object) -> None:
