@@ -188,25 +188,32 @@ class WriterSettings(_Section):
     request_timeout: PositiveSeconds = 10.0
 
 
-def _service_key(key: SecretStr | None) -> SecretStr | None:
-    """Refuse what cannot be a service key: an anon or publishable key would pass the start-up probe,
-    then fail under RLS; a typo would fail later with a less clear error."""
-    if key is None:
-        return None
-    text = key.get_secret_value()
+def service_key_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a service key, or None when it may be one.
+
+    An anon or publishable key would pass a first read, then fail under RLS (and ``syncd_apply`` is
+    the service role's only); a typo would fail later with a less clear error. The key itself is
+    never part of the answer.
+    """
     if text.startswith("sb_secret_"):
-        return key  # Supabase's newer secret keys are not JWTs; the start-up probe checks them
+        return None  # Supabase's newer secret keys are not JWTs; the start-up probe checks them
     if text.startswith("sb_publishable_"):
-        raise ValueError(
+        return (
             "SUPABASE_SERVICE_KEY is a publishable key; syncd needs a secret key (sb_secret_…) "
             "or the legacy service_role key"
         )
     try:
         claims = jwt.decode(text, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise ValueError("SUPABASE_SERVICE_KEY is neither a JWT nor a secret key (sb_secret_…)") from None
+        return "SUPABASE_SERVICE_KEY is neither a JWT nor a secret key (sb_secret_…)"
     if claims.get("role") != "service_role":
-        raise ValueError(f"SUPABASE_SERVICE_KEY has role {claims.get('role')!r}, not 'service_role'")
+        return f"SUPABASE_SERVICE_KEY has role {claims.get('role')!r}, not 'service_role'"
+    return None
+
+
+def _service_key(key: SecretStr | None) -> SecretStr | None:
+    if key is not None and (problem := service_key_problem(key.get_secret_value())) is not None:
+        raise ValueError(problem)
     return key
 
 

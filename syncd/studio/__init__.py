@@ -64,7 +64,8 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
     """A :class:`Studio` for the settings in ``environ`` (the process environment by default).
 
     Raises:
-        StudioError: neither pair of settings is complete; the message says what to set.
+        StudioError: ``unconfigured``: neither pair of settings is complete (the message says what to
+            set), or ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key).
     """
     env = os.environ if environ is None else environ
     supabase_url, supabase_key = (
@@ -72,7 +73,13 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
         env.get("SUPABASE_SERVICE_KEY", "").strip(),
     )
     if supabase_url and supabase_key:
+        from syncd.config import service_key_problem
         from syncd.studio.supabase import SupabaseStudio
+
+        # An anon or publishable key would create rows, then fail on sync_scenes and save_clip_record.
+        problem = service_key_problem(supabase_key)
+        if problem is not None:
+            raise StudioError("unconfigured", problem)
 
         return SupabaseStudio(supabase_url, supabase_key)
     syncd_url, syncd_key = env.get("SYNCD_URL", "").strip(), env.get("SYNCD_SERVICE_KEY", "").strip()

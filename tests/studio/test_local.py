@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
 import httpx
+import jwt
 import pytest
 
 import syncd.studio as studio
@@ -61,6 +62,26 @@ def test_without_settings_every_function_says_what_to_set(monkeypatch: pytest.Mo
     assert caught.value.code == "unconfigured"
     with pytest.raises(StudioError, match="SYNCD_SERVICE_KEY"):
         connect({"SYNCD_URL": "http://127.0.0.1:1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        (jwt.encode({"role": "anon"}, "s" * 32), "SUPABASE_SERVICE_KEY has role 'anon', not 'service_role'"),
+        ("sb_publishable_abc", "SUPABASE_SERVICE_KEY is a publishable key"),
+        ("service-key-typo", "SUPABASE_SERVICE_KEY is neither a JWT nor a secret key"),
+    ],
+)
+def test_a_key_that_is_not_a_service_key_is_refused_before_any_call(key: str, words: str) -> None:
+    """An anon key would create rows, then fail on syncd_apply (sync_scenes, save_clip_record)."""
+    with pytest.raises(StudioError) as caught:
+        connect({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_KEY": key})
+    assert caught.value.code == "unconfigured"
+    assert caught.value.message.startswith(words)
+    assert key not in str(caught.value)
+    assert connect({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_KEY": "sb_secret_x"}).mode == (
+        "supabase"
+    )
 
 
 async def test_the_seeds_renderer_calls_store_the_clip_and_an_editor_gets_it_within_50_ms(
@@ -262,7 +283,10 @@ async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
     """No daemon, no Supabase at the address: ``unavailable``, with the address, never the key."""
     for env in (
         {"SYNCD_URL": "http://127.0.0.1:9", "SYNCD_SERVICE_KEY": "syncd_sk_secret"},
-        {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_KEY": "eyJhbGciOiJIUzI1NiJ9.e30.c2VjcmV0"},
+        {
+            "SUPABASE_URL": "http://127.0.0.1:9",
+            "SUPABASE_SERVICE_KEY": jwt.encode({"role": "service_role"}, "secret" * 6),
+        },
     ):
         async with connect(env) as lib:
             with pytest.raises(StudioError) as caught:
