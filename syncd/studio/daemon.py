@@ -14,6 +14,9 @@ from syncd.rows import check_json
 from syncd.storage import DEFAULT_SIGNED_SECONDS, check_expiry
 from syncd.studio.base import Row, Studio, StudioError, Upload, listed
 
+_GATEWAY_ERRORS = frozenset({502, 503, 504})
+"""Statuses a proxy answers while the daemon behind it is away or restarting."""
+
 
 class DaemonStudio(Studio):
     """The studio through a syncd daemon (either mode of the daemon).
@@ -46,9 +49,14 @@ class DaemonStudio(Studio):
         try:
             body = answer.json()
         except ValueError:
-            body = {"error": "internal", "message": answer.text[:200]}
-        if answer.status_code >= 400:
-            raise StudioError(str(body.get("error")), str(body.get("message")), answer.status_code)
+            body = None
+        status = answer.status_code
+        if isinstance(body, dict) and isinstance(body.get("error"), str) and status >= 400:
+            raise StudioError(body["error"], str(body.get("message")), status)
+        if body is None or status >= 400:
+            # Not syncd's answer: a proxy in front of it (502, 504: try again later), or another server.
+            code = "unavailable" if status in _GATEWAY_ERRORS else "internal"
+            raise StudioError(code, f"{self._http.base_url} answered {status} without syncd's JSON", status)
         return body
 
     # -- files ------------------------------------------------------------------------------------------

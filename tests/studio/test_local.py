@@ -10,6 +10,7 @@ from typing import cast
 import httpx
 import jwt
 import pytest
+from aiohttp import web
 
 import syncd.studio as studio
 from syncd.studio import StudioError, connect
@@ -277,6 +278,33 @@ def test_the_librarys_variables_do_not_trouble_the_daemons_settings(monkeypatch:
     monkeypatch.setenv("SYNCD_URL", "http://127.0.0.1:8765")
     monkeypatch.setenv("SYNCD_SERVICE_KEY", "syncd_sk_x")
     assert load_settings(None).mode == "local"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(502, "unavailable"), (504, "unavailable"), (500, "internal"), (200, "internal"), (404, "internal")],
+)
+async def test_an_answer_that_is_not_syncds_is_named_with_its_status(status: int, code: str) -> None:
+    """A proxy's HTML page while the daemon restarts is worth retrying (``unavailable``); others are not."""
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=status, text="<html>Bad Gateway</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with connect({"SYNCD_URL": f"http://127.0.0.1:{port}", "SYNCD_SERVICE_KEY": "k"}) as lib:
+            with pytest.raises(StudioError) as caught:
+                await lib.load_project(new_id())
+    finally:
+        await runner.cleanup()
+    assert (caught.value.code, caught.value.status) == (code, status)
+    assert caught.value.message == f"http://127.0.0.1:{port} answered {status} without syncd's JSON"
 
 
 async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
