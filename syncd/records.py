@@ -198,7 +198,9 @@ class Records(Protocol):
         """The rows matching ``where``, oldest first."""
 
 
-async def create_once(records: Records, table: OtherTable, row: Row, same: Iterable[str]) -> tuple[Row, bool]:
+async def create_once(
+    records: Records, table: OtherTable, row: Row, same: Iterable[str], what: str
+) -> tuple[Row, bool]:
     """Insert ``row``, unless its id already holds a row with the same values in the fields ``same``.
 
     A create that names its id can then be sent again: a caller that lost the answer (a timeout, a
@@ -206,6 +208,7 @@ async def create_once(records: Records, table: OtherTable, row: Row, same: Itera
 
     Args:
         same: the fields that make it the same call: the caller's fields and the row's owner.
+        what: the row's kind in the conflict's message (``voice``).
 
     Returns:
         The row, and whether this call made it.
@@ -221,7 +224,7 @@ async def create_once(records: Records, table: OtherTable, row: Row, same: Itera
     existing = await records.get(table, row["id"])
     if existing is not None and all(existing.get(name) == row[name] for name in same):
         return existing, False
-    raise EditRejected("conflict", f"{table}: row {row['id']} exists with other values")
+    raise EditRejected("conflict", f"{what} {row['id']} exists with other values")
 
 
 class LocalRecords:

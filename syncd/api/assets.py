@@ -82,7 +82,7 @@ class AssetsApi:
         if not caller.service and user_id != caller.user_id:
             raise EditRejected("forbidden", "an editor adds voices for itself only (user_id)")
         row = {"id": voice_id, "user_id": user_id, **validate_new("voices", fields)}
-        return await create_once(self._records, "voices", row, ["user_id", *fields])
+        return await create_once(self._records, "voices", row, ["user_id", *fields], "voice")
 
     async def update_voice(self, caller: Caller, voice_id: object, body: Mapping[str, Any]) -> Row:
         """Change a voice of the caller's."""
@@ -116,7 +116,7 @@ class AssetsApi:
                 raise EditRejected("forbidden", f"exports.{extra[0]}: only the renderer sets it")
         export_id = given_or_new_id(fields.pop("id", None), "id")
         row = {"id": export_id, "project_id": pid, **validate_new("exports", fields)}
-        row, created = await create_once(self._records, "exports", row, ["project_id", *fields])
+        row, created = await create_once(self._records, "exports", row, ["project_id", *fields], "export")
         if created:
             self._on_change(pid, "exports", "insert", row)
         return row, created
@@ -152,7 +152,9 @@ class AssetsApi:
         fields = dict(body)
         audio_id = given_or_new_id(fields.pop("id", None), "id")
         row = {"id": audio_id, "project_id": pid, **validate_new("audio_files", fields)}
-        row, created = await create_once(self._records, "audio_files", row, ["project_id", *fields])
+        row, created = await create_once(
+            self._records, "audio_files", row, ["project_id", *fields], "audio file"
+        )
         if created:
             self._on_change(pid, "audio_files", "insert", row)
         return row, created

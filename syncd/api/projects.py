@@ -18,7 +18,7 @@ from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Mutation, Patch, Reorder
 from syncd.errors import EditRejected, UpstreamError
 from syncd.host import ProjectHost
-from syncd.records import Records, check_id, given_or_new_id, validate_new
+from syncd.records import Records, check_id, create_once, given_or_new_id, validate_new
 from syncd.rows import validate_insert, validate_set
 from syncd.service import Written
 
@@ -89,17 +89,8 @@ class ProjectsApi:
         if user_id is None and not caller.service and not self._gate.allow_anonymous:
             raise EditRejected("unauthorized", "anonymous projects need anonymous access to be on")
         row = {"id": project_id, "user_id": user_id, **validate_new("projects", fields)}
-        existing = await self._records.get("projects", project_id)
-        if existing is None:
-            try:
-                return _public(await self._records.insert("projects", row)), True
-            except EditRejected as exc:
-                if exc.code != "conflict":
-                    raise
-                existing = await self._records.get("projects", project_id)
-        if existing is not None and all(existing.get(k) == v for k, v in row.items()):
-            return _public(existing), False
-        raise EditRejected("conflict", f"project {project_id} exists with other values")
+        made, created = await create_once(self._records, "projects", row, row, "project")
+        return _public(made), created
 
     async def list_for(self, caller: Caller, user_id: str | None, all_users: bool) -> list[Row]:
         """The caller's projects (a service: every project, or one user's)."""

@@ -171,24 +171,12 @@ class SupabaseStudio(Studio):
 
     async def create_project(self, title: str = "Untitled project", **fields: Any) -> Row:
         """Insert a project; the same id and values again return the existing row."""
-        try:
-            values = dict(fields)
-            project_id = (
-                check_id(values.pop("id"), "id") if values.get("id") is not None else str(uuid.uuid4())
-            )
-            values.pop("id", None)
-            user_id = values.pop("user_id", None)
-            row = {"id": project_id, "user_id": check_id(user_id, "user_id") if user_id else None}
-            row.update(validate_new("projects", {"title": title, **values}))
-            db = await self._db()
-            existing = await db.get("projects", project_id)
-            if existing is None:
-                return _public(await db.insert("projects", row))
-            if all(existing.get(k) == v for k, v in row.items()):
-                return _public(existing)
-            raise EditRejected("conflict", f"project {project_id} exists with other values")
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = dict(fields)
+        project_id = given_or_new_id(values.pop("id", None), "id")
+        user_id = values.pop("user_id", None)
+        row = {"id": project_id, "user_id": None if user_id is None else check_id(user_id, "user_id")}
+        row.update(validate_new("projects", {"title": title, **values}))
+        return _public((await create_once(await self._db(), "projects", row, row, "project"))[0])
 
     async def update_project(self, project_id: str, **fields: Any) -> Row:
         """Update the project's row."""
@@ -350,7 +338,7 @@ class SupabaseStudio(Studio):
         user_id = values.pop("user_id", None)
         row = {"id": voice_id, "user_id": None if user_id is None else check_id(user_id, "user_id")}
         row.update(validate_new("voices", values))
-        return (await create_once(await self._db(), "voices", row, ["user_id", *values]))[0]
+        return (await create_once(await self._db(), "voices", row, ["user_id", *values], "voice"))[0]
 
     async def update_voice(self, voice_id: str, **fields: Any) -> Row:
         """Update a voice."""
@@ -394,7 +382,8 @@ class SupabaseStudio(Studio):
         values = dict(fields)
         row = {"id": given_or_new_id(values.pop("id", None), "id"), "project_id": pid}
         row.update(validate_new(table, values))
-        return (await create_once(await self._db(), table, row, ["project_id", *values]))[0]
+        what = "export" if table == "exports" else "audio file"
+        return (await create_once(await self._db(), table, row, ["project_id", *values], what))[0]
 
     async def list_audio_files(self, project_id: str) -> list[Row]:
         """The project's audio files."""

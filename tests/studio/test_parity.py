@@ -185,7 +185,7 @@ async def test_in_both_modes_a_create_that_names_its_id_may_be_sent_again(
             await studio.create_voice(id=voice_id, name="Host")
         assert (other.value.code, other.value.message) == (
             "conflict",
-            f"voices: row {voice_id} exists with other values",
+            f"voice {voice_id} exists with other values",
         )
         view = await studio.load_project(ids.project)
         assert [c["id"] for c in view["clips"]].count(clip_id) == 1
