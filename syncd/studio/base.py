@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -280,7 +281,10 @@ def listed(value: object) -> object:
 
 
 def _slug(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower()).strip("-")
+    # Object paths take ASCII letters, digits, '_', '-' and '.' (storage.object_path): accents go
+    # ("Zoë" -> "zoe"), and what has no ASCII form (日本語) leaves "file".
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in plain).strip("-")
     return cleaned[:60] or "file"
 
 

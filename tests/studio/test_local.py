@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import cast
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -142,6 +143,20 @@ async def test_projects_scenes_and_clips_through_the_library(lib: DaemonStudio, 
     with pytest.raises(StudioError) as gone:
         await lib.load_project(project_id)
     assert gone.value.code == "not_found"
+
+
+async def test_names_in_any_script_make_paths_storage_takes(lib: DaemonStudio, daemon: LocalDaemon) -> None:
+    """A voice named Zoë or a title in Japanese: the library's own file names must pass the path check."""
+    project_id = await daemon.project()
+    urls = [
+        await lib.upload_audio(project_id, b"ID3", name="Zoë's thème"),
+        await lib.upload_audio(project_id, b"ID3", name="日本語のナレーション"),
+        await lib.upload_export(project_id, b"final", name="Ünïcode cut"),
+        await lib.upload_video_clip(project_id, None, b"clip", "Pïka Labs"),
+    ]
+    names = [urlsplit(url).path.rsplit("/", 1)[1] for url in urls]
+    assert [n.rsplit("-", 2)[0] for n in names] == ["zoe-s-theme", "file", "unicode-cut", "clip-pika-labs"]
+    assert [(await fetch(url)).content for url in urls] == [b"ID3", b"ID3", b"final", b"clip"]
 
 
 async def test_files_voices_exports_and_audio_files_through_the_library(
