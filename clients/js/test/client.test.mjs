@@ -22,6 +22,16 @@ function makeClient(t, options = {}) {
   });
 }
 
+/** A client that has joined, and its socket with the hello and join frames already taken. */
+function joinedClient(t, options = {}) {
+  const client = makeClient(t, options);
+  client.connect().catch(() => {});
+  join();
+  const socket = FakeSocket.last;
+  socket.take();
+  return { client, socket };
+}
+
 /** Let time pass on both the client's clock and the mocked timers. */
 function advance(t, seconds) {
   now += seconds;
@@ -196,11 +206,7 @@ test("presence, saved and renderer events are emitted; waitSaved resolves at its
 });
 
 test("ping resolves with the round trip once its pong comes", async (t) => {
-  const client = makeClient(t);
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t);
   const rtt = client.ping();
   const [frame] = socket.take();
   assert.equal(frame.type, "ping");
@@ -315,11 +321,7 @@ test("a missing or wrong url or project id fails at construction, saying which o
 });
 
 test("calls that return a promise reject on a wrong argument instead of throwing, and use no mid", async (t) => {
-  const client = makeClient(t);
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t);
   const calls = [
     [() => client.patch("scenes", "s1", { heading: undefined }), /^patch of scenes s1: nothing to change: every field in set is undefined \(heading\)$/],
     [() => client.patch("scenes", "s1", {}), /^patch of scenes s1: nothing to change: set is empty$/],
@@ -341,11 +343,7 @@ test("calls that return a promise reject on a wrong argument instead of throwing
 });
 
 test("keys of a patch set to undefined are left out, as JSON.stringify does", (t) => {
-  const client = makeClient(t);
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t);
   client.patch("scenes", "s1", { heading: "Nightfall", body: undefined }).catch(() => {});
   client.insert("scenes", { id: "s3", heading: undefined, scene_index: 2 }).catch(() => {});
   assert.deepEqual(socket.take(), [
@@ -364,11 +362,7 @@ test("ping after close rejects with ClientClosed, as a mutation does", async (t)
 });
 
 test("a mutation whose frame is over maxFrameBytes is refused at call time: nothing queued, no mid used", async (t) => {
-  const client = makeClient(t);
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t);
   const body = "x".repeat(5_000_000);
   const size = JSON.stringify({ type: "patch", mid: 1, table: "scenes", id: "s1", set: { body } }).length;
   await assert.rejects(client.patch("scenes", "s1", { body }), (error) => {
@@ -387,11 +381,7 @@ test("a mutation whose frame is over maxFrameBytes is refused at call time: noth
 
 test("maxFrameBytes counts UTF-8 bytes, up to and including the limit", async (t) => {
   // {"type":"insert","mid":1,"table":"clips","row":{"id":"k9","prompt":"…"}} is 71 bytes plus the prompt.
-  const client = makeClient(t, { maxFrameBytes: 81 });
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t, { maxFrameBytes: 81 });
   client.insert("clips", { id: "k9", prompt: "é".repeat(5) }).catch(() => {}); // 5 characters, 10 bytes: 81
   await assert.rejects(client.insert("clips", { id: "k9", prompt: "é".repeat(5) + "!" }), /insert into clips of k9: the frame is 82 bytes, over the limit of 81 /);
   assert.deepEqual(socket.take().map((frame) => frame.mid), [1]);
@@ -465,11 +455,7 @@ test("after 4409 connect() rejects at once: the client id is another connection'
 });
 
 test("mutations are paced to the daemon's rate: a burst at once, then the rest in order as tokens come", async (t) => {
-  const client = makeClient(t, { mutationRate: 2, mutationBurst: 3 });
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t, { mutationRate: 2, mutationBurst: 3 });
   const acks = [1, 2, 3, 4, 5, 6].map((i) => client.patch("scenes", "s1", { duration: i }));
   const rtt = client.ping();
   assert.deepEqual(socket.take().map((frame) => frame.mid), [1, 2, 3], "the burst");
@@ -488,11 +474,7 @@ test("mutations are paced to the daemon's rate: a burst at once, then the rest i
 });
 
 test("the pace's defaults are the daemon's, 200 per second and bursts of 400, less a reserve of a tenth", (t) => {
-  const client = makeClient(t);
-  client.connect().catch(() => {});
-  join();
-  const socket = FakeSocket.last;
-  socket.take();
+  const { client, socket } = joinedClient(t);
   for (let i = 0; i < 362; i += 1) client.flush().catch(() => {});
   assert.equal(socket.take().length, 360, "40 of the burst of 400 are kept for jitter");
   advance(t, 0.004);
