@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from syncd import jsonlib
 from syncd.errors import FieldError, FrameError
 from syncd.rows import (
+    MAX_JSON_DEPTH,
     MAX_SAFE_INTEGER,
     UUID_RE,
     Uuid,
@@ -32,10 +33,6 @@ PROTOCOL: Final = 1
 
 SyncedTable = Literal["projects", "scenes", "clips"]
 ChildTable = Literal["scenes", "clips"]
-MAX_JSON_DEPTH: Final = 32
-"""How deeply a client frame may nest arrays and objects, its own object being level 1: deep enough
-for any project setting, and far from the depth where decoding recurses out of stack."""
-
 Mid = Annotated[int, Field(ge=0, le=2**53)]
 """A mutation id: an integer per client id, strictly increasing; JSON-safe in every language."""
 
@@ -223,10 +220,10 @@ def _too_large(size: int, max_bytes: int) -> str:
 def _normalise(frame: _Frame) -> ClientFrame:
     match frame:
         case PatchFrame():
-            values = validate_set(frame.table, frame.set)
+            values = validate_set(frame.table, frame.set, depth=None)
             return frame if _same(values, frame.set) else frame.model_copy(update={"set": values})
         case InsertFrame():
-            return frame.model_copy(update={"row": validate_insert(frame.table, frame.row)})
+            return frame.model_copy(update={"row": validate_insert(frame.table, frame.row, depth=None)})
         case ReorderFrame() if len(set(frame.ids)) != len(frame.ids):
             raise FieldError("ids: lists a row more than once")
         case HelloFrame() | DeleteFrame() | ReorderFrame() | FlushFrame() | PingFrame():

@@ -24,13 +24,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from syncd.backend import open_backend
 from syncd.config import SyncdSettings
 from syncd.core.schema import EDITABLE_FIELDS, Table
 from syncd.errors import ConfigError, FieldError, SyncdError, UpstreamError
-from syncd.inbound import MAX_JSON_DEPTH
 from syncd.rows import check_json, is_uuid, validate_insert
 
 if TYPE_CHECKING:
@@ -39,10 +38,6 @@ if TYPE_CHECKING:
 
 NAMESPACE = uuid.UUID("6d1f5a3e-93c4-4f0b-a2d8-5b7e1c9f0a42")
 """The namespace of the ids derived from non-UUID ids; fixed, so that re-imports find their rows."""
-
-FIELD_DEPTH: Final = MAX_JSON_DEPTH - 2
-"""Levels of arrays and objects a field's value may have, itself included: what an editor can send back,
-since a frame (level 1) carries it in its ``row`` or ``set`` (level 2)."""
 
 _PROJECT_ONLY = frozenset({"user_id"})
 """Project fields that are written when the project is created and never changed by a re-import."""
@@ -329,8 +324,6 @@ def _fields(
             names[name] = key
     values = {**defaults, **{name: raw[key] for name, key in names.items()}, **(resolved or {})}
     try:
-        for name, value in values.items():
-            check_json(value, f"row.{name}", max_depth=FIELD_DEPTH)
         checked = validate_insert(table, {"id": row_id, **values})
     except FieldError as exc:
         raise ImportFileError(_placed(exc.message, where, names)) from None

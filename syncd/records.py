@@ -18,14 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, Valid
 
 from syncd.errors import EditRejected, UpstreamError
 from syncd.rows import (
-    MAX_SAFE_INTEGER,
+    FIELD_DEPTH,
     AudioKind,
     ExportFormat,
     ExportStatus,
     ProjectFields,
     Seconds,
     Uuid,
-    check_json,
+    check_fields,
     first_error,
     is_uuid,
 )
@@ -130,12 +130,12 @@ def validate_set(table: OtherTable, values: Mapping[str, Any]) -> Row:
 
 
 def _check_portable(table: OtherTable, values: Mapping[str, Any]) -> None:
-    """The rules every stored value keeps, whatever its field (:func:`syncd.rows.check_json`).
+    """The rules every stored value keeps, whatever its field (:func:`syncd.rows.check_fields`).
 
     Raises:
         FieldError: (an ``EditRejected``, ``bad_request``) the first value that breaks one.
     """
-    check_json(dict(values), table, max_int=MAX_SAFE_INTEGER)
+    check_fields(dict(values), table, FIELD_DEPTH)
 
 
 def check_id(value: object, where: str) -> str:

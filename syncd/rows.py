@@ -51,6 +51,21 @@ _TEXT: Final = 100_000
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 """Largest integer that every JSON reader keeps exact (JavaScript's ``Number.MAX_SAFE_INTEGER``)."""
 
+MAX_JSON_DEPTH: Final = 32
+"""How deeply a client frame may nest arrays and objects, its own object being level 1: deep enough
+for any project setting, and far from the depth where decoding recurses out of stack (the default of
+``gateway.max_json_depth``)."""
+
+
+def field_depth(frame_depth: int) -> int:
+    """Levels of arrays and objects a row field's value may have, itself included, so that an editor
+    can send it back: a frame (level 1) carries it in its ``set`` or ``row`` (level 2)."""
+    return frame_depth - 2
+
+
+FIELD_DEPTH: Final = field_depth(MAX_JSON_DEPTH)
+""":func:`field_depth` of the default frame depth."""
+
 _SHOWN_KEY: Final = 40
 """Characters of an object key shown in an error's path; a long key is cut, so is the message."""
 
@@ -298,10 +313,23 @@ def _shown(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8") if not text.isascii() else text
 
 
-def validate_set(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:
+def check_fields(values: dict[str, Any], where: str, depth: int | None) -> None:
+    """:func:`check_json` over a row or a ``set``: integers in the JSON-safe range, and each field's value
+    nested at most ``depth`` levels (None: unchecked), itself being level 1 if it is an array or object.
+
+    Raises:
+        FieldError: the first value that breaks a rule, named by its path.
+    """
+    _check_json(values, [where], 0, depth, MAX_SAFE_INTEGER)
+
+
+def validate_set(
+    table: Table, values: dict[str, Any], *, depth: int | None = FIELD_DEPTH
+) -> dict[str, JsonValue]:
     """Check the fields of a ``patch`` and return them as JSON values.
 
-    Every value, at any depth, must pass :func:`check_json` with integers in the JSON-safe range.
+    Every value, at any depth, must pass :func:`check_fields`; ``depth`` is None for an editor's frame,
+    whose whole nesting the gateway has checked already.
 
     Raises:
         FieldError: an unknown, read-only or wrongly typed field, a value that is not portable JSON,
@@ -309,7 +337,7 @@ def validate_set(table: Table, values: dict[str, Any]) -> dict[str, JsonValue]:
     """
     if not values:
         raise FieldError("set: must name at least one field")
-    check_json(values, "set", max_int=MAX_SAFE_INTEGER)
+    check_fields(values, "set", depth)
     return validate_fields(table, values)
 
 
@@ -332,19 +360,21 @@ def validate_fields(table: Table, values: dict[str, Any]) -> dict[str, JsonValue
     return result
 
 
-def validate_insert(table: Table, row: dict[str, Any]) -> dict[str, JsonValue]:
+def validate_insert(
+    table: Table, row: dict[str, Any], *, depth: int | None = FIELD_DEPTH
+) -> dict[str, JsonValue]:
     """Check the row of an ``insert`` and return it whole, missing columns filled with their defaults.
 
     ``id`` is required; ``project_id`` may be given and is passed through as it is: the core checks
     that it names the editor's own project.
 
-    Every value, at any depth, must pass :func:`check_json` with integers in the JSON-safe range.
+    Every value, at any depth, must pass :func:`check_fields`; ``depth`` as for :func:`validate_set`.
 
     Raises:
         FieldError: no ``id``, a malformed ``id``, an unknown, read-only or wrongly typed field, or a
             value that is not portable JSON.
     """
-    check_json(row, "row", max_int=MAX_SAFE_INTEGER)
+    check_fields(row, "row", depth)
     values = dict(row)
     row_id = values.pop("id", None)
     project_id = values.pop("project_id", None)

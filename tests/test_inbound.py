@@ -13,7 +13,6 @@ from syncd import inbound
 from syncd.config import GatewaySettings
 from syncd.errors import FrameError
 from syncd.inbound import (
-    MAX_JSON_DEPTH,
     HelloFrame,
     InsertFrame,
     PatchFrame,
@@ -22,6 +21,7 @@ from syncd.inbound import (
     parse_frame,
 )
 from syncd.outbound import ack, encode
+from syncd.rows import MAX_JSON_DEPTH
 
 P = str(uuid.uuid4())
 C = str(uuid.uuid4())

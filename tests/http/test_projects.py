@@ -11,6 +11,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from syncd.cli import main
+from syncd.rows import FIELD_DEPTH
 from tests.http.conftest import WAIT, LocalDaemon, new_id
 from tests.support.waiting import wait_for
 
@@ -263,3 +264,46 @@ async def test_the_daemon_keeps_no_editor_or_service_session_after_the_idle_time
         lambda: project_id not in daemon.sup.host.engine.open_projects(), "the project to close", WAIT
     )
     assert [c["prompt"] for c in (await daemon.stored(project_id))["clips"]] == ["x"]
+
+
+def _nested(levels: int) -> object:
+    """``levels`` levels of objects: ``{"k": {"k": … 1}}``."""
+    value: object = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+async def test_a_field_an_editor_could_not_send_back_is_refused(daemon: LocalDaemon) -> None:
+    """A field's value nests at most FIELD_DEPTH levels at every door, so that editors get back what they
+    could send: the deepest value the API takes goes back through an editor's patch unchanged."""
+    project_id = await daemon.project(scenes=1)
+    too_deep = {"settings": _nested(FIELD_DEPTH + 1)}
+    path = "settings" + ".k" * FIELD_DEPTH
+    refused = [
+        (await daemon.anonymous.post("/v1/projects", json={"title": "Deep", **too_deep}), "projects." + path),
+        (await daemon.service.patch(f"/v1/projects/{project_id}", json=too_deep), "set." + path),
+        (
+            await daemon.service.post(
+                f"/v1/projects/{project_id}/clips", json={"metadata": _nested(FIELD_DEPTH + 1)}
+            ),
+            "row.metadata" + ".k" * FIELD_DEPTH,
+        ),
+    ]
+    for answer, where in refused:
+        assert answer.status_code == 400, answer.text
+        assert (
+            answer.json()["message"]
+            == f"{where}: nested deeper than {FIELD_DEPTH} levels of arrays and objects"
+        )
+
+    deepest = {"settings": _nested(FIELD_DEPTH)}
+    assert (
+        await daemon.service.patch(f"/v1/projects/{project_id}?save=now", json=deepest)
+    ).status_code == 200
+    editor = await daemon.editor(project_id)
+    shown = editor.view.project
+    assert shown is not None
+    assert shown["settings"] == deepest["settings"]
+    await editor.patch("projects", project_id, {"settings": shown["settings"], "title": "Back"})
+    assert (await daemon.service.get(f"/v1/projects/{project_id}")).json()["project"]["title"] == "Back"

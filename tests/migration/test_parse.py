@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from syncd.migration import FIELD_DEPTH, NAMESPACE, ImportFileError, Outcome, parse_export
+from syncd.migration import NAMESPACE, ImportFileError, Outcome, parse_export
+from syncd.rows import FIELD_DEPTH
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "redux-export.json"
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 
+from syncd.rows import FIELD_DEPTH
 from syncd.studio import Studio, StudioError, connect
 from tests.supabase_mode.conftest import WAIT, Stack
 from tests.support.waiting import wait_for
@@ -37,6 +38,15 @@ class Ids:
 
 
 Case = Callable[[Studio, Ids], Awaitable[Any]]
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """``levels`` levels of objects (at least one): ``{"k": {"k": … 1}}``."""
+    value: dict[str, Any] = {"k": 1}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
 
 CASES: dict[str, Case] = {
     "export progress NaN": lambda s, i: s.update_export(i.export, progress=NAN),
@@ -105,6 +115,14 @@ CASES: dict[str, Case] = {
     ),
     "voices of a bad user id": lambda s, i: s.list_voices("bob"),
     "project of a bad id": lambda s, i: s.load_project("nope"),
+    "settings nested too deep": lambda s, i: s.update_project(i.project, settings=_nested(FIELD_DEPTH + 1)),
+    "new project nested too deep": lambda s, i: s.create_project("t", settings=_nested(FIELD_DEPTH + 1)),
+    "clip metadata nested too deep": lambda s, i: s.save_clip(
+        i.project, i.clip, metadata={"a": _nested(FIELD_DEPTH)}
+    ),
+    "voice settings nested too deep": lambda s, i: s.create_voice(
+        name="n", settings=_nested(FIELD_DEPTH + 1)
+    ),
 }
 
 
