@@ -246,6 +246,7 @@ class MqttSettings(_Section):
     qos: Literal[0, 1, 2] = 1
     backlog: int = Field(default=10_000, ge=1)
     client_id: str | None = None
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")
     def _no_credentials_in_url(self) -> MqttSettings:

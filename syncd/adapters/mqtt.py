@@ -440,6 +440,17 @@ class MqttBridge:
             return
         project_id, event = parsed
         payload = message.payload
+        size = len(payload) if isinstance(payload, bytes | bytearray | str) else 0
+        if size > self._settings.max_event_bytes:
+            # Every editor of the project would be sent it: a notice is small, a file goes to Storage.
+            logger.warning(
+                "dropped MQTT event %s for project %s: payload of %d bytes is over mqtt.max_event_bytes (%d)",
+                event,
+                project_id,
+                size,
+                self._settings.max_event_bytes,
+            )
+            return
         try:
             if not isinstance(payload, bytes | bytearray | str):
                 raise ValueError("not a JSON object")

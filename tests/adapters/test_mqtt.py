@@ -436,6 +436,7 @@ async def test_bad_event_payloads_are_dropped_and_the_bridge_keeps_going(
         b'{"p": NaN}',
         b'{"p": -Infinity}',
         b'{"p": "\\ud800"}',
+        b'{"p": "' + b"x" * 64 * 1024 + b'"}',
     ]
     with caplog.at_level(logging.INFO, logger="syncd.adapters.mqtt"):
         async with asyncio.timeout(TEST_TIMEOUT), running(make_bridge(mosquitto.url, events)) as bridge:
@@ -458,6 +459,7 @@ async def test_bad_event_payloads_are_dropped_and_the_bridge_keeps_going(
         "a double's range are not JSON)"
     )
     assert "payload.p: text holds a lone UTF-16 surrogate" in warnings[7]
+    assert warnings[8].endswith(f"project {P}: payload of 65545 bytes is over mqtt.max_event_bytes (65536)")
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1
     assert failures[0].exc_info is not None
