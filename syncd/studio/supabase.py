@@ -71,9 +71,12 @@ _C = TypeVar("_C", bound=type)
 
 
 def _translate_errors(cls: _C) -> _C:
-    """Apply :func:`_translated` to every public coroutine method of ``cls``."""
+    """Apply :func:`_translated` to every coroutine method of ``cls``.
+
+    Private ones too: the base class's public methods (``upload``) call them, and are not in ``cls``.
+    """
     for name, value in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.iscoroutinefunction(value):
+        if inspect.iscoroutinefunction(value):
             setattr(cls, name, _translated(value))
     return cls
 
@@ -115,10 +118,7 @@ class SupabaseStudio(Studio):
             await http.aclose()
 
     async def _project(self, project_id: str) -> str:
-        try:
-            pid = check_id(project_id, "project_id")
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        pid = check_id(project_id, "project_id")
         if await (await self._db()).get("projects", pid) is None:
             raise StudioError("not_found", f"project {pid} does not exist")
         return pid
@@ -129,43 +129,29 @@ class SupabaseStudio(Studio):
         """Check the bucket's rules and the project, then upload to Storage."""
         bucket, path, data, content_type = upload.bucket, upload.path, upload.data, upload.content_type
         upsert, expires_in = upload.upsert, upload.expires_in
-        try:
-            await self._project(check_upload(bucket, path, content_type, len(data)))
-            files = SupabaseFiles(await self._supabase())
-            await files.upload(bucket, path, data, content_type, upsert=upsert)
-            if bucket_rule(bucket).public:
-                return await files.public_url(bucket, path)
-            return await files.signed_url(bucket, path, check_expiry(expires_in))
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        await self._project(check_upload(bucket, path, content_type, len(data)))
+        files = SupabaseFiles(await self._supabase())
+        await files.upload(bucket, path, data, content_type, upsert=upsert)
+        if bucket_rule(bucket).public:
+            return await files.public_url(bucket, path)
+        return await files.signed_url(bucket, path, check_expiry(expires_in))
 
     async def signed_url(self, bucket: str, path: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:
         """Storage's signed URL."""
-        try:
-            bucket_rule(bucket)
-            project_of(path)
-            return await SupabaseFiles(await self._supabase()).signed_url(
-                bucket, path, check_expiry(expires_in)
-            )
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        bucket_rule(bucket)
+        project_of(path)
+        return await SupabaseFiles(await self._supabase()).signed_url(bucket, path, check_expiry(expires_in))
 
     async def public_url(self, bucket: str, path: str) -> str:
         """Storage's public URL (public buckets only)."""
-        try:
-            project_of(path)
-            return await SupabaseFiles(await self._supabase()).public_url(bucket, path)
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        project_of(path)
+        return await SupabaseFiles(await self._supabase()).public_url(bucket, path)
 
     async def remove_file(self, bucket: str, path: str) -> bool:
         """Remove from Storage."""
-        try:
-            bucket_rule(bucket)
-            project_of(path)
-            return await SupabaseFiles(await self._supabase()).remove(bucket, path)
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        bucket_rule(bucket)
+        project_of(path)
+        return await SupabaseFiles(await self._supabase()).remove(bucket, path)
 
     # -- projects, scenes, clips --------------------------------------------------------------------------
 
@@ -181,10 +167,7 @@ class SupabaseStudio(Studio):
     async def update_project(self, project_id: str, **fields: Any) -> Row:
         """Update the project's row."""
         pid = await self._project(project_id)
-        try:
-            values = validate_set("projects", dict(fields))
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = validate_set("projects", dict(fields))
         client = await self._supabase()
         answer = await client.table("projects").update(values).eq("id", pid).execute()
         return _public(answer.data[0])
@@ -224,10 +207,7 @@ class SupabaseStudio(Studio):
     async def sync_scenes(self, project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[Row]:
         """Insert, update, delete and re-index the scenes in one ``syncd_apply`` transaction."""
         view = await self.load_project(project_id)
-        try:
-            wanted = scene_list(listed(scenes))
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        wanted = scene_list(listed(scenes))
         current = {str(r["id"]): r for r in view["scenes"]}
         keep = {row["id"] for row in wanted}
         batch = _Batch(str(view["project"]["id"]))
@@ -287,11 +267,8 @@ class SupabaseStudio(Studio):
     async def save_clip(self, project_id: str, clip_id: str, **fields: Any) -> Row:
         """Update a clip of the project."""
         pid = await self._project(project_id)
-        try:
-            values = validate_set("clips", dict(fields))
-            cid = check_id(clip_id, "clip_id")
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = validate_set("clips", dict(fields))
+        cid = check_id(clip_id, "clip_id")
         client = await self._supabase()
         answer = await client.table("clips").update(values).eq("id", cid).eq("project_id", pid).execute()
         if not answer.data:
@@ -342,12 +319,9 @@ class SupabaseStudio(Studio):
 
     async def update_voice(self, voice_id: str, **fields: Any) -> Row:
         """Update a voice."""
-        try:
-            return await (await self._db()).update(
-                "voices", check_id(voice_id, "voice_id"), validate_other("voices", fields)
-            )
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        return await (await self._db()).update(
+            "voices", check_id(voice_id, "voice_id"), validate_other("voices", fields)
+        )
 
     async def delete_voice(self, voice_id: str) -> None:
         """Delete a voice."""
@@ -359,14 +333,9 @@ class SupabaseStudio(Studio):
 
     async def update_export(self, export_id: str, **fields: Any) -> Row:
         """Update an export; its status never goes back."""
-        try:
-            values = validate_other("exports", fields)
-            eid = check_id(export_id, "export_id")
-            return await (await self._db()).update(
-                "exports", eid, values, lambda old: export_step(old, values)
-            )
-        except EditRejected as exc:
-            raise _refused(exc) from None
+        values = validate_other("exports", fields)
+        eid = check_id(export_id, "export_id")
+        return await (await self._db()).update("exports", eid, values, lambda old: export_step(old, values))
 
     async def list_exports(self, project_id: str) -> list[Row]:
         """The project's exports."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 import syncd.studio as studio
-from syncd.studio import StudioError, connect
+from syncd.studio import Studio, StudioError, connect
 from syncd.studio.daemon import DaemonStudio
 from tests.http.conftest import WAIT, LocalDaemon, new_id
 from tests.support.waiting import wait_for
@@ -324,6 +324,13 @@ async def test_an_answer_that_is_not_syncds_is_named_with_its_status(status: int
 
 async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
     """No daemon, no Supabase at the address: ``unavailable``, with the address, never the key."""
+    project = "0f000000-0000-4000-8000-00000000beef"
+    # The renderer's uploads go through the base class's upload(): they are translated too.
+    calls: list[Callable[[Studio], Awaitable[object]]] = [
+        lambda lib: lib.create_project("nowhere"),
+        lambda lib: lib.upload_video_clip(project, None, b"mp4", "pika"),
+        lambda lib: lib.upload("thumbnails", f"projects/{project}/thumbnails/a.png", b"png", "image/png"),
+    ]
     for env in (
         {"SYNCD_URL": "http://127.0.0.1:9", "SYNCD_SERVICE_KEY": "syncd_sk_secret"},
         {
@@ -332,7 +339,8 @@ async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
         },
     ):
         async with connect(env) as lib:
-            with pytest.raises(StudioError) as caught:
-                await lib.create_project("nowhere")
-        assert caught.value.code == "unavailable"
-        assert "secret" not in str(caught.value)
+            for call in calls:
+                with pytest.raises(StudioError) as caught:
+                    await call(lib)
+                assert caught.value.code == "unavailable", env
+                assert "secret" not in str(caught.value)

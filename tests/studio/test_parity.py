@@ -120,6 +120,9 @@ CASES: dict[str, Case] = {
     "clip metadata nested too deep": lambda s, i: s.save_clip(
         i.project, i.clip, metadata={"a": _nested(FIELD_DEPTH)}
     ),
+    "upload onto a file without upsert": lambda s, i: s.upload(
+        "thumbnails", f"projects/{i.project}/thumbnails/taken.png", b"png", "image/png", upsert=False
+    ),
     "voice settings nested too deep": lambda s, i: s.create_voice(
         name="n", settings=_nested(FIELD_DEPTH + 1)
     ),
@@ -139,6 +142,9 @@ async def both(stack: Stack) -> AsyncIterator[tuple[Studio, Studio, Ids]]:
             project_id=project["id"], scene_id=scene["id"], provider="pika", file_url=None, prompt="p"
         )
         export = await direct.create_export(project["id"], format="mp4")
+        await direct.upload(
+            "thumbnails", f"projects/{project['id']}/thumbnails/taken.png", b"png", "image/png"
+        )
         yield direct, through, Ids(project["id"], scene["id"], clip["id"], export["id"])
 
 
