@@ -106,7 +106,9 @@ class SupabaseStudio(Studio):
             from supabase import AsyncClientOptions, acreate_client
 
             self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT)
-            options = AsyncClientOptions(httpx_client=self._http)
+            # Reads fail at once, as writes do and as through the daemon: supabase-py would otherwise
+            # sleep up to 7 s retrying a read, and the caller owns the retry policy (docs/studio.md).
+            options = AsyncClientOptions(httpx_client=self._http, postgrest_client_retry=False)
             self._client = await acreate_client(self._url, self._key, options=options)
         return self._client
 
