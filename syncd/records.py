@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
@@ -198,6 +198,9 @@ class Records(Protocol):
         """The rows matching ``where``, oldest first."""
 
 
+_R = TypeVar("_R", bound=Mapping[str, Any])
+
+
 async def create_once(
     records: Records, table: OtherTable, row: Row, same: Iterable[str], what: str
 ) -> tuple[Row, bool]:
@@ -222,9 +225,22 @@ async def create_once(
         if exc.code != "conflict":
             raise
     existing = await records.get(table, row["id"])
-    if existing is not None and all(existing.get(name) == row[name] for name in same):
-        return existing, False
-    raise EditRejected("conflict", f"{what} {row['id']} exists with other values")
+    return check_repeat(existing, row, same, what), False
+
+
+def check_repeat(existing: _R | None, given: Mapping[str, Any], same: Iterable[str], what: str) -> _R:
+    """Check that a create whose id is taken repeats the call that took it: the row ``existing`` (None:
+    gone meanwhile) has the ``given`` values in the fields ``same``.
+
+    Returns:
+        ``existing``.
+
+    Raises:
+        EditRejected: ``conflict`` naming the row's kind (``what``) and id.
+    """
+    if existing is None or any(existing.get(name) != given[name] for name in same):
+        raise EditRejected("conflict", f"{what} {given['id']} exists with other values")
+    return existing
 
 
 class LocalRecords:

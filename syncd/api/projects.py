@@ -18,7 +18,7 @@ from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import Delete, Insert, Mutation, Patch, Reorder
 from syncd.errors import EditRejected, UpstreamError
 from syncd.host import ProjectHost
-from syncd.records import Records, check_id, create_once, given_or_new_id, validate_new
+from syncd.records import Records, check_id, check_repeat, create_once, given_or_new_id, validate_new
 from syncd.rows import validate_insert, validate_set
 from syncd.service import Written
 
@@ -152,8 +152,7 @@ class ProjectsApi:
             nonlocal added
             existing = next((c for c in view.clips if c["id"] == row["id"]), None)
             if existing is not None:
-                if any(existing.get(name) != given[name] for name in same):
-                    raise EditRejected("conflict", f"clip {row['id']} exists with other values")
+                check_repeat(existing, given, same, "clip")
                 added = False
                 return []
             if "order_index" not in row:

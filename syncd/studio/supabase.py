@@ -21,7 +21,15 @@ from storage3.exceptions import StorageApiError
 from syncd.api.projects import clip_order, in_project, scene_list
 from syncd.core.schema import SideTable
 from syncd.errors import EditRejected, UpstreamError
-from syncd.records import SupabaseRecords, check_id, create_once, export_step, given_or_new_id, validate_new
+from syncd.records import (
+    SupabaseRecords,
+    check_id,
+    check_repeat,
+    create_once,
+    export_step,
+    given_or_new_id,
+    validate_new,
+)
 from syncd.records import validate_set as validate_other
 from syncd.rows import validate_insert, validate_set
 from syncd.storage import (
@@ -243,11 +251,9 @@ class SupabaseStudio(Studio):
         existing = (await client.table("clips").select("*").eq("id", row["id"]).execute()).data
         if existing:
             # The same call again (the first one's answer was lost) returns the clip it added.
-            if existing[0]["project_id"] == pid and all(
-                existing[0].get(name) == given[name] for name in row if name != "id"
-            ):
-                return _public(existing[0])
-            raise StudioError("conflict", f"clip {row['id']} exists with other values")
+            same = ["project_id", *(name for name in row if name != "id")]
+            check_repeat(existing[0], {**given, "project_id": pid}, same, "clip")
+            return _public(existing[0])
         if "order_index" not in row:
             last = (
                 await client.table("clips")
