@@ -10,7 +10,8 @@ anything writes to it. Files from before the number read 0; their own migration 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -61,3 +62,21 @@ def connect(
         db.close()
         raise
     return db, prepared
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``begin immediate`` transaction on a connection in autocommit mode: committed when the block
+    ends, rolled back when it raises.
+
+    SQLite ends a transaction by itself on some errors (a full disk); a rollback then would raise "no
+    transaction is active" in place of the error that says what went wrong.
+    """
+    db.execute("begin immediate")
+    try:
+        yield db
+        db.execute("commit")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("rollback")
+        raise

@@ -18,9 +18,9 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -127,17 +127,9 @@ class LocalBackend(DocumentBackend):
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        assert db is not None, "LocalBackend used outside its context"
-        db.execute("begin immediate")
-        try:
-            yield db
-        except BaseException:
-            db.execute("rollback")
-            raise
-        db.execute("commit")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        assert self._db is not None, "LocalBackend used outside its context"
+        return fileformat.transaction(self._db)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the store's thread in one transaction: its writes commit together or not at all."""

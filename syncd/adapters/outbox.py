@@ -466,8 +466,7 @@ class Outbox:
             return 0
         removed = 0
         try:
-            db.execute("begin immediate")
-            try:
+            with fileformat.transaction(db):
                 # Runs of appends go in one executemany: the loop stays in C and leaves the GIL
                 # to the event loop. Order between appends and removes is kept.
                 for is_append, run in itertools.groupby(ops, key=lambda op: isinstance(op, _Append)):
@@ -476,10 +475,6 @@ class Outbox:
                     else:
                         seqs = [seq for op in run if isinstance(op, _Remove) for seq in op.seqs]
                         removed += db.executemany(DELETE, seqs).rowcount
-                db.execute("commit")
-            except BaseException:
-                db.execute("rollback")
-                raise
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write the outbox {self.path}: {exc}") from exc
         return removed

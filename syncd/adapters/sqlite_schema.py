@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final, Literal
 
+from syncd.adapters.fileformat import transaction
+
 ColumnKind = Literal["text", "json", "real", "int"]
 """How a column's value is stored and decoded."""
 
@@ -224,8 +226,7 @@ def migrate(db: sqlite3.Connection) -> bool:
     key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda c: c[5]) if pk > 0)
     if key == MUTATIONS_KEY:
         return False
-    db.execute("begin immediate")
-    try:
+    with transaction(db):
         db.execute("alter table syncd_mutations rename to syncd_mutations_old")
         # It served the pruning of old rows, which the new table has none of.
         db.execute("drop index if exists syncd_mutations_applied_idx")
@@ -237,8 +238,4 @@ def migrate(db: sqlite3.Connection) -> bool:
             " group by project_id, client_id"
         )
         db.execute("drop table syncd_mutations_old")
-    except BaseException:
-        db.execute("rollback")
-        raise
-    db.execute("commit")
     return True

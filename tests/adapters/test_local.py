@@ -206,6 +206,33 @@ async def test_constraint_violation_is_not_retryable_and_rolls_back(tmp_path: Pa
     assert loaded["project"]["version"] == 1
 
 
+async def test_a_full_disk_is_named_and_the_store_takes_writes_again_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """SQLite rolls back a transaction by itself when the disk is full; rolling back again raised "no
+    transaction is active", which hid the reason. The error names it, is retryable, and the next batch
+    goes in once there is room (``max_page_count`` plays the full disk)."""
+    c = new_id()
+    async with LocalBackend(tmp_path / "s.db") as store:
+        p = (await store.create_project("Film"))["id"]
+        pages = await store.run(lambda db: db.execute("pragma page_count").fetchone()[0])
+        await store.run(lambda db: db.execute(f"pragma max_page_count = {pages}"))
+        scene = new_id()
+        big = batch(
+            p,
+            [{"op": "insert", "table": "scenes", "id": scene, "row": {"body": "x" * 100_000}, "by": [c, 1]}],
+            [[c, 1]],
+        )
+        with pytest.raises(WriteError) as caught:
+            await store.apply_encoded(big)
+        assert caught.value.retryable is True
+        assert str(caught.value) == "store busy or failing: database or disk is full"
+        await store.run(lambda db: db.execute("pragma max_page_count = 1073741823"))
+        await store.apply_encoded(big)
+        loaded = await store.read_project(p)
+    assert [s["id"] for s in loaded["scenes"]] == [scene]
+
+
 async def test_store_is_durable_and_in_wal_mode(tmp_path: Path) -> None:
     """What was applied is in the file after the store is closed, and the file is in WAL mode."""
     path = tmp_path / "s.db"
