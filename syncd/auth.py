@@ -9,9 +9,9 @@ prints tokens signed with it, so user-owned projects can be tried locally.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +19,13 @@ import jwt
 from pydantic import SecretStr
 
 from syncd.errors import ConfigError, EditRejected
+from syncd.jwks import JwksKeys, http_fetch
 from syncd.rows import is_uuid
 from syncd.statedir import make_secret_once
 
 if TYPE_CHECKING:
     from syncd.config import SyncdSettings
 
-log = logging.getLogger(__name__)
 
 _ASYMMETRIC = ("RS256", "ES256")
 
@@ -37,12 +37,21 @@ class TokenVerifier:
         jwt_secret: the Supabase project's JWT secret, for HS256 tokens; None refuses them.
         jwks_url: the project's JWKS endpoint, for RS256/ES256 tokens; None refuses them.
         audience: the ``aud`` claim a token must carry; None skips that check.
+        clock: seconds of a monotonic clock, for how long JWKS keys are kept (:mod:`syncd.jwks`).
     """
 
-    def __init__(self, *, jwt_secret: SecretStr | None, jwks_url: str | None, audience: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        jwt_secret: SecretStr | None,
+        jwks_url: str | None,
+        audience: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secret = jwt_secret
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=600) if jwks_url else None
+        self._jwks = JwksKeys(http_fetch(jwks_url), jwks_url) if jwks_url else None
         self._audience = audience
+        self._clock = clock
 
     async def verify(self, token: str) -> str:
         """Return the user id of a valid token.
@@ -62,7 +71,8 @@ class TokenVerifier:
         elif algorithm in _ASYMMETRIC:
             if self._jwks is None:
                 raise EditRejected("unauthorized", f"{algorithm} tokens need auth.jwks_url, which is not set")
-            key = await self._signing_key(token)
+            kid = header.get("kid")
+            key = await self._jwks.key(kid if isinstance(kid, str) else None, self._clock())
         else:
             raise EditRejected("unauthorized", f"token algorithm {algorithm!r} is not accepted")
         try:
@@ -85,16 +95,6 @@ class TokenVerifier:
         if not is_uuid(sub):
             raise EditRejected("unauthorized", "token's user (sub) is not a UUID")
         return sub.lower()
-
-    async def _signing_key(self, token: str) -> Any:
-        assert self._jwks is not None
-        try:
-            # PyJWKClient fetches with blocking urllib; keep the event loop free.
-            signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-        except jwt.PyJWKClientError as exc:
-            log.warning("JWKS lookup failed: %s", exc)
-            raise EditRejected("unauthorized", "token signing key not found in JWKS") from None
-        return signing_key.key
 
 
 def _reason(exc: jwt.InvalidTokenError) -> str:
@@ -150,3 +150,20 @@ def editor_jwt_secret(settings: SyncdSettings) -> SecretStr | None:
     if settings.mode != "local":
         return None
     return local_secret(settings.daemon.state_dir)
+
+
+JWKS_PATH = "/auth/v1/.well-known/jwks.json"
+"""Where a Supabase project publishes its token signing keys, under its URL."""
+
+
+def editor_jwks_url(settings: SyncdSettings) -> str | None:
+    """The JWKS endpoint that editors' RS256/ES256 tokens are checked against.
+
+    ``auth.jwks_url`` when set; else in Supabase mode the project's own endpoint: projects made since
+    Supabase introduced signing keys issue ES256 tokens, which would otherwise all be refused.
+    """
+    if settings.auth.jwks_url is not None:
+        return str(settings.auth.jwks_url)
+    if settings.supabase.url is None:
+        return None
+    return str(settings.supabase.url).rstrip("/") + JWKS_PATH

@@ -148,7 +148,8 @@ class AuthSettings(_Section):
     """How editors' tokens are checked.
 
     Args:
-        jwks_url: a JWKS endpoint for RS256/ES256 tokens; HS256 tokens use ``supabase.jwt_secret``.
+        jwks_url: a JWKS endpoint for RS256/ES256 tokens; unset, the Supabase project's own
+            (:func:`syncd.auth.editor_jwks_url`). HS256 tokens use ``supabase.jwt_secret``.
         allow_anonymous: whether editors without a token may open projects whose ``user_id`` is NULL;
             unset means on in local mode and off in Supabase mode.
     """

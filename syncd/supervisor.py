@@ -26,7 +26,7 @@ from syncd.adapters.gateway import EditorGateway, EditorHandler
 from syncd.adapters.outbox import Outbox
 from syncd.adapters.systemd import SystemdNotifier
 from syncd.api import MAX_BODY_BYTES, HttpApi, build_api
-from syncd.auth import TokenVerifier, editor_jwt_secret
+from syncd.auth import TokenVerifier, editor_jwks_url, editor_jwt_secret
 from syncd.backend import Backend, open_backend
 from syncd.config import SyncdSettings
 from syncd.core.engine import SyncEngine
@@ -87,7 +87,7 @@ class Supervisor:
             handler = self.cluster.router
         verifier = TokenVerifier(
             jwt_secret=editor_jwt_secret(settings),
-            jwks_url=settings.auth.jwks_url,
+            jwks_url=editor_jwks_url(settings),
             audience=settings.auth.audience,
         )
         self._verifier = verifier

@@ -49,6 +49,7 @@ class LocalSupabase:
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
         self.anon_key = auth.make_key(self.jwt_secret, "anon")
         self.service_key = auth.make_key(self.jwt_secret, "service_role")
+        self.signing_key = auth.SigningKey()
         self.faults = Faults()
         self.host = host
         self.port = port
@@ -84,9 +85,21 @@ class LocalSupabase:
             raise RuntimeError("the stand-in is not running")
         return self._pool
 
-    def user_token(self, user_id: str, *, email: str | None = None, lifetime: float = 3600) -> str:
-        """Return an access token for user ``user_id``, as Supabase Auth would issue it."""
-        return auth.make_user_token(self.jwt_secret, user_id, lifetime=lifetime, email=email)
+    def user_token(
+        self, user_id: str, *, email: str | None = None, lifetime: float = 3600, algorithm: str = "HS256"
+    ) -> str:
+        """Return an access token for user ``user_id``, as Supabase Auth would issue it: ``HS256``
+        (signed with the JWT secret) or ``ES256`` (signed with the signing key, which the JWKS lists)."""
+        if algorithm not in ("HS256", "ES256"):
+            raise ValueError(f"algorithm must be HS256 or ES256, not {algorithm!r}")
+        key = self.signing_key if algorithm == "ES256" else None
+        return auth.make_user_token(self.jwt_secret, user_id, lifetime=lifetime, email=email, signing_key=key)
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        """``GET /auth/v1/.well-known/jwks.json``: the public signing key (public: no key needed)."""
+        if self.faults.auth_unavailable:
+            return web.json_response({"message": "Service Unavailable"}, status=503)
+        return web.json_response(self.signing_key.jwks())
 
     async def start(self) -> None:
         """Connect to the database, start Realtime and listen on the port."""
@@ -97,6 +110,7 @@ class LocalSupabase:
             if self._storage_dir is None:
                 self._storage_dir = Path(tempfile.mkdtemp(prefix="localsupabase-storage-"))
             app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_get("/auth/v1/.well-known/jwks.json", self._jwks)
             RestApi(self._pool, self.jwt_secret, self.faults).add_routes(app)
             StorageApi(self._pool, self.jwt_secret, self.faults, self._storage_dir).add_routes(app)
             self._realtime = RealtimeServer(self._pool, jwt_secret=self.jwt_secret, faults=self.faults)

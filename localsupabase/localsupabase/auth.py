@@ -1,11 +1,21 @@
-"""Keys of the stand-in: JWTs signed with the stack secret, carrying the `role` claim of Supabase keys."""
+"""Keys of the stand-in: JWTs signed with the stack secret, carrying the `role` claim of Supabase keys.
+
+A project on Supabase's signing keys also signs its users' access tokens with an asymmetric key (ES256
+by default), names it in the token's ``kid`` header and publishes its public half at
+``/auth/v1/.well-known/jwks.json``. :class:`SigningKey` is that key; the stand-in's own REST, Storage
+and Realtime still take HS256 tokens only (services that check tokens themselves, such as syncd's
+editor gateway, are what ES256 tokens are for here).
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 ROLES = ("anon", "authenticated", "service_role")
 
@@ -25,8 +35,33 @@ def make_key(secret: str, role: str, *, lifetime: float = 10 * 365 * 86400) -> s
     return sign(secret, {"iss": "supabase-local", "role": role, "iat": now, "exp": now + int(lifetime)})
 
 
-def make_user_token(secret: str, user_id: str, *, lifetime: float = 3600, email: str | None = None) -> str:
-    """Return an access token of an authenticated user, as Supabase Auth issues it."""
+class SigningKey:
+    """An ES256 key pair with its key id, as a project's current signing key."""
+
+    def __init__(self) -> None:
+        self.kid = str(uuid.uuid4())
+        self._private = ec.generate_private_key(ec.SECP256R1())
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWKS document Supabase Auth serves: the public key, its id, algorithm and use."""
+        public: dict[str, Any] = ECAlgorithm.to_jwk(self._private.public_key(), as_dict=True)
+        return {"keys": [{**public, "kid": self.kid, "alg": "ES256", "use": "sig", "key_ops": ["verify"]}]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """Sign ``claims`` with ES256, the key id in the header."""
+        return jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": self.kid})
+
+
+def make_user_token(
+    secret: str,
+    user_id: str,
+    *,
+    lifetime: float = 3600,
+    email: str | None = None,
+    signing_key: SigningKey | None = None,
+) -> str:
+    """Return an access token of an authenticated user, as Supabase Auth issues it: signed with
+    ``signing_key`` (ES256) when given, else with the JWT secret (HS256)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,
@@ -37,7 +72,7 @@ def make_user_token(secret: str, user_id: str, *, lifetime: float = 3600, email:
     }
     if email is not None:
         claims["email"] = email
-    return sign(secret, claims)
+    return signing_key.sign(claims) if signing_key is not None else sign(secret, claims)
 
 
 def verify(secret: str, token: str | None) -> dict[str, Any]:

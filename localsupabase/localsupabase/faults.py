@@ -16,6 +16,7 @@ class Faults:
     Attributes:
         rest_unavailable: REST answers every request with a PostgREST-style 503.
         storage_unavailable: Storage answers every request with a 503.
+        auth_unavailable: Auth's JWKS endpoint answers with a 503.
         refuse_handshake: HTTP status with which the Realtime websocket upgrade is refused
             (for example 401, 429 or 500); ``None`` accepts the upgrade.
         subscribed_delay: seconds to wait before the "Subscribed to PostgreSQL" system message.
@@ -27,6 +28,7 @@ class Faults:
 
     rest_unavailable: bool = False
     storage_unavailable: bool = False
+    auth_unavailable: bool = False
     refuse_handshake: int | None = None
     subscribed_delay: float = 0.0
     subscribed_error: str | None = None

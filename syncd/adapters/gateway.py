@@ -38,6 +38,7 @@ from syncd.inbound import HelloFrame, MutationFrame, PingFrame, parse_frame
 from syncd.wire import (
     CLOSE_FOR_ERROR,
     CLOSE_HELLO_TIMEOUT,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_NOT_READING,
     CLOSE_RATE_LIMITED,
     CLOSE_RESTART,
@@ -482,7 +483,9 @@ class EditorGateway:
             except AccessRefused as exc:
                 conn.log.info("refused: %s", exc.message)
                 conn.send_now(outbound.error(exc.code, exc.message))
-                await conn.finish(CLOSE_FOR_ERROR.get(exc.code, 1011), _close_reason(exc.message), None)
+                await conn.finish(
+                    CLOSE_FOR_ERROR.get(exc.code, CLOSE_INTERNAL_ERROR), _close_reason(exc.message), None
+                )
                 return
             del hello  # else it lives as long as the connection (about 1 KB per editor)
             conn.log.info("editor %s opened project %s", conn.client_id, conn.project_id)
@@ -524,7 +527,9 @@ class EditorGateway:
             try:
                 conn.user_id = await self._verifier.verify(frame.token)
             except EditRejected as exc:
-                await _refuse(conn.ws, CLOSE_UNAUTHORIZED, exc.code, exc.message)
+                # unavailable (the signing keys cannot be fetched) is 1011: retry, not sign in again.
+                close = CLOSE_FOR_ERROR.get(exc.code, CLOSE_INTERNAL_ERROR)
+                await _refuse(conn.ws, close, exc.code, exc.message)
                 return None
         conn.project_id = frame.project_id.lower()
         conn.client_id = frame.client_id.lower()

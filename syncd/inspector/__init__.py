@@ -141,7 +141,8 @@ class Inspector:
             try:
                 user_id = await self._verifier.verify(token.strip())
             except EditRejected as exc:
-                return _json(401, {"error": exc.code, "message": exc.message})
+                status = 503 if exc.code == "unavailable" else 401
+                return _json(status, {"error": exc.code, "message": exc.message})
         elif not self._local and not self._allow_anonymous:
             return _json(401, {"error": "unauthorized", "message": "this daemon needs a token"})
         try:
