@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import quote
+
+import httpx
 
 from syncd.errors import EditRejected
 
@@ -319,27 +323,20 @@ class SupabaseFiles:
         self, bucket: str, path: str, data: bytes | Path, content_type: str, *, upsert: bool
     ) -> None:
         """Upload through Storage, which checks the bucket's rules again."""
-        from storage3.exceptions import StorageApiError
-
         options = {"content-type": content_type, "upsert": "true" if upsert else "false"}
-        try:
+        with _storage_errors():
             await self._client.storage.from_(bucket).upload(path, data, options)
-        except StorageApiError as exc:
-            raise storage_refusal(exc) from None
 
     async def remove(self, bucket: str, path: str) -> bool:
         """Remove through Storage."""
-        removed = await self._client.storage.from_(bucket).remove([path])
+        with _storage_errors():
+            removed = await self._client.storage.from_(bucket).remove([path])
         return bool(removed)
 
     async def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         """Storage's signed URL (``/object/sign/…``)."""
-        from storage3.exceptions import StorageApiError
-
-        try:
+        with _storage_errors():
             answer = await self._client.storage.from_(bucket).create_signed_url(path, expires_in)
-        except StorageApiError as exc:
-            raise storage_refusal(exc) from None
         return str(answer["signedURL"])
 
     async def public_url(self, bucket: str, path: str) -> str:
@@ -347,6 +344,19 @@ class SupabaseFiles:
         if not bucket_rule(bucket).public:
             raise EditRejected("forbidden", f"bucket {bucket} is private: ask for a signed URL")
         return str(await self._client.storage.from_(bucket).get_public_url(path)).rstrip("?")
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Storage's refusals and a Storage out of reach as the protocol's errors."""
+    from storage3.exceptions import StorageApiError
+
+    try:
+        yield
+    except StorageApiError as exc:
+        raise storage_refusal(exc) from None
+    except httpx.HTTPError as exc:
+        raise EditRejected("unavailable", f"storage cannot be reached ({type(exc).__name__})") from None
 
 
 def storage_refusal(exc: Any) -> EditRejected:
@@ -359,4 +369,7 @@ def storage_refusal(exc: Any) -> EditRejected:
         return EditRejected("conflict", f"storage: {message}")
     if status == "413":
         return EditRejected("too_large", f"storage: {message}")
+    if status == "429" or status.startswith("5"):
+        # Storage is down or overloaded: worth retrying, unlike a request it refused.
+        return EditRejected("unavailable", f"storage: {message}")
     return EditRejected("bad_request", f"storage: {message}")

@@ -241,3 +241,17 @@ async def stored_clip(direct: Studio, project_id: str, clip_id: str) -> dict[str
 
 async def is_stored(direct: Studio, project_id: str, clip_id: str) -> bool:
     return await stored_clip(direct, project_id, clip_id) is not None
+
+
+async def test_in_both_modes_a_storage_outage_is_unavailable(
+    stack: Stack, both: tuple[Studio, Studio, Ids]
+) -> None:
+    """Storage answering 503 is worth retrying: ``unavailable``, not ``bad_request``."""
+    direct, through, ids = both
+    stack.supabase.faults.storage_unavailable = True
+    path = f"projects/{ids.project}/thumbnails/outage.png"
+    for studio in (direct, through):
+        with pytest.raises(StudioError) as caught:
+            await studio.upload("thumbnails", path, b"png", "image/png")
+        assert caught.value.code == "unavailable", caught.value
+        assert caught.value.message.startswith("storage: "), caught.value
