@@ -502,13 +502,20 @@ def describe_settings(settings: SyncdSettings, path: Path | None = None) -> Iter
         settings: the settings.
         path: the config file they were read from (:func:`find_config_file`), None for none.
     """
+    from syncd.auth import editor_jwks_url
+
     yield f"# config file: {path if path is not None else '(none: defaults and the environment)'}"
     yield f"# mode: {settings.mode}"
+    # Unset keys whose value in effect follows from others: shown, so that no one has to work it out.
+    derived = {"auth.jwks_url": editor_jwks_url(settings), "auth.allow_anonymous": settings.allow_anonymous}
     for section in SyncdSettings.model_fields:
         values = getattr(settings, section)
         for key in type(values).model_fields:
             value = getattr(values, key)
-            yield f"{section}.{key} = {_show(value)}"
+            line = f"{section}.{key} = {_show(value)}"
+            if value is None and derived.get(f"{section}.{key}") is not None:
+                line += f"  # in effect: {_show(derived[f'{section}.{key}'])}"
+            yield line
 
 
 def url_password(url: str | None) -> str | None:

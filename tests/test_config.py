@@ -264,3 +264,21 @@ def test_bad_cluster_settings_are_named(tmp_path: Path, text: str, message: str)
     with pytest.raises(ConfigError, match="invalid configuration") as caught:
         load_settings(write(tmp_path / "c.toml", text))
     assert message in str(caught.value)
+
+
+def test_check_config_shows_what_an_unset_auth_key_means_in_each_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = list(describe_settings(load_settings()))
+    assert "auth.allow_anonymous = (unset)  # in effect: true" in local
+    assert "auth.jwks_url = (unset)" in local
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co/")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_service")
+    remote = list(describe_settings(load_settings()))
+    assert "auth.allow_anonymous = (unset)  # in effect: false" in remote
+    assert (
+        'auth.jwks_url = (unset)  # in effect: "https://x.supabase.co/auth/v1/.well-known/jwks.json"'
+        in remote
+    )
+    monkeypatch.setenv("SYNCD_AUTH__JWKS_URL", "https://keys.example/jwks.json")
+    assert 'auth.jwks_url = "https://keys.example/jwks.json"' in list(describe_settings(load_settings()))
