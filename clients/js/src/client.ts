@@ -29,6 +29,7 @@ import { describeMutation, encode, type Frame } from "./frames.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
+import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
 import type { ProjectView } from "./view.js";
 import {
   CLOSE_ABNORMAL,
@@ -102,7 +103,12 @@ export interface EditorClientEvents extends Record<string, unknown> {
 }
 
 /** The settings of an `EditorClient`. */
-export interface EditorClientOptions extends ProtocolOptions {
+export interface EditorClientOptions extends Omit<ProtocolOptions, "token"> {
+  /**
+   * The access token sent in `hello` (null or absent: anonymous), or a function asked for it before
+   * each `hello`, so that a reconnect an hour later sends the refreshed token, not an expired one.
+   */
+  token?: TokenSource;
   /** The editor URL (`ws://host:port/v1/editor`); a bare `ws://host:port` or `http://host:port` gets the path. */
   url: string;
   /** The project to open. */
@@ -144,12 +150,6 @@ export function randomUuid(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** @throws TypeError `token` is neither a string nor null (nor left out). */
-function checkToken(token: unknown, where: string): void {
-  if (token !== undefined && token !== null && typeof token !== "string") {
-    throw new TypeError(`${where}: the token must be a string or null, got ${typeof token}`);
-  }
-}
 
 /** A close reason a close frame can carry (123 bytes of UTF-8). */
 function shortReason(reason: string): string {
@@ -190,6 +190,9 @@ export class EditorClient {
   private lastEpoch: string | null = null;
   /** Closed with 4409: another connection uses this client id now, so this client never dials again. */
   private takenOverFlag = false;
+  private tokenSource: TokenSource;
+  /** Counts dials, so that a token that arrives after `close()` or a newer dial opens nothing. */
+  private dials = 0;
 
   /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
@@ -200,7 +203,7 @@ export class EditorClient {
     const url = editorUrlOption(options.url, "EditorClient: options.url");
     const projectId = uuidOption(options.projectId, "EditorClient: options.projectId");
     const clientId = options.clientId === undefined ? randomUuid() : uuidOption(options.clientId, "EditorClient: options.clientId");
-    checkToken(options.token, "EditorClient: options.token");
+    checkTokenSource(options.token, "EditorClient: options.token");
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (WebSocketImpl === undefined) {
       throw new TypeError("EditorClient: no WebSocket here; pass one (the `ws` package's in Node) as options.WebSocket");
@@ -215,7 +218,11 @@ export class EditorClient {
     this.openTimeout = options.openTimeout ?? 10_000;
     this.clock = options.clock ?? (() => performance.now() / 1000);
     this.pace = new TokenBucket(options.mutationRate ?? MUTATION_RATE, options.mutationBurst ?? MUTATION_BURST);
-    this.protocol = new ClientProtocol(this.projectId, this.clientId, options);
+    this.tokenSource = options.token ?? null;
+    this.protocol = new ClientProtocol(this.projectId, this.clientId, {
+      ...options,
+      token: typeof this.tokenSource === "function" ? null : this.tokenSource,
+    });
   }
 
   // ---- what the application reads --------------------------------------------------------------
@@ -295,6 +302,7 @@ export class EditorClient {
   /** Close the connection for good: waiting calls reject with `ClientClosed` (1000); unacked mutations are kept. */
   close(): void {
     this.clearTimers();
+    this.dials += 1;
     const ws = this.ws;
     this.ws = null;
     this.protocol.close();
@@ -310,10 +318,11 @@ export class EditorClient {
     return this.takenOverFlag;
   }
 
-  /** Replace the token sent in the next `hello` (after a 4401, with `connect()` again). */
-  setToken(token: string | null): void {
-    checkToken(token, "EditorClient.setToken");
-    this.protocol.token = token ?? null;
+  /** Replace the token (or the function giving it) for the next `hello` (after a 4401, with `connect()` again). */
+  setToken(token: TokenSource): void {
+    checkTokenSource(token, "EditorClient.setToken");
+    this.tokenSource = token ?? null;
+    if (typeof token !== "function") this.protocol.token = token ?? null;
   }
 
   // ---- mutations -------------------------------------------------------------------------------
@@ -423,6 +432,29 @@ export class EditorClient {
 
   private dial(): void {
     this.clearTimers();
+    const dial = ++this.dials;
+    const source = this.tokenSource;
+    if (typeof source !== "function") {
+      this.open();
+      return;
+    }
+    currentToken(source, "EditorClient: options.token").then(
+      (token) => {
+        if (dial !== this.dials || this.statusValue === "closed") return;
+        this.protocol.token = token;
+        this.open();
+      },
+      (error: unknown) => {
+        if (dial !== this.dials || this.statusValue === "closed") return;
+        // As a connection that could not be made: tried again after the backoff delay.
+        const why = error instanceof Error ? error.message : String(error);
+        this.protocol.connectionFailed(`the token function failed: ${why}`, this.clock());
+        this.handleEvents();
+      },
+    );
+  }
+
+  private open(): void {
     let ws: WebSocketLike;
     try {
       ws = new this.WebSocketImpl(this.url);

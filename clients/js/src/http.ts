@@ -6,6 +6,7 @@
 import { exportsPath, projectPath, PROJECTS_PATH, voicePath, VOICES_PATH } from "./endpoints.js";
 import { HttpError, HttpNetworkError } from "./errors.js";
 import { checkJson, isObject } from "./frames.js";
+import { currentToken, type TokenSource } from "./token.js";
 
 /** The `fetch` the API uses: the browser's, Node's, or a test's. */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -14,8 +15,8 @@ export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 export interface HttpApiOptions {
   /** The daemon's base URL, `http://host:port` (a `ws://` URL is turned into `http://`). */
   baseUrl: string;
-  /** The access token sent as `Authorization: Bearer …` (null or absent: anonymous). */
-  token?: string | null | (() => string | null);
+  /** The access token sent as `Authorization: Bearer …` (null or absent: anonymous), or a function asked for it before each call. */
+  token?: TokenSource;
   /** The `fetch` to use (default `globalThis.fetch`). */
   fetch?: FetchLike;
 }
@@ -34,7 +35,7 @@ export function httpBase(url: string): string {
  */
 export class HttpApi {
   readonly baseUrl: string;
-  private readonly token: string | null | (() => string | null);
+  private readonly token: TokenSource;
   private readonly fetchImpl: FetchLike;
 
   constructor(options: HttpApiOptions) {
@@ -48,7 +49,7 @@ export class HttpApi {
   /** Send one request with a JSON body (if any); resolve with the JSON answer (null for 204). */
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: "application/json" };
-    const token = typeof this.token === "function" ? this.token() : this.token;
+    const token = await currentToken(this.token, "HttpApi: options.token");
     if (token) headers["Authorization"] = `Bearer ${token}`;
     const init: RequestInit = { method, headers };
     const where = `${method} ${path}`;

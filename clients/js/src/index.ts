@@ -17,4 +17,5 @@ export * from "./endpoints.js";
 export * from "./http.js";
 export * from "./rows.js";
 export * from "./studio.js";
+export { type TokenSource } from "./token.js";
 export * from "./store.js";

@@ -24,6 +24,7 @@ import {
   toSnake,
   writable,
 } from "./rows.js";
+import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
 import type { ProjectView } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 
@@ -31,8 +32,12 @@ import { CLOSE_NOT_FOUND } from "./wire.js";
 export interface StudioOptions {
   /** The daemon's address: `http://host:port` or the editor URL `ws://host:port/v1/editor`. */
   url: string;
-  /** The access token (a Supabase user JWT), or null for anonymous projects. */
-  token?: string | null;
+  /**
+   * The access token (a Supabase user JWT), null for anonymous projects, or a function asked for it
+   * before each HTTP call and each `hello`: `async () => (await supabase.auth.getSession()).data.session?.access_token ?? null`
+   * keeps sending the token supabase-js refreshed, where a string would expire with the session's first token.
+   */
+  token?: TokenSource;
   /** The `WebSocket` constructor (default `globalThis.WebSocket`; `ws`'s in Node). */
   WebSocket?: WebSocketConstructor;
   /** The `fetch` for the HTTP API (default `globalThis.fetch`). */
@@ -81,13 +86,15 @@ export class SyncdStudio {
   private readonly closing = new Map<string, () => void>();
 
   constructor(options: StudioOptions) {
+    checkTokenSource(options.token, "SyncdStudio: options.token");
     this.options = options;
     this.clientId = options.clientId ?? randomUuid();
-    this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => this.options.token ?? null, fetch: options.fetch });
+    this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => currentToken(this.options.token, "SyncdStudio: options.token"), fetch: options.fetch });
   }
 
-  /** Use `token` from now on: for HTTP calls at once, for each connection at its next `hello`. */
-  setToken(token: string | null): void {
+  /** Use `token` (or the function giving it) from now on: for HTTP calls at once, for each connection at its next `hello`. */
+  setToken(token: TokenSource): void {
+    checkTokenSource(token, "SyncdStudio.setToken");
     this.options.token = token;
     for (const editor of this.editors.values()) editor.setToken(token);
   }

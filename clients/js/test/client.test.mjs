@@ -313,7 +313,7 @@ test("a missing or wrong url or project id fails at construction, saying which o
     [{ ...base, projectId: 42 }, /options\.projectId is not a UUID: number 42/],
     [{ ...base, projectId: "p1" }, /options\.projectId is not a UUID: "p1"/],
     [{ ...base, clientId: "tab-1" }, /options\.clientId is not a UUID/],
-    [{ ...base, token: 5 }, /options\.token: the token must be a string or null/],
+    [{ ...base, token: 5 }, /options\.token: the token must be a string, null or a function that gives one, got number/],
   ];
   for (const [options, message] of cases) {
     assert.throws(() => new EditorClient(options), (error) => error instanceof TypeError && message.test(error.message));
@@ -514,3 +514,73 @@ test("mutations resent after a reconnect are paced too, and those never sent cou
 function makeClientAgain(options) {
   return new EditorClient({ url: "ws://127.0.0.1:1", projectId: PROJECT, WebSocket: FakeSocket, ...options });
 }
+
+/** Let promise callbacks run (the token function's answer) without moving the mocked clock. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test("a token function is asked before each hello: the reconnect an hour later sends the refreshed token", async (t) => {
+  let current = "first";
+  let asked = 0;
+  const client = makeClient(t, {
+    token: async () => {
+      asked += 1;
+      return current;
+    },
+  });
+  client.connect().catch(() => {});
+  assert.equal(FakeSocket.instances.length, 0, "the socket waits for the token");
+  await settle();
+  join();
+  assert.equal(FakeSocket.last.sent[0].token, "first");
+  current = "refreshed";
+  FakeSocket.last.drop(1012, "daemon restarting");
+  advance(t, 0.25);
+  await settle();
+  const second = FakeSocket.last;
+  assert.equal(FakeSocket.instances.length, 2);
+  second.open();
+  assert.equal(second.take()[0].token, "refreshed");
+  assert.equal(asked, 2);
+  client.setToken("fixed");
+  second.drop(1006);
+  advance(t, 0.5); // the second try was not in sync yet: the delay doubled
+  assert.equal(FakeSocket.instances.length, 3, "a string needs no wait");
+  FakeSocket.last.open();
+  assert.equal(FakeSocket.last.take()[0].token, "fixed", "a string set later is sent as it is, at once");
+  client.close();
+});
+
+test("a token function that fails or gives no string is a failed connection, tried again after the backoff", async (t) => {
+  const answers = [() => Promise.reject(new Error("offline")), () => 42, () => null];
+  const client = makeClient(t, { token: () => answers.shift()() });
+  const failures = [];
+  client.on("disconnected", (event) => failures.push(event.reason));
+  client.connect().catch(() => {});
+  await settle();
+  assert.equal(FakeSocket.instances.length, 0);
+  assert.equal(client.status, "reconnecting");
+  advance(t, 0.25);
+  await settle();
+  advance(t, 0.5);
+  await settle();
+  assert.deepEqual(failures, [
+    "the token function failed: offline",
+    "the token function failed: EditorClient: options.token: the token function gave number, not a string or null",
+  ]);
+  assert.equal(FakeSocket.instances.length, 1, "null is a token: anonymous");
+  FakeSocket.last.open();
+  assert.equal(FakeSocket.last.take()[0].token, null);
+  client.close();
+});
+
+test("a token that arrives after close() opens nothing", async (t) => {
+  let give;
+  const client = makeClient(t, { token: () => new Promise((resolve) => (give = resolve)) });
+  const joined = client.connect();
+  client.close();
+  await assert.rejects(joined, (error) => error instanceof ClientClosed && error.code === 1000);
+  give("late");
+  await settle();
+  assert.equal(FakeSocket.instances.length, 0);
+  assert.equal(client.status, "closed");
+});

@@ -102,6 +102,15 @@ export class Daemon {
     return JSON.parse(stdout);
   }
 
+  /** `syncd token USER_ID`: an editor token for that user, signed with the state directory's secret. */
+  async token(userId) {
+    const { stdout } = await promisify(execFile)(SYNCD, ["token", userId, "--state-dir", this.stateDir], {
+      cwd: this.root,
+      env: cleanEnv({}),
+    });
+    return stdout.trim();
+  }
+
   /** Stop the process and remove its folder. */
   async dispose() {
     await this.stop();

@@ -190,6 +190,31 @@ test("an HTTP refusal of the real daemon carries its error code", async () => {
   studio.close();
 });
 
+test("a studio with a token function creates and opens its user's project, asking for the token each time", async () => {
+  const user = "0f000000-0000-4000-8000-0000000000aa";
+  const token = await daemon.token(user);
+  let asked = 0;
+  const studio = new SyncdStudio({
+    url: daemon.url,
+    WebSocket,
+    token: async () => {
+      asked += 1;
+      return token;
+    },
+  });
+  try {
+    const created = await studio.createProject({ title: "Mine" });
+    assert.equal(created.userId, user);
+    const loaded = await studio.loadProject(created.id);
+    assert.equal(loaded.source, "syncd");
+    assert.equal(loaded.project.title, "Mine");
+    assert.equal(asked, 2, "once for the HTTP call, once for the hello");
+  } finally {
+    studio.close();
+  }
+});
+
+
 test("after kill -9 and a restart the client reconnects by itself and every edit is saved exactly once", async () => {
   const writer = client();
   const watcher = client();

@@ -217,3 +217,26 @@ test("setToken changes the token of the HTTP calls and of the next hello", async
   assert.equal(FakeSocket.last.take()[0].token, "new");
   studio.close();
 });
+
+test("a token function gives the token of each HTTP call and of each hello", async () => {
+  route("GET", "/v1/voices", 200, []);
+  const { FakeSocket } = await import("./fake.mjs");
+  FakeSocket.reset();
+  let current = "one";
+  const studio = new SyncdStudio({ url: base, token: async () => current, WebSocket: FakeSocket });
+  await studio.listVoices();
+  assert.equal(requests.at(-1).auth, "Bearer one");
+  current = "two";
+  await studio.listVoices();
+  assert.equal(requests.at(-1).auth, "Bearer two");
+  studio.editor("0f000000-0000-4000-8000-000000000001").connect().catch(() => {});
+  await new Promise((resolve) => setImmediate(resolve));
+  FakeSocket.last.open();
+  assert.equal(FakeSocket.last.take()[0].token, "two");
+  studio.setToken(() => {
+    throw new Error("signed out");
+  });
+  await assert.rejects(studio.listVoices(), /signed out/);
+  assert.throws(() => studio.setToken(7), /SyncdStudio\.setToken: the token must be a string, null or a function/);
+  studio.close();
+});
