@@ -462,7 +462,8 @@ class ProjectHost:
     def _not_found(self, gone: fx.ProjectNotFound) -> None:
         self.sides.drop(gone.project_id)
         if gone.dropped:
-            log.error("project %s is gone: %d unsaved edits dropped", gone.project_id, len(gone.dropped))
+            # Deleted on purpose (the API, the studio, another tool): nothing failed, the edits are moot.
+            log.warning("project %s is gone: %d unsaved edits dropped", gone.project_id, len(gone.dropped))
         for conn_id in gone.conns:
             if is_service(conn_id):
                 self.service.gone(conn_id)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import stat
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from syncd.cli import main
@@ -244,13 +246,23 @@ async def test_refusals_name_what_is_wrong_and_change_nothing(daemon: LocalDaemo
     assert (view["seq"], view["clips"]) == (0, [])
 
 
-async def test_deleting_a_project_closes_its_editors_with_4404(daemon: LocalDaemon) -> None:
-    """The engine re-reads the project, finds nothing, and closes its editors."""
+async def test_deleting_a_project_closes_its_editors_with_4404(
+    daemon: LocalDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine re-reads the project, finds nothing, and closes its editors. Edits not saved yet are
+    dropped with a warning: the project was deleted on purpose, nothing failed (no ERROR line)."""
     project_id = await daemon.project()
     editor = await daemon.editor(project_id)
-    assert (await daemon.service.delete(f"/v1/projects/{project_id}")).status_code == 200
-    await wait_for(lambda: editor.state == "closed", "the editor to be closed", WAIT)
+    await editor.patch("projects", project_id, {"title": "never saved"})
+    with caplog.at_level(logging.INFO, logger="syncd"):
+        assert (await daemon.service.delete(f"/v1/projects/{project_id}")).status_code == 200
+        await wait_for(lambda: editor.state == "closed", "the editor to be closed", WAIT)
     assert editor.close_code == 4404
+    dropped = [r for r in caplog.records if "is gone" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in dropped] == [
+        (logging.WARNING, f"project {project_id} is gone: 1 unsaved edits dropped")
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_the_daemon_keeps_no_editor_or_service_session_after_the_idle_timeout(
