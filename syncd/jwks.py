@@ -25,7 +25,7 @@ from typing import Any, Final
 import httpx
 import jwt
 
-from syncd.errors import EditRejected
+from syncd.errors import EditRejected, SyncdError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ Fetch = Callable[[], Awaitable[object]]
 """Reads the endpoint's JSON document; raises :class:`FetchError` when it cannot."""
 
 
-class FetchError(Exception):
+class FetchError(SyncdError):
     """The JWKS document could not be read; the message says why, for the log."""
 
 
