@@ -36,6 +36,7 @@ from syncd.core.pace import TokenBucket
 from syncd.errors import AccessRefused, EditRejected, FrameError
 from syncd.inbound import HelloFrame, MutationFrame, PingFrame, parse_frame
 from syncd.wire import (
+    CLOSE_ABNORMAL,
     CLOSE_FOR_ERROR,
     CLOSE_HELLO_TIMEOUT,
     CLOSE_INTERNAL_ERROR,
@@ -499,7 +500,10 @@ class EditorGateway:
             ours = conn.closing
             await conn.finish(1000, "", 1.0)
             # aiohttp's close_code is the peer's: after syncd closed, that is the editor's echo of it.
-            if ours is None:
+            if ours is None and conn.ws.close_code in (None, CLOSE_ABNORMAL):
+                # aiohttp reports a peer gone without a close frame, and its own heartbeat timeout, so.
+                conn.log.info("closed (1006, connection lost: no close frame, or no answer to syncd's ping)")
+            elif ours is None:
                 conn.log.info("closed (%s, by the editor)", conn.ws.close_code)
             else:
                 conn.log.info("closed (%s, by syncd%s)", ours[0], f": {ours[1]}" if ours[1] else "")

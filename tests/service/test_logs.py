@@ -72,9 +72,16 @@ async def test_plain_lines_without_timestamps_carry_connection_and_project_ids(
 async def test_a_close_is_logged_with_who_closed_and_the_code_sent(
     start_daemon: DaemonFactory, recorder: RecorderFactory
 ) -> None:
-    """An editor's own close and syncd's 1012 at a stop each read as what they were."""
+    """An editor's own close, a connection dropped without a close frame and syncd's 1012 at a stop each
+    read as what they were: a dropped connection is not the editor closing."""
     daemon = await start_daemon(LONG_QUIET)
     leaving = await _one_editor_session(daemon, recorder)
+    vanishing = await recorder(daemon.url)
+    await vanishing.join(daemon.project_id)
+    vanished = str(vanishing.of_type("welcome")[0]["session"])
+    vanishing.ws.transport.abort()
+    await daemon.wait_log(f"conn={vanished}")
+    await daemon.wait_log(": closed (1006")
     staying = await recorder(daemon.url)
     await staying.join(daemon.project_id)
     session = str(staying.of_type("welcome")[0]["session"])
@@ -86,6 +93,10 @@ async def test_a_close_is_logged_with_who_closed_and_the_code_sent(
         if ": closed (" in line
     }
     assert closes[leaving].startswith("INFO syncd.adapters.gateway: closed (1000, by the editor) ")
+    assert closes[vanished].startswith(
+        "INFO syncd.adapters.gateway: closed (1006, connection lost: no close frame, or no answer to "
+        "syncd's ping) "
+    )
     assert closes[session].startswith(
         "INFO syncd.adapters.gateway: closed (1012, by syncd: daemon restarting) "
     )
