@@ -56,15 +56,9 @@ MAX_JSON_DEPTH: Final = 32
 for any project setting, and far from the depth where decoding recurses out of stack (the default of
 ``gateway.max_json_depth``)."""
 
-
-def field_depth(frame_depth: int) -> int:
-    """Levels of arrays and objects a row field's value may have, itself included, so that an editor
-    can send it back: a frame (level 1) carries it in its ``set`` or ``row`` (level 2)."""
-    return frame_depth - 2
-
-
-FIELD_DEPTH: Final = field_depth(MAX_JSON_DEPTH)
-""":func:`field_depth` of the default frame depth."""
+FIELD_DEPTH: Final = MAX_JSON_DEPTH - 2
+"""Levels of arrays and objects a row field's value may have, itself included, so that an editor can
+send it back: a frame (level 1) carries it in its ``set`` or ``row`` (level 2)."""
 
 _SHOWN_KEY: Final = 40
 """Characters of an object key shown in an error's path; a long key is cut, so is the message."""
