@@ -501,7 +501,7 @@ class EditorGateway:
             await conn.finish(1000, "", 1.0)
             # aiohttp's close_code is the peer's: after syncd closed, that is the editor's echo of it.
             if ours is None and conn.ws.close_code in (None, CLOSE_ABNORMAL):
-                # aiohttp reports a peer gone without a close frame, and its own heartbeat timeout, so.
+                # aiohttp gives 1006 both for a peer gone without a close frame and for its own ping timeout.
                 conn.log.info("closed (1006, connection lost: no close frame, or no answer to syncd's ping)")
             elif ours is None:
                 conn.log.info("closed (%s, by the editor)", conn.ws.close_code)
