@@ -52,6 +52,9 @@ class MetricsSource(Protocol):
     def readiness(self) -> tuple[bool, str]:
         """Whether the daemon is ready, and why (not)."""
 
+    def state_dir_free_bytes(self) -> float:
+        """Free bytes on the state directory's file system; NaN when it cannot be read."""
+
 
 def _state(value: bool | None) -> float:
     """A connection state as a gauge value: 1 up, 0 down, -1 not configured."""
@@ -140,6 +143,11 @@ class Metrics:
         Gauge(
             "syncd_mqtt_connected", "1 when the MQTT bridge is connected, -1 when MQTT is off", registry=r
         ).set_function(lambda: _state(daemon.mqtt_connected))
+        Gauge(
+            "syncd_state_dir_free_bytes",
+            "Free bytes for the outbox on the state directory's file system; at 0 the daemon stops",
+            registry=r,
+        ).set_function(lambda: daemon.state_dir_free_bytes())
         Gauge("syncd_start_time_seconds", "Unix time the daemon started", registry=r).set(time.time())
 
     def render(self) -> bytes:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import shutil
 import signal
 import sqlite3
 from collections.abc import Coroutine, Mapping
@@ -320,6 +322,13 @@ class Supervisor:
     def pending_oldest_age(self) -> float:
         """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""
         return self.host.pending_oldest_age()
+
+    def state_dir_free_bytes(self) -> float:
+        """Free bytes (for an unprivileged writer) on the state directory's file system; NaN if unknown."""
+        try:
+            return float(shutil.disk_usage(self.settings.daemon.state_dir).free)
+        except OSError:
+            return math.nan
 
 
 def _describe(exc: BaseException) -> str:

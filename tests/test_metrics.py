@@ -35,6 +35,10 @@ class FakeDaemon:
     depth: int = 0
     oldest: float = 0.0
     ready: bool = True
+    free: float = 0.0
+
+    def state_dir_free_bytes(self) -> float:
+        return self.free
 
     def outbox_depth(self) -> int:
         return self.depth
@@ -66,6 +70,7 @@ def test_gauges_read_the_daemon_at_scrape_time() -> None:
     daemon.depth = 5
     daemon.oldest = 2.5
     daemon.ready = False
+    daemon.free = 123_456_789.0
     got = samples(metrics)
     assert got[("syncd_projects_open", ())] == 2
     assert got[("syncd_pending_edits", ())] == 7
@@ -73,6 +78,7 @@ def test_gauges_read_the_daemon_at_scrape_time() -> None:
     assert got[("syncd_outbox_depth", ())] == 5
     assert got[("syncd_pending_oldest_seconds", ())] == 2.5
     assert got[("syncd_backend_ready", ())] == 0
+    assert got[("syncd_state_dir_free_bytes", ())] == 123_456_789
 
 
 @pytest.mark.parametrize(("state", "expected"), [(None, -1.0), (False, 0.0), (True, 1.0)])

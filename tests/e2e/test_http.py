@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import urllib.error
 import urllib.request
 
@@ -46,6 +47,11 @@ async def test_metrics_answers_prometheus_text(shared_daemon: DaemonProcess) -> 
     text = body.decode()
     assert "# TYPE syncd_editors_connected gauge" in text
     assert "syncd_backend_ready 1.0" in text
+    # The room left for the outbox, to alert on before a full disk stops the daemon.
+    free = next(
+        float(line.split()[1]) for line in text.splitlines() if line.startswith("syncd_state_dir_free_bytes ")
+    )
+    assert abs(free - shutil.disk_usage(shared_daemon.state_dir).free) < 256 * 2**20
 
 
 async def test_an_unknown_path_answers_404(shared_daemon: DaemonProcess) -> None:
