@@ -103,7 +103,13 @@ async def test_a_create_sent_again_with_its_id_answers_200_and_adds_nothing(daem
     editor = await daemon.editor(project_id)
     clip_id, export_id, audio_id, voice_id = (new_id() for _ in range(4))
     creates = [
-        (f"/v1/projects/{project_id}/clips", {"id": clip_id, "provider": "pika", "prompt": "one"}, "prompt"),
+        # Saved at once: the save's version step is a change of its own, which must not land between
+        # the two reads of seq below.
+        (
+            f"/v1/projects/{project_id}/clips?save=now",
+            {"id": clip_id, "provider": "pika", "prompt": "one"},
+            "prompt",
+        ),
         (f"/v1/projects/{project_id}/exports", {"id": export_id, "format": "gif"}, "resolution"),
         (f"/v1/projects/{project_id}/audio", {"id": audio_id, "kind": "sfx"}, "file_url"),
         ("/v1/voices", {"id": voice_id, "name": "Narrator"}, "name"),
