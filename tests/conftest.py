@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -29,6 +30,21 @@ def _collect_at_the_end() -> Iterator[None]:
     yield
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put the root logger's handlers and the levels back after each test.
+
+    A test that runs the command line in process has ``syncd.logs.configure`` replace the root's
+    handlers with one writing to that test's captured stderr; left in place, every later log line of
+    the worker failed on the closed stream ("--- Logging error ---"), burying real output."""
+    root, ours = logging.getLogger(), logging.getLogger("syncd")
+    handlers, levels = root.handlers[:], (root.level, ours.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
 
 
 @pytest.fixture(scope="session")
