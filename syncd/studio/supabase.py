@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import httpx
 from postgrest.exceptions import APIError
-from storage3.exceptions import StorageApiError
 
 from syncd.api.projects import clip_order, in_project, scene_list
 from syncd.core.schema import SideTable
@@ -39,7 +38,6 @@ from syncd.storage import (
     check_expiry,
     check_upload,
     project_of,
-    storage_refusal,
 )
 from syncd.studio.base import Row, Studio, StudioError, Upload, listed
 
@@ -69,8 +67,6 @@ def _translated(method: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable
             raise StudioError("unavailable", f"cannot reach Supabase ({type(exc).__name__})") from None
         except APIError as exc:
             raise StudioError("bad_request", f"Supabase refused the call: {exc.message}") from None
-        except StorageApiError as exc:
-            raise _refused(storage_refusal(exc)) from None
 
     return call
 
