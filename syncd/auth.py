@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 _ASYMMETRIC = ("RS256", "ES256")
 
+CLOCK_SKEW = 30
+"""Seconds by which this host's clock may differ from Supabase Auth's when ``iat``, ``nbf`` and
+``exp`` are checked: PostgREST allows the same, so a token the Data API takes is not refused here
+for a clock a second behind (a fresh token's ``iat`` would be "in the future")."""
+
 
 class TokenVerifier:
     """Checks an editor's token and returns its user id (the ``sub`` claim).
@@ -81,6 +86,7 @@ class TokenVerifier:
                 key,
                 algorithms=[algorithm],
                 audience=self._audience,
+                leeway=CLOCK_SKEW,
                 options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError:
@@ -104,6 +110,9 @@ def _reason(exc: jwt.InvalidTokenError) -> str:
         return "wrong audience"
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"missing claim {exc.claim}"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        claim = "iat" if str(exc).endswith("(iat)") else "nbf"
+        return f"its {claim} is more than {CLOCK_SKEW} s ahead of this host's clock"
     return "malformed token"
 
 
