@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self, TypeAlias
@@ -34,9 +35,12 @@ from syncd.wire import (
     MUTATION_RATE,
 )
 
-__all__ = ["ClientState", "Connection"]
+__all__ = ["ClientState", "Connection", "TokenSource"]
 
 logger = logging.getLogger(__name__)
+
+TokenSource: TypeAlias = Callable[[], "str | Awaitable[str | None] | None"]
+"""A function that gives the token for the next ``hello`` (a coroutine function works too)."""
 
 ClientState: TypeAlias = Literal["new", "connecting", "open", "closed"]
 """Where the client is: never connected, opening (or re-syncing), open, or closed."""
@@ -89,6 +93,8 @@ class Connection:
     ) -> None:
         self.protocol = protocol
         """The sans-I/O state machine behind this client: the view, seqs, mids, unacked mutations."""
+        self.token_source: TokenSource | None = None
+        """Asked for the token before each ``hello`` when set; else ``protocol.token`` is sent as is."""
         self.url = url
         self.project_id = protocol.project_id
         self.client_id = protocol.client_id
@@ -217,6 +223,8 @@ class Connection:
         self._notify()
 
     async def _dial(self) -> _Link:
+        if self.token_source is not None:
+            self.protocol.token = await _ask(self.token_source)
         ws = await connect(
             self.url,
             open_timeout=None,  # _establish bounds the whole opening
@@ -479,3 +487,13 @@ class Connection:
         for future in watchers:
             if not future.done():
                 future.set_result(None)
+
+
+async def _ask(source: TokenSource) -> str | None:
+    """The token a token function gives, checked: a wrong value fails the opening, not the hello."""
+    token = source()
+    if inspect.isawaitable(token):
+        token = await token
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"the token function returned {type(token).__name__}, not a string or None")
+    return token

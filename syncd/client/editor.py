@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from syncd.client.connection import Connection
+from syncd.client.connection import Connection, TokenSource
 from syncd.client.errors import ClientClosed, EditorError
 from syncd.client.events import Acknowledged, SavedUpTo
 from syncd.client.frames import encode
@@ -29,7 +29,10 @@ class EditorClient(Connection):
         client_id: this editor's id (a UUID string); a new random one by default. Mids are counted per
             client_id, so a caller that reuses a client_id must also pass ``first_mid`` above the
             mids it used before.
-        token: a Supabase access token (JWT), or None to connect anonymously.
+        token: a Supabase access token (JWT), or None to connect anonymously; or a function (plain or
+            async) asked for it before each ``hello``, so that a reconnect an hour on sends a fresh
+            token rather than an expired one (which is refused with 4401). A function that raises
+            fails that opening as a connection that could not be made.
         resume: whether reconnecting sends ``resume {epoch, seq}`` to get only the missed changes;
             without it every reconnect (and every gap in the stream) starts from a snapshot.
         resend_unacked: whether mutations sent but not acknowledged before a reconnect are sent again
@@ -61,7 +64,7 @@ class EditorClient(Connection):
         project_id: str,
         *,
         client_id: str | None = None,
-        token: str | None = None,
+        token: str | TokenSource | None = None,
         resume: bool = True,
         resend_unacked: bool = True,
         first_mid: int = 1,
@@ -80,7 +83,7 @@ class EditorClient(Connection):
         protocol = ClientProtocol(
             project_id,
             client_id,
-            token=token,
+            token=token if isinstance(token, str) else None,
             resume=resume,
             resend_unacked=resend_unacked,
             first_mid=first_mid,
@@ -99,6 +102,7 @@ class EditorClient(Connection):
             mutation_rate=mutation_rate,
             mutation_burst=mutation_burst,
         )
+        self.token_source = None if token is None or isinstance(token, str) else token
         self._ping_counter = 0
 
     # ---- the protocol's state, read through --------------------------------------------------------
@@ -155,12 +159,18 @@ class EditorClient(Connection):
 
     @property
     def token(self) -> str | None:
-        """The token the next ``hello`` sends; set a fresh one before :meth:`reconnect` after 4401."""
+        """The token the last ``hello`` sent, or the next one sends when it is a string.
+
+        Set a fresh one, or a token function, before :meth:`reconnect` after 4401.
+        """
         return self.protocol.token
 
     @token.setter
-    def token(self, value: str | None) -> None:
-        self.protocol.token = value
+    def token(self, value: str | TokenSource | None) -> None:
+        if value is None or isinstance(value, str):
+            self.protocol.token, self.token_source = value, None
+        else:
+            self.token_source = value
 
     @property
     def resume(self) -> bool:

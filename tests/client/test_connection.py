@@ -233,6 +233,69 @@ async def test_hello_carries_the_given_client_id_and_token(
     assert (hello["client_id"], hello["token"]) == (client_id, "header.payload.signature")
 
 
+async def test_a_token_function_is_asked_before_each_hello(
+    server: ScriptedServer, make_client: ClientFactory
+) -> None:
+    """A token function gives each hello a fresh token: a reconnect, or a resync the client makes itself."""
+    tokens = iter(["token.one", "token.two", "token.three"])
+
+    async def fresh_token() -> str:
+        await asyncio.sleep(0)
+        return next(tokens)
+
+    client = make_client(token=fresh_token)
+    peer, hello, _ = await open_session(server, client)
+    assert hello["token"] == "token.one"
+    await peer.close(1012)
+    await client.wait_until(lambda: client.state == "closed")
+    reconnecting = asyncio.create_task(client.reconnect())
+    peer, hello = await resync_session(server, welcome("e1", 0))
+    assert hello["token"] == "token.two"
+    await reconnecting
+    await peer.send(heading(2, SCENE_A, "two"))  # a gap: the client connects again by itself
+    _, hello = await resync_session(server, welcome("e1", 0))
+    assert hello["token"] == "token.three"
+    assert client.token == "token.three"
+
+
+async def test_a_plain_function_works_and_a_string_set_later_replaces_it(
+    server: ScriptedServer, make_client: ClientFactory
+) -> None:
+    client = make_client(token=lambda: "from.a.function")
+    peer, hello, _ = await open_session(server, client)
+    assert hello["token"] == "from.a.function"
+    client.token = "a.fixed.token"
+    await peer.close(1012)
+    await client.wait_until(lambda: client.state == "closed")
+    reconnecting = asyncio.create_task(client.reconnect())
+    _, hello = await resync_session(server, welcome("e1", 0))
+    assert hello["token"] == "a.fixed.token"
+    await reconnecting
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "fragment"),
+    [
+        pytest.param(lambda: 42, TypeError, "returned int, not a string or None", id="not a string"),
+        pytest.param(lambda: 1 / 0, ZeroDivisionError, "division by zero", id="raises"),
+    ],
+)
+async def test_a_token_function_that_fails_fails_the_opening_and_sends_nothing(
+    server: ScriptedServer,
+    make_client: ClientFactory,
+    source: Callable[[], object],
+    error: type[Exception],
+    fragment: str,
+) -> None:
+    client = make_client(token=source)
+    with pytest.raises(error, match=fragment):
+        await client.connect()
+    assert client.state == "closed"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await server.accept()
+
+
 async def test_connect_returns_welcome_after_the_snapshot_fills_the_view(
     server: ScriptedServer, make_client: ClientFactory
 ) -> None:
