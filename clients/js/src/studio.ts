@@ -25,6 +25,7 @@ import {
   writable,
 } from "./rows.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
+import { askBeforeLeaving } from "./unload.js";
 import type { ProjectView } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 
@@ -48,6 +49,12 @@ export interface StudioOptions {
   clientId?: string;
   /** Milliseconds for a project to open before `loadProject` gives up on syncd (default 5,000). */
   openTimeout?: number;
+  /**
+   * In a browser page, whether closing or reloading the page asks first while an edit has not reached
+   * syncd: sent but not yet acknowledged, or made while the connection is down (default true). Edits
+   * syncd has acknowledged are safe and do not count, saved to the database or not.
+   */
+  warnBeforeUnload?: boolean;
 }
 
 /** What `loadProject` resolves with: the project and where it came from. */
@@ -84,6 +91,8 @@ export class SyncdStudio {
   private readonly opening = new Map<string, number>();
   /** Per project, what cancels a close that waits (see `release`). */
   private readonly closing = new Map<string, () => void>();
+  /** What stops the page's question on leaving (see `warnBeforeUnload`); null while not asked. */
+  private stopAsking: (() => void) | null = null;
 
   constructor(options: StudioOptions) {
     checkTokenSource(options.token, "SyncdStudio: options.token");
@@ -118,7 +127,18 @@ export class SyncdStudio {
       });
       this.editors.set(projectId, editor);
     }
+    if (this.stopAsking === null && this.options.warnBeforeUnload !== false) {
+      this.stopAsking = askBeforeLeaving(() => this.hasUnsentEdits());
+    }
     return editor;
+  }
+
+  /** Whether an edit made through this studio has not reached syncd yet (on a connection not closed for good). */
+  hasUnsentEdits(): boolean {
+    for (const editor of this.editors.values()) {
+      if (editor.unacked.length > 0 && editor.status !== "closed") return true;
+    }
+    return false;
   }
 
   /** The connection to `projectId` for one more user (a hook); `release` gives it back. */
@@ -195,6 +215,8 @@ export class SyncdStudio {
   close(): void {
     for (const cancel of [...this.closing.values()]) cancel();
     for (const editor of this.editors.values()) editor.close();
+    this.stopAsking?.();
+    this.stopAsking = null;
   }
 
   // ---- projects --------------------------------------------------------------------------------
