@@ -28,6 +28,7 @@ import type {
 import { describeMutation, encode, type Frame } from "./frames.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
+import { whenOnline } from "./page.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
 import type { ProjectView } from "./view.js";
@@ -178,6 +179,8 @@ export class EditorClient {
   private opened = false;
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** While a retry waits: what stops listening for the network coming back (which retries at once). */
+  private stopWaitingForNetwork: (() => void) | null = null;
   private paceTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly pace: TokenBucket;
   private openTimer: ReturnType<typeof setTimeout> | null = null;
@@ -534,6 +537,8 @@ export class EditorClient {
   }
 
   private clearTimers(): void {
+    this.stopWaitingForNetwork?.();
+    this.stopWaitingForNetwork = null;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.openTimer !== null) clearTimeout(this.openTimer);
     if (this.paceTimer !== null) clearTimeout(this.paceTimer);
@@ -631,6 +636,9 @@ export class EditorClient {
           this.failPings(new ClientClosed(event.code, event.reason));
           this.setStatus("reconnecting");
           this.retryTimer = setTimeout(() => this.dial(), Math.max(0, (event.retry_at! - this.clock()) * 1000));
+          // The backoff delay grows to 30 s while the network is away; once the browser says it is
+          // back, waiting out the rest of the delay would only hold the user's edits back.
+          this.stopWaitingForNetwork = whenOnline(() => this.dial());
         }
         return;
     }

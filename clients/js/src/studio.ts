@@ -25,7 +25,7 @@ import {
   writable,
 } from "./rows.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
-import { askBeforeLeaving } from "./unload.js";
+import { askBeforeLeaving } from "./page.js";
 import type { ProjectView } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 

@@ -1,9 +1,10 @@
-"""Leaving a studio page in a real browser: asked first while an edit has not reached syncd.
+"""What the browser page tells the TypeScript client, in a real Chromium against a real ``syncd run``.
 
-A page on a test origin loads the TypeScript client (bundled from ``clients/js/src``) and opens the
-seed's demo project through ``SyncdStudio`` against a real ``syncd run``. The daemon is paused with
-SIGSTOP so that an edit stays unacknowledged; Chromium is then asked to close the page, running its
-``beforeunload`` handlers.
+A page of its own loads the client (bundled from ``clients/js/src``) and opens the seed's demo project.
+- Leaving: the page asks first while an edit has not reached syncd. The daemon is paused with SIGSTOP
+  so that an edit stays unacknowledged; Chromium is then asked to close the page, running its
+  ``beforeunload`` handlers.
+- The network coming back (``online``): a client waiting out its reconnect delay dials at once.
 """
 
 from __future__ import annotations
@@ -44,21 +45,36 @@ def client_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def studio_page(daemon: DaemonProcess, options: str) -> str:
+    """A page whose ``studio`` has the demo project open; ``editor`` is its connection."""
     return f"""<!doctype html><title>studio</title><body><script type="module">
 import {{ SyncdStudio }} from "/client.js";
 window.studio = new SyncdStudio({{ url: "{daemon.http}", {options} }});
-await window.studio.open("{DEMO_PROJECT_ID}");
-const editor = window.studio.editor("{DEMO_PROJECT_ID}");
-window.edit = (heading) => editor.patch("scenes", "{SCENE}", {{ heading }});
+window.editor = await window.studio.open("{DEMO_PROJECT_ID}");
+window.edit = (heading) => window.editor.patch("scenes", "{SCENE}", {{ heading }});
 window.ready = true;
 </script></body>"""
 
 
+def editor_page(daemon: DaemonProcess, options: str) -> str:
+    """A page whose ``editor`` is an ``EditorClient`` of the demo project, in sync."""
+    return f"""<!doctype html><title>editor</title><body><script type="module">
+import {{ EditorClient }} from "/client.js";
+window.editor = new EditorClient({{ url: "{daemon.http}", projectId: "{DEMO_PROJECT_ID}", {options} }});
+await window.editor.connect();
+window.ready = true;
+</script></body>"""
+
+
+PageMaker = Callable[[DaemonProcess, str], str]
+Opener = Callable[[str], Awaitable[tuple[Page, list[Dialog]]]]
+
+
 @pytest.fixture
-async def open_studio(
+async def pages(
     browser: Browser, daemon: DaemonProcess, client_bundle: bytes
-) -> AsyncIterator[Callable[[str], Awaitable[tuple[Page, list[Dialog]]]]]:
-    """Opens a page whose ``studio`` has the demo project live; returns it and the dialogs it shows.
+) -> AsyncIterator[Callable[[PageMaker], Opener]]:
+    """``pages(kind)(options)`` opens a page of that kind, once it is ready; returns it and the
+    dialogs it shows (dismissed).
 
     The pages come from a server of their own on 127.0.0.1: Chromium lets only pages of a local
     origin reach a daemon on the loopback address.
@@ -66,6 +82,8 @@ async def open_studio(
     files: dict[str, tuple[bytes, str]] = {"/client.js": (client_bundle, "text/javascript")}
 
     async def serve(request: web.Request) -> web.Response:
+        if request.path not in files:
+            raise web.HTTPNotFound
         body, kind = files[request.path]
         return web.Response(body=body, content_type=kind)
 
@@ -78,9 +96,9 @@ async def open_studio(
     origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
     context = await browser.new_context()
 
-    async def open_page(options: str) -> tuple[Page, list[Dialog]]:
-        path = f"/studio-{len(files)}.html"
-        files[path] = (studio_page(daemon, options).encode(), "text/html")
+    async def open_page(kind: PageMaker, options: str) -> tuple[Page, list[Dialog]]:
+        path = f"/page-{len(files)}.html"
+        files[path] = (kind(daemon, options).encode(), "text/html")
         page = await context.new_page()
         dialogs: list[Dialog] = []
 
@@ -94,7 +112,7 @@ async def open_studio(
         await page.mouse.click(5, 5)  # Chromium asks on leaving only a page the user has touched
         return page, dialogs
 
-    yield open_page
+    yield lambda kind: lambda options: open_page(kind, options)
     await context.close()
     await runner.cleanup()
 
@@ -123,9 +141,9 @@ async def leave(page: Page) -> bool:
 
 
 async def test_leaving_with_an_unacknowledged_edit_asks_first(
-    open_studio: Callable[[str], Awaitable[tuple[Page, list[Dialog]]]], daemon: DaemonProcess
+    pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
 ) -> None:
-    page, dialogs = await open_studio("")
+    page, dialogs = await pages(studio_page)("")
     with paused(daemon):
         await page.evaluate("() => { window.edit('Typed as the daemon froze'); }")
         assert await page.evaluate("window.studio.hasUnsentEdits()") is True
@@ -137,19 +155,35 @@ async def test_leaving_with_an_unacknowledged_edit_asks_first(
 
 
 async def test_leaving_once_every_edit_is_acknowledged_does_not_ask(
-    open_studio: Callable[[str], Awaitable[tuple[Page, list[Dialog]]]],
+    pages: Callable[[PageMaker], Opener],
 ) -> None:
-    page, dialogs = await open_studio("")
+    page, dialogs = await pages(studio_page)("")
     await page.evaluate("() => window.edit('Acknowledged before leaving')")
     assert await leave(page) is True
     assert dialogs == []
 
 
 async def test_the_question_can_be_turned_off(
-    open_studio: Callable[[str], Awaitable[tuple[Page, list[Dialog]]]], daemon: DaemonProcess
+    pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
 ) -> None:
-    page, dialogs = await open_studio("warnBeforeUnload: false")
+    page, dialogs = await pages(studio_page)("warnBeforeUnload: false")
     with paused(daemon):
         await page.evaluate("() => { window.edit('Typed as the daemon froze'); }")
         assert await leave(page) is True
     assert dialogs == []
+
+
+async def test_a_client_waiting_to_reconnect_dials_at_once_when_the_network_is_back(
+    pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
+) -> None:
+    """With a first reconnect delay of 5 to 10 minutes, only the ``online`` event can bring it back soon."""
+    page, _ = await pages(editor_page)("reconnectInitial: 600, reconnectMax: 600")
+    daemon.kill()
+    await page.wait_for_function("window.editor.status === 'reconnecting'", timeout=WAIT_S * 1000)
+    await daemon.restart()
+    await asyncio.sleep(1.0)  # room for a dial that should not happen: the delay is 300 s or more
+    assert await page.evaluate("window.editor.status") == "reconnecting"
+    context = page.context
+    await context.set_offline(True)
+    await context.set_offline(False)
+    await page.wait_for_function("window.editor.status === 'live'", timeout=WAIT_S * 1000)
