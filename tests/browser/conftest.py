@@ -6,12 +6,15 @@ it never downloads a browser of its own.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.daemon import FAST_SAVES, DaemonProcess
 
@@ -41,3 +44,26 @@ async def browser() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@contextmanager
+def paused(daemon: DaemonProcess) -> Iterator[None]:
+    """The daemon stopped (SIGSTOP): the connection stays up, nothing is answered."""
+    daemon.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        daemon.signal(signal.SIGCONT)
+
+
+async def leave(page: Page) -> bool:
+    """Ask the browser to close the page, running ``beforeunload``; return whether it closed."""
+    closed = asyncio.get_running_loop().create_future()
+    page.once("close", lambda _: None if closed.done() else closed.set_result(None))
+    await page.close(run_before_unload=True)
+    try:
+        async with asyncio.timeout(2.0):
+            await closed
+    except TimeoutError:
+        return False
+    return True

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Dialog, Page
 
 from syncd.client import EditorClient
 from syncd.projects import DEMO_CLIPS, DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
+from tests.browser.conftest import leave, paused
 from tests.support.daemon import DaemonProcess
 from tests.support.store import store_rows
 from tests.support.waiting import wait_for
@@ -324,3 +325,27 @@ async def test_unsaved_edits_never_disagree_with_the_live_seq_and_saved_seq(
             await page.wait_for_timeout(300)
     assert await page.evaluate("() => window.disagreements") == []
     assert errors == []
+
+
+async def test_leaving_with_an_edit_the_daemon_has_not_acknowledged_asks_first(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """An edit typed while the daemon does not answer lives only in the page: closing it asks first."""
+    # A page of its own context: closing a page that owns its context closes it without asking.
+    context = await browser.new_context()
+    page = await context.new_page()
+    dialogs: list[str] = []
+
+    async def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.type)
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    await page.goto(f"{daemon.http}/projects/{DEMO_PROJECT_ID}")
+    await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
+    await page.click(heading(SCENE))  # Chromium asks on leaving only a page the user has touched
+    with paused(daemon):
+        await page.fill(heading(SCENE), "Typed as the daemon froze")
+        assert await leave(page) is False
+    assert dialogs == ["beforeunload"]
+    await context.close()

@@ -10,10 +10,8 @@ A page of its own loads the client (bundled from ``clients/js/src``) and opens t
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Dialog, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
+from tests.browser.conftest import leave, paused
 from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.integration
@@ -115,29 +114,6 @@ async def pages(
     yield lambda kind: lambda options: open_page(kind, options)
     await context.close()
     await runner.cleanup()
-
-
-@contextmanager
-def paused(daemon: DaemonProcess) -> Iterator[None]:
-    """The daemon stopped (SIGSTOP): the connection stays up, nothing is answered."""
-    daemon.signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        daemon.signal(signal.SIGCONT)
-
-
-async def leave(page: Page) -> bool:
-    """Ask the browser to close the page, running ``beforeunload``; return whether it closed."""
-    closed = asyncio.get_running_loop().create_future()
-    page.once("close", lambda _: None if closed.done() else closed.set_result(None))
-    await page.close(run_before_unload=True)
-    try:
-        async with asyncio.timeout(2.0):
-            await closed
-    except TimeoutError:
-        return False
-    return True
 
 
 async def test_leaving_with_an_unacknowledged_edit_asks_first(

@@ -316,6 +316,14 @@ export class EditorClient {
     this.failWaiters(CLOSE_NORMAL, "closed by the client");
   }
 
+  /**
+   * Whether an edit has not reached syncd yet: sent but not acknowledged, or made while the connection
+   * is down, on a client not closed for good. Such an edit lives only in this client (see `askBeforeLeaving`).
+   */
+  get hasUnsentEdits(): boolean {
+    return this.protocol.unacked.length > 0 && this.statusValue !== "closed";
+  }
+
   /** Whether another connection took this client's id over (4409): it can never connect again. */
   get takenOver(): boolean {
     return this.takenOverFlag;

@@ -18,4 +18,5 @@ export * from "./http.js";
 export * from "./rows.js";
 export * from "./studio.js";
 export { type TokenSource } from "./token.js";
+export { askBeforeLeaving } from "./page.js";
 export * from "./store.js";

@@ -135,9 +135,7 @@ export class SyncdStudio {
 
   /** Whether an edit made through this studio has not reached syncd yet (on a connection not closed for good). */
   hasUnsentEdits(): boolean {
-    for (const editor of this.editors.values()) {
-      if (editor.unacked.length > 0 && editor.status !== "closed") return true;
-    }
+    for (const editor of this.editors.values()) if (editor.hasUnsentEdits) return true;
     return false;
   }
 
