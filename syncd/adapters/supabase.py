@@ -72,6 +72,9 @@ WATCHDOG_INTERVAL = 5.0
 
 
 _KEY_REFUSED = frozenset({"401", "403", "PGRST301", "PGRST302"})
+_NO_FUNCTION = "PGRST202"
+"""PostgREST's code for a function it does not know (not in the database, or not in its schema cache)."""
+_NO_PROJECT = "00000000-0000-0000-0000-000000000000"
 """PostgREST's answers to a key it does not accept."""
 
 
@@ -209,10 +212,11 @@ class SupabaseBackend(DocumentBackend):
         return self
 
     async def _verify(self) -> None:
-        """Read one row with the service key: proof that the URL answers and the key is accepted.
+        """Read one row with the service key, and call one of syncd's functions: proof that the URL
+        answers, the key is accepted and syncd's migrations are applied.
 
         Raises:
-            ConfigError: Supabase refused the key.
+            ConfigError: Supabase refused the key, or the database lacks syncd's functions.
             APIError, httpx.HTTPError: the request failed otherwise (retried by the caller).
         """
         try:
@@ -221,6 +225,18 @@ class SupabaseBackend(DocumentBackend):
             if exc.code in _KEY_REFUSED or "JWT" in (exc.message or ""):
                 raise ConfigError(
                     f"SUPABASE_SERVICE_KEY was refused by {self._settings.url} ({_describe(exc)})"
+                ) from None
+            raise
+        # Without syncd's migrations every project would fail to open, editor after editor, while
+        # the daemon reported itself ready; a read-only call of one of its functions tells at once.
+        try:
+            await self.client.rpc("syncd_applied_mids", {"project": _NO_PROJECT}).execute()
+        except APIError as exc:
+            if exc.code == _NO_FUNCTION:
+                raise ConfigError(
+                    f"the database of {self._settings.url} lacks syncd's database functions "
+                    "(syncd_applied_mids): apply the SQL files of supabase/migrations to it "
+                    "(`supabase db push`), then start syncd again"
                 ) from None
             raise
         self._unverified = None

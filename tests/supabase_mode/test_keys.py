@@ -93,3 +93,14 @@ async def test_a_read_refused_with_503_fails_after_one_request(stack: Stack) -> 
         with pytest.raises(UpstreamError, match="PGRST001"):
             await backend.project_owner(ProjectId(str(uuid.uuid4())))
     assert stack.supabase.faults.rest_refused == 2
+
+
+async def test_a_project_without_syncds_migrations_is_one_line_and_exit_78(stack: Stack) -> None:
+    """A Supabase project whose database lacks syncd's functions stops syncd at start, naming the fix."""
+    await stack.pool.execute("drop function public.syncd_applied_mids(uuid)")
+    await stack.pool.execute("notify pgrst, 'reload schema'")
+    code, out, err = await syncd_cli(stack.env(), stack.tmp_path / "state", "run", "--port", "0")
+    assert code == 78, (out, err)
+    assert "lacks syncd's database functions (syncd_applied_mids)" in err
+    assert "supabase/migrations" in err
+    assert "Traceback" not in err
