@@ -19,4 +19,5 @@ export * from "./rows.js";
 export * from "./studio.js";
 export { type TokenSource } from "./token.js";
 export { askBeforeLeaving } from "./page.js";
+export { withPending } from "./pending.js";
 export * from "./store.js";

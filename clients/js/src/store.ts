@@ -12,6 +12,8 @@ import { ClientClosed, TimeoutError } from "./errors.js";
 import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, writable } from "./rows.js";
 import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
 import type { Row } from "./frames.js";
+import { withPending } from "./pending.js";
+import type { ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 
 /**
@@ -30,7 +32,11 @@ export interface PresentEditor {
 /** What `getSnapshot` returns; a new object whenever anything in it changed, else the same one. */
 export interface ProjectSnapshot {
   projectId: string;
-  /** The live project with its scenes and clips in order, or null before the first load. */
+  /**
+   * The live project with its scenes and clips in order, or null before the first load. This
+   * client's own edits show in it at once, before the daemon acknowledges them (see `pending.ts`); an
+   * edit the daemon refuses disappears again.
+   */
   project: StudioProject | null;
   /**
    * True until the project is first shown (from syncd, or from the fallback state), or until the
@@ -95,6 +101,9 @@ export class ProjectStore {
   private epoch: string | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
+  /** What `liveData` last built, and from what: the view's epoch and seq, then the pending frames. */
+  private pendingKey: unknown[] = [];
+  private pendingData: ViewData | null = null;
 
   constructor(options: ProjectStoreOptions) {
     if (options.studio === undefined && options.editor === undefined) {
@@ -344,15 +353,32 @@ export class ProjectStore {
     return camel;
   }
 
+  /**
+   * The live rows with this client's unacknowledged edits applied (see `pending.ts`): the same object
+   * while neither the view's seq nor the pending edits changed, so unrelated updates (presence, the
+   * connection's status) do not hand React new rows.
+   */
+  private liveData(editor: EditorClient): ViewData {
+    const pending = editor.unacked.map((mid) => editor.protocol.unackedFrame(mid)!);
+    if (pending.length === 0) return editor.view.asData();
+    const key = [editor.protocol.epoch, editor.seq, ...pending];
+    const same = this.pendingData !== null && key.length === this.pendingKey.length && key.every((part, i) => part === this.pendingKey[i]);
+    if (!same) {
+      this.pendingData = withPending(editor.view, pending);
+      this.pendingKey = key;
+    }
+    return this.pendingData!;
+  }
+
   private build(): ProjectSnapshot {
     const editor = this.editorValue;
-    const view = editor?.view;
     let project: StudioProject | null = this.local;
-    if (view !== undefined && view.project !== null && this.local === null) {
+    if (editor !== null && editor.view.project !== null && this.local === null) {
+      const data = this.liveData(editor);
       project = {
-        ...this.camel<Project>(view.project),
-        scenes: view.ordered("scenes").map((row) => this.camel<Scene>(row)),
-        clips: view.ordered("clips").map((row) => this.camel<Clip>(row)),
+        ...this.camel<Project>(data.project!),
+        scenes: data.scenes.map((row) => this.camel<Scene>(row)),
+        clips: data.clips.map((row) => this.camel<Clip>(row)),
       };
     }
     return {

@@ -15,6 +15,15 @@ function orderValue(row: Row, field: string): number {
   return typeof value === "number" ? value : 0;
 }
 
+/** `rows` in the editor's order: by `field` (`scene_index` / `order_index`), then id. */
+export function orderedRows(rows: Iterable<Row>, field: string): Row[] {
+  return [...rows].sort((a, b) => {
+    const byOrder = orderValue(a, field) - orderValue(b, field);
+    if (byOrder !== 0) return byOrder;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+}
+
 /**
  * The client's copy of one project's live rows, built from `snapshot` and `change` frames.
  *
@@ -37,12 +46,7 @@ export class ProjectView {
 
   /** The rows of `table` in the editor's order: by `scene_index` / `order_index`, then id. */
   ordered(table: ChildTable): Row[] {
-    const field = ORDER_FIELD[table];
-    return [...this.rows(table).values()].sort((a, b) => {
-      const byOrder = orderValue(a, field) - orderValue(b, field);
-      if (byOrder !== 0) return byOrder;
-      return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-    });
+    return orderedRows(this.rows(table).values(), ORDER_FIELD[table]);
   }
 
   /** The view as `{project, scenes, clips}` with ordered row lists, to compare or render views. */

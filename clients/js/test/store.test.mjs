@@ -306,3 +306,31 @@ test("what a stopped store's load ends with later is ignored", async (t) => {
   assert.equal(store.getSnapshot().error, null);
   assert.equal(store.getSnapshot().isInitialLoad, true);
 });
+
+test("the user's own edit shows at once, before the daemon answers; a refused one gives the server's value back", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  socket.take();
+  const first = store.updateScene("s1", { heading: "Dusk, seen" });
+  const shown = store.getSnapshot();
+  assert.equal(shown.project.scenes[0].heading, "Dusk, seen", "shown without waiting for the echo");
+  assert.equal(shown.project.scenes[1].heading, "The lamp");
+  socket.receive({ type: "presence", editors: [{ client_id: editor.clientId, user_id: null }], count: 1 });
+  assert.equal(store.getSnapshot().project.scenes[0], shown.project.scenes[0], "the pending row keeps its object while nothing in it changed");
+
+  const second = store.updateScene("s2", { heading: 42 });
+  assert.equal(store.getSnapshot().project.scenes[1].heading, 42);
+  socket.receive({ type: "change", seq: 1, table: "scenes", op: "update", id: "s1", set: { heading: "Dusk, seen" }, origin: "editor", client_id: editor.clientId, mid: 1 });
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  socket.receive({ type: "error", mid: 2, code: "bad_request", message: "scenes.heading: expected a string" });
+  await first;
+  await assert.rejects(second);
+  const after = store.getSnapshot();
+  assert.equal(after.project.scenes[0].heading, "Dusk, seen");
+  assert.equal(after.project.scenes[1].heading, "The lamp", "the refused edit is gone");
+  store.stop();
+  editor.close();
+});

@@ -1,0 +1,176 @@
+"""The React hook in a real Chromium, typing into a controlled input, with the daemon 100 ms away.
+
+The page is a small React app: ``useProjectSync`` and an ``<input value={scene.heading}>`` whose
+``onChange`` calls ``updateScene``, the way a studio screen binds a field to the hook. Between the
+page and a real ``syncd run`` sits a TCP relay that holds every chunk 100 ms each way, as a daemon in
+another region would. Keystrokes come faster than the round trip; every one must count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser
+
+from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
+from syncd.servicekey import service_key
+from tests.support.daemon import DaemonProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "js"
+ESBUILD = ROOT / "clients" / "inspector" / "node_modules" / ".bin" / "esbuild"
+SCENE = DEMO_SCENES[0]["id"]
+DELAY = 0.1
+"""Seconds the relay holds each chunk, each way."""
+WAIT_MS = 10_000
+
+APP = """
+import { createElement as h } from "react";
+import { createRoot } from "react-dom/client";
+import { SyncdStudio } from "CLIENT/src/index.ts";
+import { SyncdProvider, useProjectSync } from "CLIENT/src/react.ts";
+
+const { url, projectId, sceneId } = window.settings;
+
+function Heading() {
+  const { project, updateScene } = useProjectSync({ projectId, autoSaveDelay: 300 });
+  if (project === null) return h("p", null, "Loading…");
+  const scene = project.scenes.find((s) => s.id === sceneId);
+  return h("input", {
+    id: "heading",
+    value: scene.heading ?? "",
+    onChange: (event) => { updateScene(sceneId, { heading: event.target.value }); },
+  });
+}
+
+window.studio = new SyncdStudio({ url });
+createRoot(document.getElementById("app")).render(
+  h(SyncdProvider, { value: window.studio }, h(Heading)),
+);
+"""
+
+
+@pytest.fixture(scope="module")
+def app_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The React app above with React and the client, as one ES module."""
+    if not ESBUILD.exists():
+        pytest.fail("clients/inspector has no esbuild: run `npm ci` there (tests/run does)")
+    folder = tmp_path_factory.mktemp("react-app")
+    entry = folder / "app.js"
+    entry.write_text(APP.replace("CLIENT", CLIENT.as_posix()))
+    out = folder / "bundle.js"
+    command = [str(ESBUILD), str(entry), "--bundle", "--format=esm", "--target=es2022", f"--outfile={out}"]
+    env = {**os.environ, "NODE_PATH": str(CLIENT / "node_modules")}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    return out.read_bytes()
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    """Copy one direction, each chunk ``delay`` seconds after it came, in order."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def deliver() -> None:
+        while True:
+            due, chunk = await chunks.get()
+            if not chunk:
+                break
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            writer.write(chunk)
+            await writer.drain()
+
+    delivering = asyncio.create_task(deliver())
+    try:
+        while chunk := await reader.read(65536):
+            chunks.put_nowait((loop.time() + delay, chunk))
+        chunks.put_nowait((loop.time(), b""))
+        await delivering
+    finally:
+        delivering.cancel()
+        writer.close()
+
+
+@pytest.fixture
+async def far_daemon(daemon: DaemonProcess) -> AsyncIterator[str]:
+    """The daemon's address through a relay that delays every chunk by DELAY each way."""
+
+    async def connect(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", daemon.port)
+        await asyncio.gather(
+            _relay(client_r, server_w, DELAY), _relay(server_r, client_w, DELAY), return_exceptions=True
+        )
+
+    relay = await asyncio.start_server(connect, "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    relay.close()
+
+
+@pytest.fixture
+async def app_origin(app_bundle: bytes, far_daemon: str) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 for the app's page."""
+    settings = json.dumps({"url": far_daemon, "projectId": DEMO_PROJECT_ID, "sceneId": SCENE})
+    page = (
+        f'<!doctype html><title>studio</title><div id="app"></div>'
+        f"<script>window.settings = {settings};</script>"
+        f'<script type="module" src="/app.js"></script>'
+    )
+    files = {"/": (page.encode(), "text/html"), "/app.js": (app_bundle, "text/javascript")}
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.path not in files:
+            raise web.HTTPNotFound
+        body, kind = files[request.path]
+        return web.Response(body=body, content_type=kind)
+
+    app = web.Application()
+    app.router.add_get("/{name:.*}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def live_heading(daemon: DaemonProcess) -> str:
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        view = (await api.get(f"/v1/projects/{DEMO_PROJECT_ID}")).json()
+    return str(next(scene["heading"] for scene in view["scenes"] if scene["id"] == SCENE))
+
+
+async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
+    browser: Browser, daemon: DaemonProcess, app_origin: str
+) -> None:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(app_origin)
+    await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    await page.click("#heading")
+    await page.keyboard.press("End")
+    typed = ", seen from the cliff"
+    await page.keyboard.type(typed, delay=30)  # a key every 30 ms; the round trip is 200 ms
+    expected = f"{DEMO_SCENES[0]['heading']}{typed}"
+    await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
+    assert await page.input_value("#heading") == expected
+    headings: list[str] = []
+
+    async def arrived() -> bool:
+        headings.append(await live_heading(daemon))
+        return headings[-1] == expected
+
+    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
+    assert errors == []
