@@ -212,33 +212,8 @@ class SupabaseBackend(DocumentBackend):
         return self
 
     async def _verify(self) -> None:
-        """Read one row with the service key, and call one of syncd's functions: proof that the URL
-        answers, the key is accepted and syncd's migrations are applied.
-
-        Raises:
-            ConfigError: Supabase refused the key, or the database lacks syncd's functions.
-            APIError, httpx.HTTPError: the request failed otherwise (retried by the caller).
-        """
-        try:
-            await self.client.table("projects").select("id").limit(1).execute()
-        except APIError as exc:
-            if exc.code in _KEY_REFUSED or "JWT" in (exc.message or ""):
-                raise ConfigError(
-                    f"SUPABASE_SERVICE_KEY was refused by {self._settings.url} ({_describe(exc)})"
-                ) from None
-            raise
-        # Without syncd's migrations every project would fail to open, editor after editor, while
-        # the daemon reported itself ready; a read-only call of one of its functions tells at once.
-        try:
-            await self.client.rpc("syncd_applied_mids", {"project": _NO_PROJECT}).execute()
-        except APIError as exc:
-            if exc.code == _NO_FUNCTION:
-                raise ConfigError(
-                    f"the database of {self._settings.url} lacks syncd's database functions "
-                    "(syncd_applied_mids): apply the SQL files of supabase/migrations to it "
-                    "(`supabase db push`), then start syncd again"
-                ) from None
-            raise
+        """See :func:`_probe`; raises as it does. Marks the backend verified."""
+        await _probe(self.client, str(self._settings.url))
         self._unverified = None
         # A one-shot command's stderr is for its errors; the daemon's log says when it can serve.
         log.log(
@@ -606,6 +581,33 @@ class SupabaseBackend(DocumentBackend):
             await asyncio.sleep(self._settings.resync_interval)
             for project_id in list(self._follows):
                 self._reread(project_id)
+
+
+async def _probe(client: AsyncClient, url: str) -> None:
+    """Read one row with the service key, and call one of syncd's functions: proof that the URL
+    answers, the key is accepted and syncd's migrations are applied.
+
+    Raises:
+        ConfigError: Supabase refused the key, or the database lacks syncd's functions.
+        APIError, httpx.HTTPError: the request failed otherwise (retried by the caller).
+    """
+    try:
+        await client.table("projects").select("id").limit(1).execute()
+    except APIError as exc:
+        if exc.code in _KEY_REFUSED or "JWT" in (exc.message or ""):
+            raise ConfigError(f"SUPABASE_SERVICE_KEY was refused by {url} ({_describe(exc)})") from None
+        raise
+    # Without syncd's migrations every project would fail to open, editor after editor, while the
+    # daemon reported itself ready; a read-only call of one of its functions tells at once.
+    try:
+        await client.rpc("syncd_applied_mids", {"project": _NO_PROJECT}).execute()
+    except APIError as exc:
+        if exc.code == _NO_FUNCTION:
+            raise ConfigError(
+                f"the database of {url} lacks syncd's database functions (syncd_applied_mids): apply "
+                "the SQL files of supabase/migrations to it (`supabase db push`), then start syncd again"
+            ) from None
+        raise
 
 
 def _rows(data: object) -> list[dict[str, Any]]:
