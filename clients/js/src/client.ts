@@ -317,6 +317,14 @@ export class EditorClient {
   }
 
   /**
+   * The mutations not yet acknowledged, oldest first, as their frames (the view with them applied:
+   * `withPending(client.view, client.pending)`).
+   */
+  get pending(): Frame[] {
+    return this.protocol.unacked.map((mid) => this.protocol.unackedFrame(mid)!);
+  }
+
+  /**
    * Whether an edit has not reached syncd yet: sent but not acknowledged, or made while the connection
    * is down, on a client not closed for good. Such an edit lives only in this client (see `askBeforeLeaving`).
    */

@@ -359,7 +359,7 @@ export class ProjectStore {
    * connection's status) do not hand React new rows.
    */
   private liveData(editor: EditorClient): ViewData {
-    const pending = editor.unacked.map((mid) => editor.protocol.unackedFrame(mid)!);
+    const pending = editor.pending;
     if (pending.length === 0) return editor.view.asData();
     const key = [editor.protocol.epoch, editor.seq, ...pending];
     const same = this.pendingData !== null && key.length === this.pendingKey.length && key.every((part, i) => part === this.pendingKey[i]);

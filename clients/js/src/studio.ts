@@ -26,7 +26,8 @@ import {
 } from "./rows.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
 import { askBeforeLeaving } from "./page.js";
-import type { ProjectView } from "./view.js";
+import { withPending } from "./pending.js";
+import type { ProjectView, ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 
 /** The settings of a `SyncdStudio`. */
@@ -73,12 +74,21 @@ export interface Adoption {
 
 /** The live view as a `StudioProject` (camelCase rows, scenes and clips in their order), or null. */
 export function projectFromView(view: ProjectView): StudioProject | null {
-  if (view.project === null) return null;
+  return studioProject(view.asData());
+}
+
+function studioProject(data: ViewData): StudioProject | null {
+  if (data.project === null) return null;
   return {
-    ...toCamel<Project>(view.project),
-    scenes: view.ordered("scenes").map((row) => toCamel<Scene>(row)),
-    clips: view.ordered("clips").map((row) => toCamel<Clip>(row)),
+    ...toCamel<Project>(data.project),
+    scenes: data.scenes.map((row) => toCamel<Scene>(row)),
+    clips: data.clips.map((row) => toCamel<Clip>(row)),
   };
+}
+
+/** The project as this client's user sees it: the live view with the edits still in flight. */
+function liveProject(editor: EditorClient): StudioProject {
+  return studioProject(withPending(editor.view, editor.pending))!;
 }
 
 /** The studio's calls; one instance per browser tab (or per user session in Node). */
@@ -252,7 +262,7 @@ export class SyncdStudio {
   async loadProject(projectId: string, fallback?: ReduxState | null): Promise<LoadedProject> {
     try {
       const editor = await this.open(projectId);
-      return { project: projectFromView(editor.view)!, source: "syncd" };
+      return { project: liveProject(editor), source: "syncd" };
     } catch (error) {
       const local = findLocalProject(fallback, projectId);
       const missing = error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND;
@@ -278,7 +288,7 @@ export class SyncdStudio {
     const editor = this.editor(local.id);
     try {
       await editor.connect(this.options.openTimeout ?? 5_000);
-      return { adopted: false, project: projectFromView(editor.view)! };
+      return { adopted: false, project: liveProject(editor) };
     } catch (error) {
       if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
     }
@@ -287,7 +297,7 @@ export class SyncdStudio {
     await Promise.all(rows.map(([table, row]) => editor.insert(table, row)));
     const flushed = await editor.flush();
     await editor.waitSaved(flushed.seq);
-    return { adopted: true, project: projectFromView(editor.view)! };
+    return { adopted: true, project: liveProject(editor) };
   }
 
   // ---- scenes and clips ------------------------------------------------------------------------
@@ -372,8 +382,12 @@ export async function syncScenesOn(
   call = "syncScenes",
 ): Promise<Ack | null> {
   if (!Array.isArray(scenes)) throw new TypeError(`${call}: expected a list of scenes, got ${typeof scenes}`);
-  // The daemon's ids are lower case; the caller's may not be.
-  const live = new Map([...editor.view.scenes].map(([id, row]) => [id.toLowerCase(), row]));
+  // Compared with the scenes as they will be once this client's edits in flight are in: against the
+  // daemon's view alone, a scene inserted a moment ago would be inserted again, and a field set back
+  // to its old value before the echo would not be sent. The daemon's ids are lower case; the
+  // caller's may not be.
+  const scenesNow = withPending(editor.view, editor.pending).scenes;
+  const live = new Map(scenesNow.map((row) => [row.id.toLowerCase(), row]));
   const wanted = new Set<string>();
   const sends: Array<() => Promise<Ack>> = [];
   scenes.forEach((scene, index) => {
@@ -398,34 +412,22 @@ export async function syncScenesOn(
   return acks.at(-1) ?? null;
 }
 
-/**
- * Positions handed to clip inserts still waiting for their ack, per connection: concurrent `saveClip`
- * calls without an `orderIndex` see the same view, so each must skip the positions the others took.
- */
-const reservedPositions = new WeakMap<EditorClient, Set<number>>();
-
 /** `SyncdStudio.saveClip` on an open connection. */
 export async function saveClipOn(editor: EditorClient, clip: Partial<Clip>, call = "saveClip"): Promise<{ id: string; ack: Ack | null }> {
   const fields = writable("clips", clip, call);
   const id = typeof clip.id === "string" ? clip.id.toLowerCase() : randomUuid(); // the daemon's ids are lower case
-  const row = editor.view.clips.get(id);
+  // The clips as they will be once this client's edits in flight are in (see syncScenesOn): calls
+  // made at once each see the inserts of the ones before, so each takes the next free position.
+  const clipsNow = withPending(editor.view, editor.pending).clips;
+  const row = clipsNow.find((other) => other.id === id);
   if (row !== undefined) {
     const changed = differing(row, fields);
     return { id, ack: Object.keys(changed).length > 0 ? await editor.patch("clips", id, changed) : null };
   }
   if (fields["order_index"] !== undefined) return { id, ack: await editor.insert("clips", { id, ...fields }) };
-  let reserved = reservedPositions.get(editor);
-  if (reserved === undefined) reservedPositions.set(editor, (reserved = new Set()));
   let position = 0;
-  for (const other of editor.view.clips.values()) position = Math.max(position, Number(other["order_index"] ?? 0) + 1);
-  for (const taken of reserved) position = Math.max(position, taken + 1);
-  reserved.add(position);
-  try {
-    // Held until the ack: the insert's change, which comes before it, has put the clip in the view.
-    return { id, ack: await editor.insert("clips", { id, ...fields, order_index: position }) };
-  } finally {
-    reserved.delete(position);
-  }
+  for (const other of clipsNow) position = Math.max(position, Number(other["order_index"] ?? 0) + 1);
+  return { id, ack: await editor.insert("clips", { id, ...fields, order_index: position }) };
 }
 
 /** The fields of `fields` whose value differs from `row`'s (compared as JSON). */

@@ -154,3 +154,39 @@ test("syncScenes finds existing scenes by id in any case", async (t) => {
   studio.close();
   await assert.rejects(edit);
 });
+
+test("syncScenes compares with the scenes as this client's edits in flight will leave them", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const added = { id: S3, heading: "Homeward" };
+  const first = studio.syncScenes(PROJECT, [...SCENES, added]);
+  await settle();
+  assert.deepEqual(socket.take().map((frame) => [frame.type, frame.row?.id]), [["insert", S3]]);
+  // Before the daemon's echo: the new scene edited, and the first scene's heading set and set back.
+  const second = studio.syncScenes(PROJECT, [{ ...SCENES[0], heading: "Nightfall" }, SCENES[1], { ...added, heading: "Home" }]);
+  await settle();
+  const third = studio.syncScenes(PROJECT, [SCENES[0], SCENES[1], { ...added, heading: "Home" }]);
+  await settle();
+  assert.deepEqual(
+    socket.take().map((frame) => [frame.type, frame.id, frame.set]),
+    [
+      ["patch", S1, { heading: "Nightfall" }],
+      ["patch", S3, { heading: "Home" }],
+      ["patch", S1, { heading: "Dusk" }],
+    ],
+    "the new scene is patched, not inserted again; the heading set back is sent",
+  );
+  studio.close();
+  await Promise.allSettled([first, second, third]);
+});
+
+test("loadProject of a project this tab is editing includes the edits still in flight", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const edit = studio.updateProject(PROJECT, { title: "Lighthouse, cut 2" });
+  await settle();
+  assert.equal(socket.take()[0].type, "patch");
+  const { project, source } = await studio.loadProject(PROJECT);
+  assert.equal(source, "syncd");
+  assert.equal(project.title, "Lighthouse, cut 2");
+  studio.close();
+  await assert.rejects(edit);
+});
