@@ -9,11 +9,11 @@
 import type { Ack, ConnectionStatus, EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
-import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, writable } from "./rows.js";
+import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, toSnake, writable } from "./rows.js";
 import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
 import type { Row } from "./frames.js";
 import { withPending } from "./pending.js";
-import type { ViewData } from "./view.js";
+import { ProjectView, type ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
 
 /**
@@ -101,9 +101,10 @@ export class ProjectStore {
   private epoch: string | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
-  /** What `liveData` last built, and from what: the view's epoch and seq, then the pending frames. */
+  /** What `withPendingEdits` last built, and from what: the rows under it, the view's epoch and seq, the pending frames. */
   private pendingKey: unknown[] = [];
   private pendingData: ViewData | null = null;
+  private localRows: { local: StudioProject; view: ProjectView } | null = null;
 
   constructor(options: ProjectStoreOptions) {
     if (options.studio === undefined && options.editor === undefined) {
@@ -354,27 +355,45 @@ export class ProjectStore {
   }
 
   /**
-   * The live rows with this client's unacknowledged edits applied (see `pending.ts`): the same object
-   * while neither the view's seq nor the pending edits changed, so unrelated updates (presence, the
-   * connection's status) do not hand React new rows.
+   * The rows to show with this client's unacknowledged edits applied (see `pending.ts`), over the
+   * live view or, while it is shown instead, the Redux copy: edits made while syncd cannot be reached
+   * wait in the client and must show too. The same object while neither the rows under it nor the
+   * pending edits changed, so unrelated updates (presence, the connection's status) do not hand
+   * React new rows.
    */
-  private liveData(editor: EditorClient): ViewData {
+  private withPendingEdits(editor: EditorClient, base: ProjectView): ViewData {
     const pending = editor.pending;
-    if (pending.length === 0) return editor.view.asData();
-    const key = [editor.protocol.epoch, editor.seq, ...pending];
+    if (pending.length === 0) return base.asData();
+    const key = [base, editor.protocol.epoch, editor.seq, ...pending];
     const same = this.pendingData !== null && key.length === this.pendingKey.length && key.every((part, i) => part === this.pendingKey[i]);
     if (!same) {
-      this.pendingData = withPending(editor.view, pending);
+      this.pendingData = withPending(base, pending);
       this.pendingKey = key;
     }
     return this.pendingData!;
   }
 
+  /** The Redux copy as a view (snake_case rows, lower-case ids, as the daemon's), made once per copy. */
+  private localView(local: StudioProject): ProjectView {
+    if (this.localRows?.local !== local) {
+      const view = new ProjectView();
+      const row = (fields: object): Row => {
+        const snake = toSnake(fields as Record<string, unknown>);
+        return { ...snake, id: String(snake["id"]).toLowerCase() };
+      };
+      const { scenes, clips, ...fields } = local;
+      view.reset(row(fields), scenes.map(row), clips.map(row));
+      this.localRows = { local, view };
+    }
+    return this.localRows.view;
+  }
+
   private build(): ProjectSnapshot {
     const editor = this.editorValue;
     let project: StudioProject | null = this.local;
-    if (editor !== null && editor.view.project !== null && this.local === null) {
-      const data = this.liveData(editor);
+    const base = this.local !== null ? this.localView(this.local) : editor?.view.project != null ? editor.view : null;
+    if (editor !== null && base !== null && (this.local === null || editor.pending.length > 0)) {
+      const data = this.withPendingEdits(editor, base);
       project = {
         ...this.camel<Project>(data.project!),
         scenes: data.scenes.map((row) => this.camel<Scene>(row)),

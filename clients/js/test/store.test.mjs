@@ -334,3 +334,31 @@ test("the user's own edit shows at once, before the daemon answers; a refused on
   store.stop();
   editor.close();
 });
+
+test("edits made while the fallback copy is shown show on it at once, and are sent once the connection joins", async (t) => {
+  const scene = { id: "5CE00000-0000-4000-8000-00000000000A", sceneIndex: 0, heading: "Dawn" };
+  const fallback = { projects: [{ id: PROJECT, title: "Local copy", scenes: [scene], clips: [] }] };
+  const { editor, store } = setup(t, { loadTimeout: 1000, fallback });
+  const loaded = store.start();
+  t.mock.timers.tick(1000);
+  await loaded;
+  assert.equal(store.getSnapshot().source, "local");
+  const edit = store.updateProject({ title: "Typed while away" });
+  const sceneEdit = store.updateScene(scene.id, { heading: "Dawn, later" });
+  const shown = store.getSnapshot();
+  assert.equal(shown.source, "local");
+  assert.equal(shown.project.title, "Typed while away", "shown on the local copy");
+  assert.deepEqual(shown.project.scenes.map((row) => [row.id, row.heading]), [[scene.id.toLowerCase(), "Dawn, later"]]);
+  join();
+  const socket = FakeSocket.last;
+  assert.equal(store.getSnapshot().project.title, "Typed while away", "still shown over the live project until acknowledged");
+  assert.deepEqual(socket.take().filter((frame) => frame.type === "patch").map((frame) => frame.set), [{ title: "Typed while away" }, { heading: "Dawn, later" }]);
+  socket.receive({ type: "error", mid: 2, code: "not_found", message: "scenes row 5ce… does not exist" });
+  await assert.rejects(sceneEdit);
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  socket.receive({ type: "change", seq: 1, table: "projects", op: "update", id: PROJECT, set: { title: "Typed while away" }, origin: "editor", client_id: editor.clientId, mid: 1 });
+  await edit;
+  assert.equal(store.getSnapshot().project.title, "Typed while away");
+  store.stop();
+  editor.close();
+});
