@@ -99,7 +99,12 @@ class ProjectsApi:
             where = {}
         elif caller.service:
             where = {"user_id": None if user_id is None else check_id(user_id, "user_id")}
-        return [_public(row) for row in await self._records.select("projects", where)]
+        return [_public(self._live(row)) for row in await self._records.select("projects", where)]
+
+    def _live(self, row: Row) -> Row:
+        """A stored project row with the edits of the open project that the debounce has not saved."""
+        status = self._host.engine.status(ProjectId(str(row["id"])))
+        return row if status is None or status.project is None else {**row, **status.project}
 
     async def delete(self, caller: Caller, project_id: object) -> None:
         """Delete a project with its scenes, clips, exports and audio files; its editors are closed (4404)."""

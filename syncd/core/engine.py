@@ -32,7 +32,7 @@ from syncd.core.effects import (
     Snapshot,
 )
 from syncd.core.history import History
-from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, UserId
+from syncd.core.ids import ClientId, ConnId, Epoch, MutationId, ProjectId, RowId, UserId
 from syncd.core.inputs import (
     Delete,
     Flush,
@@ -51,6 +51,7 @@ from syncd.core.journal import JournalEntry
 from syncd.core.presence import PresenceGate
 from syncd.core.project import InFlight, ProjectState, Session
 from syncd.core.validate import Rejection, check_delete, check_insert, check_patch, resolve_reorder
+from syncd.core.values import JsonValue
 
 __all__ = ["ProjectProgress", "SyncEngine", "unsaved_count"]
 
@@ -76,6 +77,9 @@ class ProjectProgress:
         retry_at: when the next attempt after a failed batch is due, if one is scheduled.
         seq: the current seq.
         saved_seq: every editor change up to this seq is in the database.
+        project: the project's row as its editors see it, unsaved edits included (None until it
+            loads): a list read from the database shows it in place of the stored row, whose title
+            the debounce may not have saved yet.
     """
 
     loaded: bool
@@ -87,6 +91,7 @@ class ProjectProgress:
     retry_at: float | None
     seq: int
     saved_seq: int
+    project: dict[str, JsonValue] | None
 
 
 class SyncEngine:
@@ -552,7 +557,13 @@ def _progress(project: ProjectState, retry_at: float | None) -> ProjectProgress:
         retry_at=retry_at,
         seq=project.seq,
         saved_seq=project.saved_seq(),
+        project=_live_row(project),
     )
+
+
+def _live_row(project: ProjectState) -> dict[str, JsonValue] | None:
+    row = project.view.get(("projects", RowId(project.project_id))) if project.loaded else None
+    return None if row is None else dict(row)
 
 
 def unsaved_count(engine: SyncEngine, project_id: ProjectId) -> int:

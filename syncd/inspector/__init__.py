@@ -189,6 +189,8 @@ class Inspector:
         }
         if progress is not None:
             unsaved = progress.pending + progress.in_flight_mutations
+            if progress.project is not None:  # the title as edited, saved or not
+                described.update(title=progress.project.get("title"))
             described.update(
                 seq=progress.seq,
                 saved_seq=progress.saved_seq,

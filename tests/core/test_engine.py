@@ -849,7 +849,25 @@ def test_status_reports_everything_the_daemon_waits_for() -> None:
         retry_at=None,
         seq=1,
         saved_seq=0,
+        project={"id": P, "title": "Demo", "script": ""},  # as editors see it: no version
     )
+
+
+def test_status_shows_the_project_row_with_its_unsaved_edits_once_loaded() -> None:
+    """The live project row, for lists read from the database: None while loading, edits unsaved included."""
+    sync = engine()
+    sync.open_project(P, EPOCH, 0.0)
+    status = sync.status(P)
+    assert status is not None
+    assert status.project is None
+    sync.receive_loaded(P, default_rows(), 0.0)
+    sync.attach(CONN_A, A, USER, P, None, 0.0)
+    send(sync, Patch(1, "projects", RowId(P), {"title": "Renamed"}))
+    status = sync.status(P)
+    assert status is not None
+    assert status.project is not None
+    assert status.project["title"] == "Renamed"
+    assert status.project["script"] == ""
 
 
 def test_unsaved_count_is_the_status_sum_at_every_step() -> None:

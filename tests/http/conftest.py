@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -89,11 +90,12 @@ class LocalDaemon:
 
 
 def local_settings(state_dir: Path, **sections: Any) -> SyncdSettings:
-    """Local mode on a free port, quick saves, editors' tokens signed with the test secret."""
+    """Local mode on a free port, quick saves (unless ``debounce`` says otherwise), editors' tokens
+    signed with the test secret."""
+    sections.setdefault("debounce", {"quiet": 0.2, "max_wait": 1.0})
     return SyncdSettings(
         daemon={"state_dir": state_dir, "shutdown_timeout": 5.0, "project_idle_timeout": 1.0},
         gateway={"port": 0},
-        debounce={"quiet": 0.2, "max_wait": 1.0},
         supabase={"jwt_secret": JWT_SECRET},
         **sections,
     )
@@ -102,8 +104,23 @@ def local_settings(state_dir: Path, **sections: Any) -> SyncdSettings:
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[LocalDaemon]:
     """syncd in local mode, serving."""
-    state_dir = tmp_path / "state"
-    sup = Supervisor(local_settings(state_dir))
+    async with serving(local_settings(tmp_path / "state")) as running:
+        yield running
+
+
+@pytest.fixture
+async def slow_saving_daemon(tmp_path: Path) -> AsyncIterator[LocalDaemon]:
+    """syncd in local mode whose debounce saves nothing within a test (60 s of quiet, 120 s at most)."""
+    settings = local_settings(tmp_path / "state", debounce={"quiet": 60.0, "max_wait": 120.0})
+    async with serving(settings) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: SyncdSettings) -> AsyncIterator[LocalDaemon]:
+    """Run a Supervisor with ``settings`` until the block ends; it must stop cleanly."""
+    state_dir = settings.daemon.state_dir
+    sup = Supervisor(settings)
     task = asyncio.create_task(sup.serve())
     ready = asyncio.create_task(sup.ready.wait())
     await asyncio.wait({task, ready}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)

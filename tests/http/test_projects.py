@@ -325,3 +325,22 @@ async def test_a_field_an_editor_could_not_send_back_is_refused(daemon: LocalDae
     assert shown["settings"] == deepest["settings"]
     await editor.patch("projects", project_id, {"settings": shown["settings"], "title": "Back"})
     assert (await daemon.service.get(f"/v1/projects/{project_id}")).json()["project"]["title"] == "Back"
+
+
+async def test_the_project_list_shows_a_title_edited_but_not_saved_yet(
+    slow_saving_daemon: LocalDaemon,
+) -> None:
+    """A rename waiting for the debounce is what the list shows, as editors see it, not the stored title."""
+    daemon = slow_saving_daemon
+    project_id = await daemon.project("Before")
+    untouched = await daemon.project("Untouched")
+    editor = await daemon.editor(project_id)
+    await editor.patch("projects", project_id, {"title": "After"})
+    assert (await daemon.stored(project_id))["project"]["title"] == "Before", "not saved yet"
+    for client in (daemon.service, daemon.anonymous):
+        listed = {row["id"]: row for row in (await client.get("/v1/projects")).json()}
+        assert listed[project_id]["title"] == "After"
+        assert "version" not in listed[project_id]
+        assert listed[untouched]["title"] == "Untouched"
+    inspector = (await daemon.anonymous.get("/v1/inspector/projects")).json()["projects"]
+    assert {row["id"]: row["title"] for row in inspector}[project_id] == "After"
