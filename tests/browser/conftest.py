@@ -7,18 +7,24 @@ it never downloads a browser of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.daemon import FAST_SAVES, DaemonProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "js"
+ESBUILD = ROOT / "clients" / "inspector" / "node_modules" / ".bin" / "esbuild"
 
 
 @pytest.fixture
@@ -67,3 +73,37 @@ async def leave(page: Page) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def bundle(entry: Path, out: Path) -> bytes:
+    """``entry`` with what it imports (the client's sources, React) as one ES module for a page."""
+    if not ESBUILD.exists():
+        pytest.fail("clients/inspector has no esbuild: run `npm ci` there (tests/run does)")
+    command = [str(ESBUILD), str(entry), "--bundle", "--format=esm", "--target=es2022", f"--outfile={out}"]
+    # An entry outside clients/js finds React where the client's tests have it.
+    env = {**os.environ, "NODE_PATH": str(CLIENT / "node_modules")}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    return out.read_bytes()
+
+
+@asynccontextmanager
+async def page_server(files: dict[str, tuple[bytes, str]]) -> AsyncIterator[str]:
+    """Serve ``files`` (path: body and content type, added to while it runs) on 127.0.0.1; yields
+    the origin. Chromium lets only pages of a local origin reach a daemon on the loopback address."""
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.path not in files:
+            raise web.HTTPNotFound
+        body, kind = files[request.path]
+        return web.Response(body=body, content_type=kind)
+
+    app = web.Application()
+    app.router.add_get("/{name:.*}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

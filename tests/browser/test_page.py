@@ -10,22 +10,17 @@ A page of its own loads the client (bundled from ``clients/js/src``) and opens t
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, Dialog, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
-from tests.browser.conftest import leave, paused
+from tests.browser.conftest import CLIENT, bundle, leave, page_server, paused
 from tests.support.daemon import DaemonProcess
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-ESBUILD = ROOT / "clients" / "inspector" / "node_modules" / ".bin" / "esbuild"
 SCENE = DEMO_SCENES[0]["id"]
 WAIT_S = 10.0
 
@@ -33,14 +28,7 @@ WAIT_S = 10.0
 @pytest.fixture(scope="module")
 def client_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The TypeScript client's sources as one ES module for the page."""
-    if not ESBUILD.exists():
-        pytest.fail("clients/inspector has no esbuild: run `npm ci` there (tests/run does)")
-    out = tmp_path_factory.mktemp("bundle") / "client.js"
-    entry = ROOT / "clients" / "js" / "src" / "index.ts"
-    command = [str(ESBUILD), str(entry), "--bundle", "--format=esm", "--target=es2022", f"--outfile={out}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    return out.read_bytes()
+    return bundle(CLIENT / "src" / "index.ts", tmp_path_factory.mktemp("bundle") / "client.js")
 
 
 def studio_page(daemon: DaemonProcess, options: str) -> str:
@@ -73,47 +61,29 @@ async def pages(
     browser: Browser, daemon: DaemonProcess, client_bundle: bytes
 ) -> AsyncIterator[Callable[[PageMaker], Opener]]:
     """``pages(kind)(options)`` opens a page of that kind, once it is ready; returns it and the
-    dialogs it shows (dismissed).
-
-    The pages come from a server of their own on 127.0.0.1: Chromium lets only pages of a local
-    origin reach a daemon on the loopback address.
-    """
+    dialogs it shows (dismissed)."""
     files: dict[str, tuple[bytes, str]] = {"/client.js": (client_bundle, "text/javascript")}
+    async with page_server(files) as origin:
+        context = await browser.new_context()
 
-    async def serve(request: web.Request) -> web.Response:
-        if request.path not in files:
-            raise web.HTTPNotFound
-        body, kind = files[request.path]
-        return web.Response(body=body, content_type=kind)
+        async def open_page(kind: PageMaker, options: str) -> tuple[Page, list[Dialog]]:
+            path = f"/page-{len(files)}.html"
+            files[path] = (kind(daemon, options).encode(), "text/html")
+            page = await context.new_page()
+            dialogs: list[Dialog] = []
 
-    app = web.Application()
-    app.router.add_get("/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    origin = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    context = await browser.new_context()
+            async def dismiss(dialog: Dialog) -> None:
+                dialogs.append(dialog)
+                await dialog.dismiss()
 
-    async def open_page(kind: PageMaker, options: str) -> tuple[Page, list[Dialog]]:
-        path = f"/page-{len(files)}.html"
-        files[path] = (kind(daemon, options).encode(), "text/html")
-        page = await context.new_page()
-        dialogs: list[Dialog] = []
+            page.on("dialog", dismiss)
+            await page.goto(f"{origin}{path}")
+            await page.wait_for_function("window.ready === true", timeout=WAIT_S * 1000)
+            await page.mouse.click(5, 5)  # Chromium asks on leaving only a page the user has touched
+            return page, dialogs
 
-        async def dismiss(dialog: Dialog) -> None:
-            dialogs.append(dialog)
-            await dialog.dismiss()
-
-        page.on("dialog", dismiss)
-        await page.goto(f"{origin}{path}")
-        await page.wait_for_function("window.ready === true", timeout=WAIT_S * 1000)
-        await page.mouse.click(5, 5)  # Chromium asks on leaving only a page the user has touched
-        return page, dialogs
-
-    yield lambda kind: lambda options: open_page(kind, options)
-    await context.close()
-    await runner.cleanup()
+        yield lambda kind: lambda options: open_page(kind, options)
+        await context.close()
 
 
 async def test_leaving_with_an_unacknowledged_edit_asks_first(

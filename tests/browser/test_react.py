@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
+from tests.browser.conftest import CLIENT, bundle, page_server
 from tests.support.daemon import DaemonProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT = ROOT / "clients" / "js"
-ESBUILD = ROOT / "clients" / "inspector" / "node_modules" / ".bin" / "esbuild"
 SCENE = DEMO_SCENES[0]["id"]
 DELAY = 0.1
 """Seconds the relay holds each chunk, each way."""
@@ -64,17 +58,10 @@ createRoot(document.getElementById("app")).render(
 @pytest.fixture(scope="module")
 def app_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The React app above with React and the client, as one ES module."""
-    if not ESBUILD.exists():
-        pytest.fail("clients/inspector has no esbuild: run `npm ci` there (tests/run does)")
     folder = tmp_path_factory.mktemp("react-app")
     entry = folder / "app.js"
     entry.write_text(APP.replace("CLIENT", CLIENT.as_posix()))
-    out = folder / "bundle.js"
-    command = [str(ESBUILD), str(entry), "--bundle", "--format=esm", "--target=es2022", f"--outfile={out}"]
-    env = {**os.environ, "NODE_PATH": str(CLIENT / "node_modules")}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert result.returncode == 0, result.stderr
-    return out.read_bytes()
+    return bundle(entry, folder / "bundle.js")
 
 
 async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -128,20 +115,8 @@ async def app_origin(app_bundle: bytes, far_daemon: str) -> AsyncIterator[str]:
         f'<script type="module" src="/app.js"></script>'
     )
     files = {"/": (page.encode(), "text/html"), "/app.js": (app_bundle, "text/javascript")}
-
-    async def serve(request: web.Request) -> web.Response:
-        if request.path not in files:
-            raise web.HTTPNotFound
-        body, kind = files[request.path]
-        return web.Response(body=body, content_type=kind)
-
-    app = web.Application()
-    app.router.add_get("/{name:.*}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with page_server(files) as origin:
+        yield origin
 
 
 async def live_heading(daemon: DaemonProcess) -> str:
