@@ -86,16 +86,29 @@ async def pages(
         await context.close()
 
 
+async def leave_listeners(page: Page) -> int:
+    """How many ``beforeunload`` listeners the page's window has (one keeps Firefox from keeping the
+    page in its back/forward cache; Chrome advises adding it only while needed)."""
+    cdp = await page.context.new_cdp_session(page)
+    window = await cdp.send("Runtime.evaluate", {"expression": "window"})
+    found = await cdp.send("DOMDebugger.getEventListeners", {"objectId": window["result"]["objectId"]})
+    await cdp.detach()
+    return sum(1 for listener in found["listeners"] if listener["type"] == "beforeunload")
+
+
 async def test_leaving_with_an_unacknowledged_edit_asks_first(
     pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
 ) -> None:
     page, dialogs = await pages(studio_page)("")
+    assert await leave_listeners(page) == 0
     with paused(daemon):
         await page.evaluate("() => { window.edit('Typed as the daemon froze'); }")
         assert await page.evaluate("window.studio.hasUnsentEdits()") is True
+        assert await leave_listeners(page) == 1
         assert await leave(page) is False
         assert [dialog.type for dialog in dialogs] == ["beforeunload"]
     await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_S * 1000)
+    assert await leave_listeners(page) == 0
     assert await leave(page) is True
     assert len(dialogs) == 1
 

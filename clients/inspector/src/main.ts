@@ -9,7 +9,7 @@
  * interrupted by what other editors do.
  */
 
-import { askBeforeLeaving, EditorClient, randomUuid, type Frame, type Row } from "../../js/src/index.js";
+import { EditorClient, randomUuid, type Frame, type Row } from "../../js/src/index.js";
 
 const POLL_MS = 1000;
 const STREAM_LENGTH = 60;
@@ -184,8 +184,7 @@ class ProjectPage {
   private changes = 0;
 
   constructor(private readonly app: HTMLElement, private readonly projectId: string) {
-    this.client = new EditorClient({ url: location.origin, projectId, token: token(), clientId: randomUuid() });
-    askBeforeLeaving(() => this.client.hasUnsentEdits);
+    this.client = new EditorClient({ url: location.origin, projectId, token: token(), clientId: randomUuid(), warnBeforeUnload: true });
     this.stream = h("ol", { class: "stream", id: "stream" });
     this.scenesEl = h("div", { class: "scenes", id: "scenes" });
     this.looseEl = h("div", { class: "clips loose", id: "loose-clips" });

@@ -28,7 +28,7 @@ import type {
 import { describeMutation, encode, type Frame } from "./frames.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
-import { whenOnline } from "./page.js";
+import { askBeforeLeaving, whenOnline } from "./page.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
 import type { ProjectView } from "./view.js";
@@ -120,6 +120,13 @@ export interface EditorClientOptions extends Omit<ProtocolOptions, "token"> {
   WebSocket?: WebSocketConstructor;
   /** Milliseconds for a connection to be in sync before it counts as failed (default 10,000). */
   openTimeout?: number;
+  /**
+   * In a browser page, have the browser ask before the page is closed or reloaded while this client
+   * has edits that have not reached syncd (`hasUnsentEdits`; default false, `SyncdStudio` turns it
+   * on). The page listens for leaving only while there are such edits, so that otherwise it stays
+   * fit for the browser's back/forward cache.
+   */
+  warnBeforeUnload?: boolean;
   /** The clock in seconds (default `performance.now() / 1000`); tests pass their own. */
   clock?: () => number;
   /**
@@ -179,6 +186,9 @@ export class EditorClient {
   private opened = false;
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly warnBeforeUnload: boolean;
+  /** While the page is asked to warn before it is left (see `warnBeforeUnload`): what stops it. */
+  private stopAskingBeforeLeaving: (() => void) | null = null;
   /** While a retry waits: what stops listening for the network coming back (which retries at once). */
   private stopWaitingForNetwork: (() => void) | null = null;
   private paceTimer: ReturnType<typeof setTimeout> | null = null;
@@ -219,6 +229,7 @@ export class EditorClient {
     this.projectId = projectId;
     this.clientId = clientId;
     this.openTimeout = options.openTimeout ?? 10_000;
+    this.warnBeforeUnload = options.warnBeforeUnload ?? false;
     this.clock = options.clock ?? (() => performance.now() / 1000);
     this.pace = new TokenBucket(options.mutationRate ?? MUTATION_RATE, options.mutationBurst ?? MUTATION_BURST);
     this.tokenSource = options.token ?? null;
@@ -446,7 +457,20 @@ export class EditorClient {
       return Promise.reject(this.closedError(true));
     }
     this.pump();
+    this.guardLeaving();
     return promise;
+  }
+
+  /** Ask before the page is left exactly while edits are unsent (see `warnBeforeUnload`). */
+  private guardLeaving(): void {
+    if (!this.warnBeforeUnload) return;
+    const unsent = this.hasUnsentEdits;
+    if (unsent && this.stopAskingBeforeLeaving === null) {
+      this.stopAskingBeforeLeaving = askBeforeLeaving(() => this.hasUnsentEdits);
+    } else if (!unsent && this.stopAskingBeforeLeaving !== null) {
+      this.stopAskingBeforeLeaving();
+      this.stopAskingBeforeLeaving = null;
+    }
   }
 
   private dial(): void {
@@ -568,6 +592,7 @@ export class EditorClient {
       this.handle(event);
       this.emitter.emit("protocol", event);
     }
+    this.guardLeaving();
   }
 
   private handle(event: ClientEvent): void {
@@ -728,6 +753,7 @@ export class EditorClient {
   private setStatus(status: ConnectionStatus): void {
     if (status === this.statusValue) return;
     this.statusValue = status;
+    this.guardLeaving(); // closed for good: its edits will not be sent from this page
     this.emitter.emit("status", status);
   }
 }

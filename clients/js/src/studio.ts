@@ -25,7 +25,6 @@ import {
   writable,
 } from "./rows.js";
 import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
-import { askBeforeLeaving } from "./page.js";
 import { withPending } from "./pending.js";
 import type { ProjectView, ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -101,8 +100,6 @@ export class SyncdStudio {
   private readonly opening = new Map<string, number>();
   /** Per project, what cancels a close that waits (see `release`). */
   private readonly closing = new Map<string, () => void>();
-  /** What stops the page's question on leaving (see `warnBeforeUnload`); null while not asked. */
-  private stopAsking: (() => void) | null = null;
 
   constructor(options: StudioOptions) {
     checkTokenSource(options.token, "SyncdStudio: options.token");
@@ -134,11 +131,9 @@ export class SyncdStudio {
         clientId: replaced ? randomUuid() : this.clientId,
         token: this.options.token ?? null,
         WebSocket: this.options.WebSocket,
+        warnBeforeUnload: this.options.warnBeforeUnload !== false,
       });
       this.editors.set(projectId, editor);
-    }
-    if (this.stopAsking === null && this.options.warnBeforeUnload !== false) {
-      this.stopAsking = askBeforeLeaving(() => this.hasUnsentEdits());
     }
     return editor;
   }
@@ -223,8 +218,6 @@ export class SyncdStudio {
   close(): void {
     for (const cancel of [...this.closing.values()]) cancel();
     for (const editor of this.editors.values()) editor.close();
-    this.stopAsking?.();
-    this.stopAsking = null;
   }
 
   // ---- projects --------------------------------------------------------------------------------
