@@ -89,20 +89,42 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
         writer.close()
 
 
-@pytest.fixture
-async def far_daemon(daemon: DaemonProcess) -> AsyncIterator[str]:
-    """The daemon's address through a relay that delays every chunk by DELAY each way."""
+class Relay:
+    """A TCP relay to the daemon that delays every chunk by DELAY each way, and can drop its links."""
 
-    async def connect(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", daemon.port)
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.links: list[asyncio.StreamWriter] = []
+        self.address = ""
+
+    async def connect(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
+        self.links += [client_w, server_w]
         await asyncio.gather(
             _relay(client_r, server_w, DELAY), _relay(server_r, client_w, DELAY), return_exceptions=True
         )
 
-    relay = await asyncio.start_server(connect, "127.0.0.1", 0)
-    port = relay.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    relay.close()
+    def drop(self) -> None:
+        """Cut every link without a close frame, as a lost network does."""
+        for writer in self.links:
+            writer.transport.abort()
+        self.links.clear()
+
+
+@pytest.fixture
+async def relay(daemon: DaemonProcess) -> AsyncIterator[Relay]:
+    """The relay, listening; ``far_daemon`` is its address."""
+    relay = Relay(daemon.port)
+    server = await asyncio.start_server(relay.connect, "127.0.0.1", 0)
+    relay.address = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield relay
+    server.close()
+
+
+@pytest.fixture
+def far_daemon(relay: Relay) -> str:
+    """The daemon's address through the relay."""
+    return relay.address
 
 
 @pytest.fixture
@@ -149,3 +171,29 @@ async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
 
     await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
     assert errors == []
+
+
+async def test_typing_through_a_dropped_connection_keeps_every_keystroke(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
+) -> None:
+    """Keys typed while the connection is down and coming back show at once and all arrive, in order."""
+    page = await browser.new_page()
+    await page.goto(app_origin)
+    await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    await page.click("#heading")
+    await page.keyboard.press("End")
+    await page.keyboard.type(", seen", delay=30)
+    relay.drop()
+    await page.keyboard.type(" from the cliff", delay=30)
+    expected = f"{DEMO_SCENES[0]['heading']}, seen from the cliff"
+    assert await page.input_value("#heading") == expected
+    await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
+    lost = await page.evaluate(f"window.studio.editor('{DEMO_PROJECT_ID}').lastClose?.code")
+    assert lost == 1006, "the connection was dropped and made again"
+    headings: list[str] = []
+
+    async def arrived() -> bool:
+        headings.append(await live_heading(daemon))
+        return headings[-1] == expected
+
+    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
