@@ -8,7 +8,9 @@ later acknowledgement with it, so the daemon notices and stops.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -92,3 +94,11 @@ class StateDir:
         if (st.st_dev, st.st_ino) != self._identity:
             return f"state directory {self.path} was replaced while the daemon ran"
         return None
+
+
+def free_bytes(state_dir: Path) -> float:
+    """Free bytes (for an unprivileged writer) on the state directory's file system; NaN if unknown."""
+    try:
+        return float(shutil.disk_usage(state_dir).free)
+    except OSError:
+        return math.nan

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import shutil
 import signal
 import sqlite3
 from collections.abc import Coroutine, Mapping
@@ -36,7 +34,7 @@ from syncd.errors import ConfigError, JournalError, StartupError, SyncdError
 from syncd.host import ProjectHost
 from syncd.inspector import Inspector
 from syncd.metrics import Metrics
-from syncd.statedir import StateDir
+from syncd.statedir import StateDir, free_bytes
 from syncd.storage import LocalFiles
 
 if TYPE_CHECKING:
@@ -324,11 +322,8 @@ class Supervisor:
         return self.host.pending_oldest_age()
 
     def state_dir_free_bytes(self) -> float:
-        """Free bytes (for an unprivileged writer) on the state directory's file system; NaN if unknown."""
-        try:
-            return float(shutil.disk_usage(self.settings.daemon.state_dir).free)
-        except OSError:
-            return math.nan
+        """Free bytes on the state directory's file system, for ``/metrics``; NaN if unknown."""
+        return free_bytes(self.settings.daemon.state_dir)
 
 
 def _describe(exc: BaseException) -> str:
