@@ -32,7 +32,7 @@ WAIT_MS = 10_000
 APP = """
 import { createElement as h } from "react";
 import { createRoot } from "react-dom/client";
-import { SyncdStudio } from "CLIENT/src/index.ts";
+import { EditorClient, SyncdStudio } from "CLIENT/src/index.ts";
 import { SyncdProvider, useProjectSync } from "CLIENT/src/react.ts";
 
 const { url, projectId, sceneId } = window.settings;
@@ -49,6 +49,7 @@ function Heading() {
 }
 
 window.studio = new SyncdStudio({ url });
+window.EditorClient = EditorClient;
 createRoot(document.getElementById("app")).render(
   h(SyncdProvider, { value: window.studio }, h(Heading)),
 );
@@ -64,8 +65,11 @@ def app_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return bundle(entry, folder / "bundle.js")
 
 
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy one direction, each chunk ``delay`` seconds after it came, in order."""
+async def _relay(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, silenced: asyncio.Event
+) -> None:
+    """Copy one direction, each chunk ``delay`` seconds after it came, in order; once ``silenced``
+    is set, chunks vanish and the connection stays up, as on a network path that died without a word."""
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -75,8 +79,9 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
             if not chunk:
                 break
             await asyncio.sleep(max(0.0, due - loop.time()))
-            writer.write(chunk)
-            await writer.drain()
+            if not silenced.is_set():
+                writer.write(chunk)
+                await writer.drain()
 
     delivering = asyncio.create_task(deliver())
     try:
@@ -90,24 +95,34 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
 
 
 class Relay:
-    """A TCP relay to the daemon that delays every chunk by DELAY each way, and can drop its links."""
+    """A TCP relay to the daemon that delays every chunk by DELAY each way; it can drop its links, or
+    silence them."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.links: list[asyncio.StreamWriter] = []
+        self.links: list[tuple[asyncio.StreamWriter, asyncio.Event]] = []
         self.address = ""
 
     async def connect(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
-        self.links += [client_w, server_w]
+        silenced = asyncio.Event()
+        self.links += [(client_w, silenced), (server_w, silenced)]
         await asyncio.gather(
-            _relay(client_r, server_w, DELAY), _relay(server_r, client_w, DELAY), return_exceptions=True
+            _relay(client_r, server_w, DELAY, silenced),
+            _relay(server_r, client_w, DELAY, silenced),
+            return_exceptions=True,
         )
 
     def drop(self) -> None:
         """Cut every link without a close frame, as a lost network does."""
-        for writer in self.links:
+        for writer, _ in self.links:
             writer.transport.abort()
+        self.links.clear()
+
+    def silence(self) -> None:
+        """Let nothing more through the links open now; new ones work."""
+        for _, silenced in self.links:
+            silenced.set()
         self.links.clear()
 
 
@@ -197,3 +212,33 @@ async def test_typing_through_a_dropped_connection_keeps_every_keystroke(
         return headings[-1] == expected
 
     await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
+
+
+async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
+) -> None:
+    """A page cannot see WebSocket pings: the client notices the silence itself and connects again."""
+    page = await browser.new_page()
+    await page.goto(app_origin)
+    await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    await page.evaluate(
+        """async () => {
+          const { url, projectId } = window.settings;
+          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
+          await window.probe.connect();
+        }"""
+    )
+    relay.silence()
+    await page.evaluate(
+        "() => { window.probe.patch('scenes', window.settings.sceneId, { heading: 'Through the silence' }); }"
+    )
+    await page.wait_for_function("!window.probe.hasUnsentEdits", timeout=WAIT_MS)
+    reason = await page.evaluate("window.probe.lastClose?.reason")
+    assert reason == "no answer from syncd for 2 s, not even to a ping"
+    headings: list[str] = []
+
+    async def arrived() -> bool:
+        headings.append(await live_heading(daemon))
+        return headings[-1] == "Through the silence"
+
+    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r}", 10.0)

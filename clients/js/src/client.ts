@@ -121,6 +121,14 @@ export interface EditorClientOptions extends Omit<ProtocolOptions, "token"> {
   /** Milliseconds for a connection to be in sync before it counts as failed (default 10,000). */
   openTimeout?: number;
   /**
+   * Milliseconds a connection may bring nothing while mutations wait for their answer (default
+   * 15,000). Then the client sends a ping; if that too brings nothing within as long, the connection
+   * counts as lost and the client connects again, resending the mutations. A page cannot see
+   * WebSocket pings, so without this a network path that died without a word (a firewall dropping
+   * packets, a suspended VPN) would show as live, with the user's edits stuck, until TCP gave up.
+   */
+  livenessTimeout?: number;
+  /**
    * In a browser page, have the browser ask before the page is closed or reloaded while this client
    * has edits that have not reached syncd (`hasUnsentEdits`; default false, `SyncdStudio` turns it
    * on). The page listens for leaving only while there are such edits, so that otherwise it stays
@@ -206,6 +214,12 @@ export class EditorClient {
   private tokenSource: TokenSource;
   /** Counts dials, so that a token that arrives after `close()` or a newer dial opens nothing. */
   private dials = 0;
+  private readonly livenessTimeout: number;
+  private livenessTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The clock when the current connection last brought a frame (or opened). */
+  private lastHeard = 0;
+  /** Whether the liveness ping of the current silence is out. */
+  private probing = false;
 
   /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
@@ -230,6 +244,7 @@ export class EditorClient {
     this.clientId = clientId;
     this.openTimeout = options.openTimeout ?? 10_000;
     this.warnBeforeUnload = options.warnBeforeUnload ?? false;
+    this.livenessTimeout = options.livenessTimeout ?? 15_000;
     this.clock = options.clock ?? (() => performance.now() / 1000);
     this.pace = new TokenBucket(options.mutationRate ?? MUTATION_RATE, options.mutationBurst ?? MUTATION_BURST);
     this.tokenSource = options.token ?? null;
@@ -458,7 +473,36 @@ export class EditorClient {
     }
     this.pump();
     this.guardLeaving();
+    this.watchLiveness();
     return promise;
+  }
+
+  /** Keep an eye on the connection while mutations wait for their answer (see `livenessTimeout`). */
+  private watchLiveness(): void {
+    if (this.livenessTimer !== null || this.ws === null) return;
+    this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
+  }
+
+  private checkLiveness(): void {
+    this.livenessTimer = null;
+    const ws = this.ws;
+    if (ws === null || this.protocol.phase !== "live" || this.protocol.unacked.length === 0) return;
+    const silent = (this.clock() - this.lastHeard) * 1000;
+    if (silent < this.livenessTimeout) {
+      this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout - silent);
+    } else if (!this.probing) {
+      this.probing = true;
+      this.protocol.ping(`liveness:${this.clientId}:${++this.pingCounter}`);
+      this.pump();
+      this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
+    } else {
+      this.ws = null;
+      closeQuietly(ws, CLOSE_NORMAL, "no answer");
+      const reason = `no answer from syncd for ${Math.round((2 * this.livenessTimeout) / 1000)} s, not even to a ping`;
+      this.lastClose = { code: CLOSE_ABNORMAL, reason };
+      this.protocol.connectionLost(CLOSE_ABNORMAL, reason, this.clock());
+      this.handleEvents();
+    }
   }
 
   /** Ask before the page is left exactly while edits are unsent (see `warnBeforeUnload`). */
@@ -514,11 +558,13 @@ export class EditorClient {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.opened = true;
+      this.heard();
       this.protocol.connectionMade();
       this.pump();
     };
     ws.onmessage = (event) => {
       if (this.ws !== ws) return;
+      this.heard();
       this.protocol.receiveText(event.data as string | ArrayBuffer);
       this.handleEvents();
       this.pump();
@@ -535,6 +581,11 @@ export class EditorClient {
     ws.onerror = () => {
       // The close event that follows reports what happened.
     };
+  }
+
+  private heard(): void {
+    this.lastHeard = this.clock();
+    this.probing = false;
   }
 
   private openTimedOut(ws: WebSocketLike): void {
@@ -582,7 +633,8 @@ export class EditorClient {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.openTimer !== null) clearTimeout(this.openTimer);
     if (this.paceTimer !== null) clearTimeout(this.paceTimer);
-    this.retryTimer = this.openTimer = this.paceTimer = null;
+    if (this.livenessTimer !== null) clearTimeout(this.livenessTimer);
+    this.retryTimer = this.openTimer = this.paceTimer = this.livenessTimer = null;
   }
 
   // ---- internals: the protocol's events --------------------------------------------------------
@@ -593,6 +645,7 @@ export class EditorClient {
       this.emitter.emit("protocol", event);
     }
     this.guardLeaving();
+    this.watchLiveness(); // mutations resent on a new connection wait for their answer too
   }
 
   private handle(event: ClientEvent): void {

@@ -584,3 +584,47 @@ test("a token that arrives after close() opens nothing", async (t) => {
   assert.equal(FakeSocket.instances.length, 0);
   assert.equal(client.status, "closed");
 });
+
+test("a connection silent while a mutation waits is pinged, then dropped and made again, and the mutation resent", async (t) => {
+  const { client, socket } = joinedClient(t, { livenessTimeout: 10_000 });
+  const patched = client.patch("scenes", "s1", { heading: "Stuck" });
+  assert.deepEqual(socket.take().map((frame) => frame.type), ["patch"]);
+  advance(t, 9);
+  assert.deepEqual(socket.take(), [], "not yet");
+  advance(t, 1);
+  const [ping] = socket.take();
+  assert.equal(ping.type, "ping", "silent for the timeout: a ping");
+  assert.equal(client.status, "live");
+  advance(t, 10);
+  assert.equal(socket.closedWith.code, 1000, "silent for as long again: the connection is given up");
+  assert.equal(client.status, "reconnecting");
+  assert.match(client.lastClose?.reason ?? "", /no answer from syncd for 20 s/);
+  advance(t, 1);
+  const next = FakeSocket.last;
+  assert.notEqual(next, socket);
+  next.open();
+  next.receive(welcome()); // resumed: nothing was missed
+  const resent = next.take().filter((frame) => frame.type === "patch");
+  assert.deepEqual(resent.map((frame) => [frame.mid, frame.set]), [[1, { heading: "Stuck" }]]);
+  next.receive({ type: "ack", mid: 1, seq: 1 });
+  assert.deepEqual(await patched, { mid: 1, seq: 1 });
+  client.close();
+});
+
+test("any frame from the daemon counts as an answer: a busy connection is not dropped", async (t) => {
+  const { client, socket } = joinedClient(t, { livenessTimeout: 10_000 });
+  const patched = client.patch("scenes", "s1", { heading: "Slow" });
+  socket.take();
+  advance(t, 10);
+  assert.equal(socket.take()[0].type, "ping");
+  advance(t, 5);
+  socket.receive({ type: "pong", t: "anything" });
+  advance(t, 9);
+  assert.equal(socket.closedWith, null, "heard from 9 s ago: kept");
+  assert.equal(client.status, "live");
+  socket.receive({ type: "ack", mid: 1, seq: 0 });
+  await patched;
+  advance(t, 60);
+  assert.equal(socket.closedWith, null, "nothing waits for an answer: silence is fine");
+  client.close();
+});
