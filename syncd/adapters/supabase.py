@@ -72,10 +72,11 @@ WATCHDOG_INTERVAL = 5.0
 
 
 _KEY_REFUSED = frozenset({"401", "403", "PGRST301", "PGRST302"})
+"""PostgREST's answers to a key it does not accept."""
 _NO_FUNCTION = "PGRST202"
 """PostgREST's code for a function it does not know (not in the database, or not in its schema cache)."""
 _NO_PROJECT = "00000000-0000-0000-0000-000000000000"
-"""PostgREST's answers to a key it does not accept."""
+"""A project id no project has: the start-up probe's argument."""
 
 
 def is_retryable(exc: BaseException) -> bool:
