@@ -9,7 +9,7 @@
 
 import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
-import { ClientClosed, TimeoutError } from "./errors.js";
+import { ClientClosed, HttpError, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import {
   checkFields,
@@ -222,14 +222,14 @@ export class SyncdStudio {
 
   // ---- projects --------------------------------------------------------------------------------
 
-  /** Create a project over the HTTP API (`id` optional: keep the frontend's own); resolves with it. */
+  /**
+   * Create a project over the HTTP API (`id` optional: keep the frontend's own, else one is made
+   * here); resolves with it. Tried again while syncd gives no answer or is restarting (see `createOnce`).
+   */
   async createProject(fields: Partial<Project> & { title?: string } = {}): Promise<Project> {
     const body = toSnake(fields);
-    const row = await this.http.createProject({
-      ...(typeof body["id"] === "string" ? { id: body["id"] } : {}),
-      ...writable("projects", fields, "createProject"),
-    });
-    return toCamel<Project>(row);
+    const row = { id: typeof body["id"] === "string" ? body["id"] : randomUuid(), ...writable("projects", fields, "createProject") };
+    return toCamel<Project>(await createOnce(() => this.http.createProject(row)));
   }
 
   /** Change fields of a project (title, script, status, aspectRatio, settings) over the WebSocket. */
@@ -337,9 +337,11 @@ export class SyncdStudio {
     return (await this.http.listVoices()).map((row) => toCamel(row));
   }
 
-  /** Create a voice. */
+  /** Create a voice (with an id of its own unless `fields` has one); tried again like `createProject`. */
   async createVoice(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return toCamel(await this.http.createVoice(toSnake(fields)));
+    const body = toSnake(fields);
+    const row = { ...body, id: typeof body["id"] === "string" ? body["id"] : randomUuid() };
+    return toCamel(await createOnce(() => this.http.createVoice(row)));
   }
 
   /** Change a voice. */
@@ -361,6 +363,28 @@ export class SyncdStudio {
   async requestExport(projectId: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return toCamel(await this.http.requestExport(projectId, toSnake(fields)));
   }
+}
+
+/** Seconds before each new try of a create that got no answer (see `createOnce`). */
+const CREATE_RETRY_DELAYS = [0.5, 1, 2];
+
+/**
+ * Run a create whose row carries its id, and run it again, with the same id, while syncd gives no
+ * answer or answers 503 (a restart takes about two seconds under systemd). The first try may have
+ * made the row with its answer lost; syncd answers a repeat with that row (docs/http.md, "Sending a
+ * create again"), so a user's "New project" during a restart makes one project, not zero or two.
+ * Other errors are the caller's at once.
+ */
+async function createOnce<T>(create: () => Promise<T>): Promise<T> {
+  for (const delay of CREATE_RETRY_DELAYS) {
+    try {
+      return await create();
+    } catch (error) {
+      if (!(error instanceof HttpError && (error.status === 0 || error.status === 503))) throw error;
+      await new Promise((done) => setTimeout(done, delay * 1000));
+    }
+  }
+  return create();
 }
 
 /**

@@ -28,6 +28,7 @@ before(async () => {
       requests.push({ method: req.method, path: req.url, auth: req.headers.authorization ?? null, type: req.headers["content-type"] ?? null, body });
       const handler = routes.get(`${req.method} ${req.url}`);
       const [status, answer] = handler ? handler(body) : [404, { error: "not_found", message: `no route ${req.url}` }];
+      if (status === "drop") return req.socket.destroy(); // the answer is lost on the way
       res.writeHead(status, { "Content-Type": "application/json" });
       res.end(answer === undefined ? "" : JSON.stringify(answer));
     });
@@ -73,7 +74,7 @@ test("the list, voice and export calls use the paths of endpoints.ts", async () 
   const studio = new SyncdStudio({ url: base.replace("http", "ws") + "/v1/editor", WebSocket: new FakeSyncd().WebSocket });
   assert.deepEqual(await studio.listProjects(), [{ id: "p1", title: "A" }]);
   assert.deepEqual(await studio.listVoices(), [{ id: "v1", providerVoiceId: "x" }]);
-  assert.deepEqual(await studio.createVoice({ name: "Narrator", providerVoiceId: "y" }), { id: "v2", name: "Narrator" });
+  assert.deepEqual(await studio.createVoice({ id: "v2", name: "Narrator", providerVoiceId: "y" }), { id: "v2", name: "Narrator" });
   assert.deepEqual(await studio.updateVoice("v2", { name: "Narrator 2" }), { id: "v2", name: "Narrator 2" });
   await studio.deleteVoice("v2");
   assert.deepEqual(await studio.listExports("p1"), [{ id: "x1", status: "pending", fileUrl: null }]);
@@ -85,7 +86,7 @@ test("the list, voice and export calls use the paths of endpoints.ts", async () 
     [
       "GET /v1/projects null null",
       "GET /v1/voices null null",
-      'POST /v1/voices null {"name":"Narrator","provider_voice_id":"y"}',
+      'POST /v1/voices null {"id":"v2","name":"Narrator","provider_voice_id":"y"}',
       'PATCH /v1/voices/v2 null {"name":"Narrator 2"}',
       "DELETE /v1/voices/v2 null null",
       "GET /v1/projects/p1/exports null null",
@@ -239,4 +240,26 @@ test("a token function gives the token of each HTTP call and of each hello", asy
   await assert.rejects(studio.listVoices(), /signed out/);
   assert.throws(() => studio.setToken(7), /SyncdStudio\.setToken: the token must be a string, null or a function/);
   studio.close();
+});
+
+test("a create whose answer is lost, or that meets a restart (503), is sent again with the same id", async () => {
+  const answers = ["drop", 503, 201];
+  route("POST", PROJECTS_PATH, 201, (body) => {
+    const status = answers.shift();
+    return [status, status === 503 ? { error: "unavailable", message: "the daemon is stopping" } : { project: body }];
+  });
+  const studio = new SyncdStudio({ url: base, WebSocket: new FakeSyncd().WebSocket });
+  const project = await studio.createProject({ title: "Trailer" });
+  assert.equal(requests.length, 3);
+  const ids = new Set(requests.map((request) => request.body.id));
+  assert.equal(ids.size, 1, "every try names the same id");
+  assert.match(project.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(ids.has(project.id));
+});
+
+test("a create refused for what it is (400, 409) is not sent again", async () => {
+  route("POST", "/v1/voices", 409, { error: "conflict", message: "voice v1 exists with other values" });
+  const studio = new SyncdStudio({ url: base, WebSocket: new FakeSyncd().WebSocket });
+  await assert.rejects(studio.createVoice({ id: "v1", name: "Other" }), (error) => error instanceof HttpError && error.status === 409);
+  assert.equal(requests.length, 1);
 });
