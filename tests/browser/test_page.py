@@ -87,8 +87,8 @@ async def pages(
 
 
 async def leave_listeners(page: Page) -> int:
-    """How many ``beforeunload`` listeners the page's window has (one keeps Firefox from keeping the
-    page in its back/forward cache; Chrome advises adding it only while needed)."""
+    """How many ``beforeunload`` listeners the page's window has (browsers advise one only while
+    needed: it costs a page its place in some browsers' back/forward cache)."""
     cdp = await page.context.new_cdp_session(page)
     window = await cdp.send("Runtime.evaluate", {"expression": "window"})
     found = await cdp.send("DOMDebugger.getEventListeners", {"objectId": window["result"]["objectId"]})

@@ -131,8 +131,8 @@ export interface EditorClientOptions extends Omit<ProtocolOptions, "token"> {
   /**
    * In a browser page, have the browser ask before the page is closed or reloaded while this client
    * has edits that have not reached syncd (`hasUnsentEdits`; default false, `SyncdStudio` turns it
-   * on). The page listens for leaving only while there are such edits, so that otherwise it stays
-   * fit for the browser's back/forward cache.
+   * on). The page listens for leaving only while there are such edits, as browsers advise (a
+   * `beforeunload` listener costs a page its place in some browsers' back/forward cache).
    */
   warnBeforeUnload?: boolean;
   /** The clock in seconds (default `performance.now() / 1000`); tests pass their own. */
