@@ -101,9 +101,10 @@ export class ProjectStore {
   private epoch: string | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
-  /** What `withPendingEdits` last built, and from what: the rows under it, the view's epoch and seq, the pending frames. */
+  /** What `withPendingEdits` last built, and from what: the rows under it, the view's epoch, seq and snapshots, the pending frames. */
   private pendingKey: unknown[] = [];
   private pendingData: ViewData | null = null;
+  private snapshots = 0;
   private localRows: { local: StudioProject; view: ProjectView } | null = null;
 
   constructor(options: ProjectStoreOptions) {
@@ -322,6 +323,7 @@ export class ProjectStore {
     // the restarted daemon (it replays its journal), so what is left to wait for is the new view's seq.
     if (this.epoch !== null && epoch !== this.epoch && this.ownSeq > 0) this.ownSeq = this.editorValue!.seq;
     this.epoch = epoch;
+    this.snapshots += 1; // a snapshot may replace rows without moving the seq (a diverged view)
     this.update();
   }
 
@@ -364,7 +366,7 @@ export class ProjectStore {
   private withPendingEdits(editor: EditorClient, base: ProjectView): ViewData {
     const pending = editor.pending;
     if (pending.length === 0) return base.asData();
-    const key = [base, editor.protocol.epoch, editor.seq, ...pending];
+    const key = [base, editor.protocol.epoch, editor.seq, this.snapshots, ...pending];
     const same = this.pendingData !== null && key.length === this.pendingKey.length && key.every((part, i) => part === this.pendingKey[i]);
     if (!same) {
       this.pendingData = withPending(base, pending);

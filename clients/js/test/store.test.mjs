@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
 import { ClientClosed, EditorClient, ProjectStore, SyncdStudio, TimeoutError } from "../dist/index.js";
-import { FakeSocket, join, PROJECT, welcome } from "./fake.mjs";
+import { FakeSocket, join, PROJECT, snapshot, welcome } from "./fake.mjs";
 
 let now = 0;
 
@@ -361,4 +361,28 @@ test("edits made while the fallback copy is shown show on it at once, and are se
   assert.equal(store.getSnapshot().project.title, "Typed while away");
   store.stop();
   editor.close();
+});
+
+test("a snapshot that replaces rows at the same seq shows under the pending edits", async (t) => {
+  const { editor, store } = setup(t);
+  const loaded = store.start();
+  join();
+  await loaded;
+  const socket = FakeSocket.last;
+  const edit = store.updateScene("s1", { heading: "Mine" });
+  assert.equal(store.getSnapshot().project.scenes[1].heading, "The lamp");
+  // A change that does not fit the view (an update of a row it lacks) makes the client resync.
+  socket.receive({ type: "change", seq: 1, table: "scenes", op: "update", id: "nope", set: { heading: "?" }, origin: "db", client_id: null, mid: null });
+  const next = FakeSocket.last;
+  assert.notEqual(next, socket);
+  next.open();
+  next.receive(welcome(0));
+  const scenes = snapshot().scenes.map((row) => (row.id === "s2" ? { ...row, heading: "Lamp, from the daemon" } : row));
+  next.receive(snapshot(0, "e1", { scenes }));
+  const shown = store.getSnapshot().project.scenes;
+  assert.equal(shown[0].heading, "Mine", "the pending edit still shows");
+  assert.equal(shown[1].heading, "Lamp, from the daemon", "and the snapshot's rows under it");
+  store.stop();
+  editor.close();
+  await assert.rejects(edit);
 });
