@@ -163,6 +163,17 @@ async def live_heading(daemon: DaemonProcess) -> str:
     return str(next(scene["heading"] for scene in view["scenes"] if scene["id"] == SCENE))
 
 
+async def heading_arrives(daemon: DaemonProcess, expected: str) -> None:
+    """Wait until the daemon's live view has ``expected`` as the first scene's heading."""
+    headings: list[str] = []
+
+    async def arrived() -> bool:
+        headings.append(await live_heading(daemon))
+        return headings[-1] == expected
+
+    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
+
+
 async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
     browser: Browser, daemon: DaemonProcess, app_origin: str
 ) -> None:
@@ -178,13 +189,7 @@ async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
     expected = f"{DEMO_SCENES[0]['heading']}{typed}"
     await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
     assert await page.input_value("#heading") == expected
-    headings: list[str] = []
-
-    async def arrived() -> bool:
-        headings.append(await live_heading(daemon))
-        return headings[-1] == expected
-
-    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
+    await heading_arrives(daemon, expected)
     assert errors == []
 
 
@@ -205,13 +210,7 @@ async def test_typing_through_a_dropped_connection_keeps_every_keystroke(
     await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
     lost = await page.evaluate(f"window.studio.editor('{DEMO_PROJECT_ID}').lastClose?.code")
     assert lost == 1006, "the connection was dropped and made again"
-    headings: list[str] = []
-
-    async def arrived() -> bool:
-        headings.append(await live_heading(daemon))
-        return headings[-1] == expected
-
-    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
+    await heading_arrives(daemon, expected)
 
 
 async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
@@ -235,10 +234,4 @@ async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
     await page.wait_for_function("!window.probe.hasUnsentEdits", timeout=WAIT_MS)
     reason = await page.evaluate("window.probe.lastClose?.reason")
     assert reason == "no answer from syncd for 2 s, not even to a ping"
-    headings: list[str] = []
-
-    async def arrived() -> bool:
-        headings.append(await live_heading(daemon))
-        return headings[-1] == "Through the silence"
-
-    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r}", 10.0)
+    await heading_arrives(daemon, "Through the silence")
