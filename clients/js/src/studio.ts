@@ -285,7 +285,8 @@ export class SyncdStudio {
     } catch (error) {
       if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
     }
-    await this.http.createProject({ id: local.id, ...projectFields });
+    const row = { id: local.id, ...projectFields };
+    await createOnce(() => this.http.createProject(row));
     await editor.connect(this.options.openTimeout ?? 5_000);
     await Promise.all(rows.map(([table, row]) => editor.insert(table, row)));
     const flushed = await editor.flush();

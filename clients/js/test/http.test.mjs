@@ -190,6 +190,26 @@ test("adoptProject saves a local project to syncd with its id, once", async () =
   studio.close();
 });
 
+test("adoptProject whose create lost its answer sends it again and goes on", async () => {
+  const syncd = new FakeSyncd();
+  let tries = 0;
+  route("POST", "/v1/projects", 201, (body) => {
+    tries += 1;
+    if (tries === 1) {
+      syncd.addProject({ ...body, user_id: null }); // made, but the answer does not arrive
+      return ["drop"];
+    }
+    return [200, { project: body }];
+  });
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
+  const id = "4d0c0000-0000-4000-8000-000000000002";
+  const adopted = await studio.adoptProject({ id, title: "Lost answer", scenes: [{ id: "4d0c0000-0000-4000-8000-000000000013", heading: "One" }], clips: [] });
+  assert.equal(adopted.adopted, true);
+  assert.deepEqual(adopted.project.scenes.map((s) => s.heading), ["One"]);
+  assert.deepEqual(requests.map((r) => r.body.id), [id, id]);
+  studio.close();
+});
+
 test("loadProject falls back to the Redux state when syncd cannot be reached in time, and stops trying", async () => {
   const { FakeSocket } = await import("./fake.mjs");
   FakeSocket.reset();
