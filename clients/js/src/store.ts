@@ -11,7 +11,7 @@ import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
 import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, toSnake, writable } from "./rows.js";
 import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
-import type { Row } from "./frames.js";
+import type { Frame, Row } from "./frames.js";
 import { withPending } from "./pending.js";
 import { ProjectView, type ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -363,8 +363,7 @@ export class ProjectStore {
    * pending edits changed, so unrelated updates (presence, the connection's status) do not hand
    * React new rows.
    */
-  private withPendingEdits(editor: EditorClient, base: ProjectView): ViewData {
-    const pending = editor.pending;
+  private withPendingEdits(editor: EditorClient, base: ProjectView, pending: Frame[]): ViewData {
     if (pending.length === 0) return base.asData();
     const key = [base, editor.protocol.epoch, editor.seq, this.snapshots, ...pending];
     const same = this.pendingData !== null && key.length === this.pendingKey.length && key.every((part, i) => part === this.pendingKey[i]);
@@ -394,8 +393,9 @@ export class ProjectStore {
     const editor = this.editorValue;
     let project: StudioProject | null = this.local;
     const base = this.local !== null ? this.localView(this.local) : editor?.view.project != null ? editor.view : null;
-    if (editor !== null && base !== null && (this.local === null || editor.pending.length > 0)) {
-      const data = this.withPendingEdits(editor, base);
+    const pending = editor?.pending ?? [];
+    if (editor !== null && base !== null && (this.local === null || pending.length > 0)) {
+      const data = this.withPendingEdits(editor, base, pending);
       project = {
         ...this.camel<Project>(data.project!),
         scenes: data.scenes.map((row) => this.camel<Scene>(row)),
