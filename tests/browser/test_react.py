@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
@@ -174,14 +174,20 @@ async def heading_arrives(daemon: DaemonProcess, expected: str) -> None:
     await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
 
 
-async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
-    browser: Browser, daemon: DaemonProcess, app_origin: str
-) -> None:
+async def open_app(browser: Browser, origin: str) -> tuple[Page, list[str]]:
+    """A page of the app once it shows the heading, and the errors the page throws from then on."""
     page = await browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(app_origin)
+    await page.goto(origin)
     await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    return page, errors
+
+
+async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
+    browser: Browser, daemon: DaemonProcess, app_origin: str
+) -> None:
+    page, errors = await open_app(browser, app_origin)
     await page.click("#heading")
     await page.keyboard.press("End")
     typed = ", seen from the cliff"
@@ -197,9 +203,7 @@ async def test_typing_through_a_dropped_connection_keeps_every_keystroke(
     browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
 ) -> None:
     """Keys typed while the connection is down and coming back show at once and all arrive, in order."""
-    page = await browser.new_page()
-    await page.goto(app_origin)
-    await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    page, _ = await open_app(browser, app_origin)
     await page.click("#heading")
     await page.keyboard.press("End")
     await page.keyboard.type(", seen", delay=30)
@@ -217,9 +221,7 @@ async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
     browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
 ) -> None:
     """A page cannot see WebSocket pings: the client notices the silence itself and connects again."""
-    page = await browser.new_page()
-    await page.goto(app_origin)
-    await page.wait_for_selector("#heading", timeout=WAIT_MS)
+    page, _ = await open_app(browser, app_origin)
     await page.evaluate(
         """async () => {
           const { url, projectId } = window.settings;
