@@ -15,11 +15,16 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+from syncd.projects import DEMO_PROJECT_ID
+from syncd.servicekey import service_key
+from tests.browser.relay import Relay
 from tests.support.daemon import FAST_SAVES, DaemonProcess
+from tests.support.waiting import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +65,16 @@ def paused(daemon: DaemonProcess) -> Iterator[None]:
         yield
     finally:
         daemon.signal(signal.SIGCONT)
+
+
+@pytest.fixture
+async def relay(daemon: DaemonProcess) -> AsyncIterator[Relay]:
+    """The daemon behind a relay that delays every chunk, listening; ``relay.address`` is its address."""
+    relay = Relay(daemon.port)
+    server = await asyncio.start_server(relay.connect, "127.0.0.1", 0)
+    relay.address = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield relay
+    server.close()
 
 
 async def leave(page: Page) -> bool:
@@ -107,3 +122,17 @@ async def page_server(files: dict[str, tuple[bytes, str]]) -> AsyncIterator[str]
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+async def heading_arrives(daemon: DaemonProcess, scene_id: str, expected: str) -> None:
+    """Wait until the daemon's live view of the demo project has ``expected`` as the scene's heading."""
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    headings: list[str] = []
+
+    async def arrived() -> bool:
+        async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+            view = (await api.get(f"/v1/projects/{DEMO_PROJECT_ID}")).json()
+        headings.append(str(next(scene["heading"] for scene in view["scenes"] if scene["id"] == scene_id)))
+        return headings[-1] == expected
+
+    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)

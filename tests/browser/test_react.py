@@ -8,25 +8,20 @@ another region would. Keystrokes come faster than the round trip; every one must
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
-from syncd.servicekey import service_key
-from tests.browser.conftest import CLIENT, bundle, page_server
+from tests.browser.conftest import CLIENT, bundle, heading_arrives, page_server
+from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 SCENE = DEMO_SCENES[0]["id"]
-DELAY = 0.1
-"""Seconds the relay holds each chunk, each way."""
 WAIT_MS = 10_000
 
 APP = """
@@ -65,77 +60,6 @@ def app_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return bundle(entry, folder / "bundle.js")
 
 
-async def _relay(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, silenced: asyncio.Event
-) -> None:
-    """Copy one direction, each chunk ``delay`` seconds after it came, in order; once ``silenced``
-    is set, chunks vanish and the connection stays up, as on a network path that died without a word."""
-    loop = asyncio.get_running_loop()
-    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-    async def deliver() -> None:
-        while True:
-            due, chunk = await chunks.get()
-            if not chunk:
-                break
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if not silenced.is_set():
-                writer.write(chunk)
-                await writer.drain()
-
-    delivering = asyncio.create_task(deliver())
-    try:
-        while chunk := await reader.read(65536):
-            chunks.put_nowait((loop.time() + delay, chunk))
-        chunks.put_nowait((loop.time(), b""))
-        await delivering
-    finally:
-        delivering.cancel()
-        writer.close()
-
-
-class Relay:
-    """A TCP relay to the daemon that delays every chunk by DELAY each way; it can drop its links, or
-    silence them."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.links: list[tuple[asyncio.StreamWriter, asyncio.Event]] = []
-        self.address = ""
-
-    async def connect(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.port)
-        silenced = asyncio.Event()
-        self.links += [(client_w, silenced), (server_w, silenced)]
-        await asyncio.gather(
-            _relay(client_r, server_w, DELAY, silenced),
-            _relay(server_r, client_w, DELAY, silenced),
-            return_exceptions=True,
-        )
-
-    def drop(self) -> None:
-        """Cut every link without a close frame, as a lost network does."""
-        for writer, _ in self.links:
-            writer.transport.abort()
-        self.links.clear()
-
-    def silence(self) -> None:
-        """Let nothing more through the links open now; new ones work."""
-        for _, silenced in self.links:
-            silenced.set()
-        self.links.clear()
-
-
-@pytest.fixture
-async def relay(daemon: DaemonProcess) -> AsyncIterator[Relay]:
-    """The relay, listening; ``far_daemon`` is its address."""
-    relay = Relay(daemon.port)
-    server = await asyncio.start_server(relay.connect, "127.0.0.1", 0)
-    relay.address = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    yield relay
-    server.close()
-
-
 @pytest.fixture
 def far_daemon(relay: Relay) -> str:
     """The daemon's address through the relay."""
@@ -154,24 +78,6 @@ async def app_origin(app_bundle: bytes, far_daemon: str) -> AsyncIterator[str]:
     files = {"/": (page.encode(), "text/html"), "/app.js": (app_bundle, "text/javascript")}
     async with page_server(files) as origin:
         yield origin
-
-
-async def live_heading(daemon: DaemonProcess) -> str:
-    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
-    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
-        view = (await api.get(f"/v1/projects/{DEMO_PROJECT_ID}")).json()
-    return str(next(scene["heading"] for scene in view["scenes"] if scene["id"] == SCENE))
-
-
-async def heading_arrives(daemon: DaemonProcess, expected: str) -> None:
-    """Wait until the daemon's live view has ``expected`` as the first scene's heading."""
-    headings: list[str] = []
-
-    async def arrived() -> bool:
-        headings.append(await live_heading(daemon))
-        return headings[-1] == expected
-
-    await wait_for(arrived, lambda: f"the daemon's heading {headings[-1:]!r} to be {expected!r}", 10.0)
 
 
 async def open_app(browser: Browser, origin: str) -> tuple[Page, list[str]]:
@@ -195,7 +101,7 @@ async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
     expected = f"{DEMO_SCENES[0]['heading']}{typed}"
     await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
     assert await page.input_value("#heading") == expected
-    await heading_arrives(daemon, expected)
+    await heading_arrives(daemon, SCENE, expected)
     assert errors == []
 
 
@@ -214,7 +120,7 @@ async def test_typing_through_a_dropped_connection_keeps_every_keystroke(
     await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_MS)
     lost = await page.evaluate(f"window.studio.editor('{DEMO_PROJECT_ID}').lastClose?.code")
     assert lost == 1006, "the connection was dropped and made again"
-    await heading_arrives(daemon, expected)
+    await heading_arrives(daemon, SCENE, expected)
 
 
 async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
@@ -236,4 +142,4 @@ async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
     await page.wait_for_function("!window.probe.hasUnsentEdits", timeout=WAIT_MS)
     reason = await page.evaluate("window.probe.lastClose?.reason")
     assert reason == "no answer from syncd for 2 s, not even to a ping"
-    await heading_arrives(daemon, "Through the silence")
+    await heading_arrives(daemon, SCENE, "Through the silence")
