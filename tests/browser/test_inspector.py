@@ -17,7 +17,8 @@ from playwright.async_api import Browser, Dialog, Page
 from syncd.client import EditorClient
 from syncd.projects import DEMO_CLIPS, DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
-from tests.browser.conftest import leave, paused
+from tests.browser.conftest import heading_arrives, leave, paused
+from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
 from tests.support.store import store_rows
 from tests.support.waiting import wait_for
@@ -57,11 +58,13 @@ def prompt(clip_id: str) -> str:
     return f"[data-clip='{clip_id}'] textarea[name=prompt]"
 
 
-async def open_project(browser: Browser, daemon: DaemonProcess, errors: list[str]) -> Page:
-    """A new page on the demo project, once its connection is live and the scenes are shown."""
+async def open_project(browser: Browser, daemon: DaemonProcess | str, errors: list[str]) -> Page:
+    """A new page on the demo project (from the daemon, or from an address that leads to it), once
+    its connection is live and the scenes are shown."""
     page = await browser.new_page(viewport={"width": 1280, "height": 860})
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(f"{daemon.http}/projects/{DEMO_PROJECT_ID}")
+    origin = daemon if isinstance(daemon, str) else daemon.http
+    await page.goto(f"{origin}/projects/{DEMO_PROJECT_ID}")
     await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
     await page.wait_for_selector(heading(SCENE), timeout=WAIT_MS)
     return page
@@ -350,3 +353,25 @@ async def test_leaving_with_an_edit_the_daemon_has_not_acknowledged_asks_first(
         assert await leave(page) is False
     assert dialogs == ["beforeunload"]
     await context.close()
+
+
+async def test_a_field_left_and_entered_again_before_the_echo_keeps_every_keystroke(
+    browser: Browser, daemon: DaemonProcess, relay: Relay
+) -> None:
+    """With the daemon 100 ms away each way, a field left before its edits come back shows what was
+    typed, not the daemon's older value, so keys typed on coming back start from it."""
+    errors: list[str] = []
+    page = await open_project(browser, relay.address, errors)
+    await page.click(heading(SCENE))
+    await page.keyboard.press("End")
+    await page.keyboard.type(", seen", delay=30)
+    await page.keyboard.press("Tab")
+    assert await page.input_value(heading(SCENE)) == f"{DEMO_SCENES[0]['heading']}, seen"
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.press("End")
+    await page.keyboard.type(" from the cliff", delay=30)
+    expected = f"{DEMO_SCENES[0]['heading']}, seen from the cliff"
+    await heading_arrives(daemon, SCENE, expected)
+    await page.keyboard.press("Tab")
+    await shows(page, heading(SCENE), expected)
+    assert errors == []

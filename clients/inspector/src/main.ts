@@ -9,7 +9,7 @@
  * interrupted by what other editors do.
  */
 
-import { EditorClient, randomUuid, type Frame, type Row } from "../../js/src/index.js";
+import { EditorClient, randomUuid, withPending, type Frame, type Row, type ViewData } from "../../js/src/index.js";
 
 const POLL_MS = 1000;
 const STREAM_LENGTH = 60;
@@ -309,9 +309,17 @@ class ProjectPage {
     }));
   }
 
+  /**
+   * The view with this page's edits that the daemon has not acknowledged on top: what the person
+   * typed. A field shows it, never the daemon's older value; a key typed into a field that showed
+   * the older value would send the field without the keys before it.
+   */
+  private shown(): ViewData {
+    return withPending(this.client.view, this.client.pending);
+  }
+
   private renderView(): void {
-    const view = this.client.view;
-    const project = view.project;
+    const { project, scenes, clips } = this.shown();
     const title = project ? titleOf(project["title"]) : "(no such project)";
     text(document.getElementById("project-title"), title);
     document.title = `${title} · syncd inspector`;
@@ -320,16 +328,15 @@ class ProjectPage {
       const bits = [project["status"], project["aspect_ratio"], project["user_id"] ? `owner ${shortId(String(project["user_id"]))}` : "anonymous"];
       text(document.getElementById("project-meta"), bits.filter(Boolean).join(" · "));
     }
-    const scenes = view.ordered("scenes");
-    const clips = view.ordered("clips");
     text(document.getElementById("scene-count"), String(scenes.length));
     document.getElementById("no-scenes")!.hidden = project === null || scenes.length > 0;
     this.sync(this.sceneEls, scenes, this.scenesEl, (row) => this.sceneEl(row), (el, row) => this.updateScene(el, row));
     const byScene = new Map<string, Row[]>();
     const loose: Row[] = [];
+    const sceneIds = new Set(scenes.map((scene) => scene.id));
     for (const clip of clips) {
       const sceneId = clip["scene_id"];
-      if (typeof sceneId === "string" && view.scenes.has(sceneId)) {
+      if (typeof sceneId === "string" && sceneIds.has(sceneId)) {
         byScene.set(sceneId, [...(byScene.get(sceneId) ?? []), clip]);
       } else loose.push(clip);
     }
@@ -377,7 +384,7 @@ class ProjectPage {
       this.renderStatus();
     });
     input.addEventListener("blur", () => {
-      const row = this.client.view.rows(table).get(id);
+      const row = this.shown()[table].find((r) => r.id === id);
       if (row !== undefined && input.value !== String(row[name] ?? "")) input.value = String(row[name] ?? "");
     });
     return input;
