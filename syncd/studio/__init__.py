@@ -5,7 +5,8 @@ Configured from the environment the studio already uses:
 - ``SUPABASE_URL`` and ``SUPABASE_SERVICE_KEY``: Supabase mode, straight to Supabase (PostgREST,
   Storage); syncd hears the writes through Realtime and passes them to the editors;
 - else ``SYNCD_URL`` and ``SYNCD_SERVICE_KEY``: the daemon's HTTP API (``syncd service-key`` prints the
-  key of local mode); writes go through the daemon's engine, so editors get them at once.
+  key of local mode); writes go through the daemon's engine, so editors get them at once. A call is
+  sent again while the daemon is unavailable, for up to ``SYNCD_RETRY_SECONDS`` (20 by default).
 
 :class:`Studio` is the async interface; the module's plain functions (``upload_video_clip``,
 ``save_clip_record``, ``create_project``, …) are the same calls for synchronous code such as the seed's
@@ -65,7 +66,8 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
 
     Raises:
         StudioError: ``unconfigured``: neither pair of settings is complete (the message says what to
-            set), or ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key).
+            set), ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key), or
+            ``SYNCD_RETRY_SECONDS`` is not a number of seconds.
     """
     env = os.environ if environ is None else environ
     supabase_url, supabase_key = (
@@ -84,10 +86,25 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
         return SupabaseStudio(supabase_url, supabase_key)
     syncd_url, syncd_key = env.get("SYNCD_URL", "").strip(), env.get("SYNCD_SERVICE_KEY", "").strip()
     if syncd_url and syncd_key:
-        from syncd.studio.daemon import DaemonStudio
+        from syncd.studio.daemon import RETRY_SECONDS, DaemonStudio
 
-        return DaemonStudio(syncd_url, syncd_key)
+        retry_for = _seconds(env, "SYNCD_RETRY_SECONDS", RETRY_SECONDS)
+        return DaemonStudio(syncd_url, syncd_key, retry_for=retry_for)
     raise StudioError("unconfigured", MISSING_SETTINGS)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """The number of seconds ``env[name]`` says (``default`` when unset)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise StudioError("unconfigured", f"{name}: a number of seconds from 0 to 3600, not {text!r}")
+    return seconds
 
 
 # -- the synchronous functions -------------------------------------------------------------------------

@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from syncd.api.projects import clip_order
-from syncd.errors import EditRejected
+from syncd.errors import EditRejected, SyncdError
 from syncd.rows import check_json
 from syncd.storage import DEFAULT_SIGNED_SECONDS, check_expiry
 from syncd.studio.base import Row, Studio, StudioError, Upload, listed
 
 _GATEWAY_ERRORS = frozenset({502, 503, 504})
 """Statuses a proxy answers while the daemon behind it is away or restarting."""
+
+RETRY_SECONDS = 20.0
+"""How long a call is sent again while the daemon is unavailable: a restart under systemd (stop,
+2 s of ``RestartSec``, start) takes less."""
+
+log = logging.getLogger("syncd.studio")
+
+
+def retry_delays(budget: float) -> Iterator[float]:
+    """The waits before each new try of a call: 0.25 s, doubling to 4 s, until they add up to ``budget``."""
+    delay, waited = 0.25, 0.0
+    while waited < budget:
+        wait = min(delay, budget - waited)
+        yield wait
+        waited += wait
+        delay = min(delay * 2, 4.0)
+
+
+class _NotSent(SyncdError):
+    """A request that never reached the daemon (no connection): sending it again is always safe."""
+
+    def __init__(self, error: StudioError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class DaemonStudio(Studio):
@@ -27,25 +54,67 @@ class DaemonStudio(Studio):
         timeout: seconds one request may take.
         save: ``now`` to have every write saved before it returns; ``debounce`` to leave it to the
             daemon's debounce (editors get the change at once either way).
+        retry_for: seconds a call is sent again while the daemon is unavailable (restarting, or its
+            database away); 0 sends each call once.
     """
 
     mode = "daemon"
 
-    def __init__(self, url: str, service_key: str, *, timeout: float = 30.0, save: str = "debounce") -> None:
+    def __init__(
+        self,
+        url: str,
+        service_key: str,
+        *,
+        timeout: float = 30.0,
+        save: str = "debounce",
+        retry_for: float = RETRY_SECONDS,
+    ) -> None:
         self._http = httpx.AsyncClient(
             base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
         )
         self._save = {"save": save}
+        self._retry_for = retry_for
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, *, repeatable: bool = True, **kwargs: Any) -> Any:
+        """Send a request; while the answer is ``unavailable``, send it again (see :func:`retry_delays`).
+
+        Every call of this class can be repeated without a second effect (creates name their id, the
+        others set what they set), so a request that may have been applied is sent again too; one
+        that is not ``repeatable`` only when it never reached the daemon. A ``DELETE`` whose repeat
+        finds nothing was done by the first try.
+        """
+        delays = retry_delays(self._retry_for)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await self._once(method, path, **kwargs)
+            except _NotSent as exc:
+                error = exc.error
+            except StudioError as exc:
+                if exc.code == "not_found" and method == "DELETE" and tries > 1:
+                    return {"deleted": True}
+                if not repeatable:
+                    raise
+                error = exc
+            delay = next(delays, None) if error.code == "unavailable" else None
+            if delay is None:
+                raise error
+            log.warning("%s %s: %s; trying again in %.2f s", method, path, error.message, delay)
+            await asyncio.sleep(delay)
+
+    async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             answer = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise StudioError("unavailable", f"cannot reach syncd at {self._http.base_url}: {exc}") from None
+            error = StudioError("unavailable", f"cannot reach syncd at {self._http.base_url}: {exc}")
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise _NotSent(error) from None
+            raise error from None
         try:
             body = answer.json()
         except ValueError:
@@ -67,8 +136,14 @@ class DaemonStudio(Studio):
         upsert, expires_in = upload.upsert, upload.expires_in
         params = {"upsert": "true" if upsert else "false", "expires_in": str(expires_in)}
         headers = {"Content-Type": content_type}
+        # Without upsert, a repeat of a stored upload would be refused as existing.
         body = await self._call(
-            "PUT", f"/v1/storage/{bucket}/{quote(path)}", content=data, headers=headers, params=params
+            "PUT",
+            f"/v1/storage/{bucket}/{quote(path)}",
+            repeatable=upsert,
+            content=data,
+            headers=headers,
+            params=params,
         )
         return str(body["url"])
 
@@ -93,9 +168,8 @@ class DaemonStudio(Studio):
 
     async def create_project(self, title: str = "Untitled project", **fields: Any) -> Row:
         """``POST /v1/projects``."""
-        return dict(
-            await self._call("POST", "/v1/projects", json=_body({"title": title, **fields}, "projects"))
-        )
+        body = _body(_named({"title": title, **fields}), "projects")
+        return dict(await self._call("POST", "/v1/projects", json=body))
 
     async def update_project(self, project_id: str, **fields: Any) -> Row:
         """``PATCH /v1/projects/{id}``."""
@@ -117,7 +191,9 @@ class DaemonStudio(Studio):
         """``PUT /v1/projects/{id}/scenes``."""
         rows = listed(scenes)
         if isinstance(rows, list):
-            rows = [_body(s, f"scenes[{n}]") if isinstance(s, Mapping) else s for n, s in enumerate(rows)]
+            rows = [
+                _body(_named(s), f"scenes[{n}]") if isinstance(s, Mapping) else s for n, s in enumerate(rows)
+            ]
         payload = {"scenes": rows}
         body = await self._call(
             "PUT", f"/v1/projects/{_id(project_id)}/scenes", json=payload, params=self._save
@@ -128,7 +204,10 @@ class DaemonStudio(Studio):
         """``POST /v1/projects/{id}/clips``."""
         return dict(
             await self._call(
-                "POST", f"/v1/projects/{_id(project_id)}/clips", json=_body(fields, "row"), params=self._save
+                "POST",
+                f"/v1/projects/{_id(project_id)}/clips",
+                json=_body(_named(fields), "row"),
+                params=self._save,
             )
         )
 
@@ -157,7 +236,7 @@ class DaemonStudio(Studio):
 
     async def create_voice(self, **fields: Any) -> Row:
         """``POST /v1/voices``."""
-        return dict(await self._call("POST", "/v1/voices", json=_body(fields, "voices")))
+        return dict(await self._call("POST", "/v1/voices", json=_body(_named(fields), "voices")))
 
     async def update_voice(self, voice_id: str, **fields: Any) -> Row:
         """``PATCH /v1/voices/{id}``."""
@@ -170,7 +249,9 @@ class DaemonStudio(Studio):
     async def create_export(self, project_id: str, **fields: Any) -> Row:
         """``POST /v1/projects/{id}/exports``."""
         return dict(
-            await self._call("POST", f"/v1/projects/{_id(project_id)}/exports", json=_body(fields, "exports"))
+            await self._call(
+                "POST", f"/v1/projects/{_id(project_id)}/exports", json=_body(_named(fields), "exports")
+            )
         )
 
     async def update_export(self, export_id: str, **fields: Any) -> Row:
@@ -185,7 +266,7 @@ class DaemonStudio(Studio):
         """``POST /v1/projects/{id}/audio``."""
         return dict(
             await self._call(
-                "POST", f"/v1/projects/{_id(project_id)}/audio", json=_body(fields, "audio_files")
+                "POST", f"/v1/projects/{_id(project_id)}/audio", json=_body(_named(fields), "audio_files")
             )
         )
 
@@ -196,6 +277,14 @@ class DaemonStudio(Studio):
     async def delete_audio_file(self, audio_id: str) -> None:
         """``DELETE /v1/audio/{id}``."""
         await self._call("DELETE", f"/v1/audio/{_id(audio_id)}")
+
+
+def _named(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with an ``id`` (a new UUID unless given), so the create can be sent again safely."""
+    named = dict(fields)
+    if named.get("id") is None:
+        named["id"] = str(uuid.uuid4())
+    return named
 
 
 def _body(fields: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -313,7 +313,12 @@ async def test_an_answer_that_is_not_syncds_is_named_with_its_status(status: int
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with connect({"SYNCD_URL": f"http://127.0.0.1:{port}", "SYNCD_SERVICE_KEY": "k"}) as lib:
+        settings = {
+            "SYNCD_URL": f"http://127.0.0.1:{port}",
+            "SYNCD_SERVICE_KEY": "k",
+            "SYNCD_RETRY_SECONDS": "0",
+        }
+        async with connect(settings) as lib:
             with pytest.raises(StudioError) as caught:
                 await lib.load_project(new_id())
     finally:
@@ -332,7 +337,11 @@ async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
         lambda lib: lib.upload("thumbnails", f"projects/{project}/thumbnails/a.png", b"png", "image/png"),
     ]
     for env in (
-        {"SYNCD_URL": "http://127.0.0.1:9", "SYNCD_SERVICE_KEY": "syncd_sk_secret"},
+        {
+            "SYNCD_URL": "http://127.0.0.1:9",
+            "SYNCD_SERVICE_KEY": "syncd_sk_secret",
+            "SYNCD_RETRY_SECONDS": "0",
+        },
         {
             "SUPABASE_URL": "http://127.0.0.1:9",
             "SUPABASE_SERVICE_KEY": jwt.encode({"role": "service_role"}, "secret" * 6),
