@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
+from syncd.servicekey import service_key
 from tests.browser.conftest import CLIENT, bundle, heading_arrives, page_server
 from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
@@ -143,3 +145,29 @@ async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
     reason = await page.evaluate("window.probe.lastClose?.reason")
     assert reason == "no answer from syncd for 2 s, not even to a ping"
     await heading_arrives(daemon, SCENE, "Through the silence")
+
+
+async def test_a_connection_gone_silent_with_nothing_to_send_is_noticed_and_the_view_catches_up(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
+) -> None:
+    """A page that only reads (a laptop woken up, a VPN that came back with other routes) must not go
+    on showing a view the daemon stopped updating, under a status that says live."""
+    page, _ = await open_app(browser, app_origin)
+    await page.evaluate(
+        """async () => {
+          const { url, projectId } = window.settings;
+          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
+          await window.probe.connect();
+        }"""
+    )
+    relay.silence()
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        changed = await api.patch(f"/v1/projects/{DEMO_PROJECT_ID}", json={"title": "Renamed elsewhere"})
+    assert changed.status_code == 200, changed.text
+    await page.wait_for_function(
+        "window.probe.view.project.title === 'Renamed elsewhere'",
+        timeout=WAIT_MS,
+    )
+    reason = await page.evaluate("window.probe.lastClose?.reason")
+    assert reason == "no answer from syncd for 2 s, not even to a ping"

@@ -121,11 +121,12 @@ export interface EditorClientOptions extends Omit<ProtocolOptions, "token"> {
   /** Milliseconds for a connection to be in sync before it counts as failed (default 10,000). */
   openTimeout?: number;
   /**
-   * Milliseconds a connection may bring nothing while mutations wait for their answer (default
-   * 15,000). Then the client sends a ping; if that too brings nothing within as long, the connection
-   * counts as lost and the client connects again, resending the mutations. A page cannot see
-   * WebSocket pings, so without this a network path that died without a word (a firewall dropping
-   * packets, a suspended VPN) would show as live, with the user's edits stuck, until TCP gave up.
+   * Milliseconds a live connection may bring nothing (default 15,000). Then the client sends a ping;
+   * if that too brings nothing within as long, the connection counts as lost and the client connects
+   * again, resending what waits for an answer. A page cannot see WebSocket pings, so without this a
+   * network path that died without a word (a firewall dropping packets, a suspended VPN, a laptop
+   * woken up on another network) would show as live, with the view no longer updated and the user's
+   * edits stuck, until TCP gave up, or for good while the page sends nothing.
    */
   livenessTimeout?: number;
   /**
@@ -477,7 +478,7 @@ export class EditorClient {
     return promise;
   }
 
-  /** Keep an eye on the connection while mutations wait for their answer (see `livenessTimeout`). */
+  /** Keep an eye on the connection while it is open (see `livenessTimeout`). */
   private watchLiveness(): void {
     if (this.livenessTimer !== null || this.ws === null) return;
     this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
@@ -486,7 +487,7 @@ export class EditorClient {
   private checkLiveness(): void {
     this.livenessTimer = null;
     const ws = this.ws;
-    if (ws === null || this.protocol.phase !== "live" || this.protocol.unacked.length === 0) return;
+    if (ws === null || this.protocol.phase !== "live") return;
     const silent = (this.clock() - this.lastHeard) * 1000;
     if (silent < this.livenessTimeout) {
       this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout - silent);
@@ -644,7 +645,7 @@ export class EditorClient {
       this.emitter.emit("protocol", event);
     }
     this.guardLeaving();
-    this.watchLiveness(); // mutations resent on a new connection wait for their answer too
+    this.watchLiveness(); // a connection that has just joined is watched from then on
   }
 
   private handle(event: ClientEvent): void {

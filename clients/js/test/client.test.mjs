@@ -624,7 +624,23 @@ test("any frame from the daemon counts as an answer: a busy connection is not dr
   assert.equal(client.status, "live");
   socket.receive({ type: "ack", mid: 1, seq: 0 });
   await patched;
-  advance(t, 60);
-  assert.equal(socket.closedWith, null, "nothing waits for an answer: silence is fine");
+  client.close();
+});
+
+test("a connection with nothing to send is watched too: a silent one is made again, an answering one kept", async (t) => {
+  const { client, socket } = joinedClient(t, { livenessTimeout: 10_000 });
+  socket.take();
+  advance(t, 10);
+  assert.deepEqual(socket.take().map((frame) => frame.type), ["ping"], "quiet for the timeout: a ping");
+  socket.receive({ type: "pong", t: "anything" });
+  advance(t, 9);
+  assert.deepEqual(socket.take(), [], "heard from 9 s ago: no ping");
+  advance(t, 1);
+  assert.deepEqual(socket.take().map((frame) => frame.type), ["ping"]);
+  advance(t, 10);
+  assert.equal(socket.closedWith?.code, 1000, "no answer to the ping: the connection is given up");
+  assert.equal(client.status, "reconnecting");
+  advance(t, 1);
+  assert.notEqual(FakeSocket.last, socket, "and made again, to catch up with what it missed");
   client.close();
 });
