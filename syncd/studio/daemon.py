@@ -88,19 +88,18 @@ class DaemonStudio(Studio):
         finds nothing was done by the first try.
         """
         delays = retry_delays(self._retry_for)
-        tries = 0
+        reached = False  # whether an earlier try may have been applied
         while True:
-            tries += 1
             try:
                 return await self._once(method, path, **kwargs)
             except _NotSent as exc:
                 error = exc.error
             except StudioError as exc:
-                if exc.code == "not_found" and method == "DELETE" and tries > 1:
+                if exc.code == "not_found" and method == "DELETE" and reached:
                     return {"deleted": True}
                 if not repeatable:
                     raise
-                error = exc
+                error, reached = exc, True
             delay = next(delays, None) if error.code == "unavailable" else None
             if delay is None:
                 raise error
