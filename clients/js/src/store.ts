@@ -10,7 +10,7 @@ import type { Ack, ConnectionStatus, EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, TimeoutError } from "./errors.js";
 import { type Clip, type Project, type ReduxState, type Scene, type StudioProject, findLocalProject, toCamel, toSnake, writable } from "./rows.js";
-import { saveClipOn, syncScenesOn, type SyncdStudio } from "./studio.js";
+import { saveClipOn, type SceneList, syncScenesOn, type SyncdStudio } from "./studio.js";
 import type { Frame, Row } from "./frames.js";
 import { withPending } from "./pending.js";
 import { ProjectView, type ViewData } from "./view.js";
@@ -232,9 +232,12 @@ export class ProjectStore {
   updateScene = (sceneId: string, fields: Partial<Scene>): Promise<Ack> =>
     this.track((editor) => editor.patch("scenes", sceneId, writable("scenes", fields, `updateScene ${sceneId}`)));
 
-  /** Make the scene list equal to `scenes`, in this order (see `SyncdStudio.syncScenes`). */
-  syncScenes = (scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> =>
-    this.track((editor) => syncScenesOn(editor, scenes));
+  /**
+   * Make the scene list equal to `scenes`, in this order (see `SyncdStudio.syncScenes`); a function
+   * gets the scenes this store shows when the call is made.
+   */
+  syncScenes = (scenes: SceneList): Promise<Ack | null> =>
+    this.track((editor) => syncScenesOn(editor, scenes, "syncScenes", () => this.getSnapshot().project?.scenes ?? []));
 
   /** Insert or update one clip (see `SyncdStudio.saveClip`). */
   saveClip = (clip: Partial<Clip>): Promise<{ id: string; ack: Ack | null }> =>

@@ -64,6 +64,9 @@ export interface LoadedProject {
   source: "syncd" | "local";
 }
 
+/** The scenes `syncScenes` makes the project's: a list, or a function of the scenes as they are when the call is sent. */
+export type SceneList = Array<Partial<Scene> & { id: string }> | ((current: Scene[]) => Array<Partial<Scene> & { id: string }>);
+
 /** What `adoptProject` resolves with. */
 export interface Adoption {
   /** True when the project was saved to syncd now; false when syncd already had it. */
@@ -300,8 +303,12 @@ export class SyncdStudio {
    * Make the project's scene list equal to `scenes`, in this order: insert the new ones, patch the
    * fields that differ, delete the ones not listed, and index them by position. Resolves with the
    * last acknowledgement (null when nothing changed).
+   *
+   * `scenes` may be a function of the scenes as they are when the call is sent (this client's edits
+   * in flight included): a list built earlier, before an `await`, would delete the scenes other
+   * editors added meanwhile and set back the fields they changed.
    */
-  async syncScenes(projectId: string, scenes: Array<Partial<Scene> & { id: string }>): Promise<Ack | null> {
+  async syncScenes(projectId: string, scenes: SceneList): Promise<Ack | null> {
     return syncScenesOn(await this.open(projectId), scenes);
   }
 
@@ -396,15 +403,17 @@ async function createOnce<T>(create: () => Promise<T>): Promise<T> {
  */
 export async function syncScenesOn(
   editor: EditorClient,
-  scenes: Array<Partial<Scene> & { id: string }>,
+  list: SceneList,
   call = "syncScenes",
+  shown?: () => Scene[],
 ): Promise<Ack | null> {
-  if (!Array.isArray(scenes)) throw new TypeError(`${call}: expected a list of scenes, got ${typeof scenes}`);
   // Compared with the scenes as they will be once this client's edits in flight are in: against the
   // daemon's view alone, a scene inserted a moment ago would be inserted again, and a field set back
   // to its old value before the echo would not be sent. The daemon's ids are lower case; the
   // caller's may not be.
   const scenesNow = withPending(editor.view, editor.pending).scenes;
+  const scenes = typeof list === "function" ? list(shown?.() ?? scenesNow.map((row) => toCamel<Scene>(row))) : list;
+  if (!Array.isArray(scenes)) throw new TypeError(`${call}: expected a list of scenes, got ${typeof scenes}`);
   const live = new Map(scenesNow.map((row) => [row.id.toLowerCase(), row]));
   const wanted = new Set<string>();
   const sends: Array<() => Promise<Ack>> = [];

@@ -386,3 +386,37 @@ test("a snapshot that replaces rows at the same seq shows under the pending edit
   editor.close();
   await assert.rejects(edit);
 });
+
+test("syncScenes with a function gets the scenes the store shows, the user's edits in flight included", async (t) => {
+  const { editor, store } = setup(t);
+  const S1 = "5ce00000-0000-4000-8000-000000000001";
+  const S2 = "5ce00000-0000-4000-8000-000000000002";
+  const scenes = [
+    { id: S1, project_id: PROJECT, scene_index: 0, heading: "Dusk", body: "", duration: 6, voice_id: null },
+    { id: S2, project_id: PROJECT, scene_index: 1, heading: "The lamp", body: "", duration: 7.5, voice_id: null },
+  ];
+  const loaded = store.start();
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome());
+  socket.receive(snapshot(0, "e1", { scenes }));
+  await loaded;
+  socket.take();
+  const typed = store.updateScene(S2, { heading: "The lamp, lit" });
+  const shown = store.getSnapshot().project.scenes;
+  let given = null;
+  const synced = store.syncScenes((current) => {
+    given = current;
+    return [...current].reverse();
+  });
+  assert.equal(given, shown, "the very rows the store shows");
+  assert.deepEqual(given.map((scene) => scene.heading), ["Dusk", "The lamp, lit"]);
+  await new Promise((done) => setImmediate(done));
+  assert.deepEqual(
+    socket.take().map((frame) => [frame.type, frame.id, frame.set]),
+    [["patch", S2, { heading: "The lamp, lit" }], ["patch", S2, { scene_index: 0 }], ["patch", S1, { scene_index: 1 }]],
+  );
+  store.stop();
+  editor.close();
+  await Promise.allSettled([typed, synced]);
+});

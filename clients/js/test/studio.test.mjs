@@ -179,6 +179,34 @@ test("syncScenes compares with the scenes as this client's edits in flight will 
   await Promise.allSettled([first, second, third]);
 });
 
+test("syncScenes with a function builds the list from the scenes as they are when it is sent", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const theirs = { id: S3, project_id: PROJECT, scene_index: 2, heading: "Theirs", body: "", duration: 5, voice_id: null };
+  const before = studio.editor(PROJECT).view.ordered("scenes").map((row) => ({ id: row.id, heading: row.heading }));
+  // While this caller waits (for a model to write a scene, say), another editor adds a scene and
+  // renames the first one.
+  socket.receive({ type: "change", seq: 1, table: "scenes", op: "insert", id: S3, row: theirs, origin: "editor", client_id: "other", mid: 1 });
+  socket.receive({ type: "change", seq: 2, table: "scenes", op: "update", id: S1, set: { heading: "Renamed" }, origin: "editor", client_id: "other", mid: 2 });
+  const S4 = "5ce00000-0000-4000-8000-000000000004";
+  let given = null;
+  const fresh = studio.syncScenes(PROJECT, (current) => {
+    given = current.map((scene) => [scene.id, scene.heading]);
+    return [...current, { id: S4, heading: "Generated" }];
+  });
+  await settle();
+  assert.deepEqual(given, [[S1, "Renamed"], [S2, "The lamp"], [S3, "Theirs"]]);
+  assert.deepEqual(socket.take().map((frame) => [frame.type, frame.row?.id, frame.row?.scene_index]), [["insert", S4, 3]]);
+  // The same with the list built before the wait: the other editor's work is undone.
+  const stale = studio.syncScenes(PROJECT, [...before, { id: S4, heading: "Generated" }]);
+  await settle();
+  assert.deepEqual(
+    socket.take().map((frame) => [frame.type, frame.id, frame.set]),
+    [["delete", S3, undefined], ["patch", S1, { heading: "Dusk" }], ["patch", S4, { scene_index: 2 }]],
+  );
+  studio.close();
+  await Promise.allSettled([stale, fresh]);
+});
+
 test("loadProject of a project this tab is editing includes the edits still in flight", async (t) => {
   const { studio, socket } = await openStudio(t);
   const edit = studio.updateProject(PROJECT, { title: "Lighthouse, cut 2" });
