@@ -92,6 +92,20 @@ async def open_app(browser: Browser, origin: str) -> tuple[Page, list[str]]:
     return page, errors
 
 
+async def open_probe(browser: Browser, origin: str) -> Page:
+    """A page of the app with a second client of its own, ``window.probe``, in sync; it counts 1 s
+    of silence, then 1 s more after its ping, as a lost connection."""
+    page, _ = await open_app(browser, origin)
+    await page.evaluate(
+        """async () => {
+          const { url, projectId } = window.settings;
+          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
+          await window.probe.connect();
+        }"""
+    )
+    return page
+
+
 async def test_typing_faster_than_the_round_trip_keeps_every_keystroke(
     browser: Browser, daemon: DaemonProcess, app_origin: str
 ) -> None:
@@ -129,14 +143,7 @@ async def test_a_connection_gone_silent_is_made_again_and_the_edit_lands(
     browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
 ) -> None:
     """A page cannot see WebSocket pings: the client notices the silence itself and connects again."""
-    page, _ = await open_app(browser, app_origin)
-    await page.evaluate(
-        """async () => {
-          const { url, projectId } = window.settings;
-          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
-          await window.probe.connect();
-        }"""
-    )
+    page = await open_probe(browser, app_origin)
     relay.silence()
     await page.evaluate(
         "() => { window.probe.patch('scenes', window.settings.sceneId, { heading: 'Through the silence' }); }"
@@ -152,14 +159,7 @@ async def test_a_connection_gone_silent_with_nothing_to_send_is_noticed_and_the_
 ) -> None:
     """A page that only reads (a laptop woken up, a VPN that came back with other routes) must not go
     on showing a view the daemon stopped updating, under a status that says live."""
-    page, _ = await open_app(browser, app_origin)
-    await page.evaluate(
-        """async () => {
-          const { url, projectId } = window.settings;
-          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
-          await window.probe.connect();
-        }"""
-    )
+    page = await open_probe(browser, app_origin)
     relay.silence()
     headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
     async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
