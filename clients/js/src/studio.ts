@@ -271,6 +271,10 @@ export class SyncdStudio {
    * Save a project of the Redux state to syncd when syncd does not have it yet, keeping its id: the
    * project row over the HTTP API (the WebSocket cannot create projects), then its scenes and clips
    * over the WebSocket, then a save. A project syncd already has is left as it is.
+   *
+   * The rows go over a connection of their own: edits the user made on the Redux copy while syncd
+   * did not have the project wait in the project's own connection, and must reach syncd after the
+   * rows they change, not before (they would be refused as `not_found`).
    */
   async adoptProject(state: StudioProject | Record<string, unknown>): Promise<Adoption> {
     const local = findLocalProject({ projects: [state as StudioProject] }, String(state["id"]));
@@ -290,10 +294,25 @@ export class SyncdStudio {
     }
     const row = { id: local.id, ...projectFields };
     await createOnce(() => this.http.createProject(row));
+    const rowsBy = new EditorClient({
+      url: this.options.url,
+      projectId: local.id,
+      clientId: randomUuid(),
+      token: this.options.token ?? null,
+      WebSocket: this.options.WebSocket,
+      warnBeforeUnload: this.options.warnBeforeUnload !== false,
+    });
+    try {
+      await rowsBy.connect(this.options.openTimeout ?? 5_000);
+      const inserted = await Promise.allSettled(rows.map(([table, row]) => rowsBy.insert(table, row)));
+      const refused = inserted.find((result) => result.status === "rejected");
+      if (refused !== undefined) throw refused.reason;
+      const flushed = await rowsBy.flush();
+      await rowsBy.waitSaved(flushed.seq);
+    } finally {
+      rowsBy.close();
+    }
     await editor.connect(this.options.openTimeout ?? 5_000);
-    await Promise.all(rows.map(([table, row]) => editor.insert(table, row)));
-    const flushed = await editor.flush();
-    await editor.waitSaved(flushed.seq);
     return { adopted: true, project: liveProject(editor) };
   }
 

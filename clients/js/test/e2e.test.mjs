@@ -103,6 +103,28 @@ test("loadProject falls back to the Redux state for a project syncd does not hav
   studio.close();
 });
 
+test("an edit made on the Redux copy of a project syncd does not have lands once adoptProject saves the project", async (t) => {
+  const studio = new SyncdStudio({ url: daemon.url, WebSocket });
+  t.after(() => studio.close());
+  const id = "10ca1000-0000-4000-8000-0000000000a1";
+  const sceneId = "10ca1000-0000-4000-8000-0000000000b1";
+  const local = { id, title: "Old project", scenes: [{ id: sceneId, sceneIndex: 0, heading: "Dawn" }], clips: [] };
+  const store = new ProjectStore({ projectId: id, studio, fallback: { projects: [local] }, autoSaveDelay: null });
+  t.after(() => store.stop());
+  await store.start();
+  assert.equal(store.getSnapshot().source, "local");
+  const edited = store.updateScene(sceneId, { heading: "Dawn, edited on the copy" });
+  assert.equal(store.getSnapshot().project.scenes[0].heading, "Dawn, edited on the copy");
+  const adoption = await studio.adoptProject(local);
+  assert.equal(adoption.adopted, true);
+  await Promise.allSettled([edited]);
+  const check = client({ projectId: id });
+  await check.connect(10_000);
+  await waitFor(() => check.view.scenes.get(sceneId)?.heading === "Dawn, edited on the copy", 5_000, "the edit made on the copy");
+  assert.equal(store.getSnapshot().source, "syncd");
+  assert.equal(store.getSnapshot().project.scenes[0].heading, "Dawn, edited on the copy");
+});
+
 test("a project id in upper case opens the project", async () => {
   const upper = client({ projectId: daemon.projectId.toUpperCase() });
   const joined = await upper.connect(10_000);
