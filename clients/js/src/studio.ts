@@ -227,12 +227,12 @@ export class SyncdStudio {
 
   /**
    * Create a project over the HTTP API (`id` optional: keep the frontend's own, else one is made
-   * here); resolves with it. Tried again while syncd gives no answer or is restarting (see `createOnce`).
+   * here); resolves with it. Tried again while syncd gives no answer or is restarting (see `repeated`).
    */
   async createProject(fields: Partial<Project> & { title?: string } = {}): Promise<Project> {
     const body = toSnake(fields);
     const row = { id: typeof body["id"] === "string" ? body["id"] : randomUuid(), ...writable("projects", fields, "createProject") };
-    return toCamel<Project>(await createOnce(() => this.http.createProject(row)));
+    return toCamel<Project>(await repeated(() => this.http.createProject(row)));
   }
 
   /** Change fields of a project (title, script, status, aspectRatio, settings) over the WebSocket. */
@@ -242,9 +242,9 @@ export class SyncdStudio {
     return editor.patch("projects", projectId, set);
   }
 
-  /** The projects the user may open (HTTP API), camelCase. */
+  /** The projects the user may open (HTTP API), camelCase; asked again while syncd restarts (see `repeated`). */
   async listProjects(): Promise<Project[]> {
-    return (await this.http.listProjects()).map((row) => toCamel<Project>(row));
+    return (await repeated(() => this.http.listProjects())).map((row) => toCamel<Project>(row));
   }
 
   /**
@@ -293,7 +293,7 @@ export class SyncdStudio {
       if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
     }
     const row = { id: local.id, ...projectFields };
-    await createOnce(() => this.http.createProject(row));
+    await repeated(() => this.http.createProject(row));
     const rowsBy = new EditorClient({
       url: this.options.url,
       projectId: local.id,
@@ -359,31 +359,32 @@ export class SyncdStudio {
 
   // ---- voices and exports (HTTP API) -----------------------------------------------------------
 
-  /** The user's voices. */
+  /** The user's voices. Every voice call is tried again while syncd restarts, as the reads of exports are. */
   async listVoices(): Promise<Record<string, unknown>[]> {
-    return (await this.http.listVoices()).map((row) => toCamel(row));
+    return (await repeated(() => this.http.listVoices())).map((row) => toCamel(row));
   }
 
   /** Create a voice (with an id of its own unless `fields` has one); tried again like `createProject`. */
   async createVoice(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
     const body = toSnake(fields);
     const row = { ...body, id: typeof body["id"] === "string" ? body["id"] : randomUuid() };
-    return toCamel(await createOnce(() => this.http.createVoice(row)));
+    return toCamel(await repeated(() => this.http.createVoice(row)));
   }
 
   /** Change a voice. */
   async updateVoice(voiceId: string, fields: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return toCamel(await this.http.updateVoice(voiceId, toSnake(fields)));
+    const set = toSnake(fields);
+    return toCamel(await repeated(() => this.http.updateVoice(voiceId, set)));
   }
 
   /** Delete a voice. */
   deleteVoice(voiceId: string): Promise<void> {
-    return this.http.deleteVoice(voiceId);
+    return repeated(() => this.http.deleteVoice(voiceId), { gone: true });
   }
 
   /** A project's exports. */
   async listExports(projectId: string): Promise<Record<string, unknown>[]> {
-    return (await this.http.listExports(projectId)).map((row) => toCamel(row));
+    return (await repeated(() => this.http.listExports(projectId))).map((row) => toCamel(row));
   }
 
   /** Request an export of a project. */
@@ -392,26 +393,30 @@ export class SyncdStudio {
   }
 }
 
-/** Seconds before each new try of a create that got no answer (see `createOnce`). */
-const CREATE_RETRY_DELAYS = [0.5, 1, 2];
+/** Seconds before each new try of an HTTP call that got no answer (see `repeated`). */
+const RETRY_DELAYS = [0.5, 1, 2];
 
 /**
- * Run a create whose row carries its id, and run it again, with the same id, while syncd gives no
- * answer or answers 503 (a restart takes about two seconds under systemd). The first try may have
- * made the row with its answer lost; syncd answers a repeat with that row (docs/http.md, "Sending a
- * create again"), so a user's "New project" during a restart makes one project, not zero or two.
- * Other errors are the caller's at once.
+ * Run an HTTP call, and run it again while syncd gives no answer or answers 503 (a restart takes
+ * about two seconds under systemd). Only calls that can be repeated without a second effect come
+ * here: reads, updates that set what they set, and creates whose row carries its id: the first try
+ * may have made the row with its answer lost, and syncd answers a repeat with that row (docs/http.md,
+ * "Sending a create again"), so a user's "New project" during a restart makes one project, not zero
+ * or two. With `gone`, a delete whose repeat finds nothing (404) was done by an earlier try. Other
+ * errors are the caller's at once.
  */
-async function createOnce<T>(create: () => Promise<T>): Promise<T> {
-  for (const delay of CREATE_RETRY_DELAYS) {
+async function repeated<T>(call: () => Promise<T>, options: { gone?: boolean } = {}): Promise<T> {
+  for (let tries = 0; ; tries += 1) {
     try {
-      return await create();
+      return await call();
     } catch (error) {
-      if (!(error instanceof HttpError && (error.status === 0 || error.status === 503))) throw error;
+      if (options.gone === true && tries > 0 && error instanceof HttpError && error.status === 404) return undefined as T;
+      const unanswered = error instanceof HttpError && (error.status === 0 || error.status === 503);
+      const delay = RETRY_DELAYS[tries];
+      if (!unanswered || delay === undefined) throw error;
       await new Promise((done) => setTimeout(done, delay * 1000));
     }
   }
-  return create();
 }
 
 /**

@@ -277,6 +277,36 @@ test("a create whose answer is lost, or that meets a restart (503), is sent agai
   assert.ok(ids.has(project.id));
 });
 
+test("reads, voice updates and deletes are asked again while syncd restarts; a delete that landed before its answer was lost is done", async () => {
+  const answers = [503, 200];
+  route("GET", PROJECTS_PATH, 200, () => {
+    const status = answers.shift();
+    return [status, status === 503 ? { error: "unavailable", message: "the daemon is stopping" } : { projects: [{ id: "p1", title: "Back" }] }];
+  });
+  const deletes = ["drop", 404];
+  route("DELETE", "/v1/voices/v2", 204, () => {
+    const status = deletes.shift();
+    return [status, status === 404 ? { error: "not_found", message: "voice v2 does not exist" } : undefined];
+  });
+  route("DELETE", "/v1/voices/v3", 404, { error: "not_found", message: "voice v3 does not exist" });
+  const updates = ["drop", 200];
+  route("PATCH", "/v1/voices/v4", 200, () => {
+    const status = updates.shift();
+    return [status, { id: "v4", name: "Renamed" }];
+  });
+  const studio = new SyncdStudio({ url: base, WebSocket: new FakeSyncd().WebSocket });
+  const projects = await studio.listProjects();
+  assert.deepEqual(projects.map((project) => project.title), ["Back"]);
+  await studio.deleteVoice("v2");
+  await assert.rejects(studio.deleteVoice("v3"), (error) => error instanceof HttpError && error.status === 404, "a first 404 is the caller's");
+  const voice = await studio.updateVoice("v4", { name: "Renamed" });
+  assert.equal(voice.name, "Renamed");
+  assert.deepEqual(
+    requests.map((request) => `${request.method} ${request.path}`),
+    ["GET /v1/projects", "GET /v1/projects", "DELETE /v1/voices/v2", "DELETE /v1/voices/v2", "DELETE /v1/voices/v3", "PATCH /v1/voices/v4", "PATCH /v1/voices/v4"],
+  );
+});
+
 test("a create refused for what it is (400, 409) is not sent again", async () => {
   route("POST", "/v1/voices", 409, { error: "conflict", message: "voice v1 exists with other values" });
   const studio = new SyncdStudio({ url: base, WebSocket: new FakeSyncd().WebSocket });
