@@ -128,17 +128,21 @@ export class SyncdStudio {
     let editor = this.editors.get(projectId);
     const replaced = editor?.takenOver ?? false;
     if (editor === undefined || replaced) {
-      editor = new EditorClient({
-        url: this.options.url,
-        projectId,
-        clientId: replaced ? randomUuid() : this.clientId,
-        token: this.options.token ?? null,
-        WebSocket: this.options.WebSocket,
-        warnBeforeUnload: this.options.warnBeforeUnload !== false,
-      });
+      editor = this.newEditor(projectId, replaced ? randomUuid() : this.clientId);
       this.editors.set(projectId, editor);
     }
     return editor;
+  }
+
+  private newEditor(projectId: string, clientId: string): EditorClient {
+    return new EditorClient({
+      url: this.options.url,
+      projectId,
+      clientId,
+      token: this.options.token ?? null,
+      WebSocket: this.options.WebSocket,
+      warnBeforeUnload: this.options.warnBeforeUnload !== false,
+    });
   }
 
   /** Whether an edit made through this studio has not reached syncd yet (on a connection not closed for good). */
@@ -294,14 +298,7 @@ export class SyncdStudio {
     }
     const row = { id: local.id, ...projectFields };
     await repeated(() => this.http.createProject(row));
-    const rowsBy = new EditorClient({
-      url: this.options.url,
-      projectId: local.id,
-      clientId: randomUuid(),
-      token: this.options.token ?? null,
-      WebSocket: this.options.WebSocket,
-      warnBeforeUnload: this.options.warnBeforeUnload !== false,
-    });
+    const rowsBy = this.newEditor(local.id, randomUuid());
     try {
       await rowsBy.connect(this.options.openTimeout ?? 5_000);
       const inserted = await Promise.allSettled(rows.map(([table, row]) => rowsBy.insert(table, row)));
@@ -359,7 +356,7 @@ export class SyncdStudio {
 
   // ---- voices and exports (HTTP API) -----------------------------------------------------------
 
-  /** The user's voices. Every voice call is tried again while syncd restarts, as the reads of exports are. */
+  /** The user's voices; asked again while syncd restarts (see `repeated`), as the other voice calls are. */
   async listVoices(): Promise<Record<string, unknown>[]> {
     return (await repeated(() => this.http.listVoices())).map((row) => toCamel(row));
   }
@@ -382,12 +379,12 @@ export class SyncdStudio {
     return repeated(() => this.http.deleteVoice(voiceId), { gone: true });
   }
 
-  /** A project's exports. */
+  /** A project's exports; asked again while syncd restarts. */
   async listExports(projectId: string): Promise<Record<string, unknown>[]> {
     return (await repeated(() => this.http.listExports(projectId))).map((row) => toCamel(row));
   }
 
-  /** Request an export of a project. */
+  /** Request an export of a project. Not repeated: a repeat would start a second render. */
   async requestExport(projectId: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return toCamel(await this.http.requestExport(projectId, toSnake(fields)));
   }
