@@ -9,6 +9,7 @@ another region would. Keystrokes come faster than the round trip; every one must
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -171,3 +172,34 @@ async def test_a_connection_gone_silent_with_nothing_to_send_is_noticed_and_the_
     )
     reason = await page.evaluate("window.probe.lastClose?.reason")
     assert reason == "no answer from syncd for 2 s, not even to a ping"
+
+
+async def test_an_adoption_cut_short_is_finished_from_the_browsers_local_storage(
+    browser: Browser, daemon: DaemonProcess, app_origin: str
+) -> None:
+    """The first adoption saved the project and one scene before its tab closed; the browser's
+    localStorage still notes it, so the next ``adoptProject`` saves the scene syncd lacks."""
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    project_id, one, two = (str(uuid.uuid4()) for _ in range(3))
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        made = await api.post("/v1/projects", json={"id": project_id, "title": "Half adopted"})
+        assert made.status_code == 201, made.text
+        put = await api.put(
+            f"/v1/projects/{project_id}/scenes", json={"scenes": [{"id": one, "heading": "One"}]}
+        )
+        assert put.status_code == 200, put.text
+    page, errors = await open_app(browser, app_origin)
+    adoption = await page.evaluate(
+        """async ([id, one, two]) => {
+          const mark = `syncd.adopting.${id}`;
+          localStorage.setItem(mark, new Date().toISOString());
+          const scenes = [{ id: one, heading: "One" }, { id: two, heading: "Two" }];
+          const local = { id, title: "Half", scenes, clips: [] };
+          const { adopted, project } = await window.studio.adoptProject(local);
+          const headings = project.scenes.map((s) => s.heading);
+          return { adopted, headings, left: localStorage.getItem(mark) };
+        }""",
+        [project_id, one, two],
+    )
+    assert adoption == {"adopted": True, "headings": ["One", "Two"], "left": None}
+    assert errors == []

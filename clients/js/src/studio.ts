@@ -55,6 +55,37 @@ export interface StudioOptions {
    * syncd has acknowledged are safe and do not count, saved to the database or not.
    */
   warnBeforeUnload?: boolean;
+  /**
+   * Where `adoptProject` notes an adoption until its rows are saved, so that one cut short (the tab
+   * closed) is finished by the next call (default `globalThis.localStorage` where there is one; null:
+   * nowhere).
+   */
+  storage?: KeyValueStorage | null;
+}
+
+/** The part of the Web Storage API `adoptProject` uses. */
+export type KeyValueStorage = Pick<Storage, "getItem" | "setItem" | "removeItem">;
+
+/** The key prefix of an adoption in progress in `StudioOptions.storage`, followed by the project id. */
+export const ADOPTING_KEY = "syncd.adopting.";
+
+/** The browser's `localStorage`, or null where there is none or reading it is refused (a sandboxed frame). */
+function browserStorage(): KeyValueStorage | null {
+  try {
+    return (globalThis as { localStorage?: KeyValueStorage }).localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** `use(storage)`, or null without a storage or when the browser refuses it (private mode, a full quota). */
+function stored<T>(storage: KeyValueStorage | null, use: (storage: KeyValueStorage) => T): T | null {
+  if (storage === null) return null;
+  try {
+    return use(storage);
+  } catch {
+    return null;
+  }
 }
 
 /** What `loadProject` resolves with: the project and where it came from. */
@@ -98,6 +129,7 @@ export class SyncdStudio {
   readonly http: HttpApi;
   readonly clientId: string;
   private readonly options: StudioOptions; // setToken changes its token
+  private readonly storage: KeyValueStorage | null;
   private readonly editors = new Map<string, EditorClient>();
   private readonly users = new Map<string, number>();
   private readonly opening = new Map<string, number>();
@@ -109,6 +141,7 @@ export class SyncdStudio {
     this.options = options;
     this.clientId = options.clientId ?? randomUuid();
     this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => currentToken(this.options.token, "SyncdStudio: options.token"), fetch: options.fetch });
+    this.storage = options.storage !== undefined ? options.storage : browserStorage();
   }
 
   /** Use `token` (or the function giving it) from now on: for HTTP calls at once, for each connection at its next `hello`. */
@@ -274,7 +307,11 @@ export class SyncdStudio {
   /**
    * Save a project of the Redux state to syncd when syncd does not have it yet, keeping its id: the
    * project row over the HTTP API (the WebSocket cannot create projects), then its scenes and clips
-   * over the WebSocket, then a save. A project syncd already has is left as it is.
+   * over the WebSocket, then a save. A project syncd already has is left as it is, unless an
+   * adoption of it from this browser did not finish (the tab closed halfway): then the rows syncd
+   * lacks are saved now. `storage` (the browser's `localStorage`) remembers an adoption until its
+   * rows are saved; without one, an unfinished adoption cannot be told from a project whose rows
+   * were deleted since, and is left as it is.
    *
    * The rows go over a connection of their own: edits the user made on the Redux copy while syncd
    * did not have the project wait in the project's own connection, and must reach syncd after the
@@ -290,18 +327,28 @@ export class SyncdStudio {
       ...clips.map((clip, i) => ["clips", { id: clip.id, ...writable("clips", clip, `adoptProject: clips[${i}]`) }] as const),
     ];
     const editor = this.editor(local.id);
-    try {
-      await editor.connect(this.options.openTimeout ?? 5_000);
-      return { adopted: false, project: liveProject(editor) };
-    } catch (error) {
-      if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
+    const mark = `${ADOPTING_KEY}${local.id.toLowerCase()}`;
+    if (stored(this.storage, (storage) => storage.getItem(mark)) === null) {
+      try {
+        await editor.connect(this.options.openTimeout ?? 5_000);
+        return { adopted: false, project: liveProject(editor) };
+      } catch (error) {
+        if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
+      }
     }
-    const row = { id: local.id, ...projectFields };
-    await repeated(() => this.http.createProject(row));
+    stored(this.storage, (storage) => storage.setItem(mark, new Date().toISOString()));
     const rowsBy = this.newEditor(local.id, randomUuid());
     try {
-      await rowsBy.connect(this.options.openTimeout ?? 5_000);
-      const inserted = await Promise.allSettled(rows.map(([table, row]) => rowsBy.insert(table, row)));
+      try {
+        await rowsBy.connect(this.options.openTimeout ?? 5_000);
+      } catch (error) {
+        if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
+        const row = { id: local.id, ...projectFields };
+        await repeated(() => this.http.createProject(row));
+        await rowsBy.connect(this.options.openTimeout ?? 5_000);
+      }
+      const missing = rows.filter(([table, row]) => !rowsBy.view.rows(table).has(row.id.toLowerCase()));
+      const inserted = await Promise.allSettled(missing.map(([table, row]) => rowsBy.insert(table, row)));
       const refused = inserted.find((result) => result.status === "rejected");
       if (refused !== undefined) throw refused.reason;
       const flushed = await rowsBy.flush();
@@ -309,6 +356,7 @@ export class SyncdStudio {
     } finally {
       rowsBy.close();
     }
+    stored(this.storage, (storage) => storage.removeItem(mark));
     await editor.connect(this.options.openTimeout ?? 5_000);
     return { adopted: true, project: liveProject(editor) };
   }

@@ -14,6 +14,23 @@ const routes = new Map();
 let server;
 let base;
 
+/** The Web Storage calls `adoptProject` makes, kept in memory, with a log of the writes. */
+class MemoryStorage {
+  items = new Map();
+  log = [];
+  getItem(key) {
+    return this.items.get(key) ?? null;
+  }
+  setItem(key, value) {
+    this.log.push(["set", key]);
+    this.items.set(key, String(value));
+  }
+  removeItem(key) {
+    this.log.push(["remove", key]);
+    this.items.delete(key);
+  }
+}
+
 function route(method, path, status, body) {
   routes.set(`${method} ${path}`, typeof body === "function" ? body : () => [status, body]);
 }
@@ -165,7 +182,8 @@ test("adoptProject saves a local project to syncd with its id, once", async () =
     syncd.addProject({ ...body, user_id: null });
     return [201, { project: body }];
   });
-  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket });
+  const storage = new MemoryStorage();
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket, storage });
   const local = {
     id: "4d0c0000-0000-4000-8000-000000000001",
     title: "From Redux",
@@ -184,9 +202,36 @@ test("adoptProject saves a local project to syncd with its id, once", async () =
   assert.deepEqual(requests.map((r) => [r.method, r.path, r.body]), [
     ["POST", "/v1/projects", { id: local.id, title: "From Redux", aspect_ratio: "1:1" }],
   ]);
+  assert.deepEqual(storage.log, [["set", `syncd.adopting.${local.id}`], ["remove", `syncd.adopting.${local.id}`]], "noted until the rows were saved");
   const again = await studio.adoptProject(local);
   assert.equal(again.adopted, false);
   assert.equal(requests.length, 1, "a project syncd has is not created again");
+  studio.close();
+});
+
+test("an adoption cut short (the tab closed after the create) is finished by the next call from the same browser", async () => {
+  const syncd = new FakeSyncd();
+  const id = "4d0c0000-0000-4000-8000-000000000003";
+  const [one, two] = ["4d0c0000-0000-4000-8000-000000000031", "4d0c0000-0000-4000-8000-000000000032"];
+  const clip = "4d0c0000-0000-4000-8000-000000000033";
+  // What the first call saved before the tab closed: the project and one scene, since renamed live.
+  syncd.addProject({ id, title: "Half adopted", user_id: null }, [{ id: one, project_id: id, scene_index: 0, heading: "One, renamed" }]);
+  const storage = new MemoryStorage();
+  storage.setItem(`syncd.adopting.${id}`, "2026-12-03T10:00:00.000Z");
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket, storage });
+  const local = {
+    id,
+    title: "Half adopted",
+    scenes: [{ id: one, heading: "One" }, { id: two, heading: "Two" }],
+    clips: [{ id: clip, sceneId: two, prompt: "a", orderIndex: 0 }],
+  };
+  const adoption = await studio.adoptProject(local);
+  assert.equal(adoption.adopted, true);
+  assert.deepEqual(adoption.project.scenes.map((s) => s.heading), ["One, renamed", "Two"], "the rows syncd lacked, and only those");
+  assert.deepEqual(adoption.project.clips.map((c) => c.id), [clip]);
+  assert.equal(requests.length, 0, "the project is there: not created again");
+  assert.equal(storage.getItem(`syncd.adopting.${id}`), null);
+  assert.equal((await studio.adoptProject(local)).adopted, false, "finished: left as it is from now on");
   studio.close();
 });
 
