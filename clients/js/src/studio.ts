@@ -100,7 +100,7 @@ export type SceneList = Array<Partial<Scene> & { id: string }> | ((current: Scen
 
 /** What `adoptProject` resolves with. */
 export interface Adoption {
-  /** True when the project was saved to syncd now; false when syncd already had it. */
+  /** True when the project was saved to syncd now (or an adoption cut short was finished); false when syncd already had it. */
   adopted: boolean;
   project: StudioProject;
 }
