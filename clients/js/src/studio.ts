@@ -327,25 +327,29 @@ export class SyncdStudio {
       ...clips.map((clip, i) => ["clips", { id: clip.id, ...writable("clips", clip, `adoptProject: clips[${i}]`) }] as const),
     ];
     const editor = this.editor(local.id);
+    const timeout = this.options.openTimeout ?? 5_000;
+    const notFound = (error: unknown): boolean => error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND;
     const mark = `${ADOPTING_KEY}${local.id.toLowerCase()}`;
-    if (stored(this.storage, (storage) => storage.getItem(mark)) === null) {
+    const cutShort = stored(this.storage, (storage) => storage.getItem(mark)) !== null;
+    if (!cutShort) {
       try {
-        await editor.connect(this.options.openTimeout ?? 5_000);
+        await editor.connect(timeout);
         return { adopted: false, project: liveProject(editor) };
       } catch (error) {
-        if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
+        if (!notFound(error)) throw error;
       }
     }
     stored(this.storage, (storage) => storage.setItem(mark, new Date().toISOString()));
+    const create = (): Promise<unknown> => repeated(() => this.http.createProject({ id: local.id, ...projectFields }));
+    if (!cutShort) await create();
     const rowsBy = this.newEditor(local.id, randomUuid());
     try {
       try {
-        await rowsBy.connect(this.options.openTimeout ?? 5_000);
+        await rowsBy.connect(timeout);
       } catch (error) {
-        if (!(error instanceof ClientClosed && error.code === CLOSE_NOT_FOUND)) throw error;
-        const row = { id: local.id, ...projectFields };
-        await repeated(() => this.http.createProject(row));
-        await rowsBy.connect(this.options.openTimeout ?? 5_000);
+        if (!(cutShort && notFound(error))) throw error;
+        await create(); // the adoption cut short had not made the project yet
+        await rowsBy.connect(timeout);
       }
       const missing = rows.filter(([table, row]) => !rowsBy.view.rows(table).has(row.id.toLowerCase()));
       const inserted = await Promise.allSettled(missing.map(([table, row]) => rowsBy.insert(table, row)));
@@ -357,7 +361,7 @@ export class SyncdStudio {
       rowsBy.close();
     }
     stored(this.storage, (storage) => storage.removeItem(mark));
-    await editor.connect(this.options.openTimeout ?? 5_000);
+    await editor.connect(timeout);
     return { adopted: true, project: liveProject(editor) };
   }
 

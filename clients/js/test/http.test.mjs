@@ -235,6 +235,24 @@ test("an adoption cut short (the tab closed after the create) is finished by the
   studio.close();
 });
 
+test("an adoption cut short before its create landed makes the project and its rows", async () => {
+  const syncd = new FakeSyncd();
+  route("POST", "/v1/projects", 201, (body) => {
+    syncd.addProject({ ...body, user_id: null });
+    return [201, { project: body }];
+  });
+  const id = "4d0c0000-0000-4000-8000-000000000004";
+  const storage = new MemoryStorage();
+  storage.setItem(`syncd.adopting.${id}`, "2026-12-03T10:00:00.000Z");
+  const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket, storage });
+  const adoption = await studio.adoptProject({ id, title: "Not made yet", scenes: [{ id: "4d0c0000-0000-4000-8000-000000000041", heading: "One" }], clips: [] });
+  assert.equal(adoption.adopted, true);
+  assert.deepEqual(adoption.project.scenes.map((s) => s.heading), ["One"]);
+  assert.deepEqual(requests.map((r) => [r.method, r.body.id]), [["POST", id]]);
+  assert.equal(storage.getItem(`syncd.adopting.${id}`), null);
+  studio.close();
+});
+
 test("adoptProject whose create lost its answer sends it again and goes on", async () => {
   const syncd = new FakeSyncd();
   let tries = 0;
