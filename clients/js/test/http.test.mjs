@@ -31,6 +31,16 @@ class MemoryStorage {
   }
 }
 
+/** An in-memory syncd that has the projects the local server's `POST /v1/projects` creates. */
+function creatingSyncd() {
+  const syncd = new FakeSyncd();
+  route("POST", "/v1/projects", 201, (body) => {
+    syncd.addProject({ ...body, user_id: null });
+    return [201, { project: body }];
+  });
+  return syncd;
+}
+
 function route(method, path, status, body) {
   routes.set(`${method} ${path}`, typeof body === "function" ? body : () => [status, body]);
 }
@@ -177,11 +187,7 @@ test("loadProject falls back to the Redux state when syncd does not have the pro
 });
 
 test("adoptProject saves a local project to syncd with its id, once", async () => {
-  const syncd = new FakeSyncd();
-  route("POST", "/v1/projects", 201, (body) => {
-    syncd.addProject({ ...body, user_id: null });
-    return [201, { project: body }];
-  });
+  const syncd = creatingSyncd();
   const storage = new MemoryStorage();
   const studio = new SyncdStudio({ url: base, WebSocket: syncd.WebSocket, storage });
   const local = {
@@ -236,11 +242,7 @@ test("an adoption cut short (the tab closed after the create) is finished by the
 });
 
 test("an adoption cut short before its create landed makes the project and its rows", async () => {
-  const syncd = new FakeSyncd();
-  route("POST", "/v1/projects", 201, (body) => {
-    syncd.addProject({ ...body, user_id: null });
-    return [201, { project: body }];
-  });
+  const syncd = creatingSyncd();
   const id = "4d0c0000-0000-4000-8000-000000000004";
   const storage = new MemoryStorage();
   storage.setItem(`syncd.adopting.${id}`, "2026-12-03T10:00:00.000Z");
