@@ -20,13 +20,22 @@ function setup(t, storeOptions = {}) {
 
 beforeEach(() => FakeSocket.reset());
 
+/** Start `store` and bring its connection in sync (`extra`: rows for the snapshot); returns the socket. */
+async function startLive(store, extra = {}) {
+  const loaded = store.start();
+  const socket = FakeSocket.last;
+  socket.open();
+  socket.receive(welcome());
+  socket.receive(snapshot(0, "e1", extra));
+  await loaded;
+  return socket;
+}
+
 test("the snapshot shows the initial load, then the live project in camelCase; it is stable while nothing changes", async (t) => {
   const { editor, store } = setup(t);
   assert.equal(store.getSnapshot().isInitialLoad, true);
   assert.equal(store.getSnapshot().project, null);
-  const loaded = store.start();
-  join();
-  await loaded;
+  await startLive(store);
   const snap = store.getSnapshot();
   assert.equal(snap.isInitialLoad, false);
   assert.equal(snap.source, "syncd");
@@ -50,10 +59,7 @@ test("the snapshot shows the initial load, then the live project in camelCase; i
 
 test("an edit is unsaved until saved; after autoSaveDelay of quiet the store asks for a save", async (t) => {
   const { editor, store, notified } = setup(t, { autoSaveDelay: 1500 });
-  const loaded = store.start();
-  join();
-  await loaded;
-  const socket = FakeSocket.last;
+  const socket = await startLive(store);
   socket.take();
   const edit = store.updateScene("s1", { heading: "Nightfall", sceneIndex: 0 });
   assert.equal(store.getSnapshot().saveStatus, "unsaved");
@@ -82,10 +88,7 @@ test("an edit is unsaved until saved; after autoSaveDelay of quiet the store ask
 
 test("saveNow saves at once and resolves when the database has it; a refused save shows as error", async (t) => {
   const { editor, store } = setup(t, { autoSaveDelay: null });
-  const loaded = store.start();
-  join();
-  await loaded;
-  const socket = FakeSocket.last;
+  const socket = await startLive(store);
   socket.take();
   store.updateProject({ title: "Renamed" });
   socket.take();
@@ -108,9 +111,7 @@ test("saveNow saves at once and resolves when the database has it; a refused sav
 
 test("the editors present come from presence", async (t) => {
   const { editor, store } = setup(t);
-  const loaded = store.start();
-  join();
-  await loaded;
+  await startLive(store);
   FakeSocket.last.receive({ type: "presence", editors: [{ client_id: "a", user_id: null }, { client_id: "b", user_id: "u1" }] });
   assert.deepEqual(store.getSnapshot().editors, [
     { clientId: "a", userId: null },
@@ -158,10 +159,7 @@ test("a store from a studio shares its connection and the last stop closes it", 
 
 test("a reconnect into a new epoch does not leave the status waiting on old seqs", async (t) => {
   const { editor, store } = setup(t, { autoSaveDelay: null });
-  const loaded = store.start();
-  join();
-  await loaded;
-  let socket = FakeSocket.last;
+  let socket = await startLive(store);
   socket.take();
   const edit = store.updateScene("s1", { heading: "x" });
   socket.receive({ type: "ack", mid: 1, seq: 40 });
@@ -243,9 +241,7 @@ test("the calls reject rather than throw: before start(), and with a value JSON 
   assert.ok(early instanceof Promise);
   await assert.rejects(early, /call start\(\) first/);
   await assert.rejects(store.reorderClips(["k1"]), /call start\(\) first/);
-  const loaded = store.start();
-  join();
-  await loaded;
+  await startLive(store);
   const bigint = store.updateScene("s1", { duration: 1n });
   assert.ok(bigint instanceof Promise);
   await assert.rejects(bigint, TypeError);
@@ -256,10 +252,7 @@ test("the calls reject rather than throw: before start(), and with a value JSON 
 
 test("a field the store cannot write is refused, naming it and the fields it can", async (t) => {
   const { editor, store } = setup(t);
-  const loaded = store.start();
-  join();
-  await loaded;
-  const socket = FakeSocket.last;
+  const socket = await startLive(store);
   socket.take();
   const project = store.updateProject({ colour: "red", title: "Red" });
   const scene = store.updateScene("s1", { heading: "x", mood: 1, tempo: 2 });
@@ -309,10 +302,7 @@ test("what a stopped store's load ends with later is ignored", async (t) => {
 
 test("the user's own edit shows at once, before the daemon answers; a refused one gives the server's value back", async (t) => {
   const { editor, store } = setup(t);
-  const loaded = store.start();
-  join();
-  await loaded;
-  const socket = FakeSocket.last;
+  const socket = await startLive(store);
   socket.take();
   const first = store.updateScene("s1", { heading: "Dusk, seen" });
   const shown = store.getSnapshot();
@@ -365,10 +355,7 @@ test("edits made while the fallback copy is shown show on it at once, and are se
 
 test("a snapshot that replaces rows at the same seq shows under the pending edits", async (t) => {
   const { editor, store } = setup(t);
-  const loaded = store.start();
-  join();
-  await loaded;
-  const socket = FakeSocket.last;
+  const socket = await startLive(store);
   const edit = store.updateScene("s1", { heading: "Mine" });
   assert.equal(store.getSnapshot().project.scenes[1].heading, "The lamp");
   // A change that does not fit the view (an update of a row it lacks) makes the client resync.
@@ -395,12 +382,7 @@ test("syncScenes with a function gets the scenes the store shows, the user's edi
     { id: S1, project_id: PROJECT, scene_index: 0, heading: "Dusk", body: "", duration: 6, voice_id: null },
     { id: S2, project_id: PROJECT, scene_index: 1, heading: "The lamp", body: "", duration: 7.5, voice_id: null },
   ];
-  const loaded = store.start();
-  const socket = FakeSocket.last;
-  socket.open();
-  socket.receive(welcome());
-  socket.receive(snapshot(0, "e1", { scenes }));
-  await loaded;
+  const socket = await startLive(store, { scenes });
   socket.take();
   const typed = store.updateScene(S2, { heading: "The lamp, lit" });
   const shown = store.getSnapshot().project.scenes;
