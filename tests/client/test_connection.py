@@ -203,6 +203,14 @@ async def resync_session(server: ScriptedServer, *frames: Frame) -> tuple[Peer, 
     return peer, hello
 
 
+async def restarted(peer: Peer, client: EditorClient) -> asyncio.Task[Welcome]:
+    """The daemon restarts (close 1012); once ``client`` has seen it, ask it to reconnect. Returns the
+    reconnect, to await once the test answered the new connection (``resync_session``)."""
+    await peer.close(1012)
+    await client.wait_until(lambda: client.state == "closed")
+    return asyncio.create_task(client.reconnect())
+
+
 # ---- hello and connecting -----------------------------------------------------------------------
 
 
@@ -246,9 +254,7 @@ async def test_a_token_function_is_asked_before_each_hello(
     client = make_client(token=fresh_token)
     peer, hello, _ = await open_session(server, client)
     assert hello["token"] == "token.one"
-    await peer.close(1012)
-    await client.wait_until(lambda: client.state == "closed")
-    reconnecting = asyncio.create_task(client.reconnect())
+    reconnecting = await restarted(peer, client)
     peer, hello = await resync_session(server, welcome("e1", 0))
     assert hello["token"] == "token.two"
     await reconnecting
@@ -265,9 +271,7 @@ async def test_a_plain_function_works_and_a_string_set_later_replaces_it(
     peer, hello, _ = await open_session(server, client)
     assert hello["token"] == "from.a.function"
     client.token = "a.fixed.token"
-    await peer.close(1012)
-    await client.wait_until(lambda: client.state == "closed")
-    reconnecting = asyncio.create_task(client.reconnect())
+    reconnecting = await restarted(peer, client)
     _, hello = await resync_session(server, welcome("e1", 0))
     assert hello["token"] == "a.fixed.token"
     await reconnecting
@@ -611,9 +615,7 @@ async def test_reconnect_into_a_new_epoch_takes_the_snapshot(
     """When the server answers a resume with another epoch, the snapshot replaces the view and the epoch."""
     client = make_client()
     peer, _, _ = await open_session(server, client, epoch="e1", seq=5)
-    await peer.close(1012)
-    await client.wait_until(lambda: client.state == "closed")
-    reconnecting = asyncio.create_task(client.reconnect())
+    reconnecting = await restarted(peer, client)
     # The new epoch happens to be at the same seq: only the epoch tells the client its seq means nothing now.
     _, hello = await resync_session(server, welcome("e2", 5), snapshot("e2", 5, scenes=[]))
     assert hello["resume"] == {"epoch": "e1", "seq": 5}
@@ -670,9 +672,7 @@ async def test_a_resumed_stream_with_a_gap_falls_back_to_a_snapshot(
     """If the replayed changes after a resume skip a seq, the client connects again without resume."""
     client = make_client()
     peer, _, _ = await open_session(server, client)
-    await peer.close(1012)
-    await client.wait_until(lambda: client.state == "closed")
-    reconnecting = asyncio.create_task(client.reconnect())
+    reconnecting = await restarted(peer, client)
     _, first = await resync_session(server, welcome("e1", 3), heading(2, SCENE_A, "skipped one"))
     _, second = await resync_session(server, welcome("e1", 3), snapshot("e1", 3))
     assert (first["resume"], second["resume"]) == ({"epoch": "e1", "seq": 0}, None)
