@@ -474,11 +474,10 @@ export class EditorClient {
     }
     this.pump();
     this.guardLeaving();
-    this.watchLiveness();
     return promise;
   }
 
-  /** Keep an eye on the connection while it is open (see `livenessTimeout`). */
+  /** Keep an eye on the connection from the moment it is live (see `livenessTimeout`). */
   private watchLiveness(): void {
     if (this.livenessTimer !== null || this.ws === null) return;
     this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
