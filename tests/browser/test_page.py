@@ -122,6 +122,18 @@ async def test_leaving_once_every_edit_is_acknowledged_does_not_ask(
     assert dialogs == []
 
 
+async def test_the_studios_http_calls_work_from_a_page(pages: Callable[[PageMaker], Opener]) -> None:
+    """The browser's ``fetch`` refuses to run as a method of another object ("Illegal invocation")."""
+    page, _ = await pages(studio_page)("")
+    titles = await page.evaluate(
+        """async () => {
+          const made = await window.studio.createProject({ title: "Made in the browser" });
+          return (await window.studio.listProjects()).filter((p) => p.id === made.id).map((p) => p.title);
+        }"""
+    )
+    assert titles == ["Made in the browser"]
+
+
 async def test_the_question_can_be_turned_off(
     pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
 ) -> None:

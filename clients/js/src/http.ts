@@ -64,7 +64,9 @@ export class HttpApi {
     let response: Response;
     let text: string;
     try {
-      response = await this.fetchImpl(url, init);
+      // Called on its own: a browser's fetch run as a method of another object throws "Illegal invocation".
+      const send = this.fetchImpl;
+      response = await send(url, init);
       text = await response.text();
     } catch (error) {
       // fetch's own TypeError ("fetch failed") names neither the request nor why it failed.
