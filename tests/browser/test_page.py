@@ -10,6 +10,8 @@ A page of its own loads the client (bundled from ``clients/js/src``) and opens t
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -49,6 +51,29 @@ import {{ EditorClient }} from "/client.js";
 window.editor = new EditorClient({{ url: "{daemon.http}", projectId: "{DEMO_PROJECT_ID}", {options} }});
 await window.editor.connect();
 window.ready = true;
+</script></body>"""
+
+
+def local_copy_page(daemon: DaemonProcess, options: str) -> str:
+    """A page whose ``store`` shows a project syncd does not have from the studio's Redux state;
+    ``edit`` renames its scene there, ``adopt`` saves the copy to syncd."""
+    project, scene = str(uuid.uuid4()), str(uuid.uuid4())
+    local = {
+        "id": project,
+        "title": "Only in Redux",
+        "scenes": [{"id": scene, "heading": "Old"}],
+        "clips": [],
+    }
+    return f"""<!doctype html><title>local copy</title><body><script type="module">
+import {{ ProjectStore, SyncdStudio }} from "/client.js";
+const local = {json.dumps(local)};
+window.studio = new SyncdStudio({{ url: "{daemon.http}", {options} }});
+const fallback = {{ projects: [local] }};
+window.store = new ProjectStore({{ studio: window.studio, projectId: local.id, fallback }});
+await window.store.start();
+window.edit = (heading) => window.store.updateScene("{scene}", {{ heading }}).catch(() => undefined);
+window.adopt = () => window.studio.adoptProject(local);
+window.ready = window.store.getSnapshot().source === "local";
 </script></body>"""
 
 
@@ -120,6 +145,23 @@ async def test_leaving_once_every_edit_is_acknowledged_does_not_ask(
     await page.evaluate("() => window.edit('Acknowledged before leaving')")
     assert await leave(page) is True
     assert dialogs == []
+
+
+async def test_leaving_with_an_edit_made_on_a_local_copy_asks_until_the_copy_is_adopted(
+    pages: Callable[[PageMaker], Opener],
+) -> None:
+    """Edits made on the Redux copy of a project syncd does not have wait in the page for the
+    adoption that sends them; leaving first would lose them."""
+    page, dialogs = await pages(local_copy_page)("")
+    await page.evaluate("() => { window.edit('Typed on the copy'); }")
+    assert await page.evaluate("window.studio.hasUnsentEdits()") is True
+    assert await leave(page) is False
+    assert [dialog.type for dialog in dialogs] == ["beforeunload"]
+    await page.evaluate("() => window.adopt()")
+    await page.wait_for_function("!window.studio.hasUnsentEdits()", timeout=WAIT_S * 1000)
+    assert await leave_listeners(page) == 0
+    assert await leave(page) is True
+    assert len(dialogs) == 1
 
 
 async def test_the_studios_http_calls_work_from_a_page(pages: Callable[[PageMaker], Opener]) -> None:

@@ -196,6 +196,8 @@ export class EditorClient {
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly warnBeforeUnload: boolean;
+  /** Set by `keepEditsForReopen` until the next join. */
+  private reopenExpected = false;
   /** While the page is asked to warn before it is left (see `warnBeforeUnload`): what stops it. */
   private stopAskingBeforeLeaving: (() => void) | null = null;
   /** While a retry waits: what stops listening for the network coming back (which retries at once). */
@@ -353,10 +355,23 @@ export class EditorClient {
 
   /**
    * Whether an edit has not reached syncd yet: sent but not acknowledged, or made while the connection
-   * is down, on a client not closed for good. Such an edit lives only in this client (see `askBeforeLeaving`).
+   * is down, on a client not closed for good (or closed with `keepEditsForReopen`). Such an edit lives
+   * only in this client (see `askBeforeLeaving`).
    */
   get hasUnsentEdits(): boolean {
-    return this.protocol.unacked.length > 0 && this.statusValue !== "closed";
+    return this.protocol.unacked.length > 0 && (this.statusValue !== "closed" || this.reopenExpected);
+  }
+
+  /**
+   * The edits this closed client keeps will be sent by a later `connect()`: count them as unsent (so
+   * the page asks before it is left) until the client joins again. A store showing the Redux copy of
+   * a project syncd does not have (4404) calls this: the edits made on the copy are sent once
+   * `adoptProject` saves it. Edits kept after other closes (a project deleted, access refused) are
+   * not counted, since no later connect would send them.
+   */
+  keepEditsForReopen(): void {
+    this.reopenExpected = true;
+    this.guardLeaving();
   }
 
   /** Whether another connection took this client's id over (4409): it can never connect again. */
@@ -470,6 +485,7 @@ export class EditorClient {
     if (this.statusValue === "closed") {
       // Kept by the protocol for the next connect(); this call's answer would not come on this one.
       this.answers.delete(mid);
+      this.guardLeaving();
       return Promise.reject(this.closedError(true));
     }
     this.pump();
@@ -652,6 +668,7 @@ export class EditorClient {
       case "joined":
         if (this.openTimer !== null) clearTimeout(this.openTimer);
         this.openTimer = null;
+        this.reopenExpected = false;
         this.setStatus("live");
         this.lastJoined = event;
         this.emitter.emit("joined", event);
@@ -805,7 +822,7 @@ export class EditorClient {
   private setStatus(status: ConnectionStatus): void {
     if (status === this.statusValue) return;
     this.statusValue = status;
-    this.guardLeaving(); // closed for good: its edits will not be sent from this page
+    this.guardLeaving(); // closed for good: its edits will not be sent from this page, unless kept for a reopen
     this.emitter.emit("status", status);
   }
 }

@@ -190,6 +190,8 @@ export class ProjectStore {
       if (local !== null && fallback) {
         this.local = local;
         this.loaded = true;
+        // Edits made on the copy wait in the closed connection until the adoption opens it again.
+        if (error instanceof ClientClosed) editor.keepEditsForReopen();
       } else {
         this.lastError = this.loadError = error as Error;
         // A connection closed for good will not join later: the UI must be able to leave its loading state.

@@ -137,6 +137,25 @@ test("a project syncd does not have is shown from the fallback state", async (t)
   editor.close();
 });
 
+test("edits made on a copy shown because syncd does not have the project count as unsent until the connection joins", async (t) => {
+  const { editor, store } = setup(t, { fallback: { projects: [{ id: PROJECT, title: "Local copy", scenes: [], clips: [] }] } });
+  const loaded = store.start();
+  FakeSocket.last.open();
+  FakeSocket.last.drop(4404, "project not found");
+  await loaded;
+  assert.equal(store.getSnapshot().source, "local");
+  assert.equal(editor.hasUnsentEdits, false, "nothing typed yet");
+  store.updateProject({ title: "Typed on the copy" }).catch(() => undefined);
+  assert.equal(editor.hasUnsentEdits, true, "closed, but an adoption will send it");
+  editor.connect().catch(() => undefined);
+  join();
+  assert.equal(editor.hasUnsentEdits, true, "sent, not yet acknowledged");
+  FakeSocket.last.drop(4404, "project deleted");
+  assert.equal(editor.hasUnsentEdits, false, "a project deleted since: no connect will send it");
+  store.stop();
+  editor.close();
+});
+
 test("a store from a studio shares its connection and the last stop closes it", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const studio = new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: FakeSocket, fetch: async () => new Response("[]") });
