@@ -165,15 +165,32 @@ async def test_leaving_with_an_edit_made_on_a_local_copy_asks_until_the_copy_is_
 
 
 async def test_the_studios_http_calls_work_from_a_page(pages: Callable[[PageMaker], Opener]) -> None:
-    """The browser's ``fetch`` refuses to run as a method of another object ("Illegal invocation")."""
+    """Each kind of request (GET, POST, PATCH, DELETE) from another origin, through the browser's own
+    ``fetch``, which refuses to run as a method of another object ("Illegal invocation")."""
     page, _ = await pages(studio_page)("")
-    titles = await page.evaluate(
+    seen = await page.evaluate(
         """async () => {
-          const made = await window.studio.createProject({ title: "Made in the browser" });
-          return (await window.studio.listProjects()).filter((p) => p.id === made.id).map((p) => p.title);
+          const studio = window.studio;
+          const made = await studio.createProject({ title: "Made in the browser" });
+          const titles = (await studio.listProjects()).filter((p) => p.id === made.id).map((p) => p.title);
+          const voice = await studio.createVoice({ name: "Narrator" });
+          await studio.updateVoice(voice.id, { name: "Narrator, warm" });
+          const names = (await studio.listVoices()).filter((v) => v.id === voice.id).map((v) => v.name);
+          await studio.deleteVoice(voice.id);
+          const left = (await studio.listVoices()).filter((v) => v.id === voice.id).length;
+          const again = await studio.deleteVoice(voice.id).then(() => "deleted", (error) => error.status);
+          const asked = await studio.requestExport(made.id);
+          const exports = (await studio.listExports(made.id)).map((e) => e.id);
+          return { titles, names, left, again, exports: exports.length === 1 && exports[0] === asked.id };
         }"""
     )
-    assert titles == ["Made in the browser"]
+    assert seen == {
+        "titles": ["Made in the browser"],
+        "names": ["Narrator, warm"],
+        "left": 0,
+        "again": 404,
+        "exports": True,
+    }
 
 
 async def test_the_question_can_be_turned_off(
