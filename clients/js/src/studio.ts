@@ -95,8 +95,11 @@ export interface LoadedProject {
   source: "syncd" | "local";
 }
 
-/** The scenes `syncScenes` makes the project's: a list, or a function of the scenes as they are when the call is sent. */
-export type SceneList = Array<Partial<Scene> & { id: string }> | ((current: Scene[]) => Array<Partial<Scene> & { id: string }>);
+/**
+ * The scenes `syncScenes` makes the project's: a list, or a function of the scenes as they are when
+ * the call is sent. A scene without an `id` is a new one.
+ */
+export type SceneList = Array<Partial<Scene>> | ((current: Scene[]) => Array<Partial<Scene>>);
 
 /** What `adoptProject` resolves with. */
 export interface Adoption {
@@ -368,8 +371,9 @@ export class SyncdStudio {
   // ---- scenes and clips ------------------------------------------------------------------------
 
   /**
-   * Make the project's scene list equal to `scenes`, in this order: insert the new ones, patch the
-   * fields that differ, delete the ones not listed, and index them by position. Resolves with the
+   * Make the project's scene list equal to `scenes`, in this order: insert the new ones (a scene
+   * without an `id` is new and gets one), patch the fields that differ, delete the ones not listed,
+   * and index them by position. Resolves with the
    * last acknowledgement (null when nothing changed).
    *
    * `scenes` may be a function of the scenes as they are when the call is sent (this client's edits
@@ -493,8 +497,9 @@ export async function syncScenesOn(
   scenes.forEach((scene, index) => {
     const where = `${call}: scenes[${index}]`;
     if (scene === null || typeof scene !== "object") throw new TypeError(`${where}: expected a scene object, got ${scene === null ? "null" : typeof scene}`);
-    if (!isUuid(scene.id)) throw new TypeError(`${where}.id: expected a UUID, got ${JSON.stringify(scene.id) ?? "nothing"}`);
-    const id = scene.id.toLowerCase();
+    // A scene without an id is new (one a model just wrote, say), as for saveClip and the Python studio.
+    if (scene.id !== undefined && !isUuid(scene.id)) throw new TypeError(`${where}.id: expected a UUID, got ${JSON.stringify(scene.id)}`);
+    const id = scene.id?.toLowerCase() ?? randomUuid();
     if (wanted.has(id)) throw new TypeError(`${where}.id: ${id} is listed twice`);
     wanted.add(id);
     const fields = writable("scenes", { ...scene, sceneIndex: index }, where);

@@ -135,6 +135,18 @@ test("syncScenes with one bad scene sends nothing and names the scene and the fi
   studio.close();
 });
 
+test("syncScenes inserts a scene without an id as a new one, with an id of its own", async (t) => {
+  const { studio, socket } = await openStudio(t);
+  const synced = studio.syncScenes(PROJECT, [SCENES[0], { heading: "Written by the model" }, SCENES[1]]);
+  await settle();
+  const sent = socket.take();
+  assert.deepEqual(sent.map((frame) => [frame.type, frame.row?.heading ?? frame.set]), [["insert", "Written by the model"], ["patch", { scene_index: 2 }]]);
+  assert.match(sent[0].row.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(sent[0].row.scene_index, 1);
+  studio.close();
+  await assert.rejects(synced);
+});
+
 test("syncScenes finds existing scenes by id in any case", async (t) => {
   const { studio, socket } = await openStudio(t);
   const upper = SCENES.map((scene) => ({ ...scene, id: scene.id.toUpperCase() }));
