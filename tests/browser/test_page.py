@@ -14,10 +14,12 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Dialog, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
+from syncd.servicekey import service_key
 from tests.browser.conftest import CLIENT, bundle, leave, page_server, paused
 from tests.support.daemon import DaemonProcess
 
@@ -191,6 +193,35 @@ async def test_the_studios_http_calls_work_from_a_page(pages: Callable[[PageMake
         "again": 404,
         "exports": True,
     }
+
+
+async def test_the_seeds_calls_make_a_project_from_a_page(
+    pages: Callable[[PageMaker], Opener], daemon: DaemonProcess
+) -> None:
+    """``createProject``, ``loadProject``, ``syncScenes``, ``saveClip``, ``reorderClips`` and
+    ``saveNow``, as the studio's editor calls them, then the daemon's view of the project."""
+    page, _ = await pages(studio_page)("")
+    made = await page.evaluate(
+        """async () => {
+          const studio = window.studio;
+          const { id } = await studio.createProject({ title: "Storyboard" });
+          const { source } = await studio.loadProject(id);
+          await studio.syncScenes(id, [{ heading: "Dawn" }, { heading: "Noon" }]);
+          const first = await studio.saveClip(id, { prompt: "sunrise", status: "pending" });
+          const second = await studio.saveClip(id, { prompt: "sun high", status: "pending" });
+          await studio.reorderClips(id, [second.id, first.id]);
+          await studio.saveNow(id);
+          return { id, source, clips: [second.id, first.id] };
+        }"""
+    )
+    assert made["source"] == "syncd"
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        view = (await api.get(f"/v1/projects/{made['id']}")).json()
+    assert [scene["heading"] for scene in view["scenes"]] == ["Dawn", "Noon"]
+    clips = sorted(view["clips"], key=lambda clip: clip["order_index"])
+    assert [clip["id"] for clip in clips] == made["clips"]
+    assert [clip["prompt"] for clip in clips] == ["sun high", "sunrise"]
 
 
 async def test_the_question_can_be_turned_off(
