@@ -206,10 +206,16 @@ class AssetsApi:
         return {"bucket": bucket, "path": path, "url": url, "size": size, "content_type": content_type}
 
     async def sign(self, caller: Caller, bucket: str, path: str, expires_in: object) -> str:
-        """A signed URL of a stored file."""
-        caller.require_service()
+        """A signed URL of a stored file.
+
+        Editors may ask for the files of their own projects: the URLs stored in rows (a clip's
+        ``file_url``) expire, and a page must be able to show the file after that.
+        """
         bucket_rule(bucket)
-        project_of(path)
+        if caller.service:
+            project_of(path)
+        else:
+            await self._projects.owner(caller, project_of(path))
         return await self._files.signed_url(bucket, path, check_expiry(expires_in))
 
     async def public_url(self, caller: Caller, bucket: str, path: str) -> str:

@@ -97,6 +97,37 @@ async def test_a_signed_url_expires_and_a_thumbnail_is_public(daemon: LocalDaemo
     assert (await _get(put.json()["url"])).status_code == 404
 
 
+async def test_an_editor_gets_a_fresh_signed_url_for_files_of_its_own_projects_only(
+    daemon: LocalDaemon,
+) -> None:
+    """A clip's stored ``file_url`` expires; the page that shows the clip asks for a new one."""
+    alice = new_id()
+    as_alice, as_bob = daemon.as_user(alice), daemon.as_user(new_id())
+    made = await as_alice.post("/v1/projects", json={"title": "Alice's"})
+    path = f"projects/{made.json()['id']}/clips/shot.mp4"
+    await daemon.service.put(
+        f"/v1/storage/clips/{path}", content=b"mp4", headers={"Content-Type": "video/mp4"}
+    )
+    signed = await as_alice.post(f"/v1/storage/sign/clips/{path}", json={"expires_in": 600})
+    assert signed.status_code == 200, signed.text
+    assert (await _get(signed.json()["signed_url"])).content == b"mp4"
+    expiry = int(parse_qs(urlsplit(signed.json()["signed_url"]).query)["token"][0].split(".")[0])
+    assert time.time() < expiry <= time.time() + 600
+    theirs = await as_bob.post(f"/v1/storage/sign/clips/{path}", json={})
+    nobody = await daemon.anonymous.post(f"/v1/storage/sign/clips/{path}", json={})
+    assert (theirs.status_code, nobody.status_code) == (403, 401), (theirs.text, nobody.text)
+    anonymous_project = await daemon.project()
+    shared = f"projects/{anonymous_project}/clips/shot.mp4"
+    await daemon.service.put(
+        f"/v1/storage/clips/{shared}", content=b"mp4", headers={"Content-Type": "video/mp4"}
+    )
+    by_anyone = await daemon.anonymous.post(f"/v1/storage/sign/clips/{shared}", json={})
+    assert by_anyone.status_code == 200, by_anyone.text
+    gone = new_id()
+    elsewhere = await as_alice.post(f"/v1/storage/sign/clips/projects/{gone}/clips/a.mp4", json={})
+    assert (elsewhere.status_code, elsewhere.json()["message"]) == (404, f"project {gone} does not exist")
+
+
 async def test_uploads_that_break_a_bucket_rule_are_refused_and_store_nothing(daemon: LocalDaemon) -> None:
     """A path outside projects/{id}/, a missing project, a refused type, an oversize file, no such bucket."""
     project_id = await daemon.project()
