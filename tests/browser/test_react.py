@@ -10,8 +10,10 @@ page's ``window.studio`` also runs the studio calls that need a browser (``local
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from playwright.async_api import Browser, Page
 
 from syncd.projects import DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
+from syncd.storage import LocalFiles
 from tests.browser.conftest import CLIENT, bundle, heading_arrives, page_server
 from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
@@ -29,10 +32,10 @@ SCENE = DEMO_SCENES[0]["id"]
 WAIT_MS = 10_000
 
 APP = """
-import { createElement as h } from "react";
+import { createElement as h, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { EditorClient, SyncdStudio } from "CLIENT/src/index.ts";
-import { SyncdProvider, useProjectSync } from "CLIENT/src/react.ts";
+import { SyncdProvider, useFileUrl, useProjectSync } from "CLIENT/src/react.ts";
 
 const { url, projectId, sceneId } = window.settings;
 
@@ -47,10 +50,16 @@ function Heading() {
   });
 }
 
+function Clip() {
+  const [stored, setStored] = useState(null);
+  window.showClip = setStored;
+  return h("video", { id: "clip", src: useFileUrl(stored) ?? undefined });
+}
+
 window.studio = new SyncdStudio({ url });
 window.EditorClient = EditorClient;
 createRoot(document.getElementById("app")).render(
-  h(SyncdProvider, { value: window.studio }, h(Heading)),
+  h(SyncdProvider, { value: window.studio }, h(Heading), h(Clip)),
 );
 """
 
@@ -203,4 +212,30 @@ async def test_an_adoption_cut_short_is_finished_from_the_browsers_local_storage
         [project_id, one, two],
     )
     assert adoption == {"adopted": True, "headings": ["One", "Two"], "left": None}
+    assert errors == []
+
+
+async def test_a_clip_whose_stored_url_has_expired_plays_from_a_fresh_one(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, tmp_path: Path
+) -> None:
+    """The renderer stored the clip's signed URL a week ago; ``useFileUrl`` shows it from a new one."""
+    key = service_key(daemon.state_dir)
+    path = f"projects/{DEMO_PROJECT_ID}/clips/{SCENE}-pika-1.mp4"
+    async with httpx.AsyncClient(base_url=daemon.http, timeout=10) as api:
+        put = await api.put(
+            f"/v1/storage/clips/{path}",
+            content=b"\x00\x00\x00\x18ftypmp42",
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "video/mp4"},
+        )
+        assert put.status_code == 201, put.text
+    week_old = LocalFiles(tmp_path, key, daemon.http).sign("clips", path, int(time.time()) - 3600)
+    stored = f"{put.json()['url'].split('?')[0]}?token={week_old}"
+    page, errors = await open_app(browser, app_origin)
+    fetched = "(url) => fetch(url).then(async (r) => [r.status, [...new Uint8Array(await r.arrayBuffer())]])"
+    assert (await page.evaluate(fetched, stored))[0] == 403
+    await page.evaluate("(url) => window.showClip(url)", stored)
+    await page.wait_for_function("document.getElementById('clip').src !== ''", timeout=WAIT_MS)
+    src = await page.evaluate("document.getElementById('clip').src")
+    assert src != stored
+    assert await page.evaluate(fetched, src) == [200, list(b"\x00\x00\x00\x18ftypmp42")]
     assert errors == []

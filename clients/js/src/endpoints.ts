@@ -25,3 +25,8 @@ export function voicePath(voiceId: string): string {
 export function exportsPath(projectId: string): string {
   return `${projectPath(projectId)}/exports`;
 }
+
+/** `POST {expires_in}`: a new signed URL of a stored file (`bucket`, `path` as `projects/{id}/…`). */
+export function signPath(bucket: string, path: string): string {
+  return `/v1/storage/sign/${encodeURIComponent(bucket)}/${path.split("/").map(encodeURIComponent).join("/")}`;
+}

@@ -3,7 +3,7 @@
  * listing projects, voices, exports). The paths are in `endpoints.ts`; they follow docs/http.md.
  */
 
-import { exportsPath, projectPath, PROJECTS_PATH, voicePath, VOICES_PATH } from "./endpoints.js";
+import { exportsPath, projectPath, PROJECTS_PATH, signPath, voicePath, VOICES_PATH } from "./endpoints.js";
 import { HttpError, HttpNetworkError } from "./errors.js";
 import { checkJson, isObject } from "./frames.js";
 import { currentToken, type TokenSource } from "./token.js";
@@ -137,6 +137,14 @@ export class HttpApi {
   /** A project's exports. */
   listExports(projectId: string): Promise<Record<string, unknown>[]> {
     return this.request("GET", exportsPath(projectId)).then((body) => listOf(body, "exports"));
+  }
+
+  /** A signed URL of a stored file of one of the caller's projects, valid `expiresIn` seconds. */
+  signUrl(bucket: string, path: string, expiresIn: number): Promise<string> {
+    return this.request("POST", signPath(bucket, path), { expires_in: expiresIn }).then((body) => {
+      if (isObject(body) && typeof body["signed_url"] === "string") return body["signed_url"];
+      throw new HttpError(200, null, "expected a signed_url", `POST ${signPath(bucket, path)}`);
+    });
   }
 
   /** Request an export of a project; resolves with the export's row. */

@@ -20,4 +20,5 @@ export * from "./studio.js";
 export { type TokenSource } from "./token.js";
 export { askBeforeLeaving } from "./page.js";
 export { withPending } from "./pending.js";
+export { FILE_URL_SECONDS, FileUrls, signedObject } from "./files.js";
 export * from "./store.js";

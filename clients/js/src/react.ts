@@ -11,7 +11,7 @@
  * ```
  */
 
-import { createContext, useContext, useEffect, useMemo, useSyncExternalStore } from "react";
+import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 
 import type { ReduxState } from "./rows.js";
 import { ProjectStore, type ProjectSnapshot } from "./store.js";
@@ -86,6 +86,28 @@ export function useProjectSync(options: UseProjectSyncOptions): ProjectSync {
     }),
     [snapshot, store],
   );
+}
+
+/**
+ * A URL that shows a stored file now (see `SyncdStudio.fileUrl`): `<video src={useFileUrl(clip.fileUrl) ?? undefined}>`.
+ * Null while it is asked for, when there is none, and when syncd refused it (a file not stored).
+ */
+export function useFileUrl(url: string | null | undefined, studio?: SyncdStudio): string | null {
+  const fromContext = useContext(SyncdContext);
+  const using = studio ?? fromContext;
+  if (using === null) throw new Error("useFileUrl: no SyncdStudio; wrap the tree in <SyncdProvider> or pass `studio`");
+  const [shown, setShown] = useState<{ url: string | null | undefined; fresh: string | null }>({ url: undefined, fresh: null });
+  useEffect(() => {
+    let current = true;
+    using.fileUrl(url).then(
+      (fresh) => current && setShown({ url, fresh }),
+      () => current && setShown({ url, fresh: null }),
+    );
+    return () => {
+      current = false;
+    };
+  }, [using, url]);
+  return shown.url === url ? shown.fresh : null;
 }
 
 export { ProjectStore, type ProjectSnapshot, type SaveStatus, type PresentEditor } from "./store.js";

@@ -11,6 +11,7 @@ import { type Ack, EditorClient, randomUuid, type WebSocketConstructor } from ".
 import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, HttpError, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
+import { FileUrls } from "./files.js";
 import {
   checkFields,
   type Clip,
@@ -138,6 +139,7 @@ export class SyncdStudio {
   private readonly opening = new Map<string, number>();
   /** Per project, what cancels a close that waits (see `release`). */
   private readonly closing = new Map<string, () => void>();
+  private readonly files = new FileUrls((bucket, path, expiresIn) => repeated(() => this.http.signUrl(bucket, path, expiresIn)));
 
   constructor(options: StudioOptions) {
     checkTokenSource(options.token, "SyncdStudio: options.token");
@@ -438,6 +440,20 @@ export class SyncdStudio {
   /** A project's exports; asked again while syncd restarts. */
   async listExports(projectId: string): Promise<Record<string, unknown>[]> {
     return (await repeated(() => this.http.listExports(projectId))).map((row) => toCamel(row));
+  }
+
+  // ---- files -----------------------------------------------------------------------------------
+
+  /**
+   * A URL that shows a stored file now, for a `<video src>`: `fileUrl(clip.fileUrl)`. The signed URL
+   * the renderer stored in the row expires (a week after the upload); this asks syncd for a new one of
+   * the same file (valid 12 hours at least, asked once per file while it lasts). Any other URL (a
+   * thumbnail's public one, another host's) comes back as it is, and none as null.
+   *
+   * @throws HttpError `404` for a file that is not stored, `403` for a project of another user.
+   */
+  fileUrl(url: string | null | undefined): Promise<string | null> {
+    return this.files.fresh(url);
   }
 
   /** Request an export of a project. Not repeated: a repeat would start a second render. */

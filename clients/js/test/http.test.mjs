@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
-import { ClientClosed, HttpApi, HttpError, HttpNetworkError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
+import { ClientClosed, FILE_URL_SECONDS, FileUrls, HttpApi, HttpError, HttpNetworkError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
 import { FakeSyncd } from "./fake.mjs";
 
 const requests = [];
@@ -122,6 +122,45 @@ test("the list, voice and export calls use the paths of endpoints.ts", async () 
       "DELETE /v1/projects/p1 null null",
     ],
   );
+});
+
+test("fileUrl asks syncd for a new signature of a stored signed URL, once per file; other URLs come back as they are", async () => {
+  const path = "projects/0f000000-0000-4000-8000-000000000001/clips/s1-pika-1.mp4";
+  let signed = 0;
+  route("POST", `/v1/storage/sign/clips/${path}`, 200, () => [200, { signed_url: `${base}/fresh/${(signed += 1)}` }]);
+  const studio = new SyncdStudio({ url: base, WebSocket: new FakeSyncd().WebSocket, token: "editor-token" });
+  const stored = `https://abc.supabase.co/storage/v1/object/sign/clips/${path}?token=expired`;
+  const [one, two] = await Promise.all([studio.fileUrl(stored), studio.fileUrl(`${base}/storage/v1/object/sign/clips/${path}?token=other`)]);
+  assert.deepEqual([one, two], [`${base}/fresh/1`, `${base}/fresh/1`], "one request for the same file");
+  const thumbnail = `${base}/storage/v1/object/public/thumbnails/projects/p/thumbnails/t.png`;
+  assert.equal(await studio.fileUrl(thumbnail), thumbnail);
+  assert.equal(await studio.fileUrl("https://cdn.example.com/a.mp4"), "https://cdn.example.com/a.mp4");
+  assert.equal(await studio.fileUrl("not a url"), "not a url");
+  assert.equal(await studio.fileUrl(null), null);
+  assert.deepEqual(
+    requests.map((r) => `${r.method} ${r.path} ${r.auth} ${JSON.stringify(r.body)}`),
+    [`POST /v1/storage/sign/clips/${path} Bearer editor-token {"expires_in":${FILE_URL_SECONDS}}`],
+  );
+  const missing = "projects/0f000000-0000-4000-8000-000000000001/clips/gone.mp4";
+  await assert.rejects(studio.fileUrl(`${base}/storage/v1/object/sign/clips/${missing}?token=x`), (error) => error instanceof HttpError && error.status === 404);
+  route("POST", `/v1/storage/sign/clips/${missing}`, 200, { signed_url: `${base}/back` });
+  assert.equal(await studio.fileUrl(`${base}/storage/v1/object/sign/clips/${missing}?token=x`), `${base}/back`, "a refusal is not kept");
+});
+
+test("a fresh URL is handed out while half its life is left, then asked for again", async () => {
+  let now = 1_000_000;
+  const asked = [];
+  const urls = new FileUrls(async (bucket, path, expiresIn) => {
+    asked.push([bucket, path, expiresIn]);
+    return `signed-${asked.length}`;
+  }, () => now);
+  const stored = "http://127.0.0.1:8765/storage/v1/object/sign/audio/projects/p/audio/voice%20take.mp3?token=1.x";
+  assert.equal(await urls.fresh(stored), "signed-1");
+  now += (FILE_URL_SECONDS / 2) * 1000 - 1;
+  assert.equal(await urls.fresh(stored), "signed-1");
+  now += 1;
+  assert.equal(await urls.fresh(stored), "signed-2");
+  assert.deepEqual(asked, [["audio", "projects/p/audio/voice take.mp3", FILE_URL_SECONDS], ["audio", "projects/p/audio/voice take.mp3", FILE_URL_SECONDS]]);
 });
 
 test("an error status rejects with HttpError carrying the protocol's code; a missing project is null", async () => {

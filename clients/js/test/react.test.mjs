@@ -9,7 +9,7 @@ import { renderToString } from "react-dom/server";
 import TestRenderer from "react-test-renderer";
 
 import { EditorClient, ProjectStore, SyncdStudio } from "../dist/index.js";
-import { SyncdProvider, useProjectSync } from "../dist/react.js";
+import { SyncdProvider, useFileUrl, useProjectSync } from "../dist/react.js";
 import { FakeSocket, join, PROJECT } from "./fake.mjs";
 
 beforeEach(() => FakeSocket.reset());
@@ -158,5 +158,37 @@ test("a store re-created for another project leaves the old connection open unti
   await settle();
   assert.equal(first.closedWith.code, 1000, "closed once the edit is answered");
   assert.equal(seen.at(-1).error, null);
+  await act(async () => renderer.unmount());
+});
+
+// ---- useFileUrl --------------------------------------------------------------------------------------
+
+test("useFileUrl shows the fresh URL of the file it is given now, never one asked for an earlier file", async () => {
+  const answers = new Map();
+  const fetch = (url) =>
+    new Promise((resolve) => {
+      const file = new URL(url).pathname.split("/").at(-1);
+      answers.set(file, (status) => resolve(new Response(JSON.stringify(status === 200 ? { signed_url: `fresh:${file}` } : { error: "not_found", message: "gone" }), { status })));
+    });
+  const studio = new SyncdStudio({ url: "http://127.0.0.1:1", WebSocket: FakeSocket, fetch });
+  const stored = (file) => `http://127.0.0.1:1/storage/v1/object/sign/clips/projects/p/clips/${file}?token=old`;
+  const shown = [];
+  function Clip({ url }) {
+    shown.push(useFileUrl(url));
+    return null;
+  }
+  const clip = (url) => createElement(SyncdProvider, { value: studio }, createElement(Clip, { url }));
+  const renderer = await mount(clip(stored("a.mp4")));
+  assert.equal(shown.at(-1), null, "nothing while it is asked for");
+  await act(async () => renderer.update(clip(stored("b.mp4"))));
+  await act(async () => answers.get("a.mp4")(200));
+  assert.equal(shown.at(-1), null, "the answer for a.mp4 is not shown for b.mp4");
+  await act(async () => answers.get("b.mp4")(200));
+  assert.equal(shown.at(-1), "fresh:b.mp4");
+  await act(async () => renderer.update(clip("https://cdn.example.com/c.mp4")));
+  assert.equal(shown.at(-1), "https://cdn.example.com/c.mp4", "a URL that is not a signed Storage URL as it is");
+  await act(async () => renderer.update(clip(stored("gone.mp4"))));
+  await act(async () => answers.get("gone.mp4")(404));
+  assert.equal(shown.at(-1), null, "a file syncd does not have shows nothing");
   await act(async () => renderer.unmount());
 });
