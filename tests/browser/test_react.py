@@ -239,3 +239,30 @@ async def test_a_clip_whose_stored_url_has_expired_plays_from_a_fresh_one(
     assert src != stored
     assert await page.evaluate(fetched, src) == [200, list(b"\x00\x00\x00\x18ftypmp42")]
     assert errors == []
+
+
+async def test_edits_of_a_tab_that_crashed_are_sent_by_the_next_page_of_the_project(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
+) -> None:
+    """The keys typed while the link was silent never reached syncd, and the tab then ended without
+    running any handler, as a crash does; the next page of the same browser sends them."""
+    context = await browser.new_context()
+    crashed = await context.new_page()
+    await crashed.goto(app_origin)
+    await crashed.wait_for_selector("#heading", timeout=WAIT_MS)
+    relay.silence()
+    await crashed.click("#heading")
+    await crashed.keyboard.press("End")
+    await crashed.keyboard.type(" at dawn", delay=30)
+    kept = "Object.keys(localStorage).filter((key) => key.startsWith('syncd.unsent.'))"
+    assert len(await crashed.evaluate(kept)) == 1
+    await crashed.close()  # no beforeunload, no unload: the page is simply gone
+    reopened = await context.new_page()
+    await reopened.goto(app_origin)
+    expected = f"{DEMO_SCENES[0]['heading']} at dawn"
+    await heading_arrives(daemon, SCENE, expected)
+    await reopened.wait_for_function(f"{kept}.length === 0", timeout=WAIT_MS)
+    await reopened.wait_for_function(
+        f"document.getElementById('heading')?.value === {json.dumps(expected)}", timeout=WAIT_MS
+    )
+    await context.close()

@@ -30,7 +30,7 @@ import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
 import { askBeforeLeaving, whenOnline } from "./page.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
-import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
+import { checkTokenSource, currentToken, type TokenSource, tokenUser } from "./token.js";
 import type { ProjectView } from "./view.js";
 import {
   CLOSE_ABNORMAL,
@@ -101,6 +101,8 @@ export interface EditorClientEvents extends Record<string, unknown> {
   status: ConnectionStatus;
   /** Every event of the protocol, in order, for logs and tools. */
   protocol: ClientEvent;
+  /** The mutations without an answer changed (one was made, answered or restored): their mids. */
+  unacked: number[];
 }
 
 /** The settings of an `EditorClient`. */
@@ -196,6 +198,8 @@ export class EditorClient {
   private statusValue: ConnectionStatus = "new";
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly warnBeforeUnload: boolean;
+  /** The mids the last `unacked` event gave. */
+  private lastUnacked: number[] = [];
   /** Set by `keepEditsForReopen` until the next join. */
   private reopenExpected = false;
   /** While the page is asked to warn before it is left (see `warnBeforeUnload`): what stops it. */
@@ -294,9 +298,25 @@ export class EditorClient {
     return this.protocol.savedSeq;
   }
 
+  /** The user the token of the last `hello` names (unchecked; see `tokenUser`), null when anonymous. */
+  get tokenUser(): string | null {
+    return tokenUser(this.protocol.token);
+  }
+
   /** Mids of the mutations without an answer yet. */
   get unacked(): number[] {
     return this.protocol.unacked;
+  }
+
+  /**
+   * Send again, with their own mids, the mutations an earlier instance of this client id had no
+   * answer for (a tab that was closed or crashed; see `ClientProtocol.restore`). Call it on a new
+   * client made with that `clientId`, before `connect()`; nothing waits for their answers but the
+   * `unacked` event.
+   */
+  restore(frames: Frame[]): void {
+    this.protocol.restore(frames);
+    this.unackedChanged();
   }
 
   /** Call `listener` with every `name` event; returns what removes it. */
@@ -485,11 +505,11 @@ export class EditorClient {
     if (this.statusValue === "closed") {
       // Kept by the protocol for the next connect(); this call's answer would not come on this one.
       this.answers.delete(mid);
-      this.guardLeaving();
+      this.unackedChanged();
       return Promise.reject(this.closedError(true));
     }
     this.pump();
-    this.guardLeaving();
+    this.unackedChanged();
     return promise;
   }
 
@@ -518,6 +538,15 @@ export class EditorClient {
       this.protocol.connectionLost(CLOSE_ABNORMAL, reason, this.clock());
       this.handleEvents();
     }
+  }
+
+  /** After the mutations without an answer may have changed: guard leaving, tell the listeners. */
+  private unackedChanged(): void {
+    this.guardLeaving();
+    const mids = this.protocol.unacked;
+    if (mids.length === this.lastUnacked.length && mids.every((mid, i) => mid === this.lastUnacked[i])) return;
+    this.lastUnacked = mids;
+    this.emitter.emit("unacked", mids);
   }
 
   /** Ask before the page is left exactly while edits are unsent (see `warnBeforeUnload`). */
@@ -659,7 +688,7 @@ export class EditorClient {
       this.handle(event);
       this.emitter.emit("protocol", event);
     }
-    this.guardLeaving();
+    this.unackedChanged();
     this.watchLiveness(); // a connection that has just joined is watched from then on
   }
 

@@ -21,4 +21,6 @@ export { type TokenSource } from "./token.js";
 export { askBeforeLeaving } from "./page.js";
 export { withPending } from "./pending.js";
 export { FILE_URL_SECONDS, FileUrls, signedObject } from "./files.js";
+export { type KeyValueStorage } from "./storage.js";
+export { browserLocks, type Locks, UNSENT_KEY } from "./recovery.js";
 export * from "./store.js";

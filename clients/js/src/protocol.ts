@@ -314,6 +314,33 @@ export class ClientProtocol {
     return body;
   }
 
+  /**
+   * Keep mutations that an earlier instance of this client id sent and had no answer for (a tab that
+   * was closed), each with its own mid, to be sent once a connection is in sync: a mid syncd already
+   * accepted is acknowledged again and applied zero times (§7), the others are applied. The next
+   * mutation's mid follows the last one. Only before anything else was sent.
+   *
+   * @throws TypeError a frame without a whole mid, mids not rising, or a mutation already made.
+   */
+  restore(frames: Frame[]): void {
+    if (this.unackedMutations.size > 0 || this.phase !== "idle") {
+      throw new TypeError("restore: only on a client that has not connected or sent anything yet");
+    }
+    let next = this.nextMidValue;
+    const kept: Array<[number, Frame]> = [];
+    frames.forEach((frame, index) => {
+      const mid = frame?.["mid"];
+      if (typeof mid !== "number" || !Number.isSafeInteger(mid) || mid < next) {
+        throw new TypeError(`restore: frames[${index}].mid: expected a whole number from ${next} on, got ${JSON.stringify(mid)}`);
+      }
+      checkJson(frame, `restore: frames[${index}]`);
+      kept.push([mid, { ...frame }]);
+      next = mid + 1;
+    });
+    for (const [mid, frame] of kept) this.unackedMutations.set(mid, { frame, sent: false });
+    this.nextMidValue = next;
+  }
+
   /** A `patch` of one row's fields; see `mutation`. */
   patch(table: Table, id: string, set: Record<string, unknown>): Frame {
     return this.mutation({ type: "patch", table, id, set: { ...set } });

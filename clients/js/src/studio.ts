@@ -12,6 +12,8 @@ import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, HttpError, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import { FileUrls } from "./files.js";
+import { browserLocks, type Locks, Recovery } from "./recovery.js";
+import { browserStorage, type KeyValueStorage, stored } from "./storage.js";
 import {
   checkFields,
   type Clip,
@@ -25,7 +27,7 @@ import {
   toSnake,
   writable,
 } from "./rows.js";
-import { checkTokenSource, currentToken, type TokenSource } from "./token.js";
+import { checkTokenSource, currentToken, type TokenSource, tokenUser } from "./token.js";
 import { withPending } from "./pending.js";
 import type { ProjectView, ViewData } from "./view.js";
 import { CLOSE_NOT_FOUND } from "./wire.js";
@@ -58,36 +60,20 @@ export interface StudioOptions {
   warnBeforeUnload?: boolean;
   /**
    * Where `adoptProject` notes an adoption until its rows are saved, so that one cut short (the tab
-   * closed) is finished by the next call (default `globalThis.localStorage` where there is one; null:
-   * nowhere).
+   * closed) is finished by the next call, and where edits without an answer are kept until syncd has
+   * them, so that those of a tab that closed or crashed are sent by the next page that opens their
+   * project (default `globalThis.localStorage` where there is one; null: nowhere).
    */
   storage?: KeyValueStorage | null;
+  /**
+   * The Web Locks that tell a closed page's kept edits from a live one's (default `navigator.locks`;
+   * null, or none in this browser: edits are not kept; see `recovery.ts`).
+   */
+  locks?: Locks | null;
 }
-
-/** The part of the Web Storage API `adoptProject` uses. */
-export type KeyValueStorage = Pick<Storage, "getItem" | "setItem" | "removeItem">;
 
 /** The key prefix of an adoption in progress in `StudioOptions.storage`, followed by the project id. */
 export const ADOPTING_KEY = "syncd.adopting.";
-
-/** The browser's `localStorage`, or null where there is none or reading it is refused (a sandboxed frame). */
-function browserStorage(): KeyValueStorage | null {
-  try {
-    return (globalThis as { localStorage?: KeyValueStorage }).localStorage ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** `use(storage)`, or null without a storage or when the browser refuses it (private mode, a full quota). */
-function stored<T>(storage: KeyValueStorage | null, use: (storage: KeyValueStorage) => T): T | null {
-  if (storage === null) return null;
-  try {
-    return use(storage);
-  } catch {
-    return null;
-  }
-}
 
 /** What `loadProject` resolves with: the project and where it came from. */
 export interface LoadedProject {
@@ -123,6 +109,28 @@ function studioProject(data: ViewData): StudioProject | null {
   };
 }
 
+/** Seconds a client sending a closed page's edits waits for their answers once in sync. */
+const ANSWER_SECONDS = 30;
+
+/** Resolves once `editor` has no mutation without an answer; rejects when it closes for good or after `ANSWER_SECONDS`. */
+function answered(editor: EditorClient): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stops: Unsubscribe[] = [];
+    const done = (error?: Error): void => {
+      for (const stop of stops) stop();
+      clearTimeout(timer);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const timer = setTimeout(() => done(new TimeoutError(`no answer within ${ANSWER_SECONDS} s`)), ANSWER_SECONDS * 1000);
+    stops.push(
+      editor.on("unacked", (mids) => mids.length === 0 && done()),
+      editor.on("disconnected", (event) => event.final && done(new ClientClosed(event.code, event.reason))),
+    );
+    if (editor.unacked.length === 0) done();
+  });
+}
+
 /** The project as this client's user sees it: the live view with the edits still in flight. */
 function liveProject(editor: EditorClient): StudioProject {
   return studioProject(withPending(editor.view, editor.pending))!;
@@ -139,6 +147,7 @@ export class SyncdStudio {
   private readonly opening = new Map<string, number>();
   /** Per project, what cancels a close that waits (see `release`). */
   private readonly closing = new Map<string, () => void>();
+  private readonly recovery: Recovery | null;
   private readonly files = new FileUrls((bucket, path, expiresIn) => repeated(() => this.http.signUrl(bucket, path, expiresIn)));
 
   constructor(options: StudioOptions) {
@@ -147,6 +156,8 @@ export class SyncdStudio {
     this.clientId = options.clientId ?? randomUuid();
     this.http = options.http ?? new HttpApi({ baseUrl: options.url, token: () => currentToken(this.options.token, "SyncdStudio: options.token"), fetch: options.fetch });
     this.storage = options.storage !== undefined ? options.storage : browserStorage();
+    const locks = options.locks !== undefined ? options.locks : browserLocks();
+    this.recovery = this.storage !== null && locks !== null ? new Recovery(this.storage, locks) : null;
   }
 
   /** Use `token` (or the function giving it) from now on: for HTTP calls at once, for each connection at its next `hello`. */
@@ -168,18 +179,42 @@ export class SyncdStudio {
     if (editor === undefined || replaced) {
       editor = this.newEditor(projectId, replaced ? randomUuid() : this.clientId);
       this.editors.set(projectId, editor);
+      this.recovery?.track(editor);
+      void this.recover(projectId);
     }
     return editor;
   }
 
-  private newEditor(projectId: string, clientId: string): EditorClient {
+  private newEditor(projectId: string, clientId: string, warnBeforeUnload = this.options.warnBeforeUnload !== false): EditorClient {
     return new EditorClient({
       url: this.options.url,
       projectId,
       clientId,
       token: this.options.token ?? null,
       WebSocket: this.options.WebSocket,
-      warnBeforeUnload: this.options.warnBeforeUnload !== false,
+      warnBeforeUnload,
+    });
+  }
+
+  /** Send the edits that closed pages of this browser kept for `projectId` (see `recovery.ts`). */
+  private async recover(projectId: string): Promise<void> {
+    if (this.recovery === null) return;
+    let user: string | null;
+    try {
+      user = tokenUser(await currentToken(this.options.token, "SyncdStudio: options.token"));
+    } catch {
+      return; // no token now: the next open tries again
+    }
+    await this.recovery.recover(projectId, user, async (project, clientId, frames) => {
+      // Leaving this page loses nothing of these: they stay kept until answered.
+      const editor = this.newEditor(project, clientId, false);
+      try {
+        editor.restore(frames);
+        await editor.connect(this.options.openTimeout ?? 5_000);
+        await answered(editor);
+      } finally {
+        editor.close();
+      }
     });
   }
 
@@ -367,6 +402,7 @@ export class SyncdStudio {
     }
     stored(this.storage, (storage) => storage.removeItem(mark));
     await editor.connect(timeout);
+    void this.recover(local.id); // edits a closed page made on the Redux copy can land now
     return { adopted: true, project: liveProject(editor) };
   }
 

@@ -31,3 +31,19 @@ export async function currentToken(source: TokenSource | undefined, where: strin
   }
   return token ?? null;
 }
+
+/**
+ * The user a token names (its `sub`), read without checking the signature: only to tell one user's
+ * kept edits from another's in the same browser. Null for no token or one that is not a JWT.
+ */
+export function tokenUser(token: string | null): string | null {
+  const payload = token?.split(".")[1];
+  if (payload === undefined) return null;
+  try {
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    const sub: unknown = JSON.parse(json)?.sub;
+    return typeof sub === "string" ? sub.toLowerCase() : null;
+  } catch {
+    return null;
+  }
+}

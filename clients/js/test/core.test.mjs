@@ -47,6 +47,25 @@ test("a mutation JSON cannot carry uses no mid", () => {
   assert.deepEqual(client.unacked, []);
 });
 
+test("restored mutations keep their mids, are sent once in sync, and the next mid follows them", () => {
+  const client = new ClientProtocol("p1", "c1");
+  assert.throws(() => client.restore([{ type: "flush", mid: 0 }]), /frames\[0\]\.mid: expected a whole number from 1 on, got 0/);
+  assert.throws(() => client.restore([{ type: "flush", mid: 5 }, { type: "flush", mid: 5 }]), /frames\[1\]\.mid/);
+  assert.throws(() => client.restore([{ type: "flush" }]), /frames\[0\]\.mid/);
+  assert.deepEqual(client.unacked, [], "a refused list keeps nothing");
+  client.restore([{ type: "patch", mid: 3, table: "scenes", id: "s1", set: { heading: "A" } }, { type: "flush", mid: 7 }]);
+  assert.deepEqual(client.unacked, [3, 7]);
+  assert.equal(client.nextMid, 8);
+  assert.throws(() => client.restore([]), /only on a client that has not connected or sent anything yet/);
+  client.connectionMade();
+  client.receiveFrame({ type: "welcome", protocol: 1, project_id: "p1", epoch: "e", seq: 0, session: "s" });
+  client.receiveFrame({ type: "snapshot", epoch: "e", seq: 0, project: { id: "p1" }, scenes: [], clips: [], saved_seq: 0 });
+  client.flush();
+  assert.deepEqual(client.takeFrames().map((frame) => [frame.type, frame.mid]), [["hello", undefined], ["patch", 3], ["flush", 7], ["flush", 8]]);
+  client.receiveFrame({ type: "ack", mid: 3, seq: 0 });
+  assert.deepEqual(client.unacked, [7, 8]);
+});
+
 test("canonical JSON ignores key order, so a pong matches its ping", () => {
   assert.equal(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] }), '{"a":[{"c":3,"d":2}],"b":1}');
   const client = new ClientProtocol("p1", "c1");

@@ -94,6 +94,19 @@ export class FakeSyncd {
   constructor() {
     this.projects = new Map();
     this.seq = 0;
+    /** Every mutation it got, with the client id of its connection. */
+    this.received = [];
+    /** While true, mutations reach it and nothing happens: no change, no answer (a network gone silent). */
+    this.silent = false;
+    /** While an array, the answers wait in it (`answer()` sends them). */
+    this.waiting = null;
+  }
+
+  /** Send the answers that wait, in order, and answer at once from now on. */
+  answer() {
+    const waiting = this.waiting ?? [];
+    this.waiting = null;
+    for (const send of waiting) send();
   }
 
   /** A WebSocket constructor whose sockets this server answers. */
@@ -117,10 +130,11 @@ export class FakeSyncd {
   }
 
   handle(socket, frame) {
-    const reply = (f) => queueMicrotask(() => socket.receive(f));
+    const reply = (f) => (this.waiting !== null && frame.type !== "hello" ? this.waiting.push(() => socket.receive(f)) : queueMicrotask(() => socket.receive(f)));
     if (frame.type === "hello") {
       const p = this.projects.get(frame.project_id);
       socket.projectId = frame.project_id;
+      socket.clientId = frame.client_id;
       if (p === undefined) {
         reply({ type: "error", mid: null, code: "not_found", message: "no such project" });
         queueMicrotask(() => socket.drop(4404, "project not found"));
@@ -130,6 +144,8 @@ export class FakeSyncd {
       reply({ type: "snapshot", epoch: "fake", seq: this.seq, project: p.project, scenes: [...p.scenes.values()], clips: [...p.clips.values()], saved_seq: this.seq });
       return;
     }
+    if (this.silent || frame.type === "ping") return;
+    this.received.push({ client_id: socket.clientId, ...frame });
     const p = this.projects.get(socket.projectId);
     const change = (table, op, id, body) => {
       this.seq += 1;

@@ -12,6 +12,8 @@ export async function inABrowser(): Promise<void> {
   const explicit = new EditorClient({ url: "http://127.0.0.1:8765", projectId, WebSocket: globalThis.WebSocket });
   const implicit = new EditorClient({ url: "http://127.0.0.1:8765", projectId });
   const studio = new SyncdStudio({ url: "http://127.0.0.1:8765", WebSocket: window.WebSocket });
+  // The browser's own storage and locks fit the options they are the defaults of.
+  new SyncdStudio({ url: "http://127.0.0.1:8765", storage: window.localStorage, locks: navigator.locks }).close();
   await Promise.all([explicit.connect(), implicit.connect(), studio.open(projectId)]);
 }
 
