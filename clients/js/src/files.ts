@@ -12,7 +12,7 @@ export const FILE_URL_SECONDS = 24 * 3600;
 /** Where a signed Storage URL points: the same path in Supabase Storage and in syncd's local mode. */
 const SIGNED = /\/storage\/v1\/object\/sign\/([^/]+)\/(.+)$/;
 
-/** The bucket and path of a signed Storage URL, or null for any other URL (public, another host's, not a URL). */
+/** The bucket and path of a signed Storage URL (syncd's or Supabase's), or null for any other URL (a public one, a CDN's, no URL at all). */
 export function signedObject(url: string): { bucket: string; path: string } | null {
   let pathname: string;
   try {
