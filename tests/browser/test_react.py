@@ -103,16 +103,17 @@ async def open_app(browser: Browser, origin: str) -> tuple[Page, list[str]]:
     return page, errors
 
 
-async def open_probe(browser: Browser, origin: str) -> Page:
-    """A page of the app with a second client of its own, ``window.probe``, in sync; it counts 1 s
-    of silence, then 1 s more after its ping, as a lost connection."""
+async def open_probe(browser: Browser, origin: str, liveness_ms: int = 1000) -> Page:
+    """A page of the app with a second client of its own, ``window.probe``, in sync; it counts
+    ``liveness_ms`` of silence, then as long again after its ping, as a lost connection."""
     page, _ = await open_app(browser, origin)
     await page.evaluate(
-        """async () => {
+        """async (livenessTimeout) => {
           const { url, projectId } = window.settings;
-          window.probe = new window.EditorClient({ url, projectId, livenessTimeout: 1000 });
+          window.probe = new window.EditorClient({ url, projectId, livenessTimeout });
           await window.probe.connect();
-        }"""
+        }""",
+        liveness_ms,
     )
     return page
 
@@ -182,6 +183,26 @@ async def test_a_connection_gone_silent_with_nothing_to_send_is_noticed_and_the_
     )
     reason = await page.evaluate("window.probe.lastClose?.reason")
     assert reason == "no answer from syncd for 2 s, not even to a ping"
+
+
+async def test_a_page_that_comes_back_checks_its_connection_at_once(
+    browser: Browser, daemon: DaemonProcess, app_origin: str, relay: Relay
+) -> None:
+    """A laptop woken up: the connection died while it slept, and the page's clock may not have
+    counted the sleep, so the silence it measures is short. Shown again, the page pings at once and
+    gives the connection up after 5 s without an answer, not after two liveness timeouts (here 60 s)."""
+    page = await open_probe(browser, app_origin, liveness_ms=60_000)
+    relay.silence()
+    headers = {"Authorization": f"Bearer {service_key(daemon.state_dir)}"}
+    async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
+        changed = await api.patch(f"/v1/projects/{DEMO_PROJECT_ID}", json={"title": "Renamed while asleep"})
+    assert changed.status_code == 200, changed.text
+    await page.evaluate("document.dispatchEvent(new Event('visibilitychange', { bubbles: true }))")
+    await page.wait_for_function(
+        "window.probe.view.project.title === 'Renamed while asleep'", timeout=WAIT_MS
+    )
+    reason = await page.evaluate("window.probe.lastClose?.reason")
+    assert reason == "no answer from syncd within 5 s of a ping sent as the page came back"
 
 
 async def test_an_adoption_cut_short_is_finished_from_the_browsers_local_storage(

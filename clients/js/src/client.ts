@@ -28,7 +28,7 @@ import type {
 import { describeMutation, encode, type Frame } from "./frames.js";
 import { editorUrl, editorUrlOption, rowId, uuidOption } from "./ids.js";
 import { MUTATION_BURST, MUTATION_RATE, TokenBucket } from "./pacing.js";
-import { askBeforeLeaving, whenOnline } from "./page.js";
+import { askBeforeLeaving, whenOnline, whenPageReturns } from "./page.js";
 import { ClientProtocol, type Phase, type ProtocolOptions } from "./protocol.js";
 import { checkTokenSource, currentToken, type TokenSource, tokenUser } from "./token.js";
 import type { ProjectView } from "./view.js";
@@ -157,6 +157,9 @@ interface Waiter<T> {
   reject: (error: Error) => void;
 }
 
+/** Milliseconds a page that comes back waits for an answer to its ping before it connects again. */
+const RETURN_PROBE_MS = 5_000;
+
 /** A random UUID, also where `crypto.randomUUID` is missing (plain-http pages that are not localhost). */
 export function randomUuid(): string {
   const c = globalThis.crypto;
@@ -225,8 +228,10 @@ export class EditorClient {
   private livenessTimer: ReturnType<typeof setTimeout> | null = null;
   /** The clock when the current connection last brought a frame (or opened). */
   private lastHeard = 0;
-  /** Whether the liveness ping of the current silence is out. */
-  private probing = false;
+  /** While a liveness ping is out with nothing heard since: why the connection is given up if that lasts. */
+  private probing: string | null = null;
+  /** While live: what stops listening for the page coming back (see `pageReturned`). */
+  private stopWatchingPage: (() => void) | null = null;
 
   /** @throws TypeError an option is missing or wrong (`url`, `projectId`, `clientId`, `token`, `WebSocket`). */
   constructor(options: EditorClientOptions) {
@@ -517,27 +522,48 @@ export class EditorClient {
   private watchLiveness(): void {
     if (this.livenessTimer !== null || this.ws === null) return;
     this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
+    this.stopWatchingPage ??= whenPageReturns(() => this.pageReturned());
   }
 
   private checkLiveness(): void {
     this.livenessTimer = null;
     const ws = this.ws;
     if (ws === null || this.protocol.phase !== "live") return;
+    if (this.probing !== null) {
+      // Nothing came since the ping, however short the silence the clock counts (a clock that
+      // stood still while the machine slept).
+      this.ws = null;
+      closeQuietly(ws, CLOSE_NORMAL, "no answer");
+      this.lastClose = { code: CLOSE_ABNORMAL, reason: this.probing };
+      this.protocol.connectionLost(CLOSE_ABNORMAL, this.probing, this.clock());
+      this.handleEvents();
+      return;
+    }
     const silent = (this.clock() - this.lastHeard) * 1000;
     if (silent < this.livenessTimeout) {
       this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout - silent);
-    } else if (!this.probing) {
-      this.probing = true;
-      this.ping().catch(() => undefined); // any frame will do as the answer, the pong included
-      this.livenessTimer = setTimeout(() => this.checkLiveness(), this.livenessTimeout);
     } else {
-      this.ws = null;
-      closeQuietly(ws, CLOSE_NORMAL, "no answer");
-      const reason = `no answer from syncd for ${Math.round((2 * this.livenessTimeout) / 1000)} s, not even to a ping`;
-      this.lastClose = { code: CLOSE_ABNORMAL, reason };
-      this.protocol.connectionLost(CLOSE_ABNORMAL, reason, this.clock());
-      this.handleEvents();
+      const seconds = Math.round((2 * this.livenessTimeout) / 1000);
+      this.probe(this.livenessTimeout, `no answer from syncd for ${seconds} s, not even to a ping`);
     }
+  }
+
+  /** Ping, and give the connection up (with `reason`) if nothing comes within `wait` ms. */
+  private probe(wait: number, reason: string): void {
+    if (this.livenessTimer !== null) clearTimeout(this.livenessTimer);
+    this.probing = reason;
+    this.ping().catch(() => undefined); // any frame will do as the answer, the pong included
+    this.livenessTimer = setTimeout(() => this.checkLiveness(), wait);
+  }
+
+  /**
+   * The page is shown again or back online: it may have slept, and its connection with it, while
+   * the clock counted little of that. Ask now rather than after a liveness timeout or two.
+   */
+  private pageReturned(): void {
+    if (this.ws === null || this.protocol.phase !== "live" || this.probing !== null) return;
+    const wait = Math.min(RETURN_PROBE_MS, this.livenessTimeout);
+    this.probe(wait, `no answer from syncd within ${wait / 1000} s of a ping sent as the page came back`);
   }
 
   /** After the mutations without an answer may have changed: guard leaving, tell the listeners. */
@@ -629,7 +655,7 @@ export class EditorClient {
 
   private heard(): void {
     this.lastHeard = this.clock();
-    this.probing = false;
+    this.probing = null;
   }
 
   private openTimedOut(ws: WebSocketLike): void {
@@ -674,6 +700,8 @@ export class EditorClient {
   private clearTimers(): void {
     this.stopWaitingForNetwork?.();
     this.stopWaitingForNetwork = null;
+    this.stopWatchingPage?.();
+    this.stopWatchingPage = null;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     if (this.openTimer !== null) clearTimeout(this.openTimer);
     if (this.paceTimer !== null) clearTimeout(this.paceTimer);

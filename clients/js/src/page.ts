@@ -1,6 +1,6 @@
 /**
- * What the browser page tells the client, where there is one (in Node or a worker both functions do
- * nothing): that the user is leaving, and that the network is back.
+ * What the browser page tells the client, where there is one (in Node or a worker these functions do
+ * nothing): that the user is leaving, that the network is back, that the page is shown again.
  */
 
 type PageEvents = Partial<Pick<Window, "addEventListener" | "removeEventListener">>;
@@ -40,4 +40,22 @@ export function whenOnline(back: () => void): () => void {
   if (scope === null) return () => undefined;
   scope.addEventListener!("online", back);
   return () => scope.removeEventListener?.("online", back);
+}
+
+/**
+ * Call `back` when the page may have been away: shown again (a tab brought to the front, a laptop
+ * woken up) or back online. Returns what stops listening.
+ */
+export function whenPageReturns(back: () => void): () => void {
+  const scope = page();
+  if (scope === null) return () => undefined;
+  const shown = (): void => {
+    if (document.visibilityState === "visible") back();
+  };
+  document.addEventListener("visibilitychange", shown);
+  scope.addEventListener!("online", back);
+  return () => {
+    document.removeEventListener("visibilitychange", shown);
+    scope.removeEventListener?.("online", back);
+  };
 }
