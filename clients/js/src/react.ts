@@ -13,6 +13,7 @@
 
 import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 
+import { FILE_URL_SECONDS } from "./files.js";
 import type { ReduxState } from "./rows.js";
 import { ProjectStore, type ProjectSnapshot } from "./store.js";
 import type { SyncdStudio } from "./studio.js";
@@ -90,23 +91,31 @@ export function useProjectSync(options: UseProjectSyncOptions): ProjectSync {
 
 /**
  * A URL that shows a stored file now (see `SyncdStudio.fileUrl`): `<video src={useFileUrl(clip.fileUrl) ?? undefined}>`.
- * Null while it is asked for, when there is none, and when syncd refused it (a file not stored).
+ * Null while it is first asked for, when there is none, and when syncd refused it (a file not
+ * stored). A page left open is given a new one every 12 hours, before the one it shows expires.
  */
 export function useFileUrl(url: string | null | undefined, studio?: SyncdStudio): string | null {
   const fromContext = useContext(SyncdContext);
   const using = studio ?? fromContext;
   if (using === null) throw new Error("useFileUrl: no SyncdStudio; wrap the tree in <SyncdProvider> or pass `studio`");
   const [shown, setShown] = useState<{ url: string | null | undefined; fresh: string | null }>({ url: undefined, fresh: null });
+  const [renewals, setRenewals] = useState(0);
   useEffect(() => {
     let current = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     using.fileUrl(url).then(
-      (fresh) => current && setShown({ url, fresh }),
+      (fresh) => {
+        if (!current) return;
+        setShown({ url, fresh });
+        if (fresh !== null && fresh !== url) timer = setTimeout(() => setRenewals((n) => n + 1), (FILE_URL_SECONDS / 2) * 1000);
+      },
       () => current && setShown({ url, fresh: null }),
     );
     return () => {
       current = false;
+      clearTimeout(timer);
     };
-  }, [using, url]);
+  }, [using, url, renewals]);
   return shown.url === url ? shown.fresh : null;
 }
 

@@ -192,3 +192,25 @@ test("useFileUrl shows the fresh URL of the file it is given now, never one aske
   assert.equal(shown.at(-1), null, "a file syncd does not have shows nothing");
   await act(async () => renderer.unmount());
 });
+
+test("useFileUrl gives a page left open a new URL before the one it shows expires", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
+  let signed = 0;
+  const fetch = async () => new Response(JSON.stringify({ signed_url: `fresh-${(signed += 1)}` }), { status: 200 });
+  const studio = new SyncdStudio({ url: "http://127.0.0.1:1", WebSocket: FakeSocket, fetch });
+  const shown = [];
+  function Clip() {
+    shown.push(useFileUrl("http://127.0.0.1:1/storage/v1/object/sign/clips/projects/p/clips/a.mp4?token=old"));
+    return null;
+  }
+  const renderer = await mount(createElement(SyncdProvider, { value: studio }, createElement(Clip)));
+  await act(async () => {}); // the answer
+  assert.equal(shown.at(-1), "fresh-1");
+  await act(async () => t.mock.timers.tick(12 * 3600 * 1000 - 1));
+  assert.equal(shown.at(-1), "fresh-1");
+  await act(async () => t.mock.timers.tick(1));
+  await act(async () => {});
+  assert.equal(shown.at(-1), "fresh-2", "renewed at half the URL's life");
+  assert.equal(shown.includes(null, 1), false, "the old URL stays shown while the new one is asked for");
+  await act(async () => renderer.unmount());
+});
