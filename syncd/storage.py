@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -95,6 +95,17 @@ def bucket_rule(bucket: str) -> BucketRule:
         known = ", ".join(BUCKETS)
         raise EditRejected("not_found", f"bucket {bucket!r} does not exist (buckets: {known})")
     return rule
+
+
+_SIGNED_URL = re.compile(r"/storage/v1/object/sign/([^/]+)/(.+)$")
+
+
+def signed_object(url: str) -> tuple[str, str] | None:
+    """The bucket and path a signed Storage URL (syncd's or Supabase's) names, or None for any other."""
+    match = _SIGNED_URL.search(urlsplit(url).path)
+    if match is None:
+        return None
+    return unquote(match[1]), "/".join(unquote(part) for part in match[2].split("/"))
 
 
 def project_of(path: str) -> str:

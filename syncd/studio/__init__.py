@@ -35,6 +35,7 @@ __all__ = [
     "delete_clip",
     "delete_project",
     "delete_voice",
+    "fresh_url",
     "list_audio_files",
     "list_exports",
     "list_voices",
@@ -166,6 +167,11 @@ def upload_export(project_id: str, data: bytes, **kw: Any) -> str:
 def signed_url(bucket: str, path: str, expires_in: int = 3600) -> str:
     """A URL that reads a stored file for ``expires_in`` seconds."""
     return str(_run("signed_url", bucket, path, expires_in))
+
+
+def fresh_url(url: str, expires_in: int = 3600) -> str:
+    """A working URL of the file a stored signed URL names (a clip's ``file_url`` a week on)."""
+    return str(_run("fresh_url", url, expires_in))
 
 
 def save_clip_record(

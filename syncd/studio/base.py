@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from syncd.errors import SyncdError
-from syncd.storage import DEFAULT_SIGNED_SECONDS, file_name, object_path
+from syncd.storage import DEFAULT_SIGNED_SECONDS, file_name, object_path, signed_object
 
 Row = dict[str, Any]
 
@@ -105,6 +105,18 @@ class Studio(abc.ABC):
     @abc.abstractmethod
     async def signed_url(self, bucket: str, path: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:
         """A URL that reads a stored file for ``expires_in`` seconds."""
+
+    async def fresh_url(self, url: str, expires_in: int = DEFAULT_SIGNED_SECONDS) -> str:
+        """A working URL of the file a stored signed URL names, signed anew for ``expires_in`` seconds.
+
+        The URL an upload returns, and the rows keep (a clip's ``file_url``), stops working a week
+        later; a renderer that composes an export from older clips reads them through this. Any
+        other URL (a thumbnail's public one, a provider's) comes back as it is.
+        """
+        stored = signed_object(url)
+        if stored is None:
+            return url
+        return await self.signed_url(*stored, expires_in)
 
     @abc.abstractmethod
     async def public_url(self, bucket: str, path: str) -> str:

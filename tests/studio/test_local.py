@@ -178,6 +178,13 @@ async def test_files_voices_exports_and_audio_files_through_the_library(
     path = f"projects/{project_id}/clips/by-hand.mp4"
     await lib.upload("clips", path, b"hand", "video/mp4")
     assert (await fetch(await lib.signed_url("clips", path, 30))).content == b"hand"
+    files = daemon.sup.files
+    assert files is not None
+    week_old = f"{daemon.url}/storage/v1/object/sign/clips/{path}?token={files.sign('clips', path, 1)}"
+    assert (await fetch(week_old)).status_code == 403
+    assert (await fetch(await lib.fresh_url(week_old))).content == b"hand"
+    assert await lib.fresh_url(thumb_url) == thumb_url
+    assert await lib.fresh_url("https://cdn.example.com/a.mp4") == "https://cdn.example.com/a.mp4"
     with pytest.raises(StudioError) as private:
         await lib.public_url("clips", path)
     assert private.value.status == 403

@@ -176,6 +176,7 @@ async def test_signed_urls_through_the_library(stack: Stack, lib: SupabaseStudio
     again = await lib.signed_url("clips", path, 60)
     async with httpx.AsyncClient(timeout=WAIT) as http:
         assert (await http.get(again)).content == b"clip bytes"
+        assert (await http.get(await lib.fresh_url(url))).content == b"clip bytes"
         for url, data in (
             (await lib.upload_audio(project["id"], b"ID3"), b"ID3"),
             (await lib.upload_export(project["id"], b"final"), b"final"),
