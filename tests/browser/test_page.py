@@ -1,10 +1,14 @@
-"""What the browser page tells the TypeScript client, in a real Chromium against a real ``syncd run``.
+"""The TypeScript client in a page, in a real Chromium against a real ``syncd run``.
 
-A page of its own loads the client (bundled from ``clients/js/src``) and opens the seed's demo project.
+A page of its own, on another origin than the daemon, loads the client (bundled from
+``clients/js/src``) and opens the seed's demo project (or, for the local copy, a project syncd does
+not have).
 - Leaving: the page asks first while an edit has not reached syncd. The daemon is paused with SIGSTOP
   so that an edit stays unacknowledged; Chromium is then asked to close the page, running its
   ``beforeunload`` handlers.
 - The network coming back (``online``): a client waiting out its reconnect delay dials at once.
+- The studio's calls as the editor makes them: the HTTP ones through the browser's own ``fetch`` and
+  CORS, and the seed's flow checked in the daemon's view.
 """
 
 from __future__ import annotations
