@@ -4,7 +4,9 @@ The page is a small React app: ``useProjectSync`` and an ``<input value={scene.h
 ``onChange`` calls ``updateScene``, the way a studio screen binds a field to the hook. Between the
 page and a real ``syncd run`` sits a TCP relay that holds every chunk 100 ms each way, as a daemon in
 another region would. Keystrokes come faster than the round trip; every one must count. The same
-page's ``window.studio`` also runs the studio calls that need a browser (``localStorage``).
+page's ``window.studio`` also runs the studio calls that need a browser (``localStorage``, Web
+Locks: an adoption cut short, the edits of a tab that crashed), and a ``<video>`` shows a stored clip
+through ``useFileUrl``.
 """
 
 from __future__ import annotations
