@@ -167,3 +167,26 @@ export class FakeSyncd {
     if (frame.type === "flush") reply({ type: "saved", seq: this.seq, at: "2026-12-01T00:00:00.000Z" });
   }
 }
+
+/** Web Storage in memory, with `key` and `length` as the browser's, and a log of the writes. */
+export class MemoryStorage {
+  items = new Map();
+  log = [];
+  get length() {
+    return this.items.size;
+  }
+  key(index) {
+    return [...this.items.keys()][index] ?? null;
+  }
+  getItem(key) {
+    return this.items.get(key) ?? null;
+  }
+  setItem(key, value) {
+    this.log.push(["set", key]);
+    this.items.set(key, String(value));
+  }
+  removeItem(key) {
+    this.log.push(["remove", key]);
+    this.items.delete(key);
+  }
+}

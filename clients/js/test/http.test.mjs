@@ -7,29 +7,12 @@ import { createServer } from "node:http";
 import { after, before, beforeEach, test } from "node:test";
 
 import { ClientClosed, FILE_URL_SECONDS, FileUrls, HttpApi, HttpError, HttpNetworkError, PROJECTS_PATH, SyncdStudio } from "../dist/index.js";
-import { FakeSyncd } from "./fake.mjs";
+import { FakeSyncd, MemoryStorage } from "./fake.mjs";
 
 const requests = [];
 const routes = new Map();
 let server;
 let base;
-
-/** The Web Storage calls `adoptProject` makes, kept in memory, with a log of the writes. */
-class MemoryStorage {
-  items = new Map();
-  log = [];
-  getItem(key) {
-    return this.items.get(key) ?? null;
-  }
-  setItem(key, value) {
-    this.log.push(["set", key]);
-    this.items.set(key, String(value));
-  }
-  removeItem(key) {
-    this.log.push(["remove", key]);
-    this.items.delete(key);
-  }
-}
 
 /** An in-memory syncd that has the projects the local server's `POST /v1/projects` creates. */
 function creatingSyncd() {

@@ -7,27 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { SyncdStudio, UNSENT_KEY } from "../dist/index.js";
-import { FakeSyncd, PROJECT } from "./fake.mjs";
-
-/** Web Storage in memory, with `key` and `length` as the browser's. */
-class MemoryStorage {
-  items = new Map();
-  get length() {
-    return this.items.size;
-  }
-  key(index) {
-    return [...this.items.keys()][index] ?? null;
-  }
-  getItem(key) {
-    return this.items.get(key) ?? null;
-  }
-  setItem(key, value) {
-    this.items.set(key, String(value));
-  }
-  removeItem(key) {
-    this.items.delete(key);
-  }
-}
+import { FakeSyncd, MemoryStorage, PROJECT } from "./fake.mjs";
 
 /** The Web Locks of one browser: `page()` gives the `navigator.locks` of one page, and `die()` ends it. */
 class Browser {
