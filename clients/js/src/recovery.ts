@@ -35,10 +35,12 @@ export function browserLocks(): Locks | null {
   return locks !== undefined && typeof locks.request === "function" ? locks : null;
 }
 
-/** What one connection kept: its mutations without an answer, with the user whose token they went with. */
+/** What one connection kept: its mutations without an answer, with the daemon and the user they went to and with. */
 interface Unsent {
   projectId: string;
   clientId: string;
+  /** The editor URL of the daemon (a studio pointed at staging must not send them to production). */
+  daemon: string;
   user: string | null;
   frames: Frame[];
 }
@@ -70,12 +72,13 @@ export class Recovery {
   }
 
   /**
-   * Send the edits that pages now closed kept for `projectId` under `user` (null: anonymous), each
-   * record while holding its lock, so that no other page sends it at the same time.
+   * Send the edits that pages now closed kept for `projectId` on `daemon` (an editor URL) under
+   * `user` (null: anonymous), each record while holding its lock, so that no other page sends it at
+   * the same time.
    * A record that cannot be sent now (the project is not in syncd yet, syncd is away) stays for a
    * later try; one that cannot be read is removed.
    */
-  async recover(projectId: string, user: string | null, finish: Finish): Promise<void> {
+  async recover(projectId: string, daemon: string, user: string | null, finish: Finish): Promise<void> {
     for (const key of storedKeys(this.storage, recordKey(projectId, ""))) {
       const clientId = key.slice(key.lastIndexOf(".") + 1);
       if (this.own.has(key) || this.finishing.has(key)) continue;
@@ -90,7 +93,7 @@ export class Recovery {
             stored(this.storage, (s) => s.removeItem(key));
             return;
           }
-          if (record.user !== user) return; // another user's: theirs to send
+          if (record.daemon !== daemon || record.user !== user) return; // another daemon's or user's: theirs to send
           await finish(record.projectId, clientId, record.frames);
           stored(this.storage, (s) => s.removeItem(key));
         });
@@ -114,8 +117,8 @@ function readRecord(text: string | null): Unsent | null {
   }
   if (!isObject(value) || !Array.isArray(value["frames"]) || typeof value["clientId"] !== "string" || typeof value["projectId"] !== "string") return null;
   const user = value["user"];
-  if (user !== null && typeof user !== "string") return null;
-  return { projectId: value["projectId"], clientId: value["clientId"], user, frames: value["frames"].filter(isObject) };
+  if ((user !== null && typeof user !== "string") || typeof value["daemon"] !== "string") return null;
+  return { projectId: value["projectId"], clientId: value["clientId"], daemon: value["daemon"], user, frames: value["frames"].filter(isObject) };
 }
 
 /**
@@ -177,6 +180,7 @@ class Kept {
     const record: Unsent = {
       projectId: this.editor.projectId.toLowerCase(),
       clientId: this.editor.clientId.toLowerCase(),
+      daemon: this.editor.url,
       user: this.editor.tokenUser,
       frames,
     };

@@ -12,6 +12,7 @@ import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, HttpError, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import { FileUrls } from "./files.js";
+import { editorUrl } from "./ids.js";
 import { browserLocks, type Locks, Recovery } from "./recovery.js";
 import { browserStorage, type KeyValueStorage, stored } from "./storage.js";
 import {
@@ -205,7 +206,7 @@ export class SyncdStudio {
     } catch {
       return; // no token now: the next open tries again
     }
-    await this.recovery.recover(projectId, user, async (project, clientId, frames) => {
+    await this.recovery.recover(projectId, editorUrl(this.options.url), user, async (project, clientId, frames) => {
       // Leaving this page loses nothing of these: they stay kept until answered.
       const editor = this.newEditor(project, clientId, false);
       try {

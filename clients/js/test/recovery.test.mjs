@@ -45,8 +45,8 @@ function setup(t) {
   const browser = new Browser();
   const studios = [];
   t.after(() => studios.forEach((s) => s.close())); // a failed check must not leave them reconnecting
-  const studio = (locks, token = null) => {
-    studios.push(new SyncdStudio({ url: "ws://127.0.0.1:1", WebSocket: syncd.WebSocket, storage, locks, token }));
+  const studio = (locks, token = null, url = "ws://127.0.0.1:1") => {
+    studios.push(new SyncdStudio({ url, WebSocket: syncd.WebSocket, storage, locks, token }));
     return studios.at(-1);
   };
   return { syncd, storage, browser, studio };
@@ -107,7 +107,7 @@ test("an edit is kept before its call returns, and no longer a moment after its 
   assert.equal(browser.held.has(key), false, "and let go once nothing is kept (a page holding one may lose its back/forward cache)");
 });
 
-test("another user's kept edits are theirs to send", async (t) => {
+test("another user's kept edits are theirs to send, and another daemon's stay for it", async (t) => {
   const { syncd, storage, browser, studio } = setup(t);
   const token = (sub) => `e30.${Buffer.from(JSON.stringify({ sub })).toString("base64url")}.x`;
   const alice = "a11ce000-0000-4000-8000-000000000001";
@@ -124,6 +124,10 @@ test("another user's kept edits are theirs to send", async (t) => {
   await bob.open(PROJECT);
   await settle();
   assert.equal(kept(storage).length, 1, "not sent under Bob's token");
+  const staging = studio(browser.page(), token(alice), "ws://127.0.0.1:2");
+  await staging.open(PROJECT);
+  await settle();
+  assert.equal(kept(storage).length, 1, "not sent to another daemon with a project of the same id");
   const again = studio(browser.page(), () => token(alice.toUpperCase()));
   await again.open(PROJECT);
   await settle();
