@@ -19,6 +19,7 @@ import type { EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { type Frame, isObject } from "./frames.js";
 import { type KeyValueStorage, stored, storedKeys } from "./storage.js";
+import { CLOSE_TAKEN_OVER } from "./wire.js";
 
 /** The key prefix of the kept edits, followed by `{projectId}.{clientId}`. */
 export const UNSENT_KEY = "syncd.unsent.";
@@ -68,7 +69,13 @@ export class Recovery {
   track(editor: EditorClient): Unsubscribe {
     const kept = new Kept(editor, this.storage, this.locks);
     this.own.add(kept.key);
-    return editor.on("unacked", (mids) => kept.changed(mids));
+    const stops = [
+      editor.on("unacked", (mids) => kept.changed(mids)),
+      // Another connection took the client id over (4409): nothing may be sent under it any more,
+      // from this page or a later one, which would take that connection over in turn.
+      editor.on("disconnected", (event) => event.code === CLOSE_TAKEN_OVER && kept.forget()),
+    ];
+    return () => stops.forEach((stop) => stop());
   }
 
   /**
@@ -136,6 +143,7 @@ class Kept {
   /** While the lock is held: what lets it go. */
   private release: (() => void) | null = null;
   private acquiring = false;
+  private forgotten = false;
 
   constructor(
     private readonly editor: EditorClient,
@@ -161,10 +169,16 @@ class Kept {
     }
   }
 
+  /** Keep nothing more of this connection: its record is removed, its lock let go. */
+  forget(): void {
+    this.forgotten = true;
+    this.write();
+  }
+
   private write(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = this.writing = null;
-    const frames = this.editor.pending;
+    const frames = this.forgotten ? [] : this.editor.pending;
     if (frames.length === 0) {
       this.keptUpTo = 0;
       stored(this.storage, (s) => s.removeItem(this.key));

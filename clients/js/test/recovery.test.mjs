@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { SyncdStudio, UNSENT_KEY } from "../dist/index.js";
-import { FakeSyncd, MemoryStorage, PROJECT } from "./fake.mjs";
+import { FakeSocket, FakeSyncd, MemoryStorage, PROJECT } from "./fake.mjs";
 
 /** The Web Locks of one browser: `page()` gives the `navigator.locks` of one page, and `die()` ends it. */
 class Browser {
@@ -133,6 +133,21 @@ test("another user's kept edits are theirs to send, and another daemon's stay fo
   await settle();
   assert.equal(syncd.projects.get(PROJECT).project.title, "Alice's, unanswered");
   assert.deepEqual(kept(storage), []);
+});
+
+test("the kept edits of a connection whose client id another took over (4409) are given up", async (t) => {
+  const { syncd, storage, browser, studio } = setup(t);
+  const a = studio(browser.page());
+  await a.open(PROJECT);
+  syncd.silent = true;
+  a.updateProject(PROJECT, { title: "Unanswered" }).catch(() => undefined);
+  await settle();
+  const [key] = kept(storage);
+  assert.equal(browser.held.has(key), true);
+  FakeSocket.last.drop(4409, "client id taken over");
+  await settle();
+  assert.deepEqual(kept(storage), [], "a later page must not send them under that id: it would take the other connection over");
+  assert.equal(browser.held.has(key), false);
 });
 
 test("without Web Locks nothing is kept: a live tab's edits could not be told from a dead one's", async (t) => {
