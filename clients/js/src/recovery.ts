@@ -19,7 +19,7 @@ import type { EditorClient } from "./client.js";
 import type { Unsubscribe } from "./emitter.js";
 import { type Frame, isObject } from "./frames.js";
 import { type KeyValueStorage, stored, storedKeys } from "./storage.js";
-import { CLOSE_TAKEN_OVER } from "./wire.js";
+import { CLOSE_NOT_FOUND, CLOSE_TAKEN_OVER } from "./wire.js";
 
 /** The key prefix of the kept edits, followed by `{projectId}.{clientId}`. */
 export const UNSENT_KEY = "syncd.unsent.";
@@ -69,11 +69,17 @@ export class Recovery {
   track(editor: EditorClient): Unsubscribe {
     const kept = new Kept(editor, this.storage, this.locks);
     this.own.add(kept.key);
+    let joined = false;
     const stops = [
       editor.on("unacked", (mids) => kept.changed(mids)),
-      // Another connection took the client id over (4409): nothing may be sent under it any more,
-      // from this page or a later one, which would take that connection over in turn.
-      editor.on("disconnected", (event) => event.code === CLOSE_TAKEN_OVER && kept.forget()),
+      editor.on("joined", () => (joined = true)),
+      editor.on("disconnected", (event) => {
+        // Another connection took the client id over (4409): nothing may be sent under it any more,
+        // from this page or a later one, which would take that connection over in turn. A project
+        // that was there and is gone (4404 after a join) was deleted: its edits are moot. A 4404
+        // before any join is a Redux copy waiting for its adoption: kept.
+        if (event.code === CLOSE_TAKEN_OVER || (event.code === CLOSE_NOT_FOUND && joined)) kept.forget();
+      }),
     ];
     return () => stops.forEach((stop) => stop());
   }

@@ -180,8 +180,12 @@ export class SyncdStudio {
     if (editor === undefined || replaced) {
       editor = this.newEditor(projectId, replaced ? randomUuid() : this.clientId);
       this.editors.set(projectId, editor);
-      this.recovery?.track(editor);
-      void this.recover(projectId);
+      if (this.recovery !== null) {
+        this.recovery.track(editor);
+        // Once the project is there and syncd answers (at the first join, or after an adoption),
+        // the edits that closed pages left for it can be sent.
+        editor.on("joined", () => void this.recover(projectId));
+      }
     }
     return editor;
   }
@@ -403,7 +407,6 @@ export class SyncdStudio {
     }
     stored(this.storage, (storage) => storage.removeItem(mark));
     await editor.connect(timeout);
-    void this.recover(local.id); // edits a closed page made on the Redux copy can land now
     return { adopted: true, project: liveProject(editor) };
   }
 

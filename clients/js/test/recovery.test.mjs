@@ -135,19 +135,46 @@ test("another user's kept edits are theirs to send, and another daemon's stay fo
   assert.deepEqual(kept(storage), []);
 });
 
-test("the kept edits of a connection whose client id another took over (4409) are given up", async (t) => {
+for (const [code, why] of [
+  [4409, "a later page must not send them under that id: it would take the other connection over"],
+  [4404, "the project was there and is gone: deleted, its edits are moot"],
+]) {
+  test(`the kept edits of a connection closed with ${code} after it joined are given up`, async (t) => {
+    const { syncd, storage, browser, studio } = setup(t);
+    const a = studio(browser.page());
+    await a.open(PROJECT);
+    syncd.silent = true;
+    a.updateProject(PROJECT, { title: "Unanswered" }).catch(() => undefined);
+    await settle();
+    const [key] = kept(storage);
+    assert.equal(browser.held.has(key), true);
+    FakeSocket.last.drop(code, "closed");
+    await settle();
+    assert.deepEqual(kept(storage), [], why);
+    assert.equal(browser.held.has(key), false);
+  });
+}
+
+test("edits made on a Redux copy (4404 before any join) stay kept until the project is in syncd", async (t) => {
   const { syncd, storage, browser, studio } = setup(t);
-  const a = studio(browser.page());
-  await a.open(PROJECT);
-  syncd.silent = true;
-  a.updateProject(PROJECT, { title: "Unanswered" }).catch(() => undefined);
+  const first = browser.page();
+  const a = studio(first);
+  const missing = "0f000000-0000-4000-8000-0000000000aa";
+  const editor = a.editor(missing);
+  await editor.connect(1000).catch(() => undefined);
+  editor.patch("projects", missing, { title: "Typed on the copy" }).catch(() => undefined);
   await settle();
-  const [key] = kept(storage);
-  assert.equal(browser.held.has(key), true);
-  FakeSocket.last.drop(4409, "client id taken over");
+  assert.equal(kept(storage).length, 1);
+  first.die();
+  const b = studio(browser.page());
+  await b.loadProject(missing, { projects: [{ id: missing, title: "Copy", scenes: [], clips: [] }] });
   await settle();
-  assert.deepEqual(kept(storage), [], "a later page must not send them under that id: it would take the other connection over");
-  assert.equal(browser.held.has(key), false);
+  assert.equal(kept(storage).length, 1, "syncd does not have the project yet: left for the adoption");
+  syncd.addProject({ id: missing, title: "Copy" }); // adopted (from this page or any other)
+  await b.open(missing);
+  await settle();
+  assert.equal(syncd.projects.get(missing).project.title, "Typed on the copy");
+  assert.deepEqual(kept(storage), []);
 });
 
 test("without Web Locks nothing is kept: a live tab's edits could not be told from a dead one's", async (t) => {
