@@ -5,8 +5,8 @@
  * connection has mutations without an answer, they are also kept in the browser's storage, under
  * the project and the connection's client id, and removed once answered.
  *
- * When a page of the studio opens a project, it looks for such records left by client ids whose
- * page is gone, and sends them from there, under their own client id and mids: syncd acknowledges
+ * When a page's connection to a project joins, the page looks for such records left by client ids
+ * whose page is gone, and sends them from there, under their own client id and mids: syncd acknowledges
  * a mid it already has again and applies it zero times (protocol §7), so an edit that did reach
  * syncd before its page died is not applied twice. Whether a page is gone is told by a Web Lock: a
  * page holds one per record for as long as it keeps the record, and the browser lets it go when the
@@ -111,7 +111,7 @@ export class Recovery {
           stored(this.storage, (s) => s.removeItem(key));
         });
       } catch {
-        // Left for the next try (a page that opens the project later, or the next adoption).
+        // Left for the next try: the next time a page's connection to the project joins.
       } finally {
         this.finishing.delete(key);
       }
