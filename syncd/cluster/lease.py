@@ -268,20 +268,30 @@ class Leases:
 
     async def _keep(self, project_id: str, term: Term, on_lost: Callable[[], None]) -> None:
         lapsed = False
+        task = asyncio.current_task()
         while not term.lost:
             await asyncio.sleep(max(0.0, term.renew_at() - self.clock()))
+            error: ClusterError | None = None
             try:
-                if not await self.renew(project_id, term):
-                    break
+                renewed: bool | None = await self.renew(project_id, term)
             except ClusterError as exc:
+                renewed, error = None, exc  # not known: the term holds until its time runs out
+            # On Python 3.11 asyncio.wait_for, which nats-py awaits each request with, returns an
+            # answer that came in the same moment as a cancellation and drops the cancellation: a
+            # keeper told to stop would go on renewing, and report the project lost once its term
+            # was given up (closing the editors of a next term, if the project was taken again).
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            if renewed is False:
+                break
+            if error is not None:
                 if not lapsed and not term.holds(self.clock()):
                     lapsed = True
                     log.warning(
-                        "lease of project %s lapsed, renewing as NATS answers again: %s", project_id, exc
+                        "lease of project %s lapsed, renewing as NATS answers again: %s", project_id, error
                     )
                 await asyncio.sleep(min(0.2, self.renew_interval / 4))
-                continue
-            if lapsed:
+            elif lapsed:
                 lapsed = False
                 log.info(
                     "lease of project %s renewed after a lapse (fencing token %d)", project_id, term.token

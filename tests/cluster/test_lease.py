@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from typing import cast
 
 import pytest
+from nats.js.kv import KeyValue
 
 from syncd.cluster.lease import Leases
 from syncd.cluster.ownership import Term, WaitUntil, encode_lease
@@ -59,8 +62,11 @@ async def test_a_contender_remembers_the_entry_it_could_not_take(clients: Client
     assert b.last_seen(PROJECT) is None  # taken: nothing is waited for
 
 
-async def test_loser_takes_over_within_the_ttl_once_the_owner_stops(clients: ClientFactory) -> None:
-    """While the owner renews, the other waits in vain; once it stops, the other owns within the TTL."""
+async def test_loser_takes_over_once_the_owner_stops_and_only_then(clients: ClientFactory) -> None:
+    """While the owner renews, the other waits in vain; once it stops, the other owns the project, and
+    not while the owner's term could still hold by the owner's own account. How soon is printed: the
+    rules bound it by the TTL (tests/cluster/test_ownership.py checks them with numbers for time), and
+    a loaded machine only delays it, so it is not asserted here."""
     bucket = unique("leases")
     a, b = await instance(clients, bucket, "a"), await instance(clients, bucket, "b")
     held = await a.acquire(PROJECT, within=2)
@@ -72,11 +78,11 @@ async def test_loser_takes_over_within_the_ttl_once_the_owner_stops(clients: Cli
 
     keeper.cancel()  # the owner stops renewing, as if it died
     stopped = time.monotonic()
-    taken = await b.acquire(PROJECT, within=4 * TTL)
+    taken = await b.acquire(PROJECT, within=30 * TTL)  # a bound on the wait, not a claim on the time
     took = time.monotonic() - stopped
     assert taken is not None
-    print(f"takeover {took:.2f} s after the last renewal could have been sent (TTL {TTL} s)")
-    assert took <= TTL + 2 * RENEW
+    assert not held.holds(a.clock())
+    print(f"takeover {took:.2f} s after the owner stopped renewing (TTL {TTL} s)")
     assert taken.token > held.revision >= held.token
     assert lost == []
 
@@ -223,3 +229,40 @@ async def test_a_bucket_made_by_another_instance_is_used_as_it_is(clients: Clien
     record = await second.read(PROJECT)
     assert record is not None
     assert (record.owner, record.ttl) == ("a", TTL)
+
+
+class AnswerWithTheCancel:
+    """A lease bucket whose update is answered in the same moment its caller is cancelled: on
+    Python 3.11, ``asyncio.wait_for`` (which nats-py awaits every request with) then returns the
+    answer and drops the cancellation."""
+
+    def __init__(self) -> None:
+        self.revision = 1
+        self.updates = 0
+        self.started = asyncio.Event()
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.updates += 1
+        self.started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # the answer came with the cancellation
+            await asyncio.sleep(3600)
+        self.revision += 1
+        return self.revision
+
+
+async def test_a_keeper_told_to_stop_stops_even_when_the_answer_swallows_the_cancellation() -> None:
+    """The owner that lets a project go cancels its keeper; a keeper that went on renewing would hold
+    the lease for nobody, and once the term is given up would report the project lost, closing the
+    editors of the next term if the project was taken again meanwhile."""
+    kv = AnswerWithTheCancel()
+    leases = Leases(cast(KeyValue, kv), "a", ttl=TTL, renew_interval=0.0)
+    lost: list[str] = []
+    keeper = leases.keep(PROJECT, Term(1, leases.clock(), TTL, 0.0), lambda: lost.append("a"))
+    await kv.started.wait()
+    keeper.cancel()
+    try:
+        await asyncio.wait({keeper}, timeout=5.0)  # a bound on a hang, not a claim on the time
+        assert keeper.cancelled(), "the keeper went on renewing"
+    finally:
+        keeper.cancel()
+    assert (kv.updates, lost) == (1, [])
