@@ -208,7 +208,7 @@ export class SyncdStudio {
     try {
       user = tokenUser(await currentToken(this.options.token, "SyncdStudio: options.token"));
     } catch {
-      return; // no token now: the next open tries again
+      return; // no token now: the next join tries again
     }
     await this.recovery.recover(projectId, editorUrl(this.options.url), user, async (project, clientId, frames) => {
       // Leaving this page loses nothing of these: they stay kept until answered.
@@ -415,8 +415,7 @@ export class SyncdStudio {
   /**
    * Make the project's scene list equal to `scenes`, in this order: insert the new ones (a scene
    * without an `id` is new and gets one), patch the fields that differ, delete the ones not listed,
-   * and index them by position. Resolves with the
-   * last acknowledgement (null when nothing changed).
+   * and index them by position. Resolves with the last acknowledgement (null when nothing changed).
    *
    * `scenes` may be a function of the scenes as they are when the call is sent (this client's edits
    * in flight included): a list built earlier, before an `await`, would delete the scenes other
