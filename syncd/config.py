@@ -14,6 +14,7 @@ Unknown keys are errors, wherever they come from. Secrets are ``SecretStr``: the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -142,6 +143,37 @@ class GatewaySettings(_Section):
     # A slow editor's snapshots: past this many bytes within resend_window it is closed with 1008.
     resend_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     resend_window: PositiveSeconds = 60.0
+
+    @property
+    def listens_everywhere(self) -> bool:
+        """Whether ``host`` is every address (``0.0.0.0``, ``::``), which no client can dial."""
+        ip = _ip(self.host)
+        return ip is not None and ip.is_unspecified
+
+    def dial_url(self, port: int) -> str:
+        """``http://host:port`` as a client on this machine dials it.
+
+        An IPv6 address goes in brackets (``http://::1:8765`` is no URL), and every address stands
+        for the loopback one of its family, which is among them.
+        """
+        ip = _ip(self.host)
+        if ip is None:
+            return f"http://{self.host}:{port}"
+        if ip.is_unspecified:
+            ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+        return f"http://[{ip}]:{port}" if ip.version == 6 else f"http://{ip}:{port}"
+
+    def files_url(self, port: int) -> str:
+        """Where stored files are fetched from, for the URLs a local-mode upload is given."""
+        return (self.public_url or self.dial_url(port)).rstrip("/")
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address; None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class AuthSettings(_Section):
@@ -407,6 +439,19 @@ class SyncdSettings(BaseSettings):
             raise ValueError(
                 "cluster.enabled needs Supabase mode (SUPABASE_URL and SUPABASE_SERVICE_KEY): the "
                 "instances must share one database, and the embedded store belongs to one instance"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _files_have_an_address(self) -> SyncdSettings:
+        # A local-mode upload's URL is stored in the database (a clip's file_url) and opened by other
+        # machines' browsers: "every address" names none of them, so it must be said which.
+        g = self.gateway
+        if self.mode == "local" and g.public_url is None and g.listens_everywhere:
+            raise ValueError(
+                f"gateway.host {g.host} listens on every address, and the URLs of files "
+                "stored in local mode need the one clients reach this port at: set gateway.public_url "
+                f"(for example http://{socket.gethostname()}:{g.port or 8765}), or listen on one address"
             )
         return self
 

@@ -158,11 +158,12 @@ async def announce(settings: SyncdSettings, port: int) -> None:
 
     In local mode an empty store first gets the demo project of ``supabase/seed.sql``.
     """
-    host = settings.gateway.host
-    print(f"syncd {settings.mode} mode: editors connect to ws://{host}:{port}/v1/editor", flush=True)
-    print(f"inspector: http://{host}:{port}/", flush=True)
+    url = settings.gateway.dial_url(port)
+    ws = "ws" + url.removeprefix("http")
+    print(f"syncd {settings.mode} mode: editors connect to {ws}/v1/editor", flush=True)
+    print(f"inspector: {url}/", flush=True)
     key = "`syncd service-key`" if settings.mode == "local" else "SUPABASE_SERVICE_KEY"
-    print(f"HTTP API: http://{host}:{port}/v1 (services: Authorization: Bearer <{key}>)", flush=True)
+    print(f"HTTP API: {url}/v1 (services: Authorization: Bearer <{key}>)", flush=True)
     if settings.mode != "local":
         return
     async with LocalBackend(settings.daemon.state_dir / "store.db") as store:

@@ -233,8 +233,7 @@ class Supervisor:
             where = f"{self.settings.gateway.host}:{self.settings.gateway.port}"
             raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
         if self.files is not None:
-            g = self.settings.gateway
-            self.files.base_url = g.public_url or f"http://{g.host}:{self.gateway.port}"
+            self.files.base_url = self.settings.gateway.files_url(self.gateway.port)
         self._spawn(stack, self._notifier.run_watchdog(), "syncd.watchdog")
         self._spawn(stack, self._watch_state_dir(), "syncd.statedir")
 

@@ -114,6 +114,43 @@ def test_a_bad_command_line_option_is_named_as_one(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "0:0:0:0:0:0:0:0"])
+def test_local_mode_listening_everywhere_needs_a_public_url(host: str) -> None:
+    """A local-mode upload's URL is stored (a clip's ``file_url``) and opened by other machines:
+    ``http://0.0.0.0:8765/...`` opens nothing, so the daemon does not start on a guess."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(gateway={"host": host})
+    assert f"gateway.host {host} listens on every address" in str(caught.value)
+    assert "set gateway.public_url" in str(caught.value)
+    given = load_settings(gateway={"host": host, "public_url": "http://studio.lan:8765/"})
+    assert given.gateway.files_url(8765) == "http://studio.lan:8765"
+
+
+def test_supabase_mode_may_listen_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are Supabase Storage's there: no URL is made from the daemon's address."""
+    monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "sb_secret_service")
+    assert load_settings(gateway={"host": "0.0.0.0"}).gateway.listens_everywhere
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:9000"),
+        ("localhost", "http://localhost:9000"),
+        ("::1", "http://[::1]:9000"),
+        ("fe80:0:0:0:0:0:0:1", "http://[fe80::1]:9000"),
+        ("0.0.0.0", "http://127.0.0.1:9000"),
+        ("::", "http://[::1]:9000"),
+    ],
+)
+def test_the_address_a_client_here_dials(host: str, url: str) -> None:
+    """An IPv6 address in brackets (``http://::1:9000`` is no URL); every address as its loopback one."""
+    settings = load_settings(gateway={"host": host, "public_url": "https://studio.example.com"})
+    assert settings.gateway.dial_url(9000) == url
+    assert settings.gateway.files_url(9000) == "https://studio.example.com"
+
+
 def test_url_without_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """SUPABASE_URL without SUPABASE_SERVICE_KEY is refused rather than silently running locally."""
     monkeypatch.setenv("SUPABASE_URL", "https://x.supabase.co")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import jwt
 import pytest
 
@@ -168,3 +169,25 @@ async def test_the_local_demo_is_the_seeds_demo(tmp_path: Path, pg_server: Postg
     finally:
         await seeded.close()
         pg_server.drop_database(name)
+
+
+async def test_the_printed_addresses_open_on_an_ipv6_address(tmp_path: Path) -> None:
+    """What ``syncd run`` prints is copied into browsers and editors: ``ws://::1:8765`` would be no URL."""
+    daemon = DaemonProcess(tmp_path / "state", args=("--host", "::1")).start()
+    try:
+        assert daemon.url.startswith("ws://[::1]:"), daemon.url
+        async with EditorClient(daemon.url, DEMO_PROJECT_ID) as editor:
+            assert editor.view.project is not None
+        inspector = next(line for line in daemon.lines if line.startswith("inspector: "))
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(inspector.removeprefix("inspector: "))).status_code == 200
+    finally:
+        daemon.stop()
+
+
+def test_listening_on_every_address_without_a_public_url_is_refused_at_start(tmp_path: Path) -> None:
+    """A local-mode daemon on 0.0.0.0 would store file URLs that no browser opens."""
+    started = run_syncd(tmp_path / "state", "run", "--host", "0.0.0.0", "--port", "0")
+    assert started.returncode == 78, started.stderr  # EX_CONFIG
+    assert "gateway.host 0.0.0.0 listens on every address" in started.stderr
+    assert not (tmp_path / "state").exists()

@@ -376,7 +376,8 @@ class EditorGateway:
             raise
         self._runner = runner
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("listening on http://%s:%d (editors: ws://…%s)", s.host, self.port, EDITOR_PATH)
+        where = f"every address, port {self.port}" if s.listens_everywhere else s.dial_url(self.port)
+        log.info("listening on %s (editors: ws://…%s)", where, EDITOR_PATH)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from syncd.storage import BUCKETS
-from tests.http.conftest import WAIT, LocalDaemon, new_id
+from tests.http.conftest import WAIT, LocalDaemon, local_settings, new_id, serving
 from tests.support.waiting import wait_for
 
 
@@ -270,3 +271,22 @@ async def test_a_streamed_upload_is_cut_off_at_the_limit_and_leaves_nothing(daem
     empty = await daemon.service.put(url, content=b"", headers={"Content-Type": "image/png"})
     assert (empty.status_code, empty.json()["size"]) == (201, 0)
     assert (await _get(empty.json()["url"])).content == b""
+
+
+async def test_a_daemon_on_an_ipv6_address_gives_file_urls_that_open(tmp_path: Path) -> None:
+    """``http://::1:8765/...`` is no URL: the address goes in brackets in what is stored."""
+    settings = local_settings(tmp_path / "state")
+    settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"host": "::1"})})
+    async with serving(settings) as running:
+        base = f"http://[::1]:{running.sup.gateway.port}"
+        headers = {"Authorization": f"Bearer {running.key}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=WAIT) as service:
+            made = await service.post("/v1/projects", json={"title": "On IPv6"})
+            path = f"projects/{made.json()['id']}/clips/shot.mp4"
+            put = await service.put(
+                f"/v1/storage/clips/{path}", content=b"\x00mp4", headers={"Content-Type": "video/mp4"}
+            )
+        assert put.status_code == 201, put.text
+        url = put.json()["url"]
+        assert url.startswith(f"{base}/storage/v1/object/sign/clips/"), url
+        assert (await _get(url)).content == b"\x00mp4"
