@@ -49,7 +49,9 @@ class DaemonStudio(Studio):
     """The studio through a syncd daemon (either mode of the daemon).
 
     Args:
-        url: the daemon's address, ``http://HOST:PORT``.
+        url: the daemon's address, ``http://HOST:PORT``, with the path a proxy serves it under if any
+            (``https://studio.example.com/syncd``); its API's address as ``syncd run`` prints it
+            (``…/v1``) is read as the same.
         service_key: what ``syncd service-key`` prints (local mode), or the ``service_role`` key.
         timeout: seconds one request may take.
         save: ``now`` to have every write saved before it returns; ``debounce`` to leave it to the
@@ -69,8 +71,10 @@ class DaemonStudio(Studio):
         save: str = "debounce",
         retry_for: float = RETRY_SECONDS,
     ) -> None:
+        # Every path below starts with /v1; httpx puts it after the base's own path.
+        base = url.rstrip("/").removesuffix("/v1")
         self._http = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
+            base_url=base, headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
         )
         self._save = {"save": save}
         self._retry_for = retry_for

@@ -360,3 +360,38 @@ async def test_an_unreachable_backend_is_unavailable_in_either_mode() -> None:
                     await call(lib)
                 assert caught.value.code == "unavailable", env
                 assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("tail", ["", "/", "/v1", "/v1/"])
+async def test_behind_a_proxy_that_serves_syncd_under_a_path(daemon: LocalDaemon, tail: str) -> None:
+    """``SYNCD_URL`` keeps the proxy's path; the API's address as ``syncd run`` prints it (``…/v1``)
+    names the same daemon."""
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        async with httpx.AsyncClient(base_url=daemon.url, timeout=WAIT) as upstream:
+            answer = await upstream.request(
+                request.method,
+                request.match_info["tail"],
+                params=request.query,
+                headers={"Authorization": request.headers.get("Authorization", "")},
+                content=await request.read(),
+            )
+        return web.Response(status=answer.status_code, body=answer.content, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/syncd/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/syncd{tail}"
+    try:
+        async with connect({"SYNCD_URL": url, "SYNCD_SERVICE_KEY": daemon.key}) as lib:
+            made = await lib.create_project(title="Behind a proxy")
+            await lib.sync_scenes(made["id"], [{"heading": "Through"}])
+    finally:
+        await runner.cleanup()
+    assert seen == ["/syncd/v1/projects", f"/syncd/v1/projects/{made['id']}/scenes"]
+    view = (await daemon.service.get(f"/v1/projects/{made['id']}")).json()
+    assert [scene["heading"] for scene in view["scenes"]] == ["Through"]

@@ -6,14 +6,16 @@
 import { exportsPath, projectPath, PROJECTS_PATH, signPath, voicePath, VOICES_PATH } from "./endpoints.js";
 import { HttpError, HttpNetworkError } from "./errors.js";
 import { checkJson, isObject } from "./frames.js";
+import { servedUnder } from "./ids.js";
 import { currentToken, type TokenSource } from "./token.js";
+import { EDITOR_PATH } from "./wire.js";
 
 /** The `fetch` the API uses: the browser's, Node's, or a test's. */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 /** The settings of an `HttpApi`. */
 export interface HttpApiOptions {
-  /** The daemon's base URL, `http://host:port` (a `ws://` URL is turned into `http://`). */
+  /** The daemon's address, `http://host:port` or with the path a proxy serves it under (see `httpBase`). */
   baseUrl: string;
   /** The access token sent as `Authorization: Bearer …` (null or absent: anonymous), or a function asked for it before each call. */
   token?: TokenSource;
@@ -21,12 +23,20 @@ export interface HttpApiOptions {
   fetch?: FetchLike;
 }
 
-/** The HTTP base URL for `url`: `ws(s)` becomes `http(s)`, and the path is dropped. */
+/**
+ * The HTTP base URL for `url`: `ws(s)` becomes `http(s)`, and the path keeps only the part the daemon
+ * is served under (`https://studio.example.com/syncd/v1/editor` → `https://studio.example.com/syncd`).
+ * An editor URL with a path of its own, not ending in `/v1/editor`, names no place for the API: the
+ * host's root.
+ */
 export function httpBase(url: string): string {
   const parsed = new URL(url);
+  const socket = parsed.protocol === "ws:" || parsed.protocol === "wss:";
   if (parsed.protocol === "ws:") parsed.protocol = "http:";
   else if (parsed.protocol === "wss:") parsed.protocol = "https:";
-  return parsed.origin;
+  const path = parsed.pathname.replace(/\/+$/, "");
+  const under = socket && !path.endsWith(EDITOR_PATH) ? "" : servedUnder(path);
+  return `${parsed.origin}${under}`;
 }
 
 /**

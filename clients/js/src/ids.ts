@@ -4,7 +4,7 @@
  * connection that never comes up.
  */
 
-import { EDITOR_PATH } from "./wire.js";
+import { API_PATH, EDITOR_PATH } from "./wire.js";
 
 /** A UUID in its text form, in either case (the daemon's `syncd/rows.py` takes the same). */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -36,12 +36,32 @@ export function rowId(value: string): string {
   return typeof value === "string" ? value.toLowerCase() : value;
 }
 
-/** The editor URL for `url`: `http(s)` becomes `ws(s)`, and a URL without a path gets `/v1/editor`. */
+/**
+ * The path the daemon is served under (`""` at the root, `/syncd` behind a proxy that serves it there),
+ * from the path of its address, of its HTTP API (`…/v1`, as `syncd run` prints it) or of its editor URL.
+ */
+export function servedUnder(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  for (const tail of [EDITOR_PATH, API_PATH]) {
+    if (trimmed.endsWith(tail)) return trimmed.slice(0, -tail.length);
+  }
+  return trimmed;
+}
+
+/**
+ * The editor URL for `url`. A `ws(s)` URL is one already (given `/v1/editor` when it has no path); the
+ * daemon's address (`http(s)`, with the path a proxy serves it under, if any) gets `/v1/editor` after
+ * that path.
+ */
 export function editorUrl(url: string): string {
   const parsed = new URL(url);
+  if (parsed.protocol === "ws:" || parsed.protocol === "wss:") {
+    if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = EDITOR_PATH;
+    return parsed.toString();
+  }
   if (parsed.protocol === "http:") parsed.protocol = "ws:";
   else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = EDITOR_PATH;
+  parsed.pathname = `${servedUnder(parsed.pathname)}${EDITOR_PATH}`;
   return parsed.toString();
 }
 

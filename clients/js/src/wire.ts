@@ -9,6 +9,8 @@ export const PROTOCOL_VERSION = 1;
 
 /** Where editors open their WebSocket. */
 export const EDITOR_PATH = "/v1/editor";
+/** Where the daemon serves its HTTP API (docs/http.md), below the path it is served under. */
+export const API_PATH = "/v1";
 
 /** The `code` of an `error` frame. */
 export type ErrorCode =

@@ -46,6 +46,14 @@ test("the editor URL gets the editor path and a ws scheme", () => {
   assert.equal(editorUrl("ws://127.0.0.1:1/v1/editor"), "ws://127.0.0.1:1/v1/editor");
 });
 
+test("the daemon's address behind a proxy keeps the path it is served under; its API's address is read as its own", () => {
+  assert.equal(editorUrl("https://studio.example.com/syncd"), "wss://studio.example.com/syncd/v1/editor");
+  assert.equal(editorUrl("https://studio.example.com/syncd/"), "wss://studio.example.com/syncd/v1/editor");
+  assert.equal(editorUrl("http://127.0.0.1:8765/v1"), "ws://127.0.0.1:8765/v1/editor", "as `syncd run` prints the HTTP API");
+  assert.equal(editorUrl("https://studio.example.com/syncd/v1/editor"), "wss://studio.example.com/syncd/v1/editor");
+  assert.equal(editorUrl("wss://studio.example.com/live"), "wss://studio.example.com/live", "an editor URL is taken as it is");
+});
+
 test("connect says hello on open and resolves once the snapshot is in; a patch resolves with its ack", async (t) => {
   const client = makeClient(t);
   const joined = client.connect();

@@ -7,6 +7,7 @@ import WebSocket from "ws";
 
 import { EditorClient, EditorError, HttpError, ProjectStore, SyncdStudio } from "../dist/index.js";
 import { Daemon, waitFor } from "./daemon.mjs";
+import { prefixProxy } from "./proxy.mjs";
 
 const daemon = new Daemon();
 const clients = [];
@@ -123,6 +124,22 @@ test("an edit made on the Redux copy of a project syncd does not have lands once
   await waitFor(() => check.view.scenes.get(sceneId)?.heading === "Dawn, edited on the copy", 5_000, "the edit made on the copy");
   assert.equal(store.getSnapshot().source, "syncd");
   assert.equal(store.getSnapshot().project.scenes[0].heading, "Dawn, edited on the copy");
+});
+
+test("behind a proxy that serves syncd under a path of the studio's host, the studio's HTTP calls and its connection go through it", async (t) => {
+  const proxy = await prefixProxy(daemon.port, "/syncd");
+  t.after(() => proxy.close());
+  const studio = new SyncdStudio({ url: proxy.url, WebSocket });
+  t.after(() => studio.close());
+  const made = await studio.createProject({ title: "Behind a proxy" });
+  const { source } = await studio.loadProject(made.id);
+  await studio.syncScenes(made.id, [{ heading: "Through the proxy" }]);
+  await studio.saveNow(made.id);
+  assert.equal(source, "syncd");
+  const direct = client({ projectId: made.id });
+  await direct.connect(10_000);
+  assert.equal(direct.view.project.title, "Behind a proxy");
+  assert.deepEqual(direct.view.ordered("scenes").map((scene) => scene.heading), ["Through the proxy"]);
 });
 
 test("a project id in upper case opens the project", async () => {

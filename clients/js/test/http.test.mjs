@@ -54,6 +54,17 @@ beforeEach(() => {
   routes.clear();
 });
 
+
+test("the API's base keeps the path a proxy serves the daemon under, from any of its addresses", () => {
+  const base = (url) => new HttpApi({ baseUrl: url }).baseUrl;
+  assert.equal(base("http://127.0.0.1:8765"), "http://127.0.0.1:8765");
+  assert.equal(base("http://127.0.0.1:8765/v1"), "http://127.0.0.1:8765", "as `syncd run` prints it");
+  assert.equal(base("https://studio.example.com/syncd/"), "https://studio.example.com/syncd");
+  assert.equal(base("wss://studio.example.com/syncd/v1/editor"), "https://studio.example.com/syncd");
+  assert.equal(base("ws://127.0.0.1:8765/v1/editor"), "http://127.0.0.1:8765");
+  assert.equal(base("wss://studio.example.com/live"), "https://studio.example.com", "an editor path of a proxy's own says nothing of the API");
+});
+
 test("createProject posts the editable fields and the id, with the token; the answer comes back camelCase", async () => {
   route("POST", PROJECTS_PATH, 201, (body) => [201, { project: { ...body, user_id: null, created_at: "2026-12-01T00:00:00Z" } }]);
   const studio = new SyncdStudio({ url: base, token: "tok", WebSocket: new FakeSyncd().WebSocket });
