@@ -131,6 +131,23 @@ def _run(method_name: str, /, *args: Any, **kwargs: Any) -> Any:
     return asyncio.run_coroutine_threadsafe(coro, _loop).result()
 
 
+_inherited: list[tuple[asyncio.AbstractEventLoop | None, Studio, threading.Thread | None]] = []
+
+
+def _forget_in_child() -> None:
+    # A forked child (a renderer's multiprocessing pool, fork being the default on Linux) has the
+    # parent's loop but not the thread that runs it, so its first call would wait forever; and the
+    # lock may have been held by another thread at the fork. The child starts afresh. The parent's
+    # objects are kept, never closed here: their connections are the parent's too.
+    global _lock, _loop, _studio, _thread
+    if _studio is not None:
+        _inherited.append((_loop, _studio, _thread))
+    _lock, _loop, _studio, _thread = threading.Lock(), None, None, None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def reset() -> None:
     """Forget the connection of the plain functions, so the next call reads the environment again."""
     global _loop, _studio, _thread

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import queue
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import cast
@@ -395,3 +397,39 @@ async def test_behind_a_proxy_that_serves_syncd_under_a_path(daemon: LocalDaemon
     assert seen == ["/syncd/v1/projects", f"/syncd/v1/projects/{made['id']}/scenes"]
     view = (await daemon.service.get(f"/v1/projects/{made['id']}")).json()
     assert [scene["heading"] for scene in view["scenes"]] == ["Through"]
+
+
+def _forked_renderer(project_id: str, answers: multiprocessing.Queue[object]) -> None:
+    """A render worker forked after its parent made calls: it makes one of its own."""
+    try:
+        answers.put(
+            studio.save_clip_record(
+                project_id=project_id, scene_id=None, provider="pika", file_url=None, prompt="from a worker"
+            )["prompt"]
+        )
+    except BaseException as exc:  # reported to the test, which fails with it
+        answers.put(repr(exc))
+
+
+# Python 3.12 and later warn of any fork in a process with threads, as this test's is; 3.11 does not.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+async def test_a_worker_forked_after_calls_makes_calls_of_its_own(daemon: LocalDaemon, plain: None) -> None:
+    """A renderer's multiprocessing pool forks (the default on Linux) after the parent's calls: the
+    child has the parent's background loop but not the thread that runs it, and its first call
+    waited forever."""
+    project_id = (await asyncio.to_thread(studio.create_project, "Forked"))["id"]
+    fork = multiprocessing.get_context("fork")
+    answers: multiprocessing.Queue[object] = fork.Queue()
+    worker = fork.Process(target=_forked_renderer, args=(project_id, answers))
+    worker.start()
+    try:
+        answer = await asyncio.to_thread(answers.get, True, WAIT)
+    except queue.Empty:
+        answer = "no answer: the worker's call hangs"
+    finally:
+        worker.kill()
+        await asyncio.to_thread(worker.join)
+        answers.close()
+    assert answer == "from a worker"
+    prompts = [clip["prompt"] for clip in (await asyncio.to_thread(studio.load_project, project_id))["clips"]]
+    assert prompts == ["from a worker"]
