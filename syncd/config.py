@@ -112,6 +112,9 @@ class DaemonSettings(_Section):
             much later. 0: every commit starts as soon as the last one ends.
         removal_delay: seconds the outbox may keep saved edits, so that the removals of saves that
             come together share one commit. 0: each save's removal is committed on its own.
+        upload_reserve: bytes an upload must leave free on the state directory's file system, for
+            the edits' journal and the embedded store (a journal that cannot be written stops the
+            daemon); 0: none.
     """
 
     state_dir: Path = Path(".syncd")
@@ -119,6 +122,7 @@ class DaemonSettings(_Section):
     project_idle_timeout: PositiveSeconds = 30.0
     commit_window: float = Field(default=0.005, ge=0, le=0.1)
     removal_delay: float = Field(default=1.0, ge=0, le=60)
+    upload_reserve: int = Field(default=256 * 1024 * 1024, ge=0)
 
 
 class GatewaySettings(_Section):

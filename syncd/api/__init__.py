@@ -10,6 +10,7 @@ from syncd.api.assets import AssetsApi
 from syncd.api.http import MAX_BODY_BYTES, HttpApi
 from syncd.api.projects import ProjectsApi
 from syncd.api.relay import Forwarder
+from syncd.api.spool import Spool
 from syncd.auth import TokenVerifier
 from syncd.backend import Backend
 from syncd.config import SyncdSettings
@@ -57,4 +58,5 @@ def build_api(
     projects = ProjectsApi(host, backend, records, gate)
     assets = AssetsApi(projects, records, files, gate, host.side_changed)
     incoming = (local.root if local is not None else settings.daemon.state_dir) / ".incoming"
-    return HttpApi(gate, projects, assets, local, incoming, stopping, forwarder), local
+    spool = Spool(incoming, settings.daemon.upload_reserve)
+    return HttpApi(gate, projects, assets, local, spool, stopping, forwarder), local

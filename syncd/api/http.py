@@ -7,15 +7,11 @@ instead of with the debounce.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -23,6 +19,7 @@ from syncd.api.access import Caller, Gate
 from syncd.api.assets import AssetsApi
 from syncd.api.projects import ProjectsApi
 from syncd.api.relay import Forwarder, ProjectCall, decode_call, encode_call, json_object
+from syncd.api.spool import Spool
 from syncd.errors import EditRejected, UpstreamError
 from syncd.service import Written
 from syncd.storage import BUCKETS, LocalFiles, bucket_rule, check_expiry
@@ -102,11 +99,6 @@ async def _cors(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Access-Control-Max-Age"] = "600"
 
 
-def _sync_file(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-
-
 def _upload_options(query: Mapping[str, str]) -> tuple[bool, int | None]:
     """``?upsert=`` and ``?expires_in=`` of an upload, checked before its bytes are read.
 
@@ -137,7 +129,7 @@ class HttpApi:
         projects: projects, scenes and clips.
         assets: voices, exports, audio files and files.
         local_files: the file store whose URLs this daemon serves (local mode), if any.
-        incoming: where uploads are written while they arrive (in local mode, on the files' disk).
+        spool: where uploads are written while they arrive (in local mode, on the files' disk).
         stopping: whether the daemon is stopping; it then takes no more writes (503), as it takes no
             more edits from editors.
         forwarder: in cluster mode, where the calls on projects another instance owns go.
@@ -149,7 +141,7 @@ class HttpApi:
         projects: ProjectsApi,
         assets: AssetsApi,
         local_files: LocalFiles | None,
-        incoming: Path,
+        spool: Spool,
         stopping: Callable[[], bool] = lambda: False,
         forwarder: Forwarder | None = None,
     ) -> None:
@@ -166,7 +158,7 @@ class HttpApi:
                 self.delete_clip,
             )
         }
-        self._incoming = incoming
+        self._spool = spool
         self._stopping = stopping
         self._gate = gate
         self._projects = projects
@@ -388,7 +380,7 @@ class HttpApi:
         content_type = request.headers.get("Content-Type", "")
         upsert, expires_in = _upload_options(request.query)
         await self._assets.check_upload(caller, bucket, path, content_type, request.content_length or 0)
-        spool = await self._spool(request, bucket_rule(bucket).size_limit, bucket)
+        spool = await self._spool.take(request, bucket_rule(bucket).size_limit, bucket)
         try:
             row = await self._assets.upload(
                 caller, bucket, path, spool, content_type, upsert=upsert, expires_in=expires_in
@@ -396,26 +388,6 @@ class HttpApi:
         finally:
             spool.unlink(missing_ok=True)
         return answer(201, row)
-
-    async def _spool(self, request: web.Request, limit: int, bucket: str) -> Path:
-        """Write the request's body to a file of :attr:`incoming`, refusing it once it passes ``limit``."""
-        self._incoming.mkdir(parents=True, exist_ok=True)
-        spool = self._incoming / f"{uuid.uuid4().hex}.partial"
-        size = 0
-        try:
-            with spool.open("wb") as f:
-                async for chunk in request.content.iter_chunked(1024 * 1024):
-                    size += len(chunk)
-                    if size > limit:
-                        raise EditRejected(
-                            "too_large", f"the file is over the limit of bucket {bucket} ({limit} bytes)"
-                        )
-                    await asyncio.to_thread(f.write, chunk)
-                await asyncio.to_thread(_sync_file, f)
-        except BaseException:
-            spool.unlink(missing_ok=True)
-            raise
-        return spool
 
     async def remove(self, request: web.Request, caller: Caller) -> web.Response:
         bucket, path = request.match_info["bucket"], request.match_info["path"]

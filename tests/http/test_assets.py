@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,9 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from syncd.statedir import free_bytes
 from syncd.storage import BUCKETS
 from tests.http.conftest import WAIT, LocalDaemon, local_settings, new_id, serving
 from tests.support.waiting import wait_for
+
+MB = 1024 * 1024
 
 
 async def _get(url: str) -> httpx.Response:
@@ -290,3 +294,48 @@ async def test_a_daemon_on_an_ipv6_address_gives_file_urls_that_open(tmp_path: P
         url = put.json()["url"]
         assert url.startswith(f"{base}/storage/v1/object/sign/clips/"), url
         assert (await _get(url)).content == b"\x00mp4"
+
+
+async def test_an_upload_that_would_leave_the_journal_no_room_is_refused(tmp_path: Path) -> None:
+    """Local mode keeps every clip and export on the disk of the edits' journal, and a journal that
+    cannot be written stops the daemon: an upload stops short of the reserve, refused before its body
+    when it says its length, or as its bytes arrive; nothing of it is kept."""
+    state = tmp_path / "state"
+    state.mkdir()
+    room = 32 * MB
+    settings = local_settings(state)
+    reserve = int(free_bytes(state)) - room
+    settings = settings.model_copy(
+        update={"daemon": settings.daemon.model_copy(update={"upload_reserve": reserve})}
+    )
+    async with serving(settings) as running:
+        project_id = await running.project()
+        path = f"/v1/storage/clips/projects/{project_id}/clips/long.mp4"
+        said = await _declared_upload(running, path, 3 * room)
+        assert said.startswith("HTTP/1.1 503 "), said
+        assert "(daemon.upload_reserve) for the edits' journal and store: free some space first" in said
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(3 * room // MB):
+                yield b"x" * MB
+
+        streamed = await running.service.put(path, content=chunks(), headers={"Content-Type": "video/mp4"})
+        assert (streamed.status_code, streamed.json()["error"]) == (503, "unavailable")
+        assert [p for p in (state / "files").rglob("*") if p.is_file()] == []
+        small = await running.service.put(path, content=b"\x00mp4", headers={"Content-Type": "video/mp4"})
+        assert small.status_code == 201, small.text
+
+
+async def _declared_upload(daemon: LocalDaemon, path: str, length: int) -> str:
+    """The answer's head to an upload that says it is ``length`` bytes and sends none of them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.sup.gateway.port)
+    writer.write(
+        f"PUT {path} HTTP/1.1\r\nHost: syncd\r\nAuthorization: Bearer {daemon.key}\r\n"
+        f"Content-Type: video/mp4\r\nContent-Length: {length}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        head = await asyncio.wait_for(reader.read(4096), WAIT)
+    finally:
+        writer.close()
+    return head.decode(errors="replace")
