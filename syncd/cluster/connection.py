@@ -29,6 +29,18 @@ REPEAT_EVERY = 30.0
 """Seconds between two lines for the same NATS error while it keeps coming back."""
 
 
+def honour_cancellation() -> None:
+    """Raise ``CancelledError`` when the running task was told to stop.
+
+    Call it after awaiting a NATS request in a loop that stops by being cancelled. On Python 3.11
+    ``asyncio.wait_for``, which nats-py awaits each request with, returns an answer that came in the
+    same moment as a cancellation and drops the cancellation: the loop would go on.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class ErrorLog:
     """Which NATS errors get a log line: a new one at once, the same one again once per ``every`` s.

@@ -21,7 +21,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import KeyValueConfig
 
-from syncd.cluster.connection import patiently
+from syncd.cluster.connection import honour_cancellation, patiently
 from syncd.cluster.ownership import (
     READ_SHARE,
     Claim,
@@ -268,7 +268,6 @@ class Leases:
 
     async def _keep(self, project_id: str, term: Term, on_lost: Callable[[], None]) -> None:
         lapsed = False
-        task = asyncio.current_task()
         while not term.lost:
             await asyncio.sleep(max(0.0, term.renew_at() - self.clock()))
             error: ClusterError | None = None
@@ -276,12 +275,9 @@ class Leases:
                 renewed: bool | None = await self.renew(project_id, term)
             except ClusterError as exc:
                 renewed, error = None, exc  # not known: the term holds until its time runs out
-            # On Python 3.11 asyncio.wait_for, which nats-py awaits each request with, returns an
-            # answer that came in the same moment as a cancellation and drops the cancellation: a
-            # keeper told to stop would go on renewing, and report the project lost once its term
-            # was given up (closing the editors of a next term, if the project was taken again).
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+            # A keeper told to stop that went on renewing would report the project lost once its
+            # term was given up (closing the editors of a next term, if the project was taken again).
+            honour_cancellation()
             if renewed is False:
                 break
             if error is not None:

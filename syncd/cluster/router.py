@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import nats.errors
 
 from syncd.adapters.gateway import fan_out
+from syncd.cluster.connection import honour_cancellation
 from syncd.cluster.relay import CONN, EDGE, KIND, header
 from syncd.errors import AccessRefused, ClusterError
 from syncd.inbound import HelloFrame, MutationFrame
@@ -224,6 +225,9 @@ class ClusterRouter:
             except (ClusterError, AccessRefused) as exc:
                 log.info("project %s: cannot check its owner now (%s)", project_id, exc)
                 continue
+            # A watcher stopped (its last editor left, the daemon stopping) must not go on closing
+            # editors or taking the project.
+            honour_cancellation()
             owner = None if record is None else record.owner
             for relayed in [r for r in self._relayed.values() if r.project_id == project_id]:
                 if relayed.owner and relayed.owner != owner:  # "" while its hello is on the way
