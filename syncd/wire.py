@@ -6,6 +6,7 @@ Nothing here does I/O, so the sans-I/O core and the client protocol both import 
 from __future__ import annotations
 
 from typing import Final, Literal, TypeAlias, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 PROTOCOL_VERSION: Final = 1
 """The protocol version an editor names in ``hello``."""
@@ -17,6 +18,35 @@ average, ``gateway.mutation_burst`` at once; §11), which the clients pace thems
 
 EDITOR_PATH: Final = "/v1/editor"
 """Where editors open their WebSocket."""
+API_PATH: Final = "/v1"
+"""Where the HTTP API is (docs/http.md)."""
+
+
+def editor_url(url: str) -> str:
+    """The editor URL for ``url``, read as the TypeScript client's ``editorUrl`` reads it.
+
+    A ``ws(s)`` URL is one already (given ``/v1/editor`` when it has no path). The daemon's address
+    (``http(s)``, with the path a proxy serves it under, if any), or its API's as ``syncd run``
+    prints it (``…/v1``), becomes ``ws(s)`` with ``/v1/editor`` after that path.
+    """
+    parts = urlsplit(url)
+    if parts.scheme in ("ws", "wss"):
+        return url if parts.path not in ("", "/") else urlunsplit(parts._replace(path=EDITOR_PATH))
+    if parts.scheme not in ("http", "https"):
+        return url  # the WebSocket library names what is wrong with it
+    scheme = "ws" if parts.scheme == "http" else "wss"
+    return urlunsplit(parts._replace(scheme=scheme, path=served_under(parts.path) + EDITOR_PATH))
+
+
+def served_under(path: str) -> str:
+    """The path the daemon is served under (``""`` at the root, ``/syncd`` behind a proxy that serves
+    it there), from the path of its address, of its API (``…/v1``) or of its editor URL."""
+    path = path.rstrip("/")
+    for tail in (EDITOR_PATH, API_PATH):
+        if path.endswith(tail):
+            return path.removesuffix(tail)
+    return path
+
 
 ErrorCode: TypeAlias = Literal[
     "bad_request",

@@ -172,7 +172,8 @@ async def test_the_local_demo_is_the_seeds_demo(tmp_path: Path, pg_server: Postg
 
 
 async def test_the_printed_addresses_open_on_an_ipv6_address(tmp_path: Path) -> None:
-    """What ``syncd run`` prints is copied into browsers and editors: ``ws://::1:8765`` would be no URL."""
+    """What ``syncd run`` prints is copied into browsers and editors: ``ws://::1:8765`` would be no URL;
+    the Python editor takes the daemon's and the API's address, as the TypeScript one does."""
     daemon = DaemonProcess(tmp_path / "state", args=("--host", "::1")).start()
     try:
         assert daemon.url.startswith("ws://[::1]:"), daemon.url
@@ -181,6 +182,10 @@ async def test_the_printed_addresses_open_on_an_ipv6_address(tmp_path: Path) -> 
         inspector = next(line for line in daemon.lines if line.startswith("inspector: "))
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(inspector.removeprefix("inspector: "))).status_code == 200
+        api = next(line for line in daemon.lines if line.startswith("HTTP API: ")).split()[2]
+        for address in (inspector.removeprefix("inspector: "), api):  # an editor takes them too
+            async with EditorClient(address, DEMO_PROJECT_ID) as editor:
+                assert editor.view.project is not None
     finally:
         daemon.stop()
 

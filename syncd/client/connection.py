@@ -33,6 +33,7 @@ from syncd.wire import (
     CLOSE_PROTOCOL_ERROR,
     MUTATION_BURST,
     MUTATION_RATE,
+    editor_url,
 )
 
 __all__ = ["ClientState", "Connection", "TokenSource"]
@@ -95,7 +96,7 @@ class Connection:
         """The sans-I/O state machine behind this client: the view, seqs, mids, unacked mutations."""
         self.token_source: TokenSource | None = None
         """Asked for the token before each ``hello`` when set; else ``protocol.token`` is sent as is."""
-        self.url = url
+        self.url = editor_url(url)
         self.project_id = protocol.project_id
         self.client_id = protocol.client_id
         self.open_timeout = open_timeout

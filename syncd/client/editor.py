@@ -24,7 +24,9 @@ class EditorClient(Connection):
     """An editor connection to one project on a syncd daemon.
 
     Args:
-        url: the editor endpoint, like ``ws://127.0.0.1:8765/v1/editor``.
+        url: the editor endpoint, like ``ws://127.0.0.1:8765/v1/editor``, or the daemon's address
+            (``http://127.0.0.1:8765``, with the path a proxy serves it under if any): see
+            :func:`syncd.wire.editor_url`.
         project_id: the project to open.
         client_id: this editor's id (a UUID string); a new random one by default. Mids are counted per
             client_id, so a caller that reuses a client_id must also pass ``first_mid`` above the

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
@@ -16,6 +16,7 @@ from syncd.errors import EditRejected, SyncdError
 from syncd.rows import check_json
 from syncd.storage import DEFAULT_SIGNED_SECONDS, check_expiry
 from syncd.studio.base import Row, Studio, StudioError, Upload, listed
+from syncd.wire import served_under
 
 _GATEWAY_ERRORS = frozenset({502, 503, 504})
 """Statuses a proxy answers while the daemon behind it is away or restarting."""
@@ -72,7 +73,8 @@ class DaemonStudio(Studio):
         retry_for: float = RETRY_SECONDS,
     ) -> None:
         # Every path below starts with /v1; httpx puts it after the base's own path.
-        base = url.rstrip("/").removesuffix("/v1")
+        parts = urlsplit(url)
+        base = urlunsplit(parts._replace(path=served_under(parts.path)))
         self._http = httpx.AsyncClient(
             base_url=base, headers={"Authorization": f"Bearer {service_key}"}, timeout=timeout
         )

@@ -1276,3 +1276,21 @@ async def test_the_documented_example_session_replays_through_the_client(
     assert client.view.clips["6a1f0c3e-9b2d-4c7a-8e5f-1d2c3b4a5f60"]["project_id"] == PROJECT_ID
     assert [(e.code, e.mid) for e in client.errors] == [("bad_request", 2)]
     assert len(client.editors) == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "dialled"),
+    [
+        ("ws://127.0.0.1:8765/v1/editor", "ws://127.0.0.1:8765/v1/editor"),
+        ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765/v1/editor"),
+        ("http://127.0.0.1:8765", "ws://127.0.0.1:8765/v1/editor"),
+        ("http://127.0.0.1:8765/v1", "ws://127.0.0.1:8765/v1/editor"),
+        ("https://studio.example.com/syncd/", "wss://studio.example.com/syncd/v1/editor"),
+        ("http://[::1]:8765/syncd/v1/editor", "ws://[::1]:8765/syncd/v1/editor"),
+        ("wss://studio.example.com/live", "wss://studio.example.com/live"),
+    ],
+)
+def test_the_editor_url_is_read_as_the_typescript_client_reads_it(given: str, dialled: str) -> None:
+    """The daemon's address, its API's as ``syncd run`` prints it, or the editor URL: what is dialled
+    (the TypeScript client's cases, in clients/js/test/client.test.mjs)."""
+    assert EditorClient(given, str(uuid.uuid4())).url == dialled
