@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
+from syncd.adapters.sqlite_schema import NOW
 from syncd.errors import EditRejected, UpstreamError
 from syncd.rows import (
     FIELD_DEPTH,
@@ -243,6 +244,12 @@ def check_repeat(existing: _R | None, given: Mapping[str, Any], same: Iterable[s
     return existing
 
 
+_VOICE_GONE: Final = (
+    f"update scenes set voice_id = null, version = version + 1, updated_at = {NOW} where voice_id = ?"  # noqa: S608
+)
+"""What Postgres' ``on delete set null`` does to a deleted voice's scenes, through their update trigger."""
+
+
 class LocalRecords:
     """The four tables in the embedded store.
 
@@ -298,6 +305,10 @@ class LocalRecords:
         """Delete by id (the store's foreign keys cascade)."""
 
         def run(db: sqlite3.Connection) -> bool:
+            if table == "voices":
+                # What Postgres' `on delete set null` does through the scenes' update trigger: their
+                # version moves, so an open project that reads them again takes the change.
+                db.execute(_VOICE_GONE, (row_id,))
             return db.execute(f"delete from {table} where id = ?", (row_id,)).rowcount > 0  # noqa: S608
 
         return bool(await self._store.run(run))

@@ -56,7 +56,9 @@ def build_api(
     host.records = records
     gate = Gate(secret, verifier, allow_anonymous=settings.allow_anonymous)
     projects = ProjectsApi(host, backend, records, gate)
-    assets = AssetsApi(projects, records, files, gate, host.side_changed)
+    assets = AssetsApi(
+        projects, records, files, gate, host.side_changed, reread_open=None if client else host.reread_open
+    )
     incoming = (local.root if local is not None else settings.daemon.state_dir) / ".incoming"
     spool = Spool(incoming, settings.daemon.upload_reserve)
     return HttpApi(gate, projects, assets, local, spool, stopping, forwarder), local

@@ -46,16 +46,25 @@ class AssetsApi:
         files: the file store.
         gate: who may do what.
         on_change: tells the editors of a project about an export or audio file.
+        reread_open: has every open project read again, after a write that changed rows of theirs
+            the backend has no change feed for (local mode); None where the feed reports them.
     """
 
     def __init__(
-        self, projects: ProjectsApi, records: Records, files: FileStore, gate: Gate, on_change: OnChange
+        self,
+        projects: ProjectsApi,
+        records: Records,
+        files: FileStore,
+        gate: Gate,
+        on_change: OnChange,
+        reread_open: Callable[[], None] | None = None,
     ) -> None:
         self._projects = projects
         self._records = records
         self._files = files
         self._gate = gate
         self._on_change = on_change
+        self._reread_open = reread_open
 
     # -- voices -----------------------------------------------------------------------------------------
 
@@ -97,6 +106,10 @@ class AssetsApi:
         vid = check_id(voice_id, "voice_id")
         await self._own_row(caller, "voices", vid)
         await self._records.delete("voices", vid)
+        if self._reread_open is not None:
+            # The database set the voice of its scenes and audio files to null, where no change feed
+            # tells the open projects (local mode): they read themselves again.
+            self._reread_open()
 
     # -- exports ----------------------------------------------------------------------------------------
 

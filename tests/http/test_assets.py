@@ -339,3 +339,25 @@ async def _declared_upload(daemon: LocalDaemon, path: str, length: int) -> str:
     finally:
         writer.close()
     return head.decode(errors="replace")
+
+
+async def test_a_deleted_voice_leaves_the_open_projects_at_once(daemon: LocalDaemon) -> None:
+    """The store sets a deleted voice's scenes and audio files to no voice, and no change feed says so
+    in local mode: the open project read itself again, or its editors, and a renderer reading its live
+    view, kept the voice that is gone."""
+    project_id = await daemon.project(scenes=1)
+    voice_id = (await daemon.service.post("/v1/voices", json={"name": "Narrator"})).json()["id"]
+    audio = await daemon.service.post(f"/v1/projects/{project_id}/audio", json={"voice_id": voice_id})
+    assert audio.status_code == 201, audio.text
+    editor = await daemon.editor(project_id)
+    scene_id = editor.view.ordered("scenes")[0]["id"]
+    await editor.wait_saved((await editor.patch("scenes", scene_id, {"voice_id": voice_id})).seq)
+    assert (await daemon.service.delete(f"/v1/voices/{voice_id}")).status_code == 200
+
+    def voices() -> list[object]:
+        scenes = [scene["voice_id"] for scene in editor.view.ordered("scenes")]
+        return scenes + [row["voice_id"] for row in editor.view.sides.get("audio_files", {}).values()]
+
+    await editor.wait_until(lambda: voices() == [None, None])
+    live = (await daemon.service.get(f"/v1/projects/{project_id}")).json()
+    assert [row["voice_id"] for row in (*live["scenes"], *live["audio_files"])] == [None, None]

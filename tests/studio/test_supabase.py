@@ -249,3 +249,26 @@ async def test_a_clip_uploaded_through_the_daemon_comes_back_signed(stack: Stack
         assert (await http.get(put.json()["url"])).content == b"clip"
         public = await http.get(f"/v1/storage/public/clips/{path}")
         assert public.status_code == 403
+
+
+async def test_a_deleted_voice_leaves_the_open_projects_through_realtime(
+    stack: Stack, lib: SupabaseStudio
+) -> None:
+    """The database's ``on delete set null`` reaches the editors of an open project through Realtime,
+    as local mode makes it reach them by reading the project again."""
+    daemon = await stack.start_daemon()
+    project_id, _ = await stack.create_project("Voiced", scenes=1)
+    await stack.wait_ready(daemon)
+    voice_id = (await lib.create_voice(name="Narrator"))["id"]
+    await lib.create_audio_file(project_id, voice_id=voice_id)
+    editor = await stack.editor(daemon, project_id)
+    scene_id = editor.view.ordered("scenes")[0]["id"]
+    await editor.wait_saved((await editor.patch("scenes", scene_id, {"voice_id": voice_id})).seq)
+
+    def voices() -> list[object]:
+        scenes = [scene["voice_id"] for scene in editor.view.ordered("scenes")]
+        return scenes + [row["voice_id"] for row in editor.view.sides["audio_files"].values()]
+
+    await wait_for(lambda: voices() == [voice_id, voice_id], lambda: f"the voice in use: {voices()}", WAIT)
+    await lib.delete_voice(voice_id)
+    await wait_for(lambda: voices() == [None, None], lambda: f"no voice: {voices()}", WAIT)
