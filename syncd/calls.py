@@ -80,6 +80,13 @@ class BackendCalls:
             self._host.dispatch()
             return
 
+    def reread_open(self) -> None:
+        """Read every open project again: a write outside the editors' edits changed rows of theirs
+        where no change feed reports it (local mode)."""
+        for project_id in self._host.engine.open_projects():
+            self._host.engine.request_reread(project_id)
+        self._host.dispatch()
+
     async def reread(self, project_id: ProjectId, token: int) -> None:
         """Read an open project again (after a subscribe, or anti-entropy); a failure waits for the next."""
         try:

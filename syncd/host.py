@@ -264,13 +264,6 @@ class ProjectHost:
 
     # -- the backend's change feed -----------------------------------------------------------------------
 
-    def reread_open(self) -> None:
-        """Read every open project again: a write outside the editors' edits changed rows of theirs
-        where no change feed reports it (local mode)."""
-        for project_id in self.engine.open_projects():
-            self.engine.request_reread(project_id)
-        self.dispatch()
-
     def receive_remote(self, project_id: ProjectId, change: RemoteChange | None) -> None:
         """A change heard from the backend's feed, or None for "re-read this project"."""
         if project_id not in self.engine.open_projects():

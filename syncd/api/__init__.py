@@ -57,7 +57,12 @@ def build_api(
     gate = Gate(secret, verifier, allow_anonymous=settings.allow_anonymous)
     projects = ProjectsApi(host, backend, records, gate)
     assets = AssetsApi(
-        projects, records, files, gate, host.side_changed, reread_open=None if client else host.reread_open
+        projects,
+        records,
+        files,
+        gate,
+        host.side_changed,
+        reread_open=None if client else host.calls.reread_open,
     )
     incoming = (local.root if local is not None else settings.daemon.state_dir) / ".incoming"
     spool = Spool(incoming, settings.daemon.upload_reserve)
