@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.backend import Backend
 from syncd.config import SyncdSettings
 from syncd.core.backoff import Backoff
-from syncd.core.batch import WriteBatch
+from syncd.core.batch import DeleteRow, WriteBatch
 from syncd.core.ids import ProjectId
 from syncd.core.inputs import WriteFailed, WriteResult
 from syncd.core.schema import SIDE_TABLES, SideTable
@@ -130,7 +130,26 @@ class BackendCalls:
         if batch.project_id in self._host.engine.open_projects():
             self._host.engine.receive_write_result(batch.project_id, result, self._host.now())
             self._host.dispatch()
+            if (
+                not isinstance(result, WriteFailed)
+                and self._backend.name == "local"
+                and _deletes_scenes(batch)
+            ):
+                await self._read_sides_again(batch.project_id)
         self._host.written(batch.project_id)
+
+    async def _read_sides_again(self, project_id: ProjectId) -> None:
+        """The store took the deleted scenes from their audio files (``on delete set null``), which no
+        change feed reports in local mode (Supabase's does): the editors get it from a read."""
+        try:
+            sides = await self._read_sides(project_id)
+        except (SyncdError, OSError) as exc:
+            log.warning("re-reading the exports and audio files of project %s failed: %s", project_id, exc)
+            return
+        if project_id in self._host.engine.open_projects():
+            for change in self._host.sides.replace(project_id, sides):
+                self._host.engine.receive_side_change(project_id, change, self._host.now())
+            self._host.dispatch()
 
     async def _read_sides(self, project_id: ProjectId) -> dict[SideTable, list[dict[str, Any]]]:
         """A project's exports and audio files (none without :attr:`records`)."""
@@ -139,3 +158,7 @@ class BackendCalls:
         return {
             table: await self._host.records.select(table, {"project_id": project_id}) for table in SIDE_TABLES
         }
+
+
+def _deletes_scenes(batch: WriteBatch) -> bool:
+    return any(isinstance(op, DeleteRow) and op.table == "scenes" for op in batch.ops)

@@ -361,3 +361,20 @@ async def test_a_deleted_voice_leaves_the_open_projects_at_once(daemon: LocalDae
     await editor.wait_until(lambda: voices() == [None, None])
     live = (await daemon.service.get(f"/v1/projects/{project_id}")).json()
     assert [row["voice_id"] for row in (*live["scenes"], *live["audio_files"])] == [None, None]
+
+
+async def test_an_audio_file_of_a_deleted_scene_loses_it_in_the_editors_too(daemon: LocalDaemon) -> None:
+    """The store sets the audio files of a deleted scene to no scene, and no change feed says so in
+    local mode: the editors kept showing the scene that is gone."""
+    project_id = await daemon.project(scenes=2)
+    editor = await daemon.editor(project_id)
+    scene_id = editor.view.ordered("scenes")[0]["id"]
+    audio = await daemon.service.post(f"/v1/projects/{project_id}/audio", json={"scene_id": scene_id})
+    assert audio.status_code == 201, audio.text
+
+    def scenes_of_audio() -> list[object]:
+        return [row["scene_id"] for row in editor.view.sides.get("audio_files", {}).values()]
+
+    await editor.wait_until(lambda: scenes_of_audio() == [scene_id])
+    await editor.wait_saved((await editor.delete("scenes", scene_id)).seq)
+    await editor.wait_until(lambda: scenes_of_audio() == [None])
