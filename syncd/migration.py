@@ -502,5 +502,5 @@ def command(settings: SyncdSettings, args: argparse.Namespace) -> int:
     counts = {a: sum(o.action == a for o in outcomes) for a in ("created", "updated", "skipped")}
     summary = ", ".join(f"{n} {a}" for a, n in counts.items())
     tail = " (dry run: nothing written)" if args.dry_run else ""
-    print(f"{len(outcomes)} projects: {summary}{tail}")
+    print(f"{len(outcomes)} project{'' if len(outcomes) == 1 else 's'}: {summary}{tail}")
     return 0

@@ -14,6 +14,7 @@ SQLite calls block, so they run on one dedicated thread (a connection belongs to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -37,6 +38,10 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
+OTHERS_POLL = 1.0
+"""Seconds between two looks at whether another process wrote the store."""
+
+
 class LocalBackend(DocumentBackend):
     """The embedded SQLite store.
 
@@ -52,12 +57,18 @@ class LocalBackend(DocumentBackend):
         self._read_only = read_only
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-local")
         self._db: sqlite3.Connection | None = None
+        self._followed: dict[ProjectId, RemoteSink] = {}
+        self._watch: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         await self._call(self._open)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         await self._call(self._close)
         self._executor.shutdown(wait=True)
 
@@ -115,10 +126,37 @@ class LocalBackend(DocumentBackend):
         return (self._db is not None, "embedded store open" if self._db is not None else "store closed")
 
     async def follow(self, project_id: ProjectId, sink: RemoteSink) -> None:
-        """Nothing to follow: only this daemon writes the embedded store."""
+        """Ask ``sink`` to re-read the project whenever another process has written the store.
+
+        The daemon's own writes need no feed; another writer (``syncd import`` while the daemon runs,
+        the ``sqlite3`` shell) would otherwise stay out of sight of the open projects.
+        """
+        self._followed[project_id] = sink
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_others(), name="syncd.local.others")
 
     async def unfollow(self, project_id: ProjectId) -> None:
-        """Nothing to stop following."""
+        """Stop asking for re-reads of the project."""
+        self._followed.pop(project_id, None)
+
+    async def _watch_others(self) -> None:
+        # SQLite's data_version moves when another connection commits, and only then.
+        seen = await self._call(self._data_version)
+        while True:
+            await asyncio.sleep(OTHERS_POLL)
+            try:
+                now = await self._call(self._data_version)
+            except sqlite3.Error as exc:
+                log.warning("cannot tell whether another process wrote the store: %s", exc)
+                continue
+            if now != seen:
+                seen = now
+                for project_id, sink in list(self._followed.items()):
+                    sink(project_id, None)
+
+    def _data_version(self) -> int:
+        assert self._db is not None, "LocalBackend used outside its context"
+        return int(self._db.execute("pragma data_version").fetchone()[0])
 
     def feed_connected(self) -> bool | None:
         """The embedded store has no change feed."""

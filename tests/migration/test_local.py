@@ -139,7 +139,7 @@ def test_two_users_with_the_same_short_ids_get_a_project_each(tmp_path: Path) ->
     assert run_syncd(state, "import", str(alice)).returncode == 0
     result = run_syncd(state, "import", str(bob))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "1 projects: 1 created, 0 updated, 0 skipped"
+    assert result.stdout.splitlines()[-1] == "1 project: 1 created, 0 updated, 0 skipped"
     (alices,) = parse_export(alice.read_text())
     (bobs,) = parse_export(bob.read_text())
     assert store_rows(state, "projects", alices.id)[alices.id]["title"] == "Alice's film"
@@ -210,5 +210,26 @@ async def test_imported_projects_open_in_the_daemon_and_its_inspector(tmp_path: 
         titles = {p["id"]: p["title"] for p in listing["projects"]}
         assert titles[trailer.id] == "Product trailer (vertical)"
         assert len(titles) == 3  # the demo is made only for an empty store
+    finally:
+        daemon.stop()
+
+
+async def test_an_import_while_the_daemon_runs_reaches_the_open_projects(tmp_path: Path) -> None:
+    """The embedded store has no change feed: an import made while the daemon runs was out of sight of
+    the projects it had open (their editors, and the live view a renderer reads) until they were
+    opened again; the daemon now sees another process's writes and reads its open projects again."""
+    state = tmp_path / "state"
+    daemon = DaemonProcess(state).start()
+    try:
+        async with EditorClient(daemon.url, daemon.project_id) as editor:
+            assert editor.view.project is not None
+            headings = [row["heading"] for row in editor.view.ordered("scenes")]
+            renamed = {"id": daemon.project_id, "title": "Renamed by an import", "scenes": [], "clips": []}
+            imported = run_syncd(state, "import", str(write_export(tmp_path / "e.json", renamed)))
+            assert imported.stdout.splitlines()[-1] == "1 project: 0 created, 1 updated, 0 skipped"
+            await editor.wait_until(
+                lambda: editor.view.project is not None and editor.view.project["title"] == renamed["title"]
+            )
+            assert [row["heading"] for row in editor.view.ordered("scenes")] == headings
     finally:
         daemon.stop()
