@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,6 +125,17 @@ def project_of(path: str) -> str:
     return match.group(1)
 
 
+def project_folder(project_id: str) -> str:
+    """``projects/{project_id}``, the folder of a project's objects in each bucket.
+
+    Raises:
+        EditRejected: ``bad_request`` when ``project_id`` is not a lower-case UUID.
+    """
+    if not re.fullmatch(_UUID, project_id):
+        raise EditRejected("bad_request", f"project {project_id!r}: not a lower-case UUID")
+    return f"projects/{project_id}"
+
+
 def object_path(bucket: str, project_id: str, name: str) -> str:
     """The path of a new object of a project in a bucket: ``projects/{id}/{folder}/{name}``."""
     return f"projects/{project_id.lower()}/{bucket_rule(bucket).folder}/{name}"
@@ -193,6 +205,9 @@ class FileStore(Protocol):
     async def remove(self, bucket: str, path: str) -> bool:
         """Remove an object; return whether there was one."""
 
+    async def remove_project(self, project_id: str) -> int:
+        """Remove every object of a project (``projects/{project_id}/…`` in every bucket); return how many."""
+
     async def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         """A URL that reads the object until ``expires_in`` seconds from now.
 
@@ -261,6 +276,19 @@ class LocalFiles:
             item.unlink(missing_ok=True)
         return existed
 
+    async def remove_project(self, project_id: str) -> int:
+        """Delete the folder of the project in every bucket."""
+        return await asyncio.to_thread(self._remove_folders, project_folder(project_id))
+
+    def _remove_folders(self, project: str) -> int:
+        removed = 0
+        for bucket in BUCKETS:
+            folder = self.root / bucket / project
+            if folder.is_dir():
+                removed += sum(1 for f in folder.rglob("*") if f.is_file() and f.suffix != ".type")
+                shutil.rmtree(folder)
+        return removed
+
     def read(self, bucket: str, path: str) -> tuple[Path, str]:
         """The file of an object and its content type.
 
@@ -320,6 +348,11 @@ def _meta(target: Path) -> Path:
     return target.with_name(target.name + ".type")
 
 
+_LIST_PAGE = 1000
+_REMOVE_AT_ONCE = 1000
+"""Storage lists at most 1000 entries a page, and removes at most 1000 objects a request."""
+
+
 class SupabaseFiles:
     """Supabase Storage through supabase-py (storage3), with the service key.
 
@@ -343,6 +376,37 @@ class SupabaseFiles:
         with _storage_errors():
             removed = await self._client.storage.from_(bucket).remove([path])
         return bool(removed)
+
+    async def remove_project(self, project_id: str) -> int:
+        """List the project's folder in every bucket (Storage lists one level at a time), then remove."""
+        project = project_folder(project_id)
+        removed = 0
+        for bucket in BUCKETS:
+            files = await self._files_under(bucket, project)
+            for start in range(0, len(files), _REMOVE_AT_ONCE):
+                with _storage_errors():
+                    await self._client.storage.from_(bucket).remove(files[start : start + _REMOVE_AT_ONCE])
+            removed += len(files)
+        return removed
+
+    async def _files_under(self, bucket: str, folder: str) -> list[str]:
+        files: list[str] = []
+        folders = [folder]
+        while folders:
+            here = folders.pop()
+            offset = 0
+            while True:
+                with _storage_errors():
+                    page = await self._client.storage.from_(bucket).list(
+                        here, {"limit": _LIST_PAGE, "offset": offset}
+                    )
+                for entry in page:
+                    # A folder is listed with no id; a file with its own.
+                    (files if entry.get("id") else folders).append(f"{here}/{entry['name']}")
+                if len(page) < _LIST_PAGE:
+                    break
+                offset += _LIST_PAGE
+        return files
 
     async def signed_url(self, bucket: str, path: str, expires_in: int) -> str:
         """Storage's signed URL (``/object/sign/…``)."""

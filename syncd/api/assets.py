@@ -8,6 +8,7 @@ buckets of :mod:`syncd.storage`, in either mode's file store.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from syncd.records import (
 )
 from syncd.storage import FileStore, bucket_rule, check_expiry, check_upload, project_of
 from syncd.wire import ChangeOp
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 OnChange = Callable[[str, SideTable, ChangeOp, Row], None]
@@ -110,6 +113,18 @@ class AssetsApi:
             # The database set the voice of its scenes and audio files to null, where no change feed
             # tells the open projects (local mode): they read themselves again.
             self._reread_open()
+
+    async def remove_files_of(self, project_id: str) -> None:
+        """Remove the stored files of a project whose row is deleted: its clips, audio, exports and
+        thumbnails, which no database cascade reaches. Files that stay are logged, not refused: the
+        project is gone either way."""
+        try:
+            removed = await self._files.remove_project(project_id)
+        except (EditRejected, OSError) as exc:
+            log.warning("project %s is deleted but some of its files stay: %s", project_id, exc)
+            return
+        if removed:
+            log.info("project %s: removed its %d stored files", project_id, removed)
 
     # -- exports ----------------------------------------------------------------------------------------
 

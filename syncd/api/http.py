@@ -297,7 +297,8 @@ class HttpApi:
         return answer(200, _written(written, project=dict(written.view.project)))
 
     async def delete_project(self, request: web.Request, caller: Caller) -> web.Response:
-        await self._projects.delete(caller, request.match_info["pid"])
+        project_id = await self._projects.delete(caller, request.match_info["pid"])
+        await self._assets.remove_files_of(project_id)
         return answer(200, {"deleted": True})
 
     async def sync_scenes(self, call: ProjectCall, caller: Caller) -> web.Response:

@@ -106,12 +106,17 @@ class ProjectsApi:
         status = self._host.engine.status(ProjectId(str(row["id"])))
         return row if status is None or status.project is None else {**row, **status.project}
 
-    async def delete(self, caller: Caller, project_id: object) -> None:
-        """Delete a project with its scenes, clips, exports and audio files; its editors are closed (4404)."""
+    async def delete(self, caller: Caller, project_id: object) -> str:
+        """Delete a project with its scenes, clips, exports and audio files; its editors are closed (4404).
+
+        Returns:
+            The project's id as stored.
+        """
         pid = await self.owner(caller, project_id)
         await self._records.delete("projects", pid)
         # The engine learns it from a re-read that finds nothing: it closes the editors with 4404.
         self._host.receive_remote(pid, None)
+        return pid
 
     async def load(self, caller: Caller, project_id: object) -> Row:
         """The live view of a project (what editors see, unsaved edits included)."""

@@ -179,9 +179,16 @@ class SupabaseStudio(Studio):
         return _public(answer.data[0])
 
     async def delete_project(self, project_id: str) -> None:
-        """Delete the project's row (the database cascades)."""
+        """Delete the project's row (the database cascades), then its stored files, which no cascade
+        reaches."""
         pid = await self._project(project_id)
         await (await self._db()).delete("projects", pid)
+        try:
+            await SupabaseFiles(await self._supabase()).remove_project(pid)
+        except EditRejected as exc:
+            raise StudioError(
+                exc.code, f"project {pid} is deleted, but not all of its files: {exc.message}"
+            ) from exc
 
     async def load_project(self, project_id: str) -> Row:
         """Read the project and its ordered scenes and clips."""

@@ -272,3 +272,30 @@ async def test_a_deleted_voice_leaves_the_open_projects_through_realtime(
     await wait_for(lambda: voices() == [voice_id, voice_id], lambda: f"the voice in use: {voices()}", WAIT)
     await lib.delete_voice(voice_id)
     await wait_for(lambda: voices() == [None, None], lambda: f"no voice: {voices()}", WAIT)
+
+
+async def test_deleting_a_project_removes_its_files_from_storage(stack: Stack, lib: SupabaseStudio) -> None:
+    """Storage keeps objects whose rows are gone: the library removes the project's files with it,
+    every one under its folder (Storage lists a folder one level at a time), and no other project's."""
+    doomed = (await lib.create_project("Trial"))["id"]
+    kept = (await lib.create_project("Kept"))["id"]
+    await lib.upload_video_clip(doomed, None, b"clip", "pika")
+    await lib.upload_thumbnail(doomed, b"png")
+    await lib.upload_export(doomed, b"mp4")
+    await lib.upload_video_clip(kept, None, b"clip", "pika")
+    await lib.delete_project(doomed)
+    headers = {"Authorization": f"Bearer {stack.supabase.service_key}", "apikey": stack.supabase.service_key}
+
+    async def listed(bucket: str, folder: str) -> list[str]:
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            answer = await http.post(
+                f"{stack.supabase.url}/storage/v1/object/list/{bucket}",
+                json={"prefix": folder},
+                headers=headers,
+            )
+        assert answer.status_code == 200, answer.text
+        return [entry["name"] for entry in answer.json()]
+
+    for bucket, folder in (("clips", "clips"), ("thumbnails", "thumbnails"), ("exports", "final")):
+        assert await listed(bucket, f"projects/{doomed}/{folder}") == []
+    assert len(await listed("clips", f"projects/{kept}/clips")) == 1
