@@ -15,7 +15,7 @@ from syncd.cluster.ownership import Term, WaitUntil, encode_lease
 from syncd.errors import ClusterError
 from tests.cluster.conftest import ClientFactory, unique
 from tests.support.nats import NatsCluster
-from tests.support.waiting import wait_for
+from tests.support.waiting import ends_cancelled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -259,10 +259,5 @@ async def test_a_keeper_told_to_stop_stops_even_when_the_answer_swallows_the_can
     lost: list[str] = []
     keeper = leases.keep(PROJECT, Term(1, leases.clock(), TTL, 0.0), lambda: lost.append("a"))
     await kv.started.wait()
-    keeper.cancel()
-    try:
-        await asyncio.wait({keeper}, timeout=5.0)  # a bound on a hang, not a claim on the time
-        assert keeper.cancelled(), "the keeper went on renewing"
-    finally:
-        keeper.cancel()
+    assert await ends_cancelled(keeper), "the keeper went on renewing"
     assert (kv.updates, lost) == (1, [])

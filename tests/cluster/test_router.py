@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 from syncd.cluster.router import ClusterRouter, _Relayed
+from tests.support.waiting import ends_cancelled
 
 if TYPE_CHECKING:
     from syncd.adapters.gateway import EditorConnection
@@ -52,10 +53,5 @@ async def test_a_watch_told_to_stop_stops_even_when_the_answer_swallows_the_canc
     router._relayed["c1"] = _Relayed(cast("EditorConnection", None), PROJECT, "owner-b")
     watch = asyncio.create_task(router._watch(PROJECT))
     await node.started.wait()
-    watch.cancel()
-    try:
-        await asyncio.wait({watch}, timeout=5.0)  # a bound on a hang, not a claim on the time
-        assert watch.cancelled(), "the watch went on checking the owner"
-    finally:
-        watch.cancel()
+    assert await ends_cancelled(watch), "the watch went on checking the owner"
     assert node.checks == 1

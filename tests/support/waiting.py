@@ -49,3 +49,14 @@ async def wait_for(
             break
         await asyncio.sleep(interval)
     pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+
+
+async def ends_cancelled(task: asyncio.Task[None], within: float = 5.0) -> bool:
+    """Cancel ``task``; whether it then ended cancelled within ``within`` seconds (a bound on a hang,
+    not a claim on the time). A task still running afterwards is cancelled again, and left."""
+    task.cancel()
+    try:
+        await asyncio.wait({task}, timeout=within)
+        return task.cancelled()
+    finally:
+        task.cancel()
