@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, Valid
 
 from syncd.adapters.sqlite_schema import NOW
 from syncd.errors import EditRejected, UpstreamError
+from syncd.pages import every_row
 from syncd.rows import (
     FIELD_DEPTH,
     AudioKind,
@@ -389,16 +390,23 @@ class SupabaseRecords:
 
     async def select(self, table: OtherTable, where: Mapping[str, Any]) -> list[Row]:
         """Rows by equality filters, oldest first."""
-        query = self._client.table(table).select("*")
-        for name, value in where.items():
-            query = query.is_(name, "null") if value is None else query.eq(name, value)
-        return await self._run(query.order("created_at").order("id"), table)
 
-    async def _run(self, query: Any, table: str) -> list[Row]:
+        def query() -> Any:
+            built = self._client.table(table).select("*")
+            for name, value in where.items():
+                built = built.is_(name, "null") if value is None else built.eq(name, value)
+            return built.order("created_at").order("id")
+
+        return await self._run(query, table, every=True)
+
+    async def _run(self, query: Any, table: str, *, every: bool = False) -> list[Row]:
+        """The rows of ``query`` (with ``every``: a function making it, read a page at a time)."""
         import httpx
         from postgrest.exceptions import APIError
 
         try:
+            if every:
+                return await every_row(query)
             answer = await query.execute()
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{table}: Supabase cannot be reached ({type(exc).__name__})") from None

@@ -589,6 +589,10 @@ def _json_response(
     )
 
 
+MAX_ROWS = 1000
+"""Rows a read answers at most: ``max_rows`` of supabase/config.toml and a hosted project's default."""
+
+
 class RestApi:
     """The ``/rest/v1`` routes of the stand-in.
 
@@ -673,8 +677,9 @@ class RestApi:
         where = where_clause(table, query.filters, params)
         inner = f"select {select_list(table, query.select, table.sql)} from {table.sql}{where}"
         inner += order_clause(table, query.order)
-        if query.limit is not None:
-            inner += f" limit {params.add(query.limit)}::bigint"
+        # PostgREST's db-max-rows caps every read, silently: a reader pages with limit and offset.
+        limit = MAX_ROWS if query.limit is None else min(query.limit, MAX_ROWS)
+        inner += f" limit {params.add(limit)}::bigint"
         if query.offset is not None:
             inner += f" offset {params.add(query.offset)}::bigint"
         row = await conn.fetchrow(_AGGREGATE.format(inner=inner), *params.values)

@@ -50,6 +50,7 @@ from syncd.core.ids import ProjectId, RowId
 from syncd.core.inputs import RemoteDelete, RemoteUpsert
 from syncd.core.schema import SIDE_TABLES, TABLES, SideTable, Table, table_named
 from syncd.errors import ConfigError, EditRejected, StaleOwner, UpstreamError, WriteError
+from syncd.pages import every_row
 from syncd.wire import ChangeOp
 
 log = logging.getLogger(__name__)
@@ -257,16 +258,16 @@ class SupabaseBackend(DocumentBackend):
         try:
             project, scenes, clips, applied = await asyncio.gather(
                 c.table("projects").select("*").eq("id", project_id).execute(),
-                c.table("scenes").select("*").eq("project_id", project_id).order("scene_index").execute(),
-                c.table("clips").select("*").eq("project_id", project_id).order("order_index").execute(),
+                every_row(lambda: _of_project(c, "scenes", project_id).order("scene_index").order("id")),
+                every_row(lambda: _of_project(c, "clips", project_id).order("order_index").order("id")),
                 c.rpc("syncd_applied_mids", {"project": project_id}).execute(),
             )
         except (APIError, httpx.HTTPError) as exc:
             raise UpstreamError(f"reading project {project_id} failed: {_describe(exc)}") from exc
         return {
             "project": project.data[0] if project.data else None,
-            "scenes": scenes.data,
-            "clips": clips.data,
+            "scenes": scenes,
+            "clips": clips,
             "applied": applied.data,
         }
 
@@ -366,10 +367,11 @@ class SupabaseBackend(DocumentBackend):
     async def list_projects(self) -> list[dict[str, Any]]:
         """Every project, newest first."""
         try:
-            found = await self.client.table("projects").select("*").order("created_at", desc=True).execute()
+            return await every_row(
+                lambda: self.client.table("projects").select("*").order("created_at", desc=True).order("id")
+            )
         except (APIError, httpx.HTTPError) as exc:
             raise UpstreamError(f"listing projects failed: {_describe(exc)}") from exc
-        return _rows(found.data)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready when Realtime is connected and every open project's channel is subscribed."""
@@ -609,6 +611,10 @@ async def _probe(client: AsyncClient, url: str) -> None:
                 "the SQL files of supabase/migrations to it (`supabase db push`), then start syncd again"
             ) from None
         raise
+
+
+def _of_project(client: Any, table: str, project_id: str) -> Any:
+    return client.table(table).select("*").eq("project_id", project_id)
 
 
 def _rows(data: object) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from postgrest.exceptions import APIError
 from syncd.api.projects import clip_order, in_project, scene_list
 from syncd.core.schema import SideTable
 from syncd.errors import EditRejected, UpstreamError
+from syncd.pages import every_row
 from syncd.records import (
     SupabaseRecords,
     check_id,
@@ -195,26 +196,16 @@ class SupabaseStudio(Studio):
         pid = await self._project(project_id)
         client = await self._supabase()
         project = (await client.table("projects").select("*").eq("id", pid).execute()).data[0]
-        scenes = (
-            await client.table("scenes")
-            .select("*")
-            .eq("project_id", pid)
-            .order("scene_index")
-            .order("id")
-            .execute()
+        scenes = await every_row(
+            lambda: client.table("scenes").select("*").eq("project_id", pid).order("scene_index").order("id")
         )
-        clips = (
-            await client.table("clips")
-            .select("*")
-            .eq("project_id", pid)
-            .order("order_index")
-            .order("id")
-            .execute()
+        clips = await every_row(
+            lambda: client.table("clips").select("*").eq("project_id", pid).order("order_index").order("id")
         )
         return {
             "project": _public(project),
-            "scenes": [_public(r) for r in scenes.data],
-            "clips": [_public(r) for r in clips.data],
+            "scenes": [_public(r) for r in scenes],
+            "clips": [_public(r) for r in clips],
         }
 
     async def sync_scenes(self, project_id: str, scenes: Iterable[Mapping[str, Any]]) -> list[Row]:
