@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from syncd import __version__, jsonlib, migration, projects
+from syncd import __version__, backup, jsonlib, migration, projects
 from syncd.config import SyncdSettings, describe_settings, find_config_file, load_settings, url_password
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import RedactFilter
@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config_option(key)
     _add_state_dir_option(key)
+    copy = commands.add_parser("backup", help="copy the state directory, consistently, while the daemon runs")
+    copy.add_argument("dest", type=Path, metavar="DEST", help="a new folder (or an empty one)")
+    _add_config_option(copy)
+    _add_state_dir_option(copy)
     return parser
 
 
@@ -109,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return projects.token_command(settings, args)
         if args.command == "import":
             return migration.command(settings, args)
+        if args.command == "backup":
+            return backup.command(settings, args)
     except ConfigError as exc:
         print(f"syncd: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
