@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the settings and print them, secrets masked")
     _add_config_option(check)
 
-    run = commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
+    run = commands.add_parser("run", help="run the daemon until SIGTERM, SIGINT or SIGHUP")
     _add_config_option(run)
     _add_state_dir_option(run)
     run.add_argument("--host", help="address editors connect to (gateway.host)")

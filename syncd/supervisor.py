@@ -147,7 +147,7 @@ class Supervisor:
     # -- running --------------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Serve until SIGTERM or SIGINT (or a fatal error); return the exit code.
+        """Serve until SIGTERM, SIGINT or SIGHUP (or a fatal error); return the exit code.
 
         The signal handlers stay installed after this returns: a late second signal must not kill the
         process while it exits. They only act while the loop that installed them runs.
@@ -158,7 +158,9 @@ class Supervisor:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
                 loop.call_soon_threadsafe(self.request_stop)
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: closing the terminal that runs `syncd run` would otherwise end the process on
+        # the spot, leaving its editors without a 1012 and its pending edits unsaved until a restart.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, on_signal)
         return await self.serve()
 

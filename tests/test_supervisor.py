@@ -153,7 +153,7 @@ async def test_sigterm_twice_is_a_forced_stop_not_a_kill(project: tuple[Path, st
     state, project_id, scene = project
     store = Gate(state / "store.db")
     sup = Supervisor(settings(state), backend=store)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         task = asyncio.create_task(sup.run())
         await asyncio.wait_for(sup.ready.wait(), WAIT)

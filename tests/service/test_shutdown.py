@@ -36,10 +36,12 @@ def _saved_before_close(frames: list[dict[str, object]], ack_seq: int) -> bool:
     return any(kind == "saved" and isinstance(seq, int) and seq >= ack_seq for kind, seq in kinds[ack_at:])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 async def test_sigterm_writes_debounced_edits_to_the_local_store(
-    start_daemon: DaemonFactory, recorder: RecorderFactory
+    start_daemon: DaemonFactory, recorder: RecorderFactory, sig: signal.Signals
 ) -> None:
-    """SIGTERM with edits in a 30 s debounce saves them to store.db, sends saved, closes 1012, exits 0."""
+    """SIGTERM with edits in a 30 s debounce saves them to store.db, sends saved, closes 1012, exits 0.
+    So does SIGHUP, which closing the terminal of ``syncd run`` sends: it ended the process at once."""
     daemon = await start_daemon(LONG_QUIET)
     project_id, state = daemon.project_id, daemon.state_dir
     editor = await recorder(daemon.url)
@@ -50,7 +52,7 @@ async def test_sigterm_writes_debounced_edits_to_the_local_store(
     assert store_rows(state, "scenes", project_id)[scene]["body"] != "draft 4"
     assert outbox_count(state) == 5
 
-    daemon.signal(signal.SIGTERM)
+    daemon.signal(sig)
     closed_with, _ = await editor.closed()
     assert closed_with == 1012
     assert await daemon.exit_code() == 0
