@@ -30,13 +30,15 @@ from localsupabase.postgres import (
 DATABASE = "supabase_local"
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Each ends the stand-in and removes what it made; SIGHUP comes when its terminal is closed."""
 
 
 async def serve(dsn: str, *, port: int, jwt_secret: str | None) -> None:
-    """Serve the stand-in over ``dsn`` until SIGINT or SIGTERM arrives."""
+    """Serve the stand-in over ``dsn`` until SIGINT, SIGTERM or SIGHUP (its terminal closed) arrives."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     async with LocalSupabase(dsn, port=port, jwt_secret=jwt_secret) as stack:
         line = {
@@ -82,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     except PostgresError as exc:
         print(f"localsupabase: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    # A signal during the database setup must still clean up: turn SIGTERM into KeyboardInterrupt until
-    # the event loop takes the signals over.
+    # A signal during the database setup must still clean up: turn SIGTERM and SIGHUP into
+    # KeyboardInterrupt until the event loop takes the signals over.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
         with PostgresServer() as server:
             try:
@@ -92,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(serve(dsn, port=args.port, jwt_secret=args.jwt_secret))
             finally:
                 # The cluster's removal must finish even if a second signal arrives meanwhile.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                for signum in STOP_SIGNALS:
+                    signal.signal(signum, signal.SIG_IGN)
     except PostgresError as exc:
         print(f"localsupabase: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -36,8 +36,10 @@ def private_tmp() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-async def test_command_serves_until_sigterm_then_cleans_up(private_tmp: Path) -> None:
-    """It prints one JSON line with working keys, serves the seed, exits 0 on SIGTERM and leaves no files."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_command_serves_until_sigterm_then_cleans_up(private_tmp: Path, sig: signal.Signals) -> None:
+    """It prints one JSON line with working keys, serves the seed, exits 0 on SIGTERM and leaves no files;
+    so on SIGHUP, which closing its terminal sends (it left its PostgreSQL cluster behind)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["TMPDIR"] = str(private_tmp)
     # The cluster goes to /dev/shm when it has room, else to TMPDIR; watch both for what the process makes.
@@ -63,7 +65,7 @@ async def test_command_serves_until_sigterm_then_cleans_up(private_tmp: Path) ->
                 headers={"apikey": info["service_key"], "Authorization": f"Bearer {info['service_key']}"},
             )
         made = {folder / name for folder in watched for name in os.listdir(folder)} - before
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         _, stderr = await asyncio.wait_for(process.communicate(), SHUTDOWN_TIMEOUT)
     finally:
         if process.returncode is None:
