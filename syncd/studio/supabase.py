@@ -8,6 +8,7 @@ The same checks as the daemon's HTTP API run first, so a refused call changes no
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import uuid
@@ -102,6 +103,8 @@ class SupabaseStudio(Studio):
         self._key = service_key
         self._client: Any = None
         self._http: httpx.AsyncClient | None = None
+        # A clip's place after the last one is read, then written: two at once would read the same.
+        self._appending: dict[str, asyncio.Lock] = {}
 
     async def _db(self) -> SupabaseRecords:
         return SupabaseRecords(await self._supabase())
@@ -248,19 +251,20 @@ class SupabaseStudio(Studio):
             same = ["project_id", *(name for name in row if name != "id")]
             check_repeat(existing[0], {**given, "project_id": pid}, same, "clip")
             return _public(existing[0])
-        if "order_index" not in row:
-            last = (
-                await client.table("clips")
-                .select("order_index")
-                .eq("project_id", pid)
-                .order("order_index", desc=True)
-                .limit(1)
-                .execute()
-            )
-            row["order_index"] = (last.data[0]["order_index"] + 1) if last.data else 0
-        batch = _Batch(pid)
-        batch.insert("clips", row["id"], validate_insert("clips", row))
-        await batch.apply(client)
+        async with self._appending.setdefault(pid, asyncio.Lock()):
+            if "order_index" not in row:
+                last = (
+                    await client.table("clips")
+                    .select("order_index")
+                    .eq("project_id", pid)
+                    .order("order_index", desc=True)
+                    .limit(1)
+                    .execute()
+                )
+                row["order_index"] = (last.data[0]["order_index"] + 1) if last.data else 0
+            batch = _Batch(pid)
+            batch.insert("clips", row["id"], validate_insert("clips", row))
+            await batch.apply(client)
         added = (await client.table("clips").select("*").eq("id", row["id"]).execute()).data
         if not added or added[0]["project_id"] != pid:
             raise StudioError("conflict", f"clip {row['id']} exists in another project")

@@ -299,3 +299,18 @@ async def test_deleting_a_project_removes_its_files_from_storage(stack: Stack, l
     for bucket, folder in (("clips", "clips"), ("thumbnails", "thumbnails"), ("exports", "final")):
         assert await listed(bucket, f"projects/{doomed}/{folder}") == []
     assert len(await listed("clips", f"projects/{kept}/clips")) == 1
+
+
+async def test_clips_saved_at_once_each_go_after_the_last(stack: Stack, lib: SupabaseStudio) -> None:
+    """A renderer that saves its scenes' clips together (``asyncio.gather``, a thread pool on the plain
+    functions) gave several of them the same place: each read the last one before any was written."""
+    project_id = (await lib.create_project("Together"))["id"]
+    saved = await asyncio.gather(
+        *(
+            lib.save_clip_record(
+                project_id=project_id, scene_id=None, provider="p", file_url=None, prompt=str(n)
+            )
+            for n in range(8)
+        )
+    )
+    assert sorted(clip["order_index"] for clip in saved) == list(range(8))
