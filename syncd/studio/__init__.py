@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from syncd.studio.base import Studio, StudioError
 
@@ -67,8 +68,8 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
 
     Raises:
         StudioError: ``unconfigured``: neither pair of settings is complete (the message says what to
-            set), ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key), or
-            ``SYNCD_RETRY_SECONDS`` is not a number of seconds.
+            set), ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key),
+            ``SYNCD_URL`` is not a URL, or ``SYNCD_RETRY_SECONDS`` is not a number of seconds.
     """
     env = os.environ if environ is None else environ
     supabase_url, supabase_key = (
@@ -88,6 +89,14 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
     syncd_url, syncd_key = env.get("SYNCD_URL", "").strip(), env.get("SYNCD_SERVICE_KEY", "").strip()
     if syncd_url and syncd_key:
         from syncd.studio.daemon import RETRY_SECONDS, DaemonStudio
+
+        parts = urlsplit(syncd_url)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            # Else every call would fail as "unavailable", and be sent again for SYNCD_RETRY_SECONDS.
+            raise StudioError(
+                "unconfigured",
+                f"SYNCD_URL: the daemon's address, such as http://127.0.0.1:8765, not {syncd_url!r}",
+            )
 
         retry_for = _seconds(env, "SYNCD_RETRY_SECONDS", RETRY_SECONDS)
         return DaemonStudio(syncd_url, syncd_key, retry_for=retry_for)
