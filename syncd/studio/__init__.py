@@ -78,6 +78,8 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
     )
     if supabase_url and supabase_key:
         from syncd.config import service_key_problem
+
+        _check_url("SUPABASE_URL", supabase_url, "the project's URL, such as https://abcd.supabase.co")
         from syncd.studio.supabase import SupabaseStudio
 
         # An anon or publishable key would create rows, then fail on sync_scenes and save_clip_record.
@@ -90,17 +92,19 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
     if syncd_url and syncd_key:
         from syncd.studio.daemon import RETRY_SECONDS, DaemonStudio
 
-        parts = urlsplit(syncd_url)
-        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-            # Else every call would fail as "unavailable", and be sent again for SYNCD_RETRY_SECONDS.
-            raise StudioError(
-                "unconfigured",
-                f"SYNCD_URL: the daemon's address, such as http://127.0.0.1:8765, not {syncd_url!r}",
-            )
+        # Else every call would fail as "unavailable", and be sent again for SYNCD_RETRY_SECONDS.
+        _check_url("SYNCD_URL", syncd_url, "the daemon's address, such as http://127.0.0.1:8765")
 
         retry_for = _seconds(env, "SYNCD_RETRY_SECONDS", RETRY_SECONDS)
         return DaemonStudio(syncd_url, syncd_key, retry_for=retry_for)
     raise StudioError("unconfigured", MISSING_SETTINGS)
+
+
+def _check_url(name: str, url: str, what: str) -> None:
+    """Refuse ``url`` unless it is an http(s) (or ws(s)) URL with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise StudioError("unconfigured", f"{name}: {what}, not {url!r}")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -69,14 +69,18 @@ def test_without_settings_every_function_says_what_to_set(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8765", "localhost", "http://", "ftp://studio/x"])
-def test_a_daemon_address_that_is_not_a_url_is_refused_before_any_call(url: str) -> None:
-    """It was tried as one, failed as "unavailable", and was sent again for 20 s."""
+def test_an_address_that_is_not_a_url_is_refused_before_any_call(url: str) -> None:
+    """A daemon's was tried as one, failed as "unavailable", and was sent again for 20 s."""
     with pytest.raises(StudioError) as caught:
         connect({"SYNCD_URL": url, "SYNCD_SERVICE_KEY": "k"})
     assert caught.value.code == "unconfigured"
     assert (
         caught.value.message == f"SYNCD_URL: the daemon's address, such as http://127.0.0.1:8765, not {url!r}"
     )
+    with pytest.raises(StudioError) as supabase:  # supabase-py raised its own "Invalid URL" at the first call
+        connect({"SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": "sb_secret_k"})
+    expected = f"SUPABASE_URL: the project's URL, such as https://abcd.supabase.co, not {url!r}"
+    assert (supabase.value.code, supabase.value.message) == ("unconfigured", expected)
 
 
 @pytest.mark.parametrize(
