@@ -69,7 +69,8 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
     Raises:
         StudioError: ``unconfigured``: neither pair of settings is complete (the message says what to
             set), ``SUPABASE_SERVICE_KEY`` is not a service key (an anon or publishable key),
-            ``SYNCD_URL`` is not a URL, or ``SYNCD_RETRY_SECONDS`` is not a number of seconds.
+            ``SUPABASE_URL`` or ``SYNCD_URL`` is not a URL, or ``SYNCD_RETRY_SECONDS`` is not a number of
+            seconds.
     """
     env = os.environ if environ is None else environ
     supabase_url, supabase_key = (
