@@ -12,7 +12,7 @@ import type { Unsubscribe } from "./emitter.js";
 import { ClientClosed, HttpError, TimeoutError } from "./errors.js";
 import { type FetchLike, HttpApi } from "./http.js";
 import { FileUrls } from "./files.js";
-import { editorUrl } from "./ids.js";
+import { editorUrl, editorUrlOption } from "./ids.js";
 import { browserLocks, type Locks, Recovery } from "./recovery.js";
 import { browserStorage, type KeyValueStorage, stored } from "./storage.js";
 import {
@@ -151,7 +151,11 @@ export class SyncdStudio {
   private readonly recovery: Recovery | null;
   private readonly files = new FileUrls((bucket, path, expiresIn) => repeated(() => this.http.signUrl(bucket, path, expiresIn)));
 
+  /** @throws TypeError `url` is not the daemon's address, or `token` is neither a string, null nor a function. */
   constructor(options: StudioOptions) {
+    // Checked here, not at the first open: an address that is no URL otherwise failed each HTTP call
+    // as a network error, or made "Invalid URL" the studio's only word.
+    editorUrlOption(options.url, "SyncdStudio: options.url");
     checkTokenSource(options.token, "SyncdStudio: options.token");
     this.options = options;
     this.clientId = options.clientId ?? randomUuid();

@@ -34,6 +34,16 @@ async function openStudio(t) {
   return { studio, socket };
 }
 
+test("a studio refuses an address that is no daemon's at once, naming it", () => {
+  for (const [url, words] of [
+    ["127.0.0.1:8765", 'SyncdStudio: options.url is not a URL: "127.0.0.1:8765"'],
+    ["localhost:8765", "SyncdStudio: options.url has the scheme localhost:"],
+    ["ftp://studio", "SyncdStudio: options.url has the scheme ftp:"],
+  ]) {
+    assert.throws(() => new SyncdStudio({ url, WebSocket: FakeSocket }), (error) => error instanceof TypeError && error.message.startsWith(words), url);
+  }
+});
+
 test("concurrent saveClip calls without an orderIndex each take the next free position", async (t) => {
   const { studio, socket } = await openStudio(t);
   const saves = ["one", "two", "three"].map((prompt) => studio.saveClip(PROJECT, { prompt }));
