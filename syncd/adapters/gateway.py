@@ -615,7 +615,13 @@ def _json(status: int, body: object) -> web.Response:
 async def _json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Answer aiohttp's own refusals (no such path, wrong method) in JSON, like the API's errors."""
+    """Answer aiohttp's own refusals (no such path, wrong method) in JSON, like the API's errors.
+
+    A WebSocket opened on another path than the editors' is refused too: at ``/`` it would get the
+    inspector's page, which a WebSocket library reports as nothing more than "HTTP 200".
+    """
+    if request.path != EDITOR_PATH and request.headers.get("Upgrade", "").lower() == "websocket":
+        return _json(404, {"error": "not_found", "message": f"editors open their WebSocket at {EDITOR_PATH}"})
     try:
         return await handler(request)
     except web.HTTPNotFound:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from syncd.adapters.gateway import text_frame
 from syncd.core.ids import RowId
@@ -172,3 +175,17 @@ async def test_the_frontend_may_call_the_api_from_its_own_origin(daemon: LocalDa
     )
     assert created.headers["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Origin" not in (await daemon.anonymous.get("/healthz")).headers
+
+
+async def test_a_websocket_opened_on_another_path_is_told_where_editors_connect(daemon: LocalDaemon) -> None:
+    """At ``/`` it got the inspector's page, which WebSocket libraries report only as "HTTP 200"."""
+    for path in ("/", "/v1", "/projects/x"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"ws://127.0.0.1:{daemon.sup.gateway.port}{path}", open_timeout=WAIT):
+                pass
+        answer = refused.value.response
+        assert (answer.status_code, json.loads(answer.body)) == (
+            404,
+            {"error": "not_found", "message": "editors open their WebSocket at /v1/editor"},
+        )
+    assert (await daemon.anonymous.get("/")).status_code == 200  # the inspector still opens in a browser
