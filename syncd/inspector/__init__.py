@@ -122,7 +122,7 @@ class Inspector:
         """The answer to ``GET path``, or None when the path is not the inspector's."""
         path = path.partition("?")[0]
         if _PAGE.match(path):
-            return _static("index.html", "text/html; charset=utf-8")
+            return _page(path)
         if path.startswith("/static/"):
             name = path.removeprefix("/static/")
             if name in STATIC_FILES:
@@ -203,6 +203,19 @@ class Inspector:
 def static_file(name: str) -> bytes:
     """The shipped file ``static/{name}`` of this package."""
     return resources.files(__package__).joinpath("static", name).read_bytes()
+
+
+def _page(path: str) -> Reply:
+    """The page, its links relative to where it is: behind a proxy that serves the daemon under a
+    path of its own (``/syncd/``), ``/static/…`` would be the studio's, not the inspector's."""
+    page = _static("index.html", "text/html; charset=utf-8")
+    if page.status != 200:
+        return page
+    up = "../" * (path.count("/") - 1) or "./"
+    body = page.body.replace(b'="static/', f'="{up}static/'.encode()).replace(
+        b'href="./"', f'href="{up}"'.encode()
+    )
+    return Reply(200, page.content_type, body)
 
 
 def _static(name: str, content_type: str) -> Reply:

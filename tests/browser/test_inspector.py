@@ -18,6 +18,7 @@ from syncd.client import EditorClient
 from syncd.projects import DEMO_CLIPS, DEMO_PROJECT_ID, DEMO_SCENES
 from syncd.servicekey import service_key
 from tests.browser.conftest import heading_arrives, leave, paused
+from tests.browser.prefix import prefix_proxy
 from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
 from tests.support.store import store_rows
@@ -374,4 +375,24 @@ async def test_a_field_left_and_entered_again_before_the_echo_keeps_every_keystr
     await heading_arrives(daemon, SCENE, expected)
     await page.keyboard.press("Tab")
     await shows(page, heading(SCENE), expected)
+    assert errors == []
+
+
+async def test_the_inspector_works_behind_a_proxy_that_serves_the_daemon_under_a_path(
+    browser: Browser, daemon: DaemonProcess
+) -> None:
+    """Its page asked for ``/static/…`` and ``/v1/…`` at the host's root, which is the studio's there."""
+    errors: list[str] = []
+    async with prefix_proxy(daemon.port, "/syncd") as address:
+        page = await browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{address}/")
+        await page.click(f"[data-project='{DEMO_PROJECT_ID}']", timeout=WAIT_MS)
+        await page.wait_for_selector("#status.status-live", timeout=WAIT_MS)
+        assert page.url == f"{address}/projects/{DEMO_PROJECT_ID}"
+        await page.evaluate(TYPE, [heading(SCENE), "Typed behind a proxy"])
+        await heading_arrives(daemon, SCENE, "Typed behind a proxy")
+        await page.click("a.brand")
+        await page.wait_for_selector(f"[data-project='{DEMO_PROJECT_ID}']", timeout=WAIT_MS)
+        await page.close()
     assert errors == []

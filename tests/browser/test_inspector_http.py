@@ -113,11 +113,14 @@ async def test_elsewhere_the_listing_follows_the_editors_rules(world: World) -> 
 
 async def test_pages_and_static_files(world: World) -> None:
     inspector = world.inspector(local=True, allow_anonymous=True)
-    for path in ("/", f"/projects/{world.projects['bob']}", "/?x=1"):
+    project = f"/projects/{world.projects['bob']}"
+    # Links relative to the page, so that it works under the path a proxy may serve the daemon at.
+    for path, up in (("/", "./"), (project, "../"), (f"{project}/", "../../"), ("/?x=1", "./")):
         page = await inspector.respond(path)
         assert page is not None
         assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
-        assert b'<script type="module" src="/static/inspector.js">' in page.body
+        assert f'<script type="module" src="{up}static/inspector.js">'.encode() in page.body
+        assert f'<a class="brand" href="{up}">'.encode() in page.body
         assert ("X-Content-Type-Options", "nosniff") in page.headers
     script = await inspector.respond("/static/inspector.js")
     assert script is not None

@@ -11,6 +11,13 @@
 
 import { EditorClient, randomUuid, withPending, type Frame, type Row, type ViewData } from "../../js/src/index.js";
 
+
+/**
+ * Where the daemon serves the inspector: `/`, or the path a proxy serves the daemon under
+ * (`https://studio.example.com/syncd/`). This script is `static/inspector.js` below it.
+ */
+const ROOT = new URL("../", import.meta.url);
+
 const POLL_MS = 1000;
 const STREAM_LENGTH = 60;
 const TOKEN_KEY = "syncd.inspector.token";
@@ -95,7 +102,7 @@ async function listProjects(): Promise<ListedProject[]> {
   const headers: Record<string, string> = {};
   const t = token();
   if (t) headers["Authorization"] = `Bearer ${t}`;
-  const response = await fetch("/v1/inspector/projects", { headers, cache: "no-store" });
+  const response = await fetch(new URL("v1/inspector/projects", ROOT), { headers, cache: "no-store" });
   const body = (await response.json()) as { projects?: ListedProject[]; message?: string };
   if (!response.ok) throw new Error(body.message ?? `HTTP ${response.status}`);
   return body.projects ?? [];
@@ -149,7 +156,7 @@ function projectCard(p: ListedProject): HTMLElement {
     : p.open ? h("span", { class: "pill ok" }, "all saved") : null;
   return h(
     "a",
-    { class: `card${p.open ? " open" : ""}`, href: `/projects/${p.id}`, "data-project": p.id },
+    { class: `card${p.open ? " open" : ""}`, href: `${ROOT.pathname}projects/${p.id}`, "data-project": p.id },
     h("div", { class: "card-top" },
       h("strong", { class: "title", title: titleOf(p.title) }, titleOf(p.title)),
       h("span", { class: `pill ${p.open ? "live" : ""}` }, p.open ? "open" : "closed"),
@@ -184,7 +191,7 @@ class ProjectPage {
   private changes = 0;
 
   constructor(private readonly app: HTMLElement, private readonly projectId: string) {
-    this.client = new EditorClient({ url: location.origin, projectId, token: token(), clientId: randomUuid(), warnBeforeUnload: true });
+    this.client = new EditorClient({ url: ROOT.href, projectId, token: token(), clientId: randomUuid(), warnBeforeUnload: true });
     this.stream = h("ol", { class: "stream", id: "stream" });
     this.scenesEl = h("div", { class: "scenes", id: "scenes" });
     this.looseEl = h("div", { class: "clips loose", id: "loose-clips" });
@@ -323,7 +330,7 @@ class ProjectPage {
     const title = project ? titleOf(project["title"]) : "(no such project)";
     text(document.getElementById("project-title"), title);
     document.title = `${title} · syncd inspector`;
-    crumbs(h("a", { href: "/" }, "Projects"), h("span", { class: "sep" }, "/"), h("span", {}, title));
+    crumbs(h("a", { href: ROOT.pathname }, "Projects"), h("span", { class: "sep" }, "/"), h("span", {}, title));
     if (project) {
       const bits = [project["status"], project["aspect_ratio"], project["user_id"] ? `owner ${shortId(String(project["user_id"]))}` : "anonymous"];
       text(document.getElementById("project-meta"), bits.filter(Boolean).join(" · "));
@@ -508,7 +515,7 @@ function start(): void {
     else sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
   });
-  const match = /^\/projects\/([0-9a-fA-F-]{36})\/?$/.exec(location.pathname);
+  const match = /^projects\/([0-9a-fA-F-]{36})\/?$/.exec(location.pathname.slice(ROOT.pathname.length));
   if (match === null) {
     listingPage(app);
     return;
