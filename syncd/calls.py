@@ -135,21 +135,11 @@ class BackendCalls:
                 and self._backend.name == "local"
                 and _deletes_scenes(batch)
             ):
-                await self._read_sides_again(batch.project_id)
+                # The store took the deleted scenes from their audio files (`on delete set null`),
+                # which no change feed reports in local mode (Supabase's does): a re-read tells the editors.
+                self._host.engine.request_reread(batch.project_id)
+                self._host.dispatch()
         self._host.written(batch.project_id)
-
-    async def _read_sides_again(self, project_id: ProjectId) -> None:
-        """The store took the deleted scenes from their audio files (``on delete set null``), which no
-        change feed reports in local mode (Supabase's does): the editors get it from a read."""
-        try:
-            sides = await self._read_sides(project_id)
-        except (SyncdError, OSError) as exc:
-            log.warning("re-reading the exports and audio files of project %s failed: %s", project_id, exc)
-            return
-        if project_id in self._host.engine.open_projects():
-            for change in self._host.sides.replace(project_id, sides):
-                self._host.engine.receive_side_change(project_id, change, self._host.now())
-            self._host.dispatch()
 
     async def _read_sides(self, project_id: ProjectId) -> dict[SideTable, list[dict[str, Any]]]:
         """A project's exports and audio files (none without :attr:`records`)."""
