@@ -68,12 +68,12 @@ def _url(schemes: tuple[str, ...]) -> Any:
     """An annotation for a URL string whose scheme is one of ``schemes`` and that names a host."""
 
     def check(value: str) -> str:
-        return _checked_url(value, schemes).rstrip("/")
+        return checked_url(value, schemes).rstrip("/")
 
     return Annotated[str, AfterValidator(check)]
 
 
-def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+def checked_url(value: str, schemes: tuple[str, ...]) -> str:
     """``value``, if its scheme is one of ``schemes``, it names a host, and its port is a port."""
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
@@ -309,7 +309,7 @@ def _list_or_commas(value: Any) -> Any:
 
 def _nats_urls(value: tuple[str, ...]) -> tuple[str, ...]:
     for url in value:
-        _checked_url(url, ("nats", "tls"))
+        checked_url(url, ("nats", "tls"))
     if not value:
         raise ValueError("name at least one NATS server")
     return value

@@ -20,7 +20,6 @@ import os
 import threading
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from syncd.studio.base import Studio, StudioError
 
@@ -102,10 +101,13 @@ def connect(environ: Mapping[str, str] | None = None) -> Studio:
 
 
 def _check_url(name: str, url: str, what: str) -> None:
-    """Refuse ``url`` unless it is an http(s) (or ws(s)) URL with a host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise StudioError("unconfigured", f"{name}: {what}, not {url!r}")
+    """Refuse ``url`` unless it is an http(s) (or ws(s)) URL with a host and a valid port."""
+    from syncd.config import checked_url
+
+    try:
+        checked_url(url, ("http", "https", "ws", "wss"))
+    except ValueError:
+        raise StudioError("unconfigured", f"{name}: {what}, not {url!r}") from None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

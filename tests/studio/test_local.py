@@ -68,7 +68,9 @@ def test_without_settings_every_function_says_what_to_set(monkeypatch: pytest.Mo
         connect({"SYNCD_URL": "http://127.0.0.1:1"})
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:8765", "localhost", "http://", "ftp://studio/x"])
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8765", "localhost", "http://", "ftp://studio/x", "http://studio:port"]
+)
 def test_an_address_that_is_not_a_url_is_refused_before_any_call(url: str) -> None:
     """A daemon's was tried as one, failed as "unavailable", and was sent again for 20 s."""
     with pytest.raises(StudioError) as caught:
