@@ -115,6 +115,13 @@ async def page_server(files: dict[str, tuple[bytes, str]]) -> AsyncIterator[str]
 
     app = web.Application()
     app.router.add_get("/{name:.*}", serve)
+    async with serving(app) as origin:
+        yield origin
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free port of 127.0.0.1 while the block runs; yields its origin."""
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

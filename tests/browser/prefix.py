@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
+from tests.browser.conftest import serving
+
 _HOP = frozenset({"host", "connection", "upgrade", "transfer-encoding", "content-length", "keep-alive"})
 
 
@@ -34,13 +36,10 @@ async def prefix_proxy(port: int, prefix: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", prefix + "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}{prefix}"
+        async with serving(app) as origin:
+            yield origin + prefix
     finally:
-        await runner.cleanup()
         await session.close()
 
 
