@@ -83,9 +83,8 @@ class BackendCalls:
     def reread_open(self) -> None:
         """Read every open project again: a write outside the editors' edits changed rows of theirs
         where no change feed reports it (local mode)."""
-        for project_id in self._host.engine.open_projects():
-            self._host.engine.request_reread(project_id)
-        self._host.dispatch()
+        for project_id in list(self._host.engine.open_projects()):
+            self._host.receive_remote(project_id, None)
 
     async def reread(self, project_id: ProjectId, token: int) -> None:
         """Read an open project again (after a subscribe, or anti-entropy); a failure waits for the next."""
@@ -137,8 +136,7 @@ class BackendCalls:
             ):
                 # The store took the deleted scenes from their audio files (`on delete set null`),
                 # which no change feed reports in local mode (Supabase's does): a re-read tells the editors.
-                self._host.engine.request_reread(batch.project_id)
-                self._host.dispatch()
+                self._host.receive_remote(batch.project_id, None)
         self._host.written(batch.project_id)
 
     async def _read_sides(self, project_id: ProjectId) -> dict[SideTable, list[dict[str, Any]]]:
