@@ -113,8 +113,10 @@ class DaemonSettings(_Section):
         removal_delay: seconds the outbox may keep saved edits, so that the removals of saves that
             come together share one commit. 0: each save's removal is committed on its own.
         upload_reserve: bytes an upload must leave free on the state directory's file system, for
-            the edits' journal and the embedded store (a journal that cannot be written stops the
-            daemon); 0: none.
+            the edits' journal and the embedded store; 0: none.
+        edit_reserve: below this many free bytes on the state directory's file system, editors'
+            edits wait unanswered until there is room, and services' are refused (a journal that
+            cannot be written stops the daemon); 0: never.
     """
 
     state_dir: Path = Path(".syncd")
@@ -123,6 +125,7 @@ class DaemonSettings(_Section):
     commit_window: float = Field(default=0.005, ge=0, le=0.1)
     removal_delay: float = Field(default=1.0, ge=0, le=60)
     upload_reserve: int = Field(default=256 * 1024 * 1024, ge=0)
+    edit_reserve: int = Field(default=16 * 1024 * 1024, ge=0)
 
 
 class GatewaySettings(_Section):

@@ -18,6 +18,7 @@ from typing import Any, assert_never
 from syncd import outbound
 from syncd.adapters.gateway import EditorConnection
 from syncd.adapters.outbox import Outbox
+from syncd.ages import UnsavedAges
 from syncd.auth import may_open
 from syncd.backend import Backend
 from syncd.calls import BackendCalls
@@ -52,8 +53,10 @@ from syncd.inbound import (
 from syncd.metrics import Metrics
 from syncd.records import Records
 from syncd.registry import EditorRegistry
+from syncd.room import EditRoom, RoomWait
 from syncd.service import ServiceSessions, is_service
 from syncd.sides import SideRows
+from syncd.statedir import free_bytes
 from syncd.timer import DeadlineTimer
 from syncd.wire import CLOSE_NOT_FOUND, CLOSE_NOT_READING, CLOSE_RESTART, ChangeOp
 
@@ -109,15 +112,15 @@ class ProjectHost:
         self.bus: Any = None  # the MqttBridge while MQTT is configured and entered
         self._epochs: dict[str, str] = {}
         self._last_append: asyncio.Future[None] | None = None
+        room = EditRoom(lambda: free_bytes(s.daemon.state_dir), s.daemon.edit_reserve)
+        self.room = RoomWait(self, room, self._apply, s.daemon.state_dir)
         self._timer = DeadlineTimer(self._on_timer)
         self._progress = asyncio.Event()
-        self._unsaved_since: dict[str, float] = {}  # project -> loop time its unsaved run began
+        self.ages = UnsavedAges(self.unsaved)
         self.service = ServiceSessions(self, s.writer.request_timeout)
         self.sides = SideRows()
-        self.records: Records | None = None
-        self.calls = BackendCalls(
-            self, backend, settings, counters
-        )  # where side rows are read; set by the supervisor
+        self.records: Records | None = None  # where side rows are read; set by the supervisor
+        self.calls = BackendCalls(self, backend, settings, counters)
 
     # -- start and stop --------------------------------------------------------------------------------
 
@@ -132,7 +135,7 @@ class ProjectHost:
         now = self.now()
         for project_id in projects:
             self._open_project(project_id, now)
-            self._unsaved_since[project_id] = now  # the real age is unknown; count from the restart
+            self.ages.began(project_id, now)
         self.dispatch()
 
     async def drain(self, within: float) -> int:
@@ -160,6 +163,7 @@ class ProjectHost:
         """Stop the timer and every backend call still running."""
         self._timer.cancel()
         self.calls.cancel()
+        self.room.cancel()
 
     # -- the gateway's port (EditorHandler) ------------------------------------------------------------
 
@@ -203,14 +207,16 @@ class ProjectHost:
 
     def _receive(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation]) -> None:
         now = self.now()
-        # An unsaved run only starts here (or in restore), so an untracked project has nothing
-        # unsaved; only a tracked one needs a look before the edit, in case its run ended unnoticed.
-        # That makes one status read per edit instead of two.
-        fresh = project_id not in self._unsaved_since or self.unsaved(project_id) == 0
+        if self.journal is self._outbox and not self.room.admits(now):
+            self.room.hold(conn, project_id, mutations)
+            return
+        self._apply(conn, project_id, mutations, now)
+
+    def _apply(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation], now: float) -> None:
+        fresh = self.ages.fresh(project_id)
         for mutation in mutations:
             self.engine.receive_mutation(conn, mutation, now)
-        if fresh and self.unsaved(project_id) > 0:
-            self._unsaved_since[project_id] = now
+        self.ages.edited(project_id, fresh, now)
         self._counters.mutations.inc(len(mutations))
         self.dispatch()
 
@@ -236,6 +242,7 @@ class ProjectHost:
     def closed(self, conn: EditorConnection) -> None:
         """Forget a connection; its project closes a while after its last editor left."""
         self.editors.leave(conn)
+        self.room.drop(ConnId(conn.conn_id))
         self.engine.detach(ConnId(conn.conn_id), self.now())
         self.dispatch()
 
@@ -293,18 +300,12 @@ class ProjectHost:
         return unsaved_count(self.engine, ProjectId(project_id))
 
     def pending_oldest_age(self) -> float:
-        """Seconds since the oldest unsaved edit arrived (0 when everything is saved).
-
-        Tracked per project from the edit that ended a fully saved state, so while a project is never
-        fully saved (continuous editing across flushes) this is an upper bound, never an underestimate.
-        """
-        starts = [t for p, t in self._unsaved_since.items() if self.unsaved(p) > 0]
-        return max(0.0, self.now() - min(starts)) if starts else 0.0
+        """Seconds since the oldest unsaved edit arrived (see :meth:`UnsavedAges.oldest`)."""
+        return self.ages.oldest(self.now())
 
     def unsaved_age(self, project_id: str) -> float:
         """Seconds since the project's oldest unsaved edit arrived (0 when everything is saved)."""
-        since = self._unsaved_since.get(project_id)
-        return 0.0 if since is None or self.unsaved(project_id) == 0 else max(0.0, self.now() - since)
+        return self.ages.age(project_id, self.now())
 
     # -- projects -------------------------------------------------------------------------------------------
 
@@ -339,7 +340,7 @@ class ProjectHost:
         self.engine.restore(entries)
         now = self.now()
         if entries:
-            self._unsaved_since[project_id] = now
+            self.ages.began(project_id, now)
         if pid not in self.engine.open_projects():
             self._open_project(pid, now)
         if not self.editors.has_editors(project_id):
@@ -353,7 +354,7 @@ class ProjectHost:
         """
         self.editors.close_all(project_id, CLOSE_RESTART, reason)
         self.engine.close_project(ProjectId(project_id), abandon=True)
-        self._unsaved_since.pop(project_id, None)
+        self.ages.forget(project_id)
         if self._epochs.pop(project_id, None) is not None:
             self.calls.spawn(self._backend.unfollow(ProjectId(project_id)), f"syncd.unfollow.{project_id}")
         self._progress.set()
@@ -499,8 +500,7 @@ class ProjectHost:
 
     def written(self, project_id: ProjectId) -> None:
         """A write of the project ended, either way: for :meth:`drain` and the unsaved age."""
-        if self.unsaved(project_id) == 0:
-            self._unsaved_since.pop(project_id, None)
+        self.ages.written(project_id)
         self._progress.set()
 
     @staticmethod

@@ -81,6 +81,7 @@ CLOSE_NOT_READING: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_RESTART: Final = 1012
+CLOSE_TRY_LATER: Final = 1013
 CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
 CLOSE_NOT_FOUND: Final = 4404
@@ -92,6 +93,7 @@ CLOSE_CODES: Final[dict[int, str]] = {
     CLOSE_TOO_BIG: "a frame far over the size limit",
     CLOSE_NOT_READING: "not reading",
     CLOSE_RESTART: "daemon restarting",
+    CLOSE_TRY_LATER: "try again later",
     CLOSE_UNAUTHORIZED: "unauthorized",
     CLOSE_FORBIDDEN: "forbidden",
     CLOSE_NOT_FOUND: "project not found",

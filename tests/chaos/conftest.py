@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from localsupabase.rest import RestApi, unavailable
 from tests.chaos.stores import PostgresStore, Store
 from tests.chaos.workload import Counts, Workload
 from tests.support.daemon import FAST_SAVES, DaemonProcess
+from tests.support.disk import small_tmpfs
 
 MIN_ACKNOWLEDGED = 50
 """Fewer acknowledged edits than this means the scenario did not put the daemon under load."""
@@ -211,39 +210,5 @@ async def standin(supabase_db: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of :data:`DISK_BYTES` mounted in the test's folder (skipped when mounting is not allowed)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mount = shutil.which("mount")
-    if mount is None:
-        pytest.skip("the full-disk scenario needs mount(8) to mount a small tmpfs")
-    done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "syncd-chaos", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"the full-disk scenario needs to mount a tmpfs (as root): {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK_BYTES) as mount_point:
         yield mount_point
-    finally:
-        # Lazy: a daemon still holding a file there must not keep the mount (the daemons fixture
-        # stops it, but the fixtures' order is not this one's to decide).
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
-
-
-def fill(path: Path) -> int:
-    """Write ``path`` until the disk is full; return how many bytes it took."""
-    written = 0
-    chunk = b"\0" * 65536
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for size in (65536, 4096, 512, 1):
-            while True:
-                try:
-                    written += os.write(fd, chunk[:size])
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
-    return written

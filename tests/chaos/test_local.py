@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import Daemons, Report, fill, finish, kill_and_restart
+from tests.chaos.conftest import Daemons, Report, finish, kill_and_restart
 from tests.chaos.stores import LocalStore
 from tests.chaos.workload import Workload, reconnects
 from tests.support.daemon import DaemonProcess
+from tests.support.disk import fill
 from tests.support.mosquitto import MosquittoBroker, MosquittoSub
 from tests.support.waiting import wait_for
 
@@ -101,12 +102,15 @@ async def test_full_disk(small_disk: Path, daemons: Daemons, chaos_seed: int, ch
     """A full disk fails the journal write: the daemon stops (exit 1) without acknowledging that edit.
 
     Once there is space again, a restart on the same state directory keeps every edit acknowledged.
+    The reserve that holds edits on a nearly full disk is off here: the journal must fail for this.
     """
     rng = random.Random(f"{chaos_seed}/full-disk")
     state = small_disk / "state"
     store = LocalStore(state)
     project_id, scenes = await store.seed(EDITORS)
-    daemon = await daemons.start(state, {"SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "1"})
+    daemon = await daemons.start(
+        state, {"SYNCD_DAEMON__SHUTDOWN_TIMEOUT": "1", "SYNCD_DAEMON__EDIT_RESERVE": "0"}
+    )
     workload = Workload(daemon.url, project_id, scenes, rng, padding=200)
     try:
         await workload.start()
@@ -139,6 +143,48 @@ async def test_full_disk(small_disk: Path, daemons: Daemons, chaos_seed: int, ch
         )
     finally:
         await workload.close()
+
+
+async def test_nearly_full_disk_holds_edits(
+    small_disk: Path, daemons: Daemons, chaos_seed: int, chaos_report: Report
+) -> None:
+    """With less than ``daemon.edit_reserve`` free, edits wait in their editors and the daemon stays up;
+    once there is room they go on, and every acknowledged edit is stored once."""
+    rng = random.Random(f"{chaos_seed}/nearly-full-disk")
+    state = small_disk / "state"
+    store = LocalStore(state)
+    project_id, scenes = await store.seed(EDITORS)
+    reserve = 1536 * 1024
+    daemon = await daemons.start(state, {"SYNCD_DAEMON__EDIT_RESERVE": str(reserve)})
+    assert daemon.proc is not None
+    workload = Workload(daemon.url, project_id, scenes, rng, padding=200)
+    try:
+        await workload.start()
+        await asyncio.sleep(rng.uniform(0.5, 1.0))
+        filler = small_disk / "filler"
+        # A megabyte left: the edits of the second before the daemon looks still fit in the journal.
+        await asyncio.to_thread(fill, filler, 1024 * 1024)
+        await wait_for(lambda: bool(told(workload)), "no editor was told that its edits wait", timeout=10)
+        await asyncio.sleep(0.5)  # the acks of commits that were under way
+        held = workload.acknowledged()
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        assert daemon.proc.poll() is None, daemon.stderr
+        assert workload.acknowledged() == held, "an edit was acknowledged on a nearly full disk"
+        filler.unlink()
+        await finish(
+            "nearly-full-disk",
+            workload,
+            store,
+            chaos_report,
+            lambda: f"seed {chaos_seed}, the daemon up throughout; {len(told(workload))} editors told",
+        )
+    finally:
+        await workload.close()
+
+
+def told(workload: Workload) -> list[str]:
+    """What the editors were told about edits that wait (one ``unavailable`` each, mid null)."""
+    return [e.message for ed in workload.editors for e in ed.client.errors if e.code == "unavailable"]
 
 
 async def subscribed(broker: MosquittoBroker, subscriber: MosquittoSub, topic: str) -> None:

@@ -64,7 +64,7 @@ export const ORDER_FIELD: Readonly<Record<ChildTable, string>> = {
   clips: "order_index",
 };
 
-// Close codes: the 44xx ones mirror HTTP statuses; 1008 and 1012 are RFC 6455's.
+// Close codes: the 44xx ones mirror HTTP statuses; 1008, 1012 and 1013 are RFC 6455's.
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_PROTOCOL_ERROR = 1002;
 /** Never sent: what a connection that dropped without a close frame reports. */
@@ -73,6 +73,7 @@ export const CLOSE_NOT_READING = 1008;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL_ERROR = 1011;
 export const CLOSE_RESTART = 1012;
+export const CLOSE_TRY_LATER = 1013;
 export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_NOT_FOUND = 4404;
@@ -85,6 +86,7 @@ export const CLOSE_CODES: Readonly<Record<number, string>> = {
   [CLOSE_NOT_READING]: "not reading",
   [CLOSE_TOO_BIG]: "a frame far over the daemon's size limit",
   [CLOSE_RESTART]: "daemon restarting",
+  [CLOSE_TRY_LATER]: "try again later",
   [CLOSE_UNAUTHORIZED]: "unauthorized",
   [CLOSE_FORBIDDEN]: "forbidden",
   [CLOSE_NOT_FOUND]: "project not found",
