@@ -55,6 +55,9 @@ class MetricsSource(Protocol):
     def state_dir_free_bytes(self) -> float:
         """Free bytes on the state directory's file system; NaN when it cannot be read."""
 
+    def edits_waiting_for_room(self) -> int:
+        """Editors' edits held until the state directory has room (syncd.room)."""
+
 
 def _state(value: bool | None) -> float:
     """A connection state as a gauge value: 1 up, 0 down, -1 not configured."""
@@ -115,41 +118,52 @@ class Metrics:
             ["retryable"],
             registry=r,
         )
-        Gauge("syncd_editors_connected", "Editors connected", registry=r).set_function(
-            lambda: daemon.editor_count
-        )
-        Gauge("syncd_projects_open", "Projects open or loading", registry=r).set_function(
-            lambda: len(daemon.engine.open_projects())
-        )
-        Gauge("syncd_pending_edits", "Accepted edits not yet in the database", registry=r).set_function(
-            lambda: daemon.engine.pending_count()
-        )
-        Gauge(
-            "syncd_pending_oldest_seconds",
-            "Age of the oldest edit not yet in the database, 0 when everything is saved",
-            registry=r,
-        ).set_function(lambda: daemon.pending_oldest_age())
-        Gauge("syncd_outbox_depth", "Entries in the durable journal", registry=r).set_function(
-            lambda: daemon.outbox_depth()
-        )
-        Gauge(
-            "syncd_backend_ready", "1 when the backend is connected and subscribed", registry=r
-        ).set_function(lambda: 1.0 if daemon.readiness()[0] else 0.0)
-        Gauge(
-            "syncd_realtime_connected",
-            "1 when the Supabase Realtime socket is connected, -1 in local mode",
-            registry=r,
-        ).set_function(lambda: _state(daemon.realtime_connected))
-        Gauge(
-            "syncd_mqtt_connected", "1 when the MQTT bridge is connected, -1 when MQTT is off", registry=r
-        ).set_function(lambda: _state(daemon.mqtt_connected))
-        Gauge(
-            "syncd_state_dir_free_bytes",
-            "Free bytes for the outbox on the state directory's file system; at 0 the daemon stops",
-            registry=r,
-        ).set_function(lambda: daemon.state_dir_free_bytes())
+        _gauges(daemon, r)
         Gauge("syncd_start_time_seconds", "Unix time the daemon started", registry=r).set(time.time())
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+def _gauges(daemon: MetricsSource, r: CollectorRegistry) -> None:
+    """The gauges, each read from the daemon when scraped."""
+    Gauge("syncd_editors_connected", "Editors connected", registry=r).set_function(
+        lambda: daemon.editor_count
+    )
+    Gauge("syncd_projects_open", "Projects open or loading", registry=r).set_function(
+        lambda: len(daemon.engine.open_projects())
+    )
+    Gauge("syncd_pending_edits", "Accepted edits not yet in the database", registry=r).set_function(
+        lambda: daemon.engine.pending_count()
+    )
+    Gauge(
+        "syncd_pending_oldest_seconds",
+        "Age of the oldest edit not yet in the database, 0 when everything is saved",
+        registry=r,
+    ).set_function(lambda: daemon.pending_oldest_age())
+    Gauge("syncd_outbox_depth", "Entries in the durable journal", registry=r).set_function(
+        lambda: daemon.outbox_depth()
+    )
+    Gauge("syncd_backend_ready", "1 when the backend is connected and subscribed", registry=r).set_function(
+        lambda: 1.0 if daemon.readiness()[0] else 0.0
+    )
+    Gauge(
+        "syncd_realtime_connected",
+        "1 when the Supabase Realtime socket is connected, -1 in local mode",
+        registry=r,
+    ).set_function(lambda: _state(daemon.realtime_connected))
+    Gauge(
+        "syncd_mqtt_connected", "1 when the MQTT bridge is connected, -1 when MQTT is off", registry=r
+    ).set_function(lambda: _state(daemon.mqtt_connected))
+    Gauge(
+        "syncd_state_dir_free_bytes",
+        "Free bytes for the outbox on the state directory's file system; "
+        "below daemon.edit_reserve, edits wait",
+        registry=r,
+    ).set_function(lambda: daemon.state_dir_free_bytes())
+    Gauge(
+        "syncd_edits_waiting_for_room",
+        "Editors' edits held until the state directory's file system has room",
+        registry=r,
+    ).set_function(lambda: daemon.edits_waiting_for_room())

@@ -64,7 +64,8 @@ class EditRoom:
         self._free = free
         self.reserve = reserve
         self.waiting: list[Waiting] = []
-        self._count = 0  # mutations in self.waiting
+        self.count = 0
+        """Mutations in :attr:`waiting`."""
         self.told: set[ConnId] = set()
         """Editors told that their edits wait, once each until there is room again."""
         self._looked_at = -math.inf
@@ -77,23 +78,23 @@ class EditRoom:
 
     def hold(self, conn: ConnId, project_id: str, mutations: Sequence[Mutation]) -> bool:
         """Keep the edits until :meth:`release`; False when as many wait as may (they are not kept)."""
-        if self._count + len(mutations) > MAX_WAITING:
+        if self.count + len(mutations) > MAX_WAITING:
             return False
-        self._count += len(mutations)
+        self.count += len(mutations)
         self.waiting.append(Waiting(conn, project_id, mutations))
         return True
 
     def drop(self, conn: ConnId) -> None:
         """Forget a closed connection's edits: it sends them again once it is back."""
         self.waiting = [w for w in self.waiting if w.conn != conn]
-        self._count = sum(len(w.mutations) for w in self.waiting)
+        self.count = sum(len(w.mutations) for w in self.waiting)
         self.told.discard(conn)
 
     def release(self, now: float) -> list[Waiting] | None:
         """The edits that waited, in order, once there is room (and the wait is over); else None."""
         if not self._has_room(now):
             return None
-        released, self.waiting, self._count = self.waiting, [], 0
+        released, self.waiting, self.count = self.waiting, [], 0
         self.told.clear()
         return released
 
@@ -135,6 +136,11 @@ class RoomWait:
         self.room = room
         self._apply = apply
         self._retry: asyncio.TimerHandle | None = None
+
+    @property
+    def count(self) -> int:
+        """Edits that wait."""
+        return self.room.count
 
     def admits(self, now: float) -> bool:
         """Whether an edit may go to the engine now (see :meth:`EditRoom.admits`)."""

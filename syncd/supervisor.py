@@ -322,6 +322,10 @@ class Supervisor:
         """Seconds since the oldest unsaved edit arrived (see :meth:`ProjectHost.pending_oldest_age`)."""
         return self.host.pending_oldest_age()
 
+    def edits_waiting_for_room(self) -> int:
+        """Editors' edits held until the state directory has room (see syncd.room)."""
+        return self.host.room.count
+
     def state_dir_free_bytes(self) -> float:
         """Free bytes on the state directory's file system, for ``/metrics``; NaN if unknown."""
         return free_bytes(self.settings.daemon.state_dir)

@@ -36,9 +36,13 @@ class FakeDaemon:
     oldest: float = 0.0
     ready: bool = True
     free: float = 0.0
+    waiting: int = 0
 
     def state_dir_free_bytes(self) -> float:
         return self.free
+
+    def edits_waiting_for_room(self) -> int:
+        return self.waiting
 
     def outbox_depth(self) -> int:
         return self.depth
@@ -71,6 +75,7 @@ def test_gauges_read_the_daemon_at_scrape_time() -> None:
     daemon.oldest = 2.5
     daemon.ready = False
     daemon.free = 123_456_789.0
+    daemon.waiting = 12
     got = samples(metrics)
     assert got[("syncd_projects_open", ())] == 2
     assert got[("syncd_pending_edits", ())] == 7
@@ -79,6 +84,7 @@ def test_gauges_read_the_daemon_at_scrape_time() -> None:
     assert got[("syncd_pending_oldest_seconds", ())] == 2.5
     assert got[("syncd_backend_ready", ())] == 0
     assert got[("syncd_state_dir_free_bytes", ())] == 123_456_789
+    assert got[("syncd_edits_waiting_for_room", ())] == 12
 
 
 @pytest.mark.parametrize(("state", "expected"), [(None, -1.0), (False, 0.0), (True, 1.0)])

@@ -113,6 +113,15 @@ def test_the_message_says_how_much_is_free_and_needed() -> None:
     assert LOOK_EVERY == 1.0
 
 
+def waiting_for_room(metrics: str) -> float:
+    """The gauge of edits held for room, from a /metrics text."""
+    return next(
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("syncd_edits_waiting_for_room ")
+    )
+
+
 # -- a real daemon on a small file system that fills up ------------------------------------------------
 
 
@@ -158,14 +167,17 @@ async def test_on_a_full_disk_an_edit_waits_in_its_editor_and_goes_on_once_there
             headers = {"Authorization": f"Bearer {service_key(small_disk / 'state')}"}
             async with httpx.AsyncClient(base_url=daemon.http, headers=headers, timeout=10) as api:
                 refused = await api.patch(f"/v1/projects/{DEMO_PROJECT_ID}", json={"title": "Renamed"})
-            assert refused.status_code == 503, refused.text
-            assert "disk is full" in refused.text
-            filler.unlink()
+                assert refused.status_code == 503, refused.text
+                assert "disk is full" in refused.text
+                assert waiting_for_room((await api.get("/metrics")).text) == 1
+                filler.unlink()
             ack = await typing.wait_ack(mid, timeout=10)
             await watching.wait_until(
                 lambda: watching.view.scenes[SCENE]["heading"] == "Typed on a full disk", timeout=10
             )
             await typing.wait_saved(ack.seq, timeout=10)
+            async with httpx.AsyncClient(base_url=daemon.http, timeout=10) as api:
+                assert waiting_for_room((await api.get("/metrics")).text) == 0
         assert daemon.proc.poll() is None, "the daemon stopped"
     finally:
         daemon.stop()

@@ -47,7 +47,7 @@ async def test_metrics_answers_prometheus_text(shared_daemon: DaemonProcess) -> 
     text = body.decode()
     assert "# TYPE syncd_editors_connected gauge" in text
     assert "syncd_backend_ready 1.0" in text
-    # The room left for the outbox, to alert on before a full disk stops the daemon.
+    # The room left for the outbox, to alert on before edits wait for room.
     free = next(
         float(line.split()[1]) for line in text.splitlines() if line.startswith("syncd_state_dir_free_bytes ")
     )
