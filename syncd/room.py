@@ -177,6 +177,8 @@ class RoomWait:
 
     def _again(self) -> None:
         self._retry = None
+        if not self.room.waiting:
+            return  # their editors left: the next edit looks for room itself
         released = self.room.release(self._host.now())
         if released is None:
             self._retry = asyncio.get_running_loop().call_later(LOOK_EVERY, self._again)
