@@ -21,6 +21,7 @@ from tests.browser.conftest import heading_arrives, leave, paused
 from tests.browser.prefix import prefix_proxy
 from tests.browser.relay import Relay
 from tests.support.daemon import DaemonProcess
+from tests.support.disk import fill, small_tmpfs
 from tests.support.store import store_rows
 from tests.support.waiting import wait_for
 
@@ -395,4 +396,33 @@ async def test_the_inspector_works_behind_a_proxy_that_serves_the_daemon_under_a
         await page.click("a.brand")
         await page.wait_for_selector(f"[data-project='{DEMO_PROJECT_ID}']", timeout=WAIT_MS)
         await page.close()
+    assert errors == []
+
+
+async def test_edits_that_wait_for_room_on_the_daemons_disk_are_explained_until_saved(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page says why its edit has no answer (the daemon's disk is full) and stops once it is saved."""
+    errors: list[str] = []
+    with small_tmpfs(tmp_path / "disk", 32 * 1024 * 1024) as disk:
+        daemon = DaemonProcess(disk / "state").start()
+        try:
+            page = await open_project(browser, daemon, errors)
+            filler = disk / "filler"
+            fill(filler)
+            await page.evaluate(TYPE, [heading(SCENE), "Typed on a full disk"])
+            await page.wait_for_selector("#notice:not([hidden])", timeout=WAIT_MS)
+            notice = await page.text_content("#notice")
+            assert notice is not None
+            assert notice.startswith("The daemon's disk is full")
+            assert notice.endswith("your edits wait in this editor until there is room")
+            await heading_arrives(daemon, SCENE, str(DEMO_SCENES[0]["heading"]))  # not applied
+            assert await page.text_content("#mine") == "1"
+            filler.unlink()
+            await heading_arrives(daemon, SCENE, "Typed on a full disk")
+            await page.wait_for_selector("#notice", state="hidden", timeout=WAIT_MS)
+            assert await page.text_content("#mine") == "0"
+            await page.close()
+        finally:
+            daemon.stop()
     assert errors == []

@@ -201,6 +201,14 @@ class ProjectPage {
     this.client.on("view", () => this.renderView());
     this.client.on("change", (change) => this.noteChange(change.seq, change.table, change.op, change.id));
     this.client.on("saved", () => this.renderStatus());
+    // What the daemon says about the project rather than one edit: a save the database refused, edits
+    // that wait for room on the daemon's disk. Shown until a save with none of this page's edits waiting.
+    this.client.on("error", (error) => {
+      if (error.mid === null) this.notice(error.detail);
+    });
+    this.client.on("saved", () => {
+      if (this.client.unacked.length === 0) this.notice(null);
+    });
     this.client.on("presence", () => this.renderPresence());
     this.client.on("disconnected", (d) => {
       if (d.final) this.fail(`Disconnected for good (${d.code}${d.reason ? `: ${d.reason}` : ""}).`);
@@ -233,6 +241,7 @@ class ProjectPage {
         stat("unsaved-age", "unsaved edits"), stat("mine", "waiting for ack"),
       ),
       h("p", { class: "warn", id: "problem", hidden: true }),
+      h("p", { class: "warn", id: "notice", hidden: true }),
       h("div", { class: "columns" },
         h("section", { class: "main" },
           h("h2", {}, "Scenes ", h("span", { class: "count", id: "scene-count" })),
@@ -258,6 +267,12 @@ class ProjectPage {
     el.hidden = false;
     text(el, message);
     this.renderStatus();
+  }
+
+  private notice(message: string | null): void {
+    const el = document.getElementById("notice")!;
+    el.hidden = message === null;
+    text(el, message === null ? "" : message.charAt(0).toUpperCase() + message.slice(1));
   }
 
   private async poll(): Promise<void> {
