@@ -59,7 +59,8 @@ export interface ProjectSnapshot {
   lastSavedAt: string | null;
   /**
    * The last error: a failed first load (cleared once the project is live), a refused edit, a failed
-   * save, a connection closed for good.
+   * save or edits waiting for room on the daemon's disk (both cleared by the next save that leaves
+   * none of this client's edits waiting), a connection closed for good.
    */
   error: Error | null;
 }
@@ -333,7 +334,12 @@ export class ProjectStore {
   }
 
   private onSaved(): void {
-    this.saveError = null;
+    // A failed save, or edits that wait for room on the daemon's disk, is over once a save comes with
+    // none of this client's edits waiting; a save of others' edits meanwhile does not end it.
+    if ((this.editorValue?.unacked.length ?? 0) === 0) {
+      if (this.lastError === this.saveError) this.lastError = null;
+      this.saveError = null;
+    }
     this.update();
   }
 

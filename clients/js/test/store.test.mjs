@@ -105,6 +105,31 @@ test("saveNow saves at once and resolves when the database has it; a refused sav
   socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:01.000Z" });
   await saved;
   assert.equal(store.getSnapshot().saveStatus, "saved");
+  assert.equal(store.getSnapshot().error, null, "the failed save is over");
+  store.stop();
+  editor.close();
+});
+
+test("edits that wait for room on the daemon's disk show as error until a save leaves none waiting", async (t) => {
+  const { editor, store } = setup(t, { autoSaveDelay: null });
+  const socket = await startLive(store);
+  socket.take();
+  store.updateProject({ title: "Typed before" });
+  socket.take();
+  socket.receive({ type: "ack", mid: 1, seq: 1 });
+  store.updateProject({ title: "Typed on a full disk" });
+  assert.equal(socket.take().length, 1);
+  const full = "the daemon's disk is full (0.0 MiB free, under the 16 MiB it keeps for its journal)";
+  socket.receive({ type: "error", mid: null, code: "unavailable", message: `${full}: your edits wait in this editor until there is room` });
+  assert.equal(store.getSnapshot().saveStatus, "error");
+  socket.receive({ type: "saved", seq: 1, at: "2026-12-01T10:00:00.000Z" }); // the edit before, saved meanwhile
+  assert.equal(store.getSnapshot().savedSeq, 1);
+  assert.equal(store.getSnapshot().saveStatus, "error");
+  assert.equal(store.getSnapshot().error.code, "unavailable");
+  socket.receive({ type: "ack", mid: 2, seq: 2 }); // there is room: the edit went on
+  socket.receive({ type: "saved", seq: 2, at: "2026-12-01T10:00:02.000Z" });
+  assert.equal(store.getSnapshot().saveStatus, "saved");
+  assert.equal(store.getSnapshot().error, null);
   store.stop();
   editor.close();
 });
