@@ -91,7 +91,7 @@ class EditRoom:
         self.told.discard(conn)
 
     def release(self, now: float) -> list[Waiting] | None:
-        """The edits that waited, in order, once there is room (and the wait is over); else None."""
+        """The edits that waited, in order, when a look finds room (they wait no more); else None."""
         if not self._has_room(now):
             return None
         released, self.waiting, self.count = self.waiting, [], 0
@@ -131,10 +131,10 @@ class RoomWait:
         apply: Callable[[ConnId, str, Sequence[Mutation], float], None],
         where: Path,
     ) -> None:
-        self._where = where
         self._host = host
         self.room = room
         self._apply = apply
+        self._where = where
         self._retry: asyncio.TimerHandle | None = None
 
     @property
