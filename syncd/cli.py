@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log, _secrets(settings))
         if args.command == "run":
             loop_factory, loop_name = event_loop()
-            log.info("%s; %s", loop_name, jsonlib.describe())
+            log.info("%s; %s; %s", loop_name, jsonlib.describe(), open_files())
             freeze_start_objects()
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 return runner.run(_run(settings))
@@ -139,6 +140,36 @@ def event_loop() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
     except ImportError:
         return None, "event loop: asyncio's own (uvloop is not available)"
     return uvloop.new_event_loop, f"event loop: uvloop {getattr(uvloop, '__version__', '?')}"
+
+
+FEW_OPEN_FILES = 4096
+"""Below this many open files the daemon warns: each editor holds one."""
+
+
+def open_files() -> str:
+    """Raise the soft limit of open files to the hard one, and say what it is for the log.
+
+    Each editor's connection holds a file; past the soft limit (1024 by default, under systemd too)
+    new connections fail before the daemon can read them, and nothing is logged. The hard limit is
+    usually far higher (524288 under systemd).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    limit = soft
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            limit = wanted
+        except (ValueError, OSError):
+            pass
+    if limit < FEW_OPEN_FILES:
+        log.warning(
+            "open files: at most %d, so about %d editors at once; connections past that fail without a "
+            "word: raise the hard limit (ulimit -Hn, or LimitNOFILE= in the systemd unit)",
+            limit,
+            max(0, limit - 32),  # about 25 are the daemon's own (sockets, databases, its loop)
+        )
+    return f"open files: {limit}" + (f" (raised from {soft})" if limit != soft else "")
 
 
 def freeze_start_objects() -> int:

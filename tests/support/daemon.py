@@ -56,14 +56,20 @@ class DaemonProcess:
         state_dir: the daemon's state directory (kept across restarts of this object).
         env: extra environment variables, e.g. ``SYNCD_DEBOUNCE__QUIET``.
         args: extra command-line arguments for ``syncd run``.
+        wrapper: a command that runs the daemon's command line, e.g. ``("prlimit", "--nofile=64:4096")``.
     """
 
     def __init__(
-        self, state_dir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        state_dir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         self.state_dir = state_dir
         self.env = dict(env or {})
         self.args = args
+        self.wrapper = wrapper
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.project_id = ""
@@ -75,6 +81,7 @@ class DaemonProcess:
         """Start the process and wait until it prints its address (it serves from then on)."""
         env = {**clean_environ(), "PYTHONUNBUFFERED": "1", **self.env}
         cmd = [
+            *self.wrapper,
             *syncd_command(self.state_dir, "run"),
             "--port",
             str(self.port if port is None and self.port else (port or 0)),
