@@ -46,10 +46,10 @@ PROJECT = ProjectId("00000000-0000-4000-8000-000000000001")
 SCENES = 50
 
 
-def _scene(n: int, version: int = 1) -> dict[str, JsonValue]:
+def _scene(n: int, version: int = 1, project: ProjectId = PROJECT) -> dict[str, JsonValue]:
     return {
         "id": f"scene-{n}",
-        "project_id": PROJECT,
+        "project_id": project,
         "scene_index": n,
         "heading": "",
         "body": "",
@@ -76,8 +76,11 @@ def _loaded_engine(editors: int) -> tuple[SyncEngine, list[ConnId]]:
 class _Database:
     """Applies write batches to full rows and answers as ``syncd_apply`` does (every touched row, whole)."""
 
-    def __init__(self) -> None:
-        self.rows: dict[RowId, dict[str, JsonValue]] = {RowId(f"scene-{n}"): _scene(n) for n in range(SCENES)}
+    def __init__(self, project: ProjectId = PROJECT) -> None:
+        self.project = project
+        self.rows: dict[RowId, dict[str, JsonValue]] = {
+            RowId(f"scene-{n}"): _scene(n, project=project) for n in range(SCENES)
+        }
 
     def answer(self, batch: WriteBatch) -> WriteOk:
         for op in batch.ops:
@@ -85,7 +88,8 @@ class _Database:
                 case DeleteRow():
                     self.rows.pop(op.id, None)
                 case InsertRow():
-                    self.rows.setdefault(op.id, {**_scene(0), "scene_index": 0, **op.row, "version": 1})
+                    row = {**_scene(0, project=self.project), **op.row, "version": 1}
+                    self.rows.setdefault(op.id, row)
                 case UpdateRow():
                     row = self.rows.get(op.id)
                     if row is not None:
@@ -98,9 +102,14 @@ class _Database:
         return WriteOk(batch.batch_id, rows, missing)
 
 
-def _drive(engine: SyncEngine, conns: list[ConnId], mutations: list[tuple[int, Mutation]]) -> float:
+def _drive(
+    engine: SyncEngine,
+    conns: list[ConnId],
+    mutations: list[tuple[int, Mutation]],
+    projects: tuple[ProjectId, ...] = (PROJECT,),
+) -> float:
     """Feed mutations at 10 kHz of loop time; returns the wall seconds spent."""
-    database = _Database()
+    databases = {project: _Database(project) for project in projects}
     now = 0.0
     start = time.perf_counter()
     for conn_index, mutation in mutations:
@@ -112,7 +121,8 @@ def _drive(engine: SyncEngine, conns: list[ConnId], mutations: list[tuple[int, M
             engine.handle_timer(now)
             for effect in engine.take_effects():
                 if isinstance(effect, WriteBatch):
-                    engine.receive_write_result(PROJECT, database.answer(effect), now)
+                    answer = databases[effect.project_id].answer(effect)
+                    engine.receive_write_result(effect.project_id, answer, now)
                     engine.take_effects()
     return time.perf_counter() - start
 
@@ -151,6 +161,29 @@ def bench_mixed(count: int) -> float:
             mutation = Patch(mid, "scenes", RowId(f"scene-{rng.randrange(SCENES)}"), {"body": f"text {n}"})
         mutations.append((who, mutation))
     return count / _drive(engine, conns, mutations)
+
+
+def bench_projects(count: int, projects: int) -> float:
+    """Patches spread over ``projects`` open projects, one editor each, at 10 kHz of loop time: within
+    the 1.5 s debounce every project has unsaved edits. Returns mutations per second."""
+    engine = SyncEngine(jitter=random.random)
+    ids = tuple(ProjectId(f"00000000-0000-4000-8000-{n:012d}") for n in range(projects))
+    conns = [ConnId(f"conn-{n}") for n in range(projects)]
+    for n, (project_id, conn) in enumerate(zip(ids, conns, strict=True)):
+        engine.open_project(project_id, "bench", 0.0)
+        project: dict[str, JsonValue] = {"id": project_id, "title": "Bench", "script": "", "version": 1}
+        scenes = tuple(_scene(s, project=project_id) for s in range(SCENES))
+        engine.receive_loaded(project_id, ProjectRows(project, scenes), 0.0)
+        engine.attach(conn, ClientId(f"client-{n}"), UserId("bench"), project_id, None, 0.0)
+    engine.take_effects()
+    mutations: list[tuple[int, Mutation]] = [
+        (
+            n % projects,
+            Patch(n // projects + 1, "scenes", RowId(f"scene-{n % SCENES}"), {"heading": f"h {n}"}),
+        )
+        for n in range(count)
+    ]
+    return count / _drive(engine, conns, mutations, ids)
 
 
 @dataclass
@@ -240,6 +273,9 @@ def main() -> None:
     print(f"  patches, 1 editor      {patches:>12,.0f} mutations/s")
     mixed = bench_mixed(args.mutations // 2)
     print(f"  mixed, 3 editors       {mixed:>12,.0f} mutations/s")
+    for projects in (20, 200, 1000):
+        spread = bench_projects(args.mutations // 2, projects)
+        print(f"  patches, {projects:>4} projects {spread:>12,.0f} mutations/s")
     print()
 
     with tempfile.TemporaryDirectory(prefix="syncd-bench-", dir=args.dir) as tmp:
