@@ -66,8 +66,7 @@ class EditRoom:
         self.waiting: list[Waiting] = []
         self.count = 0
         """Mutations in :attr:`waiting`."""
-        self.told: set[ConnId] = set()
-        """Editors told that their edits wait, once each until there is room again."""
+        self._told: set[ConnId] = set()  # editors told that their edits wait, until there is room again
         self._looked_at = -math.inf
         self._room = True
         self.last_free = math.nan
@@ -88,15 +87,22 @@ class EditRoom:
         """Forget a closed connection's edits: it sends them again once it is back."""
         self.waiting = [w for w in self.waiting if w.conn != conn]
         self.count = sum(len(w.mutations) for w in self.waiting)
-        self.told.discard(conn)
+        self._told.discard(conn)
 
     def release(self, now: float) -> list[Waiting] | None:
         """The edits that waited, in order, when a look finds room (they wait no more); else None."""
         if not self._has_room(now):
             return None
         released, self.waiting, self.count = self.waiting, [], 0
-        self.told.clear()
+        self._told.clear()
         return released
+
+    def to_tell(self, conn: ConnId) -> bool:
+        """Whether the editor is to be told now that its edits wait: once until there is room again."""
+        if conn in self._told:
+            return False
+        self._told.add(conn)
+        return True
 
     def message(self) -> str:
         """Why edits wait, safe to show a user."""
@@ -158,8 +164,7 @@ class RoomWait:
         if not room.hold(conn, project_id, mutations):
             host.editors.close(conn, CLOSE_TRY_LATER, f"{room.message()}; too many edits wait")
             return
-        if conn not in room.told:
-            room.told.add(conn)
+        if room.to_tell(conn):
             message = f"{room.message()}: your edits wait in this editor until there is room"
             host.editors.reply(conn, outbound.error("unavailable", message))
         if self._retry is None:

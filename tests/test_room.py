@@ -60,6 +60,7 @@ def test_below_the_reserve_edits_wait_in_order_until_a_look_finds_room() -> None
     assert room.admits(0.0) is False
     for conn, project_id, mid in ((A, "p", 1), (B, "p", 1), (A, "q", 2)):
         assert room.hold(conn, project_id, flush(mid)) is True
+    assert room.to_tell(A) is True
     disk.free = 64 * MIB
     assert room.release(0.5) is None  # freed, but not looked at yet
     assert room.admits(0.6) is False  # nothing overtakes what waits
@@ -72,6 +73,7 @@ def test_below_the_reserve_edits_wait_in_order_until_a_look_finds_room() -> None
     ]
     assert room.waiting == []
     assert room.admits(1.1) is True
+    assert room.to_tell(A) is True  # a wait after this one is told again
 
 
 def test_a_closed_connection_s_edits_stop_waiting() -> None:
@@ -79,10 +81,13 @@ def test_a_closed_connection_s_edits_stop_waiting() -> None:
     room.admits(0.0)
     room.hold(A, "p", flush(1))
     room.hold(B, "p", flush(1))
-    room.told.update({A, B})
+    assert room.to_tell(A) is True
+    assert room.to_tell(B) is True
+    assert room.to_tell(A) is False  # once
     room.drop(A)
     assert [w.conn for w in room.waiting] == [B]
-    assert room.told == {B}
+    assert room.to_tell(A) is True  # back, and waiting again: told again
+    assert room.to_tell(B) is False
 
 
 def test_edits_past_the_limit_are_not_kept() -> None:
