@@ -144,6 +144,9 @@ class GatewaySettings(_Section):
     mutation_rate: float = Field(default=MUTATION_RATE, gt=0)
     mutation_burst: int = Field(default=MUTATION_BURST, ge=1)
     hello_timeout: PositiveSeconds = 10.0
+    # Seconds a connection may go without a request (none yet, or half of one, or none since the last)
+    # before it is closed; an editor's WebSocket is a request in progress and is not affected.
+    idle_timeout: PositiveSeconds = 75.0
     # The frame's own object is level 1; the JSON decoder recurses per level, hence the ceiling.
     max_json_depth: int = Field(default=32, ge=4, le=256)
     public_url: _url(("https", "http")) | None = None  # type: ignore[valid-type]

@@ -365,7 +365,11 @@ class EditorGateway:
             self._routes(app)
         app.on_response_prepare.append(_server_header)
         _SERVER_LOG.addFilter(_QUIET_BAD_REQUESTS)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        # aiohttp's keep-alive timer also closes a connection that never completes its first request;
+        # its default of an hour let such connections (a broken client, a scanner) hold a file that long.
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=1.0, keepalive_timeout=s.idle_timeout
+        )
         await runner.setup()
         assert runner.server is not None
         try:
