@@ -3,18 +3,12 @@ editors keep their edits, and those go on once there is room."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from syncd.client import EditorClient
 from syncd.core.ids import ConnId
@@ -25,6 +19,7 @@ from syncd.servicekey import service_key
 from syncd.wire import CLOSE_TRY_LATER
 from tests.support.daemon import DaemonProcess
 from tests.support.disk import fill, small_tmpfs
+from tests.support.editor import RawEditors
 
 MIB = 1024 * 1024
 SCENE = str(DEMO_SCENES[0]["id"])
@@ -136,17 +131,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
 
 
-async def until_closed(ws: ClientConnection) -> tuple[list[dict[str, Any]], ConnectionClosed]:
-    """The frames received until the daemon closed the connection, and how it closed it."""
-    received: list[dict[str, Any]] = []
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                received.append(json.loads(await ws.recv()))
-            except ConnectionClosed as closed:
-                return received, closed
-
-
 async def test_on_a_full_disk_an_edit_waits_in_its_editor_and_goes_on_once_there_is_room(
     small_disk: Path,
 ) -> None:
@@ -193,28 +177,21 @@ async def test_past_the_limit_of_waiting_edits_the_connection_that_sends_one_mor
     unlimited = {"SYNCD_GATEWAY__MUTATION_RATE": "1000000", "SYNCD_GATEWAY__MUTATION_BURST": "1000000"}
     daemon = DaemonProcess(small_disk / "state", env=unlimited).start()
     assert daemon.proc is not None
+    editors = RawEditors(timeout=20)
     try:
-        async with connect(daemon.url, max_size=None) as ws:
-            hello = {
-                "type": "hello",
-                "protocol": 1,
-                "project_id": DEMO_PROJECT_ID,
-                "client_id": str(uuid.uuid4()),
-            }
-            await ws.send(json.dumps(hello))
-            async with asyncio.timeout(10):
-                while json.loads(await ws.recv())["type"] != "snapshot":
-                    pass
-            fill(small_disk / "filler")
-            for mid in range(1, MAX_WAITING + 2):
-                await ws.send(json.dumps({"type": "flush", "mid": mid}))
-            received, closed = await until_closed(ws)
+        editor = await editors.open(daemon.url)
+        await editor.join(DEMO_PROJECT_ID)
+        fill(small_disk / "filler")
+        for mid in range(1, MAX_WAITING + 2):
+            await editor.send({"type": "flush", "mid": mid})
+        code, received = await editor.closed()
         errors = [(f["code"], f["mid"], f["message"][:25]) for f in received if f["type"] == "error"]
         assert errors == [("unavailable", None, "the daemon's disk is full")]
         assert not [f for f in received if f["type"] == "ack"]
-        assert closed.rcvd is not None
-        assert closed.rcvd.code == CLOSE_TRY_LATER
-        assert closed.rcvd.reason.endswith("too many edits wait")
+        assert code == CLOSE_TRY_LATER
+        assert editor.ws.close_reason is not None
+        assert editor.ws.close_reason.endswith("too many edits wait")
         assert daemon.proc.poll() is None, "the daemon stopped"
     finally:
+        await editors.close()
         daemon.stop()
